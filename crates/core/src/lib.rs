@@ -3,4 +3,18 @@
 //! Everything here is synchronous and does no I/O of its own beyond the
 //! readers and writers it is handed; adapters implement the ports.
 
+pub mod conformance;
+pub mod curate;
+pub mod geography;
+pub mod ingest;
+pub mod lineage;
+pub mod link;
+pub mod memory;
+pub mod network;
+pub mod ports;
 pub mod pseudo;
+pub mod read;
+pub mod report;
+pub mod schema;
+pub mod synth;
+pub mod validate;

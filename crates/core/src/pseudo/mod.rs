@@ -5,6 +5,15 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub mod canonical;
+pub mod generalise;
+pub mod key;
+mod token;
+
+pub use canonical::{Rejection, canonicalise, nhs_check_digit, upn_check_letter};
+pub use key::{Key, KeyError, KeyId, MasterKey};
+pub use token::Pseudonymiser;
+
 /// The scheme version recorded in lineage and provenance.
 pub const SCHEME: &str = "agencylink-pseudo-v1";
 
@@ -51,6 +60,11 @@ impl Kind {
         Kind::Upn,
         Kind::Match,
     ];
+
+    /// Position in [`Kind::ALL`], for per-kind tables.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// The kind's name as it appears in tokens and in `x-identifier`.
     pub fn as_str(self) -> &'static str {

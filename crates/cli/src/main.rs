@@ -1,0 +1,377 @@
+//! The `agencylink` command: a thin layer over `agencylink-core` that parses
+//! arguments, opens files, and maps outcomes to exit codes (0 ok, 1 problems
+//! found and reported, 2 the command could not do its job).
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use agencylink_core::curate::{Curator, Provenance};
+use agencylink_core::pseudo::{Kind, Pseudonymiser, canonicalise};
+use agencylink_core::read::{self, InputFormat};
+use agencylink_core::report::{JsonReportWriter, validate_all};
+use agencylink_core::schema::{Catalog, Dataset};
+use agencylink_core::validate::RowValidator;
+use agencylink_local::LocalKeyProvider;
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod commands;
+
+/// agencylink: validate, pseudonymise and link multi-agency CSE data extracts.
+#[derive(Debug, Parser)]
+#[command(name = "agencylink", version, about, propagate_version = true)]
+struct Cli {
+    /// Read dataset schemas from this directory instead of the embedded ones.
+    #[arg(long, global = true, value_name = "DIR", env = "AGENCYLINK_SCHEMAS")]
+    schemas: Option<PathBuf>,
+    /// The data directory (objects, SQLite store, key file).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "AGENCYLINK_DATA_DIR",
+        default_value = "agencylink-data"
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the datasets agencies can upload, with a one-line description.
+    Datasets,
+    /// Print a dataset's JSON Schema.
+    Schema {
+        /// Dataset id, e.g. police.cse_crime.
+        id: String,
+    },
+    /// Check an extract against its dataset schema. Nothing leaves this machine.
+    ///
+    /// Exit codes: 0 all rows valid, 1 some rows invalid, 2 a file-level
+    /// problem or bad usage.
+    Validate {
+        /// Dataset id, e.g. council.cin_referral.
+        #[arg(long)]
+        dataset: String,
+        /// Input format; by default from the file name (.ndjson/.jsonl = NDJSON, else CSV).
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// Report style: a summary for people, or JSON for machines.
+        #[arg(long, value_enum, default_value_t = ReportArg::Text)]
+        report: ReportArg,
+        /// The extract to check (`-` for standard input).
+        file: PathBuf,
+    },
+    /// Manage the local pseudonymisation key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Pseudonymise one value, or a whole extract to curated NDJSON.
+    ///
+    /// With `--kind`, prints the token of VALUE (exit 1 with the reason, never
+    /// the value, when it is rejected). With `--dataset`, streams curated
+    /// NDJSON for FILE to stdout and the rejected rows' errors to stderr.
+    Pseudonymise(PseudonymiseArgs),
+    /// Validate, pseudonymise and merge an extract into the local store.
+    Ingest(commands::IngestArgs),
+    /// Read and verify the lineage log (auditors).
+    #[command(subcommand)]
+    Lineage(commands::LineageCommand),
+    /// Write a synthetic extract (safe values only) to stdout.
+    Synth(commands::SynthArgs),
+    /// Synthesise extracts for every dataset, ingest them, and summarise.
+    Demo(commands::DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create a new key file (mode 0600) in the data directory.
+    Init,
+    /// Print the id of the key in use.
+    Id,
+}
+
+#[derive(Debug, clap::Args)]
+struct PseudonymiseArgs {
+    /// Identifier kind (nhs_number, person_name, date, postcode, phone, email, vrm, local_ref, upn).
+    #[arg(long, conflicts_with = "dataset", required_unless_present = "dataset")]
+    kind: Option<String>,
+    /// Print the canonical form instead of the token.
+    #[arg(long, requires = "kind")]
+    canonical: bool,
+    /// Dataset id, to pseudonymise a whole extract.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Agency id (scopes local references).
+    #[arg(long, default_value = "")]
+    agency: String,
+    /// Input format for --dataset.
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// The value (with --kind) or the extract file (with --dataset).
+    input: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum FormatArg {
+    Csv,
+    Ndjson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportArg {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let catalog = load_catalog(cli.schemas.as_deref())?;
+    match cli.command {
+        Command::Datasets => {
+            let mut out = io::stdout().lock();
+            for ds in catalog.latest() {
+                let line = ds
+                    .description
+                    .split(". ")
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches('.');
+                writeln!(out, "{:<34} v{}  {}", ds.id, ds.version, line)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema { id } => {
+            let ds = dataset(&catalog, &id)?;
+            let mut out = io::stdout().lock();
+            out.write_all(ds.source.as_bytes())?;
+            if !ds.source.ends_with('\n') {
+                out.write_all(b"\n")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate {
+            dataset: id,
+            format,
+            report,
+            file,
+        } => {
+            let ds = dataset(&catalog, &id)?;
+            validate(ds, input_format(format, &file), report, &file)
+        }
+        Command::Key(KeyCommand::Init) => {
+            let key = LocalKeyProvider::init(&cli.data_dir.join(agencylink_local::KEY_FILE))?;
+            println!("{}", key.kid());
+            eprintln!(
+                "created a new key in {} (mode 0600); keep it secret and backed up",
+                cli.data_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Key(KeyCommand::Id) => {
+            let key = commands::load_key(&cli.data_dir)?;
+            println!("{}", key.kid());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pseudonymise(args) => pseudonymise(&catalog, &cli.data_dir, args),
+        Command::Ingest(args) => commands::ingest_cmd(&catalog, &cli.data_dir, args),
+        Command::Lineage(cmd) => commands::lineage_cmd(&cli.data_dir, cmd),
+        Command::Demo(args) => commands::demo(&catalog, &cli.data_dir, args),
+        Command::Synth(args) => commands::synth(&catalog, args),
+    }
+}
+
+fn load_catalog(dir: Option<&Path>) -> Result<Catalog> {
+    let Some(dir) = dir else {
+        return Ok(Catalog::embedded()?);
+    };
+    let mut files = Vec::new();
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("reading schemas from {}", dir.display()))?
+    {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if name.ends_with(".schema.json") {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            files.push((name, text));
+        }
+    }
+    if files.is_empty() {
+        bail!("no *.schema.json files in {}", dir.display());
+    }
+    Ok(Catalog::from_sources(
+        files.iter().map(|(n, t)| (n.as_str(), t.as_str())),
+    )?)
+}
+
+fn dataset<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Dataset> {
+    match catalog.get(id) {
+        Some(ds) => Ok(ds),
+        None => {
+            let known: Vec<&str> = catalog.latest().map(|d| d.id.as_str()).collect();
+            bail!(
+                "unknown dataset `{id}`; known datasets: {}",
+                known.join(", ")
+            )
+        }
+    }
+}
+
+fn open_input(file: &Path) -> Result<Box<dyn Read>> {
+    if file == Path::new("-") {
+        return Ok(Box::new(io::stdin()));
+    }
+    let f = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    Ok(Box::new(f))
+}
+
+fn input_format(format: Option<FormatArg>, file: &Path) -> InputFormat {
+    match format {
+        Some(FormatArg::Csv) => InputFormat::Csv,
+        Some(FormatArg::Ndjson) => InputFormat::Ndjson,
+        None => InputFormat::from_file_name(&file.to_string_lossy()),
+    }
+}
+
+fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> Result<ExitCode> {
+    if let Some(kind) = &args.kind {
+        let kind: Kind = kind.parse()?;
+        if args.canonical {
+            return Ok(match canonicalise(kind, &args.input, &args.agency) {
+                Ok(c) => {
+                    println!("{c}");
+                    ExitCode::SUCCESS
+                }
+                Err(reason) => {
+                    eprintln!("rejected: {kind}: {reason}");
+                    ExitCode::from(1)
+                }
+            });
+        }
+        let p = Pseudonymiser::new(commands::load_key(data_dir)?);
+        return Ok(match p.pseudonymise(kind, &args.input, &args.agency) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(reason) => {
+                eprintln!("rejected: {kind}: {reason}");
+                ExitCode::from(1)
+            }
+        });
+    }
+    let id = args.dataset.as_deref().unwrap_or_default();
+    let ds = dataset(catalog, id)?;
+    if args.agency.is_empty() {
+        bail!("--agency is required with --dataset");
+    }
+    commands::check_agency(&args.agency)?;
+    let p = Pseudonymiser::new(commands::load_key(data_dir)?);
+    let file = Path::new(&args.input);
+    let input = BufReader::with_capacity(1 << 16, open_input(file)?);
+    let mut rows = read::open(input_format(args.format, file), input, ds);
+    let validator = RowValidator::new(ds);
+    let curator = Curator::new(
+        ds,
+        &p,
+        Provenance {
+            agency: args.agency.clone(),
+            upload_id: "local".into(),
+        },
+    );
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut report = JsonReportWriter::start(BufWriter::new(io::stderr().lock()), &ds.id)?;
+    let mut summary = agencylink_core::report::Summary::new(&ds.id);
+    let mut errors = Vec::new();
+    while let Some(next) = rows.next_row() {
+        let row = match next {
+            Ok(row) => row,
+            Err(e) => {
+                summary.file_error(&e);
+                break;
+            }
+        };
+        errors.clear();
+        if validator.check(&row, &mut errors) {
+            match curator.curate(&row) {
+                Ok(rec) => {
+                    serde_json::to_writer(&mut out, &rec.body)?;
+                    out.write_all(b"\n")?;
+                }
+                Err(e) => errors.push(agencylink_core::validate::RowError {
+                    row: row.row,
+                    line: row.line,
+                    field: e.field.clone(),
+                    pointer: format!("/{}", e.field),
+                    code: "identifier".into(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        for e in &errors {
+            report.error(e)?;
+        }
+        summary.record_row(&errors);
+    }
+    out.flush()?;
+    report.finish(&summary)?.flush()?;
+    Ok(if summary.has_file_errors() {
+        ExitCode::from(2)
+    } else if summary.invalid_rows > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn validate(ds: &Dataset, format: InputFormat, report: ReportArg, file: &Path) -> Result<ExitCode> {
+    let input = BufReader::with_capacity(1 << 16, open_input(file)?);
+    let mut rows = read::open(format, input, ds);
+    let validator = RowValidator::new(ds);
+    let stdout = io::stdout().lock();
+    let summary = if report == ReportArg::Json {
+        let mut json = JsonReportWriter::start(BufWriter::new(stdout), &ds.id)?;
+        let summary = validate_all(rows.as_mut(), &validator, |e| json.error(e))?;
+        json.finish(&summary)?.flush()?;
+        summary
+    } else {
+        let summary = validate_all(rows.as_mut(), &validator, |_| Ok(()))?;
+        let mut out = stdout;
+        out.write_all(summary.render_text().as_bytes())?;
+        summary
+    };
+    Ok(if summary.has_file_errors() {
+        ExitCode::from(2)
+    } else if summary.invalid_rows > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

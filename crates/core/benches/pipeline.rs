@@ -1,0 +1,112 @@
+//! Pipeline throughput on one core (not a timed test): synthesise N rows of a
+//! dataset to a temporary file, then measure validation alone and the whole
+//! curate path (CSV in, validation, pseudonymisation, curated NDJSON out),
+//! and report peak RSS. `cargo bench -p agencylink-core --bench pipeline -- [ROWS] [DATASET]`
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::time::Instant;
+
+use agencylink_core::curate::{Curator, Provenance};
+use agencylink_core::pseudo::{Key, Pseudonymiser};
+use agencylink_core::read::{self, InputFormat};
+use agencylink_core::report::validate_all;
+use agencylink_core::schema::Catalog;
+use agencylink_core::synth::{SynthOptions, World, write_csv_with_world};
+use agencylink_core::validate::RowValidator;
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<f64>().ok())
+            })
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let rows: u64 = args
+        .first()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let id = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "police.cse_crime".to_owned());
+    let cat = Catalog::embedded().expect("schemas");
+    let ds = cat.get(&id).expect("dataset");
+    let path = std::env::temp_dir().join(format!("agencylink-bench-{}.csv", std::process::id()));
+
+    let t = Instant::now();
+    let world = World::new(1, Default::default()).expect("world");
+    {
+        let mut out = BufWriter::with_capacity(1 << 16, File::create(&path).expect("tmp"));
+        write_csv_with_world(&world, ds, &SynthOptions::new(1, rows), &mut out, None)
+            .expect("synth");
+        out.flush().expect("flush");
+    }
+    let synth_s = t.elapsed().as_secs_f64();
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    println!(
+        "dataset {id}: {rows} rows, {:.0} MiB CSV",
+        size as f64 / 1048576.0
+    );
+    println!("synth            {:>10.0} rows/s", rows as f64 / synth_s);
+
+    let t = Instant::now();
+    let input = BufReader::with_capacity(1 << 16, File::open(&path).expect("open"));
+    let mut src = read::open(InputFormat::Csv, input, ds);
+    let v = RowValidator::new(ds);
+    let summary = validate_all(src.as_mut(), &v, |_| Ok(())).expect("validate");
+    let val_s = t.elapsed().as_secs_f64();
+    assert_eq!(summary.valid_rows, rows);
+    println!(
+        "validate         {:>10.0} rows/s   peak RSS so far {:.1} MiB",
+        rows as f64 / val_s,
+        peak_rss_mib()
+    );
+
+    let key = Key::from_base64("bench", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+        .expect("test key");
+    let p = Pseudonymiser::new(key);
+    let curator = Curator::new(
+        ds,
+        &p,
+        Provenance {
+            agency: "gmp-police".into(),
+            upload_id: "bench".into(),
+        },
+    );
+    let t = Instant::now();
+    let input = BufReader::with_capacity(1 << 16, File::open(&path).expect("open"));
+    let mut src = read::open(InputFormat::Csv, input, ds);
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::sink());
+    let mut errors = Vec::new();
+    let mut n = 0u64;
+    while let Some(row) = src.next_row() {
+        let row = row.expect("row");
+        errors.clear();
+        if v.check(&row, &mut errors) {
+            let rec = curator.curate(&row).expect("curate");
+            serde_json::to_writer(&mut out, &rec.body).expect("write");
+            out.write_all(b"\n").expect("write");
+            n += 1;
+        }
+    }
+    let cur_s = t.elapsed().as_secs_f64();
+    assert_eq!(n, rows);
+    println!(
+        "end to end       {:>10.0} rows/s   peak RSS {:.1} MiB",
+        rows as f64 / cur_s,
+        peak_rss_mib()
+    );
+    let _ = std::fs::remove_file(&path);
+}

@@ -1,0 +1,309 @@
+//! One upload, start to finish: read → validate → pseudonymise → curated
+//! NDJSON and rejection reports → merge and link → a lineage event.
+//!
+//! The upload id is derived from (agency, dataset, file SHA-256), so a file
+//! delivered twice is recognised from lineage and changes nothing. Merging is
+//! idempotent per record, so an ingest killed half-way and run again leaves no
+//! duplicate and conserved counts.
+
+use std::io::{self, BufRead, Write};
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::curate::{Curator, Provenance, short_hash};
+use crate::lineage;
+use crate::link::{MergeStats, merge};
+use crate::ports::{ChainLog, RecordStore, StoreError};
+use crate::pseudo::Pseudonymiser;
+use crate::read::{self, InputFormat};
+use crate::report::{JsonReportWriter, Summary};
+use crate::schema::Dataset;
+use crate::validate::{RowError, RowValidator};
+
+/// Records merged per store batch (one SQLite transaction).
+const BATCH: usize = 5_000;
+
+/// An ingest that could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing an output failed.
+    #[error("writing an output: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What the caller supplies about the upload.
+#[derive(Debug, Clone)]
+pub struct UploadInfo {
+    /// Uploading agency id.
+    pub agency: String,
+    /// SHA-256 (hex) of the whole file, computed while it was received.
+    pub sha256: String,
+    /// Where the upload landed (object key).
+    pub source: String,
+    /// Input format.
+    pub format: InputFormat,
+    /// Event time, RFC 3339 (the core reads no clock).
+    pub time: String,
+    /// Object keys the caller will store the outputs under.
+    pub outputs: Vec<String>,
+}
+
+/// Where curated rows and rejection reports go.
+#[allow(missing_debug_implementations)]
+pub struct Sinks<'a> {
+    /// Curated NDJSON, one record per line.
+    pub curated: &'a mut dyn Write,
+    /// The rejection report, JSON.
+    pub report_json: &'a mut dyn Write,
+    /// The rejection report, CSV for people.
+    pub report_csv: &'a mut dyn Write,
+}
+
+/// The ingest summary printed as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestSummary {
+    /// Upload id.
+    pub upload_id: String,
+    /// Agency.
+    pub agency: String,
+    /// Dataset id.
+    pub dataset: String,
+    /// Data rows read.
+    pub rows_in: u64,
+    /// Rows that passed validation and were merged.
+    pub rows_accepted: u64,
+    /// Rows rejected (in the report).
+    pub rows_rejected: u64,
+    /// Records new to the store.
+    pub records_inserted: u64,
+    /// Records that replaced an earlier version.
+    pub records_replaced: u64,
+    /// Records identical to what the store had.
+    pub records_unchanged: u64,
+    /// Records linked to a person another record already established.
+    pub people_linked: u64,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// The file was ingested before; nothing changed.
+    pub duplicate: bool,
+    /// File-level problems (the upload failed; nothing merged).
+    pub file_errors: Vec<crate::report::FileProblem>,
+}
+
+/// The upload id for a file.
+pub fn upload_id(agency: &str, dataset: &str, sha256: &str) -> String {
+    format!(
+        "u_{}",
+        short_hash(
+            &[
+                b"agencylink/v1/upload|",
+                agency.as_bytes(),
+                b"|",
+                dataset.as_bytes(),
+                b"|",
+                sha256.as_bytes()
+            ],
+            10
+        )
+    )
+}
+
+/// Run one upload.
+#[allow(clippy::too_many_arguments)]
+pub fn ingest(
+    dataset: &Dataset,
+    pseudo: &Pseudonymiser,
+    records: &dyn RecordStore,
+    lineage_log: &dyn ChainLog,
+    info: &UploadInfo,
+    input: &mut dyn BufRead,
+    sinks: Sinks<'_>,
+    mut progress: impl FnMut(u64),
+) -> Result<IngestSummary, IngestError> {
+    let upload = upload_id(&info.agency, &dataset.id, &info.sha256);
+    let mut summary = IngestSummary {
+        upload_id: upload.clone(),
+        agency: info.agency.clone(),
+        dataset: dataset.id.clone(),
+        sha256: info.sha256.clone(),
+        ..IngestSummary::default()
+    };
+    let earlier = lineage_log.entries()?;
+    if let Some(done) = earlier.iter().rev().find(|e| {
+        e.get("upload_id").and_then(Value::as_str) == Some(&upload)
+            && e.get("type").and_then(Value::as_str) == Some("ingest")
+    }) {
+        let n = |k: &str| done.get(k).and_then(Value::as_u64).unwrap_or(0);
+        summary.rows_in = n("rows_in");
+        summary.rows_accepted = n("rows_accepted");
+        summary.rows_rejected = n("rows_rejected");
+        summary.records_unchanged = n("rows_accepted");
+        summary.duplicate = true;
+        return Ok(summary);
+    }
+
+    let validator = RowValidator::new(dataset);
+    let curator = Curator::new(
+        dataset,
+        pseudo,
+        Provenance {
+            agency: info.agency.clone(),
+            upload_id: upload.clone(),
+        },
+    );
+    let mut rows = read::open(info.format, input, dataset);
+    let mut report = JsonReportWriter::start(&mut *sinks.report_json, &dataset.id)?;
+    writeln!(sinks.report_csv, "row,line,field,code,message")?;
+    let mut counts = Summary::new(&dataset.id);
+    let mut errors: Vec<RowError> = Vec::new();
+    let mut pending = Vec::with_capacity(BATCH);
+    let mut merged = MergeStats::default();
+    let mut line = Vec::with_capacity(1024);
+    while let Some(next) = rows.next_row() {
+        let row = match next {
+            Ok(row) => row,
+            Err(e) => {
+                counts.file_error(&e);
+                break;
+            }
+        };
+        errors.clear();
+        let mut ok = validator.check(&row, &mut errors);
+        if ok {
+            match curator.curate(&row) {
+                Ok(rec) => {
+                    line.clear();
+                    serde_json::to_writer(&mut line, &rec.body).map_err(io::Error::other)?;
+                    line.push(b'\n');
+                    sinks.curated.write_all(&line)?;
+                    pending.push(rec);
+                }
+                Err(e) => {
+                    ok = false;
+                    errors.push(RowError {
+                        row: row.row,
+                        line: row.line,
+                        field: e.field.clone(),
+                        pointer: format!("/{}", e.field),
+                        code: "identifier".into(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        if !ok {
+            for e in &errors {
+                report.error(e)?;
+                write_csv_error(sinks.report_csv, e)?;
+            }
+        }
+        counts.record_row(&errors);
+        if pending.len() >= BATCH && counts.file_errors.is_empty() {
+            add(&mut merged, merge(records, std::mem::take(&mut pending))?);
+            progress(counts.rows);
+        }
+    }
+    report.finish(&counts)?;
+    summary.rows_in = counts.rows;
+    summary.rows_rejected = counts.invalid_rows;
+    summary.rows_accepted = counts.valid_rows;
+    if counts.has_file_errors() {
+        // A broken file is refused whole: what was merged before the problem
+        // was found stays (it is valid and idempotent), and lineage says so.
+        summary.file_errors = counts.file_errors.clone();
+    } else if !pending.is_empty() {
+        add(&mut merged, merge(records, std::mem::take(&mut pending))?);
+    }
+    progress(counts.rows);
+    summary.records_inserted = merged.inserted;
+    summary.records_replaced = merged.replaced;
+    summary.records_unchanged = merged.unchanged;
+    summary.people_linked = merged.linked;
+
+    let replaced_uploads: Vec<Value> = earlier
+        .iter()
+        .filter(|e| {
+            e.get("type").and_then(Value::as_str) == Some("ingest")
+                && e.get("agency").and_then(Value::as_str) == Some(&info.agency)
+                && e.get("dataset").and_then(Value::as_str) == Some(&dataset.id)
+        })
+        .filter_map(|e| e.get("upload_id").cloned())
+        .collect();
+    let mut event = Map::new();
+    let kind = if summary.file_errors.is_empty() {
+        "ingest"
+    } else {
+        "failure"
+    };
+    event.insert("type".into(), json!(kind));
+    event.insert("upload_id".into(), json!(upload));
+    event.insert("agency".into(), json!(info.agency));
+    event.insert("dataset".into(), json!(dataset.id));
+    event.insert("schema_version".into(), json!(dataset.version));
+    event.insert("scheme".into(), json!(pseudo.scheme()));
+    event.insert("key_id".into(), json!(pseudo.kid().as_str()));
+    event.insert("file_sha256".into(), json!(info.sha256));
+    event.insert("source".into(), json!(info.source));
+    event.insert(
+        "format".into(),
+        json!(if info.format == InputFormat::Csv {
+            "csv"
+        } else {
+            "ndjson"
+        }),
+    );
+    event.insert("rows_in".into(), json!(summary.rows_in));
+    event.insert("rows_accepted".into(), json!(summary.rows_accepted));
+    event.insert("rows_rejected".into(), json!(summary.rows_rejected));
+    event.insert("records_inserted".into(), json!(summary.records_inserted));
+    event.insert("records_replaced".into(), json!(summary.records_replaced));
+    event.insert("records_unchanged".into(), json!(summary.records_unchanged));
+    event.insert("people_linked".into(), json!(summary.people_linked));
+    if summary.records_replaced > 0 {
+        event.insert("replaces_uploads".into(), Value::Array(replaced_uploads));
+    }
+    let rules: Vec<Value> = counts
+        .by_rule
+        .iter()
+        .map(|((field, code), rc)| json!({"field": field, "code": code, "count": rc.count}))
+        .collect();
+    event.insert("rejections".into(), Value::Array(rules));
+    event.insert("file_errors".into(), json!(summary.file_errors));
+    event.insert("outputs".into(), json!(info.outputs));
+    event.insert("time".into(), json!(info.time));
+    lineage::append(lineage_log, event)?;
+    Ok(summary)
+}
+
+fn add(total: &mut MergeStats, s: MergeStats) {
+    total.inserted += s.inserted;
+    total.replaced += s.replaced;
+    total.unchanged += s.unchanged;
+    total.linked += s.linked;
+}
+
+fn write_csv_error(out: &mut dyn Write, e: &RowError) -> io::Result<()> {
+    let cell = |s: &str| {
+        // Neutralise spreadsheet formulas and quote every text cell.
+        let s = if s.starts_with(['=', '+', '-', '@']) {
+            format!("'{s}")
+        } else {
+            s.to_owned()
+        };
+        format!("\"{}\"", s.replace('"', "\"\""))
+    };
+    writeln!(
+        out,
+        "{},{},{},{},{}",
+        e.row,
+        e.line,
+        cell(&e.field),
+        cell(&e.code),
+        cell(&e.message)
+    )
+}

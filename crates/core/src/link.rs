@@ -1,0 +1,370 @@
+//! Linkage: people are the connected components of records that share any
+//! match key.
+//!
+//! Person ids (documented rule, stable across runs):
+//! - a new person's id is `p_` + base32(SHA-256("agencylink/v1/person|" + the
+//!   smallest match key among the records that create it)), or of the record
+//!   id when the record carries no match key;
+//! - when records join two or more existing people, the smallest of their
+//!   ids survives and every other id becomes an alias of it, so an analyst's
+//!   saved id still resolves;
+//! - when a corrected record drops the key that held a person together, the
+//!   part holding the person's smallest key keeps the id and each other part
+//!   gets a new id by the first rule (an alias would point at the wrong child).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::curate::short_hash;
+use crate::ports::{RecordStore, StoreResult, StoredRecord, WriteBatch};
+
+/// What merging one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeStats {
+    /// Records new to the store.
+    pub inserted: u64,
+    /// Records that replaced an earlier version (content changed).
+    pub replaced: u64,
+    /// Records identical to what the store has.
+    pub unchanged: u64,
+    /// Records that joined a person already known from another record.
+    pub linked: u64,
+}
+
+/// The id a new person gets from its anchor (smallest key or record id).
+pub fn person_id_for(anchor: &str) -> String {
+    format!(
+        "p_{}",
+        short_hash(&[b"agencylink/v1/person|", anchor.as_bytes()], 12)
+    )
+}
+
+struct Dsu {
+    parent: Vec<usize>,
+}
+
+impl Dsu {
+    fn new() -> Self {
+        Dsu { parent: Vec::new() }
+    }
+    fn add(&mut self) -> usize {
+        self.parent.push(self.parent.len());
+        self.parent.len() - 1
+    }
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        if a != b {
+            self.parent[a.max(b)] = a.min(b);
+        }
+    }
+}
+
+/// Merge curated records (person ids unset) into the store.
+pub fn merge(store: &dyn RecordStore, incoming: Vec<StoredRecord>) -> StoreResult<MergeStats> {
+    let mut stats = MergeStats::default();
+    // Within one batch the last row for a record id wins, as a later upload would.
+    let mut last: HashMap<String, usize> = HashMap::new();
+    for (i, r) in incoming.iter().enumerate() {
+        if let Some(prev) = last.insert(r.record_id.clone(), i) {
+            let _ = prev;
+            stats.replaced += 1;
+        }
+    }
+    let mut incoming: Vec<StoredRecord> = incoming
+        .into_iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(&r.record_id) == Some(i))
+        .map(|(_, r)| r)
+        .collect();
+    let ids: Vec<String> = incoming.iter().map(|r| r.record_id.clone()).collect();
+    let existing = store.get_records(&ids)?;
+    let mut changed = Vec::new();
+    let mut old_versions = Vec::new();
+    for (mut r, old) in incoming.drain(..).zip(existing) {
+        match old {
+            Some(old) if old.content_hash == r.content_hash => stats.unchanged += 1,
+            Some(old) => {
+                stats.replaced += 1;
+                r.person_id = old.person_id.clone();
+                old_versions.push(old);
+                changed.push(r);
+            }
+            None => {
+                stats.inserted += 1;
+                changed.push(r);
+            }
+        }
+    }
+    if changed.is_empty() {
+        return Ok(stats);
+    }
+
+    // Union-find over records, keys and the people that already own keys.
+    let mut dsu = Dsu::new();
+    let mut key_node: HashMap<String, usize> = HashMap::new();
+    let rec_nodes: Vec<usize> = changed.iter().map(|_| dsu.add()).collect();
+    let all_keys: Vec<String> = changed
+        .iter()
+        .flat_map(|r| r.match_keys.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for k in &all_keys {
+        key_node.insert(k.clone(), dsu.add());
+    }
+    for (r, &n) in changed.iter().zip(&rec_nodes) {
+        for k in &r.match_keys {
+            dsu.union(n, key_node[k]);
+        }
+    }
+    let owners = store.key_owners(&all_keys)?;
+    let mut person_node: HashMap<String, usize> = HashMap::new();
+    for (k, p) in &owners {
+        let pn = *person_node.entry(p.clone()).or_insert_with(|| dsu.add());
+        dsu.union(key_node[k], pn);
+    }
+    // A replaced record stays with its person unless its keys say otherwise.
+    for (r, &n) in changed.iter().zip(&rec_nodes) {
+        if !r.person_id.is_empty() && r.match_keys.is_empty() {
+            let pn = *person_node
+                .entry(r.person_id.clone())
+                .or_insert_with(|| dsu.add());
+            dsu.union(n, pn);
+        }
+    }
+
+    // Decide each component's person id.
+    let mut comp_people: HashMap<usize, BTreeSet<String>> = HashMap::new();
+    for (p, &n) in &person_node {
+        comp_people
+            .entry(dsu.find(n))
+            .or_default()
+            .insert(p.clone());
+    }
+    let mut comp_anchor: HashMap<usize, String> = HashMap::new();
+    for (r, &n) in changed.iter().zip(&rec_nodes) {
+        let root = dsu.find(n);
+        let anchor = r
+            .match_keys
+            .iter()
+            .min()
+            .cloned()
+            .unwrap_or_else(|| r.record_id.clone());
+        comp_anchor
+            .entry(root)
+            .and_modify(|a| {
+                if anchor < *a {
+                    a.clone_from(&anchor);
+                }
+            })
+            .or_insert(anchor);
+    }
+    let mut batch = WriteBatch::default();
+    let mut comp_id: HashMap<usize, String> = HashMap::new();
+    for (&root, anchor) in &comp_anchor {
+        let id = match comp_people.get(&root) {
+            Some(people) => {
+                let winner = people
+                    .iter()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| person_id_for(anchor));
+                for loser in people.iter().skip(1) {
+                    batch.aliases.push((loser.clone(), winner.clone()));
+                }
+                winner
+            }
+            None => person_id_for(anchor),
+        };
+        comp_id.insert(root, id);
+    }
+    for (r, &n) in changed.iter_mut().zip(&rec_nodes) {
+        let id = comp_id[&dsu.find(n)].clone();
+        if comp_people.get(&dsu.find(n)).is_some_and(|p| !p.is_empty()) {
+            stats.linked += 1;
+        }
+        r.person_id = id;
+    }
+    // Merged-away people: move their records and keys to the winner.
+    let mut moved: HashSet<String> = HashSet::new();
+    let changed_ids: HashSet<&str> = changed.iter().map(|r| r.record_id.as_str()).collect();
+    let mut relabelled = Vec::new();
+    for (loser, winner) in &batch.aliases {
+        for mut r in store.records_of_person(loser)? {
+            if changed_ids.contains(r.record_id.as_str()) || !moved.insert(r.record_id.clone()) {
+                continue;
+            }
+            r.person_id.clone_from(winner);
+            relabelled.push(r);
+        }
+    }
+    for r in changed.iter().chain(&relabelled) {
+        for k in &r.match_keys {
+            batch.key_owners.push((k.clone(), r.person_id.clone()));
+        }
+    }
+    // Keys that replaced records no longer carry may now belong to nobody.
+    let mut dropped: BTreeSet<String> = BTreeSet::new();
+    for old in &old_versions {
+        for k in &old.match_keys {
+            if !all_keys.contains(k) {
+                dropped.insert(k.clone());
+            }
+        }
+    }
+    let split_people: BTreeSet<String> = old_versions
+        .iter()
+        .filter(|o| o.match_keys.iter().any(|k| dropped.contains(k)))
+        .map(|o| o.person_id.clone())
+        .collect();
+    batch.records = changed;
+    batch.records.extend(relabelled);
+    store.apply(&batch)?;
+
+    if !dropped.is_empty() {
+        let mut cleanup = WriteBatch::default();
+        for k in &dropped {
+            if store.records_with_key(k)?.is_empty() {
+                cleanup.key_removals.push(k.clone());
+            }
+        }
+        store.apply(&cleanup)?;
+        for person in split_people {
+            resplit(store, &person)?;
+        }
+    }
+    Ok(stats)
+}
+
+/// Re-derive the components of one person's records after a key was dropped.
+fn resplit(store: &dyn RecordStore, person: &str) -> StoreResult<()> {
+    let records = store.records_of_person(person)?;
+    if records.len() < 2 {
+        return Ok(());
+    }
+    let mut dsu = Dsu::new();
+    let nodes: Vec<usize> = records.iter().map(|_| dsu.add()).collect();
+    let mut by_key: HashMap<&str, usize> = HashMap::new();
+    for (r, &n) in records.iter().zip(&nodes) {
+        for k in &r.match_keys {
+            match by_key.get(k.as_str()) {
+                Some(&m) => dsu.union(n, m),
+                None => {
+                    by_key.insert(k, n);
+                }
+            }
+        }
+    }
+    let mut parts: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, &n) in nodes.iter().enumerate() {
+        parts.entry(dsu.find(n)).or_default().push(i);
+    }
+    if parts.len() < 2 {
+        return Ok(());
+    }
+    let anchor = |idx: &Vec<usize>| {
+        idx.iter()
+            .flat_map(|&i| records[i].match_keys.iter().cloned())
+            .min()
+            .unwrap_or_else(|| records[idx[0]].record_id.clone())
+    };
+    let mut ordered: Vec<(String, Vec<usize>)> =
+        parts.into_values().map(|p| (anchor(&p), p)).collect();
+    ordered.sort();
+    let mut batch = WriteBatch::default();
+    for (anchor, idx) in ordered.into_iter().skip(1) {
+        let id = person_id_for(&anchor);
+        for i in idx {
+            let mut r = records[i].clone();
+            r.person_id.clone_from(&id);
+            for k in &r.match_keys {
+                batch.key_owners.push((k.clone(), id.clone()));
+            }
+            batch.records.push(r);
+        }
+    }
+    store.apply(&batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::sample_record;
+    use crate::memory::MemoryRecordStore;
+    use crate::ports::RecordStoreExt;
+
+    fn rec(id: &str, keys: &[&str]) -> StoredRecord {
+        let mut r = sample_record(id, "", "ds", "2025-01-01", keys, &[]);
+        r.content_hash = format!("{id}{keys:?}");
+        r
+    }
+
+    #[test]
+    fn shared_keys_link_and_merges_keep_aliases() {
+        let store = MemoryRecordStore::default();
+        let s = merge(&store, vec![rec("a", &["k1"]), rec("b", &["k2"])]).expect("merge");
+        assert_eq!((s.inserted, s.linked), (2, 0));
+        let pa = store.get_record("a").expect("get").expect("a").person_id;
+        let pb = store.get_record("b").expect("get").expect("b").person_id;
+        assert_ne!(pa, pb);
+        // c carries both keys: a and b are one person now.
+        let s = merge(&store, vec![rec("c", &["k1", "k2"])]).expect("merge");
+        assert_eq!((s.inserted, s.linked), (1, 1));
+        let winner = pa.clone().min(pb.clone());
+        for id in ["a", "b", "c"] {
+            assert_eq!(
+                store.get_record(id).expect("get").expect("rec").person_id,
+                winner
+            );
+        }
+        let loser = if winner == pa { pb } else { pa };
+        assert_eq!(
+            store.resolve_person(&loser).expect("resolve"),
+            winner,
+            "old id resolves"
+        );
+        // Same content again changes nothing.
+        let s = merge(&store, vec![rec("c", &["k1", "k2"])]).expect("merge");
+        assert_eq!((s.inserted, s.replaced, s.unchanged), (0, 0, 1));
+    }
+
+    #[test]
+    fn a_corrected_record_can_split_a_person() {
+        let store = MemoryRecordStore::default();
+        merge(
+            &store,
+            vec![
+                rec("a", &["k1"]),
+                rec("b", &["k2"]),
+                rec("c", &["k1", "k2"]),
+            ],
+        )
+        .expect("merge");
+        let before = store.get_record("a").expect("get").expect("a").person_id;
+        // The bridging record was wrong: it now only carries k3.
+        let s = merge(&store, vec![rec("c", &["k3"])]).expect("merge");
+        assert_eq!(s.replaced, 1);
+        let p = |id: &str| store.get_record(id).expect("get").expect("rec").person_id;
+        assert_ne!(p("a"), p("b"), "a and b are no longer linked");
+        assert_ne!(p("c"), p("a"));
+        assert!(
+            p("a") == before || p("b") == before,
+            "one part keeps the id"
+        );
+    }
+
+    #[test]
+    fn records_without_keys_are_their_own_people() {
+        let store = MemoryRecordStore::default();
+        merge(&store, vec![rec("x", &[]), rec("y", &[])]).expect("merge");
+        let p = |id: &str| store.get_record(id).expect("get").expect("rec").person_id;
+        assert_ne!(p("x"), p("y"));
+        assert_eq!(p("x"), person_id_for("x"));
+    }
+}

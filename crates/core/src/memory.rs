@@ -1,0 +1,277 @@
+//! In-memory implementations of the ports, for unit tests and as the
+//! reference behaviour the conformance suite pins down.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::sync::{Mutex, MutexGuard};
+
+use crate::ports::{
+    ChainLog, ObjectMeta, ObjectStore, PutMode, RecordStore, StoreError, StoreResult, StoredRecord,
+    WriteBatch,
+};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another test thread must not hide this one's result.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Reject keys an adapter on a filesystem or S3 must refuse too.
+pub fn check_object_key(key: &str) -> StoreResult<()> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key.ends_with('/')
+        || key.contains('\\')
+        || key.contains('\0')
+        || key
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if bad {
+        Err(StoreError::Invalid(format!(
+            "object key `{key}` is not a relative path"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Objects in a map.
+#[derive(Debug, Default)]
+pub struct MemoryObjectStore {
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+}
+
+impl ObjectStore for MemoryObjectStore {
+    fn put_from(&self, key: &str, data: &mut dyn Read, mode: PutMode) -> StoreResult<ObjectMeta> {
+        check_object_key(key)?;
+        let mut bytes = Vec::new();
+        data.read_to_end(&mut bytes)
+            .map_err(|e| StoreError::backend("reading the data to store", e))?;
+        let mut objects = lock(&self.objects);
+        if mode == PutMode::Create && objects.contains_key(key) {
+            return Err(StoreError::AlreadyExists(key.to_owned()));
+        }
+        let size = bytes.len() as u64;
+        objects.insert(key.to_owned(), bytes);
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size,
+        })
+    }
+
+    fn get(&self, key: &str) -> StoreResult<Box<dyn Read + Send>> {
+        check_object_key(key)?;
+        let objects = lock(&self.objects);
+        let bytes = objects
+            .get(key)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(key.to_owned()))?;
+        Ok(Box::new(std::io::Cursor::new(bytes)))
+    }
+
+    fn head(&self, key: &str) -> StoreResult<ObjectMeta> {
+        check_object_key(key)?;
+        let objects = lock(&self.objects);
+        objects
+            .get(key)
+            .map(|b| ObjectMeta {
+                key: key.to_owned(),
+                size: b.len() as u64,
+            })
+            .ok_or_else(|| StoreError::NotFound(key.to_owned()))
+    }
+
+    fn delete(&self, key: &str) -> StoreResult<()> {
+        check_object_key(key)?;
+        lock(&self.objects).remove(key);
+        Ok(())
+    }
+
+    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        let objects = lock(&self.objects);
+        Ok(objects
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| ObjectMeta {
+                key: k.clone(),
+                size: v.len() as u64,
+            })
+            .collect())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Records {
+    records: HashMap<String, StoredRecord>,
+    key_owner: HashMap<String, String>,
+    aliases: HashMap<String, String>,
+}
+
+/// Records and indexes in maps.
+#[derive(Debug, Default)]
+pub struct MemoryRecordStore {
+    inner: Mutex<Records>,
+}
+
+fn by_event(mut v: Vec<StoredRecord>) -> Vec<StoredRecord> {
+    v.sort_by(|a, b| {
+        (a.event_date.as_str(), a.record_id.as_str())
+            .cmp(&(b.event_date.as_str(), b.record_id.as_str()))
+    });
+    v
+}
+
+impl RecordStore for MemoryRecordStore {
+    fn get_records(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredRecord>>> {
+        let inner = lock(&self.inner);
+        Ok(ids
+            .iter()
+            .map(|id| inner.records.get(id).cloned())
+            .collect())
+    }
+
+    fn key_owners(&self, keys: &[String]) -> StoreResult<HashMap<String, String>> {
+        let inner = lock(&self.inner);
+        Ok(keys
+            .iter()
+            .filter_map(|k| inner.key_owner.get(k).map(|p| (k.clone(), p.clone())))
+            .collect())
+    }
+
+    fn records_of_person(&self, person_id: &str) -> StoreResult<Vec<StoredRecord>> {
+        let inner = lock(&self.inner);
+        Ok(by_event(
+            inner
+                .records
+                .values()
+                .filter(|r| r.person_id == person_id)
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    fn records_with_key(&self, key: &str) -> StoreResult<Vec<StoredRecord>> {
+        let inner = lock(&self.inner);
+        Ok(by_event(
+            inner
+                .records
+                .values()
+                .filter(|r| r.match_keys.iter().any(|k| k == key))
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    fn records_with_link(&self, token: &str) -> StoreResult<Vec<StoredRecord>> {
+        let inner = lock(&self.inner);
+        Ok(by_event(
+            inner
+                .records
+                .values()
+                .filter(|r| r.links.iter().any(|l| l.token == token))
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    fn scan_dataset(
+        &self,
+        dataset: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        visit: &mut dyn FnMut(StoredRecord) -> bool,
+    ) -> StoreResult<()> {
+        let matching = {
+            let inner = lock(&self.inner);
+            by_event(
+                inner
+                    .records
+                    .values()
+                    .filter(|r| {
+                        r.dataset == dataset
+                            && from.is_none_or(|f| r.event_date.as_str() >= f)
+                            && to.is_none_or(|t| r.event_date.as_str() <= t)
+                    })
+                    .cloned()
+                    .collect(),
+            )
+        };
+        for r in matching {
+            if !visit(r) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn datasets(&self) -> StoreResult<Vec<String>> {
+        let inner = lock(&self.inner);
+        let set: BTreeSet<&String> = inner.records.values().map(|r| &r.dataset).collect();
+        Ok(set.into_iter().cloned().collect())
+    }
+
+    fn alias(&self, person_id: &str) -> StoreResult<Option<String>> {
+        Ok(lock(&self.inner).aliases.get(person_id).cloned())
+    }
+
+    fn apply(&self, batch: &WriteBatch) -> StoreResult<()> {
+        let mut inner = lock(&self.inner);
+        for r in &batch.records {
+            inner.records.insert(r.record_id.clone(), r.clone());
+        }
+        for k in &batch.key_removals {
+            inner.key_owner.remove(k);
+        }
+        for (k, p) in &batch.key_owners {
+            inner.key_owner.insert(k.clone(), p.clone());
+        }
+        for (old, new) in &batch.aliases {
+            inner.aliases.insert(old.clone(), new.clone());
+        }
+        Ok(())
+    }
+}
+
+/// A hash-chained log in a vector.
+#[derive(Debug, Default)]
+pub struct MemoryChainLog {
+    entries: Mutex<Vec<(u64, String, serde_json::Value)>>,
+}
+
+impl ChainLog for MemoryChainLog {
+    fn head(&self) -> StoreResult<Option<(u64, String)>> {
+        Ok(lock(&self.entries).last().map(|(s, h, _)| (*s, h.clone())))
+    }
+
+    fn append(
+        &self,
+        seq: u64,
+        entry: &serde_json::Value,
+        expected_prev: Option<&str>,
+    ) -> StoreResult<()> {
+        let hash = entry
+            .get("hash")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| StoreError::Invalid("a chained entry needs a `hash`".into()))?
+            .to_owned();
+        let mut entries = lock(&self.entries);
+        let head = entries.last().map(|(_, h, _)| h.as_str());
+        if head != expected_prev {
+            return Err(StoreError::Precondition("the log head moved".into()));
+        }
+        let next = entries.last().map_or(1, |(s, _, _)| s + 1);
+        if seq != next {
+            return Err(StoreError::Precondition(format!(
+                "expected seq {next}, got {seq}"
+            )));
+        }
+        entries.push((seq, hash, entry.clone()));
+        Ok(())
+    }
+
+    fn entries(&self) -> StoreResult<Vec<serde_json::Value>> {
+        Ok(lock(&self.entries)
+            .iter()
+            .map(|(_, _, e)| e.clone())
+            .collect())
+    }
+}

@@ -1,0 +1,289 @@
+//! Ports: the storage contracts the pipeline needs, kept small so an adapter
+//! (a directory and SQLite, or S3 and DynamoDB) writes little.
+//!
+//! Every record-store operation is a key lookup or a query on one partition
+//! (a person, a match key, a link token, a dataset's date range), so DynamoDB
+//! can serve each without a scan. Conveniences live on extension traits.
+//! The ports are synchronous: the pipeline is CPU-bound row work, and an async
+//! adapter bridges with its runtime handle.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+/// A storage failure. Adapters convert their private errors into this.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The object or item does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A create-only write found the key already there.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// A conditional write lost a race (e.g. the lineage head moved).
+    #[error("precondition failed: {0}")]
+    Precondition(String),
+    /// A bad key or argument.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The backend failed; worth retrying.
+    #[error("storage backend unavailable: {message}")]
+    Unavailable {
+        /// What failed.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The backend failed in a way a retry will not fix.
+    #[error("storage backend error: {message}")]
+    Backend {
+        /// What failed.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// A backend error with its source kept.
+    pub fn backend(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        StoreError::Backend {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// Whether retrying the same call may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::Precondition(_)
+        )
+    }
+}
+
+/// Result alias for port calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How a put treats an existing object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    /// Replace whatever is there.
+    Overwrite,
+    /// Fail with [`StoreError::AlreadyExists`] if the key exists.
+    Create,
+}
+
+/// What a listing or head returns about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// The object key, `/`-separated.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Objects: landing uploads, curated NDJSON, reports, profiles.
+///
+/// Keys are `/`-separated relative paths such as
+/// `landing/<agency>/<dataset>/<file>`; adapters refuse `..` and absolute keys.
+pub trait ObjectStore: Send + Sync {
+    /// Store everything `data` yields under `key`. Readers never see a partial object.
+    fn put_from(&self, key: &str, data: &mut dyn Read, mode: PutMode) -> StoreResult<ObjectMeta>;
+    /// Stream an object.
+    fn get(&self, key: &str) -> StoreResult<Box<dyn Read + Send>>;
+    /// Size of an object, or `NotFound`.
+    fn head(&self, key: &str) -> StoreResult<ObjectMeta>;
+    /// Remove an object; removing a missing object is not an error.
+    fn delete(&self, key: &str) -> StoreResult<()>;
+    /// Objects whose key starts with `prefix`, sorted by key.
+    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>>;
+}
+
+/// Conveniences over [`ObjectStore`].
+pub trait ObjectStoreExt: ObjectStore {
+    /// Store a byte slice.
+    fn put(&self, key: &str, bytes: &[u8], mode: PutMode) -> StoreResult<ObjectMeta> {
+        let mut r = bytes;
+        self.put_from(key, &mut r, mode)
+    }
+    /// Read a whole (small) object.
+    fn get_bytes(&self, key: &str) -> StoreResult<Vec<u8>> {
+        let mut out = Vec::new();
+        self.get(key)?
+            .read_to_end(&mut out)
+            .map_err(|e| StoreError::backend(format!("reading {key}"), e))?;
+        Ok(out)
+    }
+    /// Whether an object exists.
+    fn exists(&self, key: &str) -> StoreResult<bool> {
+        match self.head(key) {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl<T: ObjectStore + ?Sized> ObjectStoreExt for T {}
+
+/// A link between two records through a shared value (`x-link`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Link {
+    /// What is shared: `crime`, `intel`, `vehicle`, `phone`.
+    pub kind: String,
+    /// The shared value's token.
+    pub token: String,
+}
+
+/// A merged, pseudonymised record as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    /// Deterministic id from (agency, dataset, the agency's record ref).
+    pub record_id: String,
+    /// The person the record belongs to (after linkage).
+    pub person_id: String,
+    /// Uploading agency.
+    pub agency: String,
+    /// Dataset id.
+    pub dataset: String,
+    /// The event date, `YYYY-MM-DD`.
+    pub event_date: String,
+    /// The upload that last wrote this record.
+    pub upload_id: String,
+    /// Its data row in that upload.
+    pub row: u64,
+    /// SHA-256 of the curated content (provenance excluded): unchanged re-uploads are detected by it.
+    pub content_hash: String,
+    /// Match-key tokens.
+    pub match_keys: Vec<String>,
+    /// Network link tokens.
+    pub links: Vec<Link>,
+    /// The curated record (pseudonymised fields, derived fields, provenance).
+    pub body: serde_json::Value,
+}
+
+/// One atomic-as-the-backend-allows unit of writes from a merge step.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteBatch {
+    /// Records to insert or replace, by `record_id`.
+    pub records: Vec<StoredRecord>,
+    /// Match key → owning person.
+    pub key_owners: Vec<(String, String)>,
+    /// Match keys no record carries any more.
+    pub key_removals: Vec<String>,
+    /// Old person id → the id it now resolves to.
+    pub aliases: Vec<(String, String)>,
+}
+
+impl WriteBatch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+            && self.key_owners.is_empty()
+            && self.key_removals.is_empty()
+            && self.aliases.is_empty()
+    }
+}
+
+/// Merged records, the match-key index, aliases and link index.
+///
+/// Contract: `apply` makes every write of the batch visible together where the
+/// backend can (SQLite: one transaction); where it cannot (DynamoDB), each
+/// write is idempotent so replaying the batch after a crash converges.
+pub trait RecordStore: Send + Sync {
+    /// Records by id, in the order asked; `None` for unknown ids.
+    fn get_records(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredRecord>>>;
+    /// The person that owns each known match key.
+    fn key_owners(&self, keys: &[String]) -> StoreResult<HashMap<String, String>>;
+    /// Every record of a person (by current id), oldest event first.
+    fn records_of_person(&self, person_id: &str) -> StoreResult<Vec<StoredRecord>>;
+    /// Every record carrying a match key.
+    fn records_with_key(&self, key: &str) -> StoreResult<Vec<StoredRecord>>;
+    /// Every record carrying a link token.
+    fn records_with_link(&self, token: &str) -> StoreResult<Vec<StoredRecord>>;
+    /// Stream a dataset's records with `from <= event_date <= to` (inclusive,
+    /// either bound optional), by event date. `visit` returning `false` stops.
+    fn scan_dataset(
+        &self,
+        dataset: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        visit: &mut dyn FnMut(StoredRecord) -> bool,
+    ) -> StoreResult<()>;
+    /// Datasets that have records.
+    fn datasets(&self) -> StoreResult<Vec<String>>;
+    /// The id an old person id now resolves to, if it was merged away.
+    fn alias(&self, person_id: &str) -> StoreResult<Option<String>>;
+    /// Write a batch.
+    fn apply(&self, batch: &WriteBatch) -> StoreResult<()>;
+}
+
+/// Conveniences over [`RecordStore`].
+pub trait RecordStoreExt: RecordStore {
+    /// Follow aliases to the current id (cycles are cut after 64 hops).
+    fn resolve_person(&self, person_id: &str) -> StoreResult<String> {
+        let mut id = person_id.to_owned();
+        for _ in 0..64 {
+            match self.alias(&id)? {
+                Some(next) if next != id => id = next,
+                _ => break,
+            }
+        }
+        Ok(id)
+    }
+    /// One record.
+    fn get_record(&self, id: &str) -> StoreResult<Option<StoredRecord>> {
+        Ok(self.get_records(&[id.to_owned()])?.pop().flatten())
+    }
+}
+
+impl<T: RecordStore + ?Sized> RecordStoreExt for T {}
+
+/// An append-only, hash-chained log (lineage, access log).
+///
+/// Entries are opaque JSON with a `seq`, `prev_hash` and `hash` that the core
+/// computes; the log's job is to keep them in order and never fork: `append`
+/// succeeds only if the current head hash equals `expected_prev`.
+pub trait ChainLog: Send + Sync {
+    /// The last entry's `(seq, hash)`, or `None` when empty.
+    fn head(&self) -> StoreResult<Option<(u64, String)>>;
+    /// Append `entry` (with its `seq`) if the head is still `expected_prev`,
+    /// else [`StoreError::Precondition`].
+    fn append(
+        &self,
+        seq: u64,
+        entry: &serde_json::Value,
+        expected_prev: Option<&str>,
+    ) -> StoreResult<()>;
+    /// All entries in order.
+    fn entries(&self) -> StoreResult<Vec<serde_json::Value>>;
+}
+
+/// Where the pseudonymisation key comes from.
+pub trait KeyProvider: Send + Sync {
+    /// The key to use (fetched once and cached by the adapter).
+    fn key(&self) -> Result<crate::pseudo::key::Key, KeySourceError>;
+}
+
+/// A key that cannot be had. Never carries key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeySourceError {
+    /// The key source is missing.
+    #[error("no pseudonymisation key: {0}")]
+    Missing(String),
+    /// The key is there but unusable.
+    #[error("the pseudonymisation key is unusable: {0}")]
+    Invalid(String),
+    /// The key store could not be reached.
+    #[error("the key store could not be reached: {0}")]
+    Unavailable(String),
+}

@@ -1,0 +1,288 @@
+//! Keyed tokens and match keys.
+//!
+//! Tokenising is the hot path of ingest (several identifiers per row, many
+//! rows), so the per-kind work is done once: each kind's subkey is derived
+//! when the [`Pseudonymiser`] is built and turned into an HMAC state with
+//! the key already absorbed; a token then costs one clone of that state and
+//! two SHA-256 compressions for a short value.
+
+use std::fmt;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::canonical::{Rejection, canonicalise};
+use super::key::{Key, KeyId, MasterKey};
+use super::{Kind, SCHEME};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The subkey label prefix; the kind name is appended.
+const SUBKEY_LABEL: &str = "agencylink/v1/subkey/";
+
+/// Bytes of the MAC kept in a token (160 bits: 32 base32 characters).
+const TOKEN_MAC_BYTES: usize = 20;
+
+/// Makes tokens and match keys for one key.
+///
+/// Build it once per key (per process or Lambda cold start) and share it;
+/// it is `Send + Sync` and every method takes `&self`.
+///
+/// ```
+/// use agencylink_core::pseudo::{Key, Kind, Pseudonymiser, Rejection};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let key = Key::from_base64("test1", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")?;
+/// let p = Pseudonymiser::new(key);
+/// assert_eq!(
+///     p.pseudonymise(Kind::NhsNumber, "943 476 5919", "")?,
+///     "nhs_number:test1:73oq6rdqrv6hqd7nwkwxzfsx6by2kikg",
+/// );
+/// assert_eq!(p.pseudonymise(Kind::NhsNumber, "943 476 5918", ""), Err(Rejection::CheckDigit));
+/// # Ok(())
+/// # }
+/// ```
+pub struct Pseudonymiser {
+    key: Key,
+    // Indexed by `Kind::index`. With sha2's `zeroize` feature the states are
+    // wiped on drop: an absorbed HMAC state is as good as the subkey.
+    states: [HmacSha256; Kind::ALL.len()],
+}
+
+fn mac_with(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length, so this cannot fail.
+    <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length")
+}
+
+fn derive_subkey(master: &MasterKey, kind: Kind) -> Zeroizing<[u8; 32]> {
+    let mut mac = mac_with(master.expose());
+    mac.update(SUBKEY_LABEL.as_bytes());
+    mac.update(kind.as_str().as_bytes());
+    Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+impl Pseudonymiser {
+    /// Derives every kind's subkey and keeps the key (for its id).
+    pub fn new(key: Key) -> Self {
+        let states = Kind::ALL.map(|kind| mac_with(&*derive_subkey(key.master(), kind)));
+        Self { key, states }
+    }
+
+    /// The key id written into every token.
+    pub fn kid(&self) -> &KeyId {
+        self.key.kid()
+    }
+
+    /// The scheme these tokens follow, for lineage.
+    pub fn scheme(&self) -> &'static str {
+        SCHEME
+    }
+
+    /// The token for an already-canonical value:
+    /// `kind:kid:base32lower(HMAC(K(kind), canonical)[0..20])`.
+    ///
+    /// The caller vouches that `canonical` came from
+    /// [`canonicalise`]; hashing a raw value here would give a token that
+    /// no other implementation reproduces. Use [`Self::pseudonymise`] for
+    /// raw values.
+    pub fn token(&self, kind: Kind, canonical: &str) -> String {
+        let mut out = String::with_capacity(self.token_len(kind));
+        self.token_into(kind, canonical, &mut out);
+        out
+    }
+
+    /// Like [`Self::token`] but appends to `out`, so a caller can reuse one
+    /// buffer per column.
+    pub fn token_into(&self, kind: Kind, canonical: &str, out: &mut String) {
+        self.token_parts_into(kind, &[canonical.as_bytes()], out);
+    }
+
+    /// Canonicalises a raw value and returns its token, or why the value
+    /// was rejected.
+    pub fn pseudonymise(&self, kind: Kind, raw: &str, agency: &str) -> Result<String, Rejection> {
+        let canonical = canonicalise(kind, raw, agency)?;
+        Ok(self.token(kind, &canonical))
+    }
+
+    /// Like [`Self::pseudonymise`] but appends the token to `out`; `out` is
+    /// left untouched on rejection.
+    pub fn pseudonymise_into(
+        &self,
+        kind: Kind,
+        raw: &str,
+        agency: &str,
+        out: &mut String,
+    ) -> Result<(), Rejection> {
+        let canonical = canonicalise(kind, raw, agency)?;
+        self.token_into(kind, &canonical, out);
+        Ok(())
+    }
+
+    /// Match key from a canonical NHS number: message `"nhs|" + nhs`.
+    pub fn mk_nhs(&self, canonical_nhs: &str) -> String {
+        self.match_token(&[b"nhs|", canonical_nhs.as_bytes()])
+    }
+
+    /// Match key from canonical family name, given name and date of birth:
+    /// message `"nd|" + family + "|" + given + "|" + dob`.
+    pub fn mk_name_dob(&self, family_canon: &str, given_canon: &str, dob_canon: &str) -> String {
+        self.match_token(&[
+            b"nd|",
+            family_canon.as_bytes(),
+            b"|",
+            given_canon.as_bytes(),
+            b"|",
+            dob_canon.as_bytes(),
+        ])
+    }
+
+    /// Match key from a raw UPN: message `"upn|"` + the UPN upper-cased with
+    /// whitespace removed.
+    ///
+    /// The UPN must also pass the check-letter validation of
+    /// [`Kind::Upn`]. The spec only says "upper-cased, whitespace removed";
+    /// validating as well means placeholders such as `UN1` (UPN unknown) and
+    /// typos are rejected instead of linking every child that carries them.
+    /// For a valid UPN the message is exactly the spec's.
+    pub fn mk_upn(&self, raw: &str) -> Result<String, Rejection> {
+        let canonical = canonicalise(Kind::Upn, raw, "")?;
+        Ok(self.match_token(&[b"upn|", canonical.as_bytes()]))
+    }
+
+    /// The kind subkey `K(kind)`.
+    ///
+    /// Test hook only: it exists so the spec's subkey vector can be checked
+    /// from the integration tests. Never log or store the result.
+    #[doc(hidden)]
+    pub fn subkey(&self, kind: Kind) -> [u8; 32] {
+        *derive_subkey(self.key.master(), kind)
+    }
+
+    fn match_token(&self, parts: &[&[u8]]) -> String {
+        let mut out = String::with_capacity(self.token_len(Kind::Match));
+        self.token_parts_into(Kind::Match, parts, &mut out);
+        out
+    }
+
+    fn token_len(&self, kind: Kind) -> usize {
+        kind.as_str().len() + 1 + self.kid().as_str().len() + 1 + 32
+    }
+
+    fn token_parts_into(&self, kind: Kind, parts: &[&[u8]], out: &mut String) {
+        let mut mac = self.states[kind.index()].clone();
+        for part in parts {
+            mac.update(part);
+        }
+        let tag = mac.finalize().into_bytes();
+        out.reserve(self.token_len(kind));
+        out.push_str(kind.as_str());
+        out.push(':');
+        out.push_str(self.kid().as_str());
+        out.push(':');
+        let mut head = [0u8; TOKEN_MAC_BYTES];
+        head.copy_from_slice(&tag[..TOKEN_MAC_BYTES]);
+        base32_lower_into(&head, out);
+    }
+}
+
+impl fmt::Debug for Pseudonymiser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pseudonymiser")
+            .field("scheme", &SCHEME)
+            .field("kid", &self.kid().as_str())
+            .field("keys", &format_args!("[redacted]"))
+            .finish()
+    }
+}
+
+/// RFC 4648 base32, lower-case, no padding, for exactly 20 bytes (which
+/// encode to exactly 32 characters, so there is never padding to drop).
+/// Hand-rolled because it writes straight into the token buffer.
+fn base32_lower_into(bytes: &[u8; TOKEN_MAC_BYTES], out: &mut String) {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    for chunk in bytes.chunks_exact(5) {
+        let n = chunk.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        for i in (0..8).rev() {
+            out.push(char::from(ALPHABET[((n >> (i * 5)) & 31) as usize]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudonymiser() -> Pseudonymiser {
+        Pseudonymiser::new(
+            Key::from_base64("k1", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+                .expect("valid test key"),
+        )
+    }
+
+    #[test]
+    fn kind_index_matches_all() {
+        for (i, kind) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), i);
+        }
+    }
+
+    #[test]
+    fn base32_matches_data_encoding() {
+        let mut bytes = [0u8; TOKEN_MAC_BYTES];
+        for seed in 0..64u8 {
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = seed
+                    .wrapping_mul(37)
+                    .wrapping_add(i as u8)
+                    .rotate_left(u32::from(seed % 8));
+            }
+            let mut ours = String::new();
+            base32_lower_into(&bytes, &mut ours);
+            let theirs = data_encoding::BASE32_NOPAD
+                .encode(&bytes)
+                .to_ascii_lowercase();
+            assert_eq!(ours, theirs);
+            assert_eq!(ours.len(), 32);
+        }
+    }
+
+    #[test]
+    fn debug_does_not_print_keys() {
+        let p = pseudonymiser();
+        let shown = format!("{p:?} {p:#?}");
+        assert!(shown.contains("[redacted]"));
+        assert!(shown.contains("k1"));
+        assert!(!shown.contains("AAEC"));
+        let subkey = p.subkey(Kind::NhsNumber);
+        let hex: String = subkey.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!shown.contains(&hex[..8]));
+    }
+
+    #[test]
+    fn token_into_appends_and_matches_token() {
+        let p = pseudonymiser();
+        let mut buf = String::from("x,");
+        p.token_into(Kind::Vrm, "AB12CDE", &mut buf);
+        assert_eq!(buf, format!("x,{}", p.token(Kind::Vrm, "AB12CDE")));
+        let mut untouched = String::from("keep");
+        assert_eq!(
+            p.pseudonymise_into(Kind::Vrm, "A", "", &mut untouched),
+            Err(Rejection::VrmLength)
+        );
+        assert_eq!(untouched, "keep");
+    }
+
+    #[test]
+    fn mk_upn_rejects_placeholders() {
+        let p = pseudonymiser();
+        assert_eq!(p.mk_upn("UN1"), Err(Rejection::UpnLength));
+        assert_eq!(p.mk_upn("B123456789012"), Err(Rejection::CheckLetter));
+    }
+
+    #[test]
+    fn pseudonymiser_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Pseudonymiser>();
+    }
+}

@@ -1,0 +1,559 @@
+//! Streaming readers for agency extracts (CSV with a header row, or NDJSON)
+//! that shape each row into the JSON object its schema validates.
+//!
+//! Rows are produced one at a time from a `BufRead`, so memory stays flat
+//! whatever the file size. Problems with the file as a whole (not UTF-8,
+//! binary, a header that does not fit the schema) end the stream with one
+//! [`FileError`] instead of thousands of row errors.
+
+use std::io::BufRead;
+
+use serde_json::{Map, Number, Value};
+
+use crate::schema::{Dataset, FieldType, ScalarType};
+
+/// The format of an extract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// Comma-separated with a header row.
+    Csv,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+impl InputFormat {
+    /// Guess from a file name: `.ndjson` / `.jsonl` / `.json` are NDJSON, anything else CSV.
+    pub fn from_file_name(name: &str) -> InputFormat {
+        let lower = name.to_ascii_lowercase();
+        if [".ndjson", ".jsonl", ".json"]
+            .iter()
+            .any(|s| lower.ends_with(s))
+        {
+            InputFormat::Ndjson
+        } else {
+            InputFormat::Csv
+        }
+    }
+}
+
+/// A problem with the file as a whole. Messages never quote cell values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// No bytes, or only blank lines.
+    #[error("the file is empty")]
+    Empty,
+    /// A CSV header and no data rows.
+    #[error("the file has a header row but no data rows")]
+    HeaderOnly,
+    /// Bytes that are not UTF-8 (often a Latin-1 or Windows-1252 export).
+    #[error("line {line} is not UTF-8 text: save the extract as UTF-8 (CSV UTF-8 in Excel)")]
+    NotUtf8 {
+        /// The first line with a bad byte.
+        line: u64,
+    },
+    /// NUL bytes: a spreadsheet or other binary file, not text.
+    #[error("line {line} contains binary data: this does not look like a CSV or NDJSON text file")]
+    Binary {
+        /// The first line with a NUL byte.
+        line: u64,
+    },
+    /// A header column the schema does not have.
+    #[error("column `{column}` is not in the {dataset} schema")]
+    UnknownColumn {
+        /// The column name.
+        column: String,
+        /// The dataset.
+        dataset: String,
+    },
+    /// A header column given twice.
+    #[error("column `{column}` appears more than once in the header")]
+    DuplicateColumn {
+        /// The column name.
+        column: String,
+    },
+    /// A required field has no column.
+    #[error("required column `{column}` is missing from the header")]
+    MissingColumn {
+        /// The column name.
+        column: String,
+    },
+    /// The CSV could not be parsed at all.
+    #[error("line {line}: the CSV cannot be read ({reason})")]
+    Malformed {
+        /// Where it went wrong.
+        line: u64,
+        /// The parser's reason (no cell values).
+        reason: String,
+    },
+    /// The file could not be read.
+    #[error("the file could not be read: {0}")]
+    Io(String),
+}
+
+impl FileError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FileError::Empty => "empty",
+            FileError::HeaderOnly => "header_only",
+            FileError::NotUtf8 { .. } => "encoding",
+            FileError::Binary { .. } => "binary",
+            FileError::UnknownColumn { .. } => "unknown_column",
+            FileError::DuplicateColumn { .. } => "duplicate_column",
+            FileError::MissingColumn { .. } => "missing_column",
+            FileError::Malformed { .. } => "malformed",
+            FileError::Io(_) => "io",
+        }
+    }
+}
+
+/// A problem with one row's structure, found before schema validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowShapeProblem {
+    /// A CSV row with a different number of cells from the header.
+    Cells {
+        /// Cells in this row.
+        found: usize,
+        /// Cells in the header.
+        expected: usize,
+    },
+    /// An NDJSON line that is not JSON.
+    Json,
+    /// An NDJSON line that is JSON but not an object.
+    NotObject,
+}
+
+/// One data row, shaped for validation.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Data row number, 1-based, header excluded.
+    pub row: u64,
+    /// The source line the row starts on.
+    pub line: u64,
+    /// The shaped row (an object; empty when `problem` is set).
+    pub value: Map<String, Value>,
+    /// A structural problem that stops the row being validated field by field.
+    pub problem: Option<RowShapeProblem>,
+}
+
+/// A stream of rows from an extract.
+pub trait RowSource {
+    /// The next row, a file error (after which the stream ends), or `None` at the end.
+    fn next_row(&mut self) -> Option<Result<Row, FileError>>;
+}
+
+/// Open a reader for `format` over `input`, checked against `dataset`.
+pub fn open<'a, R: BufRead + 'a>(
+    format: InputFormat,
+    input: R,
+    dataset: &'a Dataset,
+) -> Box<dyn RowSource + 'a> {
+    match format {
+        InputFormat::Csv => Box::new(CsvRows::new(input, dataset)),
+        InputFormat::Ndjson => Box::new(NdjsonRows::new(input)),
+    }
+}
+
+/// Turn one trimmed, non-empty CSV cell into a JSON value of the field's type.
+/// A cell that does not parse stays a string, so validation reports a `type`
+/// error naming the field.
+pub fn coerce_cell(ty: FieldType, cell: &str) -> Value {
+    match ty {
+        FieldType::String => Value::String(cell.to_owned()),
+        FieldType::Integer => coerce_scalar(ScalarType::Integer, cell),
+        FieldType::Number => coerce_scalar(ScalarType::Number, cell),
+        FieldType::Boolean => coerce_scalar(ScalarType::Boolean, cell),
+        FieldType::Array(item) => Value::Array(
+            cell.split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| coerce_scalar(item, s))
+                .collect(),
+        ),
+    }
+}
+
+fn coerce_scalar(ty: ScalarType, cell: &str) -> Value {
+    match ty {
+        ScalarType::String => Value::String(cell.to_owned()),
+        ScalarType::Integer => cell
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(cell.to_owned())),
+        ScalarType::Number => cell
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(cell.to_owned())),
+        ScalarType::Boolean => match parse_bool(cell) {
+            Some(b) => Value::Bool(b),
+            None => Value::String(cell.to_owned()),
+        },
+    }
+}
+
+fn parse_bool(cell: &str) -> Option<bool> {
+    const TRUE: [&str; 4] = ["true", "yes", "y", "1"];
+    const FALSE: [&str; 4] = ["false", "no", "n", "0"];
+    if TRUE.iter().any(|t| cell.eq_ignore_ascii_case(t)) {
+        Some(true)
+    } else if FALSE.iter().any(|f| cell.eq_ignore_ascii_case(f)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+struct CsvRows<'a, R: BufRead> {
+    reader: csv::Reader<R>,
+    dataset: &'a Dataset,
+    record: csv::ByteRecord,
+    /// For each header column, the schema field it maps to.
+    columns: Vec<(String, FieldType)>,
+    started: bool,
+    finished: bool,
+    rows: u64,
+}
+
+impl<'a, R: BufRead> CsvRows<'a, R> {
+    fn new(input: R, dataset: &'a Dataset) -> Self {
+        // With `\n` as the only terminator a CRLF's `\r` stays on the last
+        // cell (cells are trimmed) and csv counts lines exactly; with the
+        // default CRLF handling a record's start line lags by one.
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .flexible(true)
+            .from_reader(input);
+        CsvRows {
+            reader,
+            dataset,
+            record: csv::ByteRecord::new(),
+            columns: Vec::new(),
+            started: false,
+            finished: false,
+            rows: 0,
+        }
+    }
+
+    fn read_record(&mut self) -> Result<bool, FileError> {
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(more) => Ok(more),
+            Err(e) => {
+                let line = e.position().map_or(0, csv::Position::line);
+                Err(match e.kind() {
+                    csv::ErrorKind::Io(io) => FileError::Io(io.kind().to_string()),
+                    _ => FileError::Malformed {
+                        line,
+                        reason: "unbalanced quotes or a broken record".into(),
+                    },
+                })
+            }
+        }
+    }
+
+    fn line(&self) -> u64 {
+        self.record.position().map_or(0, csv::Position::line)
+    }
+
+    fn check_text(&self) -> Result<(), FileError> {
+        let bytes = self.record.as_slice();
+        if bytes.contains(&0) {
+            return Err(FileError::Binary { line: self.line() });
+        }
+        if self.record.iter().any(|c| std::str::from_utf8(c).is_err()) {
+            return Err(FileError::NotUtf8 { line: self.line() });
+        }
+        Ok(())
+    }
+
+    fn read_header(&mut self) -> Result<(), FileError> {
+        if !self.read_record()? {
+            return Err(FileError::Empty);
+        }
+        self.check_text()?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, raw) in self.record.iter().enumerate() {
+            let mut name = std::str::from_utf8(raw).unwrap_or_default();
+            if i == 0 {
+                name = name.strip_prefix('\u{feff}').unwrap_or(name);
+            }
+            let name = name.trim();
+            let Some(field) = self.dataset.field(name) else {
+                return Err(FileError::UnknownColumn {
+                    column: name.to_owned(),
+                    dataset: self.dataset.id.clone(),
+                });
+            };
+            if !seen.insert(name.to_owned()) {
+                return Err(FileError::DuplicateColumn {
+                    column: name.to_owned(),
+                });
+            }
+            self.columns.push((field.name.clone(), field.ty));
+        }
+        if let Some(missing) = self
+            .dataset
+            .fields()
+            .iter()
+            .find(|f| f.required && !seen.contains(&f.name))
+        {
+            return Err(FileError::MissingColumn {
+                column: missing.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn next_inner(&mut self) -> Result<Option<Row>, FileError> {
+        if !self.started {
+            self.started = true;
+            self.read_header()?;
+            if !self.read_record()? {
+                return Err(FileError::HeaderOnly);
+            }
+        } else if !self.read_record()? {
+            return Ok(None);
+        }
+        self.check_text()?;
+        self.rows += 1;
+        let line = self.line();
+        if self.record.len() != self.columns.len() {
+            return Ok(Some(Row {
+                row: self.rows,
+                line,
+                value: Map::new(),
+                problem: Some(RowShapeProblem::Cells {
+                    found: self.record.len(),
+                    expected: self.columns.len(),
+                }),
+            }));
+        }
+        let mut value = Map::new();
+        for ((name, ty), raw) in self.columns.iter().zip(self.record.iter()) {
+            let cell = std::str::from_utf8(raw).unwrap_or_default().trim();
+            if !cell.is_empty() {
+                value.insert(name.clone(), coerce_cell(*ty, cell));
+            }
+        }
+        Ok(Some(Row {
+            row: self.rows,
+            line,
+            value,
+            problem: None,
+        }))
+    }
+}
+
+impl<R: BufRead> RowSource for CsvRows<'_, R> {
+    fn next_row(&mut self) -> Option<Result<Row, FileError>> {
+        if self.finished {
+            return None;
+        }
+        match self.next_inner() {
+            Ok(Some(row)) => Some(Ok(row)),
+            Ok(None) => {
+                self.finished = true;
+                None
+            }
+            Err(e) => {
+                self.finished = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+struct NdjsonRows<R: BufRead> {
+    input: R,
+    buf: Vec<u8>,
+    line: u64,
+    rows: u64,
+    finished: bool,
+}
+
+impl<R: BufRead> NdjsonRows<R> {
+    fn new(input: R) -> Self {
+        NdjsonRows {
+            input,
+            buf: Vec::with_capacity(1024),
+            line: 0,
+            rows: 0,
+            finished: false,
+        }
+    }
+
+    fn next_inner(&mut self) -> Result<Option<Row>, FileError> {
+        loop {
+            self.buf.clear();
+            let n = self
+                .input
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| FileError::Io(e.kind().to_string()))?;
+            if n == 0 {
+                return if self.rows == 0 {
+                    Err(FileError::Empty)
+                } else {
+                    Ok(None)
+                };
+            }
+            self.line += 1;
+            let line = self.line;
+            if self.buf.contains(&0) {
+                return Err(FileError::Binary { line });
+            }
+            let text = std::str::from_utf8(&self.buf).map_err(|_| FileError::NotUtf8 { line })?;
+            let text = if line == 1 {
+                text.strip_prefix('\u{feff}').unwrap_or(text)
+            } else {
+                text
+            };
+            let text = text.trim();
+            if text.is_empty() {
+                continue;
+            }
+            self.rows += 1;
+            let (value, problem) = match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(mut map)) => {
+                    // A JSON null is an absent field, as an empty CSV cell is.
+                    map.retain(|_, v| !v.is_null());
+                    (map, None)
+                }
+                Ok(_) => (Map::new(), Some(RowShapeProblem::NotObject)),
+                Err(_) => (Map::new(), Some(RowShapeProblem::Json)),
+            };
+            return Ok(Some(Row {
+                row: self.rows,
+                line,
+                value,
+                problem,
+            }));
+        }
+    }
+}
+
+impl<R: BufRead> RowSource for NdjsonRows<R> {
+    fn next_row(&mut self) -> Option<Result<Row, FileError>> {
+        if self.finished {
+            return None;
+        }
+        match self.next_inner() {
+            Ok(Some(row)) => Some(Ok(row)),
+            Ok(None) => {
+                self.finished = true;
+                None
+            }
+            Err(e) => {
+                self.finished = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Dataset;
+
+    const SCHEMA: &str = r#"{
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "type": "object", "additionalProperties": false,
+      "required": ["record_ref", "event_date"],
+      "properties": {
+        "record_ref": {"type": "string", "x-identifier": "local_ref", "x-concept": "record_ref"},
+        "event_date": {"type": "string", "format": "date", "x-concept": "event_date"},
+        "n": {"type": "integer"},
+        "flag": {"type": "boolean"},
+        "tags": {"type": "array", "items": {"type": "string"}}
+      }
+    }"#;
+
+    fn ds() -> Dataset {
+        Dataset::parse("test.read.v1.schema.json", SCHEMA).expect("valid schema")
+    }
+
+    fn collect(format: InputFormat, bytes: &[u8]) -> Vec<Result<Row, FileError>> {
+        let ds = ds();
+        let mut src = open(format, bytes, &ds);
+        std::iter::from_fn(|| src.next_row()).collect()
+    }
+
+    #[test]
+    fn csv_cells_are_coerced_and_blank_is_absent() {
+        let rows = collect(
+            InputFormat::Csv,
+            b"\xef\xbb\xbfrecord_ref,event_date,n,flag,tags\r\nA1,2024-01-02,7,Yes, a ; b ;\r\nA2,2024-01-03,,N,\r\n",
+        );
+        let r1 = rows[0].as_ref().expect("row 1");
+        assert_eq!((r1.row, r1.line), (1, 2));
+        assert_eq!(r1.value["n"], Value::from(7));
+        assert_eq!(r1.value["flag"], Value::Bool(true));
+        assert_eq!(r1.value["tags"], serde_json::json!(["a", "b"]));
+        let r2 = rows[1].as_ref().expect("row 2");
+        assert!(!r2.value.contains_key("n") && !r2.value.contains_key("tags"));
+        assert_eq!(r2.value["flag"], Value::Bool(false));
+        assert_eq!(rows.len(), 2);
+    }
+
+    #[test]
+    fn file_problems_are_reported_once() {
+        let err = |b: &[u8]| match collect(InputFormat::Csv, b).pop() {
+            Some(Err(e)) => e.code(),
+            other => panic!("expected a file error, got {other:?}"),
+        };
+        assert_eq!(err(b""), "empty");
+        assert_eq!(err(b"record_ref,event_date\n"), "header_only");
+        assert_eq!(err(b"record_ref\nA1\n"), "missing_column");
+        assert_eq!(err(b"record_ref,event_date,zzz\n"), "unknown_column");
+        assert_eq!(err(b"record_ref,event_date,n,n\n"), "duplicate_column");
+        assert_eq!(
+            err(b"record_ref,event_date\nZo\xeb,2024-01-01\n"),
+            "encoding"
+        );
+        assert_eq!(err(b"PK\x03\x04\x00\x00record_ref,event_date\n"), "binary");
+    }
+
+    #[test]
+    fn ragged_rows_are_row_problems() {
+        let rows = collect(
+            InputFormat::Csv,
+            b"record_ref,event_date\nA1\nA2,2024-01-01\n",
+        );
+        let r1 = rows[0].as_ref().expect("row");
+        assert_eq!(
+            r1.problem,
+            Some(RowShapeProblem::Cells {
+                found: 1,
+                expected: 2
+            })
+        );
+        assert!(rows[1].as_ref().expect("row").problem.is_none());
+    }
+
+    #[test]
+    fn ndjson_lines() {
+        let rows = collect(
+            InputFormat::Ndjson,
+            b"{\"record_ref\":\"A\",\"n\":null}\n\n[1]\nnot json\n",
+        );
+        assert_eq!(rows.len(), 3);
+        let r1 = rows[0].as_ref().expect("row");
+        assert!(r1.problem.is_none() && !r1.value.contains_key("n"));
+        assert_eq!(
+            rows[1].as_ref().expect("row").problem,
+            Some(RowShapeProblem::NotObject)
+        );
+        let r3 = rows[2].as_ref().expect("row");
+        assert_eq!(
+            (r3.row, r3.line, r3.problem.clone()),
+            (3, 4, Some(RowShapeProblem::Json))
+        );
+        assert!(matches!(
+            collect(InputFormat::Ndjson, b"\n \n").pop(),
+            Some(Err(FileError::Empty))
+        ));
+    }
+}

@@ -1,0 +1,11 @@
+//! Embedded adapters: everything agencylink stores on one machine lives
+//! under one data directory, as files (objects) and one SQLite database
+//! (records, people, lineage, access log).
+
+mod dir;
+mod keyfile;
+mod sqlite;
+
+pub use dir::DirObjectStore;
+pub use keyfile::{KEY_FILE, LocalKeyProvider, parse_secret_json};
+pub use sqlite::{SqliteChainLog, SqliteStore};

@@ -1,0 +1,488 @@
+//! The SQLite store: records with their match-key and link indexes, key
+//! ownership, person aliases, and the two hash-chained logs (lineage and the
+//! access log), in one database file in WAL mode. Each batch is one
+//! transaction, so a killed process leaves either all of a batch or none.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use agencylink_core::ports::{
+    ChainLog, Link, RecordStore, StoreError, StoreResult, StoredRecord, WriteBatch,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    record_id    TEXT PRIMARY KEY,
+    person_id    TEXT NOT NULL,
+    agency       TEXT NOT NULL,
+    dataset      TEXT NOT NULL,
+    event_date   TEXT NOT NULL,
+    upload_id    TEXT NOT NULL,
+    row          INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    match_keys   TEXT NOT NULL,
+    links        TEXT NOT NULL,
+    body         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_by_person ON records (person_id, event_date, record_id);
+CREATE INDEX IF NOT EXISTS records_by_dataset ON records (dataset, event_date, record_id);
+CREATE TABLE IF NOT EXISTS record_keys (
+    key TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (key, record_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS record_keys_by_record ON record_keys (record_id);
+CREATE TABLE IF NOT EXISTS record_links (
+    token TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (token, record_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS record_links_by_record ON record_links (record_id);
+CREATE TABLE IF NOT EXISTS key_owner (key TEXT PRIMARY KEY, person_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aliases (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lineage (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, entry TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS access_log (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, entry TEXT NOT NULL);
+";
+
+fn db_err(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Unavailable {
+                message: format!("{what}: the database is busy"),
+                source: Some(Box::new(e)),
+            }
+        }
+        e => StoreError::backend(what.to_owned(), e),
+    }
+}
+
+type Shared = Arc<Mutex<Connection>>;
+
+fn lock(c: &Shared) -> MutexGuard<'_, Connection> {
+    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Records, indexes and aliases in SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Shared,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path).map_err(db_err("opening the database"))?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database (tests).
+    pub fn open_in_memory() -> StoreResult<Self> {
+        let conn = Connection::open_in_memory().map_err(db_err("opening the database"))?;
+        Self::init(conn)
+    }
+
+    fn init(conn: Connection) -> StoreResult<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(db_err("setting the busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err("enabling WAL"))?;
+        // NORMAL in WAL mode loses at most the last commits on power loss, never consistency.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err("setting synchronous"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(db_err("creating tables"))?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The lineage log in this database.
+    pub fn lineage(&self) -> SqliteChainLog {
+        SqliteChainLog {
+            conn: self.conn.clone(),
+            table: "lineage",
+        }
+    }
+
+    /// The access log in this database.
+    pub fn access_log(&self) -> SqliteChainLog {
+        SqliteChainLog {
+            conn: self.conn.clone(),
+            table: "access_log",
+        }
+    }
+
+    fn query_records(&self, sql: &str, arg: &str) -> StoreResult<Vec<StoredRecord>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare_cached(sql)
+            .map_err(db_err("preparing a query"))?;
+        let rows = stmt
+            .query_map([arg], row_to_record)
+            .map_err(db_err("querying records"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r.map_err(db_err("reading a record"))??);
+        }
+        Ok(out)
+    }
+}
+
+const COLUMNS: &str = "record_id, person_id, agency, dataset, event_date, upload_id, row, content_hash, match_keys, links, body";
+
+fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<StoredRecord>> {
+    let keys: String = row.get(8)?;
+    let links: String = row.get(9)?;
+    let body: String = row.get(10)?;
+    let parse = || -> Result<(Vec<String>, Vec<Link>, serde_json::Value), serde_json::Error> {
+        Ok((
+            serde_json::from_str(&keys)?,
+            serde_json::from_str(&links)?,
+            serde_json::from_str(&body)?,
+        ))
+    };
+    let record_id: String = row.get(0)?;
+    Ok(match parse() {
+        Ok((match_keys, links, body)) => Ok(StoredRecord {
+            record_id,
+            person_id: row.get(1)?,
+            agency: row.get(2)?,
+            dataset: row.get(3)?,
+            event_date: row.get(4)?,
+            upload_id: row.get(5)?,
+            row: row.get::<_, i64>(6)?.try_into().unwrap_or(0),
+            content_hash: row.get(7)?,
+            match_keys,
+            links,
+            body,
+        }),
+        Err(e) => Err(StoreError::backend(
+            format!("record {record_id} is corrupt"),
+            e,
+        )),
+    })
+}
+
+fn json<T: serde::Serialize + ?Sized>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::backend("encoding JSON", e))
+}
+
+impl RecordStore for SqliteStore {
+    fn get_records(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredRecord>>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM records WHERE record_id = ?1"
+            ))
+            .map_err(db_err("preparing a query"))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let rec = stmt
+                .query_row([id], row_to_record)
+                .optional()
+                .map_err(db_err("reading a record"))?;
+            out.push(rec.transpose()?);
+        }
+        Ok(out)
+    }
+
+    fn key_owners(&self, keys: &[String]) -> StoreResult<HashMap<String, String>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare_cached("SELECT person_id FROM key_owner WHERE key = ?1")
+            .map_err(db_err("preparing a query"))?;
+        let mut out = HashMap::new();
+        for k in keys {
+            if let Some(p) = stmt
+                .query_row([k], |r| r.get::<_, String>(0))
+                .optional()
+                .map_err(db_err("reading a key owner"))?
+            {
+                out.insert(k.clone(), p);
+            }
+        }
+        Ok(out)
+    }
+
+    fn records_of_person(&self, person_id: &str) -> StoreResult<Vec<StoredRecord>> {
+        self.query_records(
+            &format!(
+                "SELECT {COLUMNS} FROM records WHERE person_id = ?1 ORDER BY event_date, record_id"
+            ),
+            person_id,
+        )
+    }
+
+    fn records_with_key(&self, key: &str) -> StoreResult<Vec<StoredRecord>> {
+        self.query_records(
+            &format!(
+                "SELECT {} FROM record_keys k JOIN records r USING (record_id) WHERE k.key = ?1 ORDER BY r.event_date, r.record_id",
+                prefixed("r")
+            ),
+            key,
+        )
+    }
+
+    fn records_with_link(&self, token: &str) -> StoreResult<Vec<StoredRecord>> {
+        self.query_records(
+            &format!(
+                "SELECT {} FROM record_links l JOIN records r USING (record_id) WHERE l.token = ?1 ORDER BY r.event_date, r.record_id",
+                prefixed("r")
+            ),
+            token,
+        )
+    }
+
+    fn scan_dataset(
+        &self,
+        dataset: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        visit: &mut dyn FnMut(StoredRecord) -> bool,
+    ) -> StoreResult<()> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM records WHERE dataset = ?1 AND event_date >= ?2 AND event_date <= ?3 ORDER BY event_date, record_id"
+            ))
+            .map_err(db_err("preparing a scan"))?;
+        let mut rows = stmt
+            .query(params![
+                dataset,
+                from.unwrap_or(""),
+                to.unwrap_or("\u{10ffff}")
+            ])
+            .map_err(db_err("scanning records"))?;
+        while let Some(row) = rows.next().map_err(db_err("scanning records"))? {
+            let rec = row_to_record(row).map_err(db_err("reading a record"))??;
+            if !visit(rec) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn datasets(&self) -> StoreResult<Vec<String>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare_cached("SELECT DISTINCT dataset FROM records ORDER BY dataset")
+            .map_err(db_err("preparing a query"))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db_err("listing datasets"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db_err("listing datasets"))
+    }
+
+    fn alias(&self, person_id: &str) -> StoreResult<Option<String>> {
+        let conn = lock(&self.conn);
+        conn.prepare_cached("SELECT new_id FROM aliases WHERE old_id = ?1")
+            .map_err(db_err("preparing a query"))?
+            .query_row([person_id], |r| r.get(0))
+            .optional()
+            .map_err(db_err("reading an alias"))
+    }
+
+    fn apply(&self, batch: &WriteBatch) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut conn = lock(&self.conn);
+        let tx = conn
+            .transaction()
+            .map_err(db_err("starting a transaction"))?;
+        {
+            let mut put = tx
+                .prepare_cached(&format!(
+                    "INSERT OR REPLACE INTO records ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                ))
+                .map_err(db_err("preparing a write"))?;
+            let mut del_keys = tx
+                .prepare_cached("DELETE FROM record_keys WHERE record_id = ?1")
+                .map_err(db_err("preparing a write"))?;
+            let mut del_links = tx
+                .prepare_cached("DELETE FROM record_links WHERE record_id = ?1")
+                .map_err(db_err("preparing a write"))?;
+            let mut put_key = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO record_keys (key, record_id) VALUES (?1, ?2)",
+                )
+                .map_err(db_err("preparing a write"))?;
+            let mut put_link = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO record_links (token, record_id) VALUES (?1, ?2)",
+                )
+                .map_err(db_err("preparing a write"))?;
+            for r in &batch.records {
+                put.execute(params![
+                    r.record_id,
+                    r.person_id,
+                    r.agency,
+                    r.dataset,
+                    r.event_date,
+                    r.upload_id,
+                    i64::try_from(r.row).unwrap_or(i64::MAX),
+                    r.content_hash,
+                    json(&r.match_keys)?,
+                    json(&r.links)?,
+                    json(&r.body)?,
+                ])
+                .map_err(db_err("writing a record"))?;
+                del_keys
+                    .execute([&r.record_id])
+                    .map_err(db_err("writing keys"))?;
+                del_links
+                    .execute([&r.record_id])
+                    .map_err(db_err("writing links"))?;
+                for k in &r.match_keys {
+                    put_key
+                        .execute([k, &r.record_id])
+                        .map_err(db_err("writing keys"))?;
+                }
+                for l in &r.links {
+                    put_link
+                        .execute([&l.token, &r.record_id])
+                        .map_err(db_err("writing links"))?;
+                }
+            }
+            let mut rm_owner = tx
+                .prepare_cached("DELETE FROM key_owner WHERE key = ?1")
+                .map_err(db_err("preparing a write"))?;
+            for k in &batch.key_removals {
+                rm_owner.execute([k]).map_err(db_err("removing a key"))?;
+            }
+            let mut owner = tx
+                .prepare_cached("INSERT OR REPLACE INTO key_owner (key, person_id) VALUES (?1, ?2)")
+                .map_err(db_err("preparing a write"))?;
+            for (k, p) in &batch.key_owners {
+                owner
+                    .execute([k, p])
+                    .map_err(db_err("writing a key owner"))?;
+            }
+            let mut alias = tx
+                .prepare_cached("INSERT OR REPLACE INTO aliases (old_id, new_id) VALUES (?1, ?2)")
+                .map_err(db_err("preparing a write"))?;
+            for (old, new) in &batch.aliases {
+                alias
+                    .execute([old, new])
+                    .map_err(db_err("writing an alias"))?;
+            }
+        }
+        tx.commit().map_err(db_err("committing a batch"))
+    }
+}
+
+fn prefixed(alias: &str) -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A hash-chained log stored as a SQLite table (`lineage` or `access_log`).
+#[derive(Debug, Clone)]
+pub struct SqliteChainLog {
+    conn: Shared,
+    table: &'static str,
+}
+
+impl ChainLog for SqliteChainLog {
+    fn head(&self) -> StoreResult<Option<(u64, String)>> {
+        let conn = lock(&self.conn);
+        conn.query_row(
+            &format!(
+                "SELECT seq, hash FROM {} ORDER BY seq DESC LIMIT 1",
+                self.table
+            ),
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()
+        .map(|o| o.map(|(s, h)| (u64::try_from(s).unwrap_or(0), h)))
+        .map_err(db_err("reading the log head"))
+    }
+
+    fn append(
+        &self,
+        seq: u64,
+        entry: &serde_json::Value,
+        expected_prev: Option<&str>,
+    ) -> StoreResult<()> {
+        let hash = entry
+            .get("hash")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| StoreError::Invalid("a chained entry needs a `hash`".into()))?;
+        let mut conn = lock(&self.conn);
+        // IMMEDIATE takes the write lock before reading the head: no other
+        // process can append between our check and our insert.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db_err("starting a log append"))?;
+        let head: Option<(i64, String)> = tx
+            .query_row(
+                &format!(
+                    "SELECT seq, hash FROM {} ORDER BY seq DESC LIMIT 1",
+                    self.table
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err("reading the log head"))?;
+        if head.as_ref().map(|(_, h)| h.as_str()) != expected_prev {
+            return Err(StoreError::Precondition(format!(
+                "the {} head moved",
+                self.table
+            )));
+        }
+        let next = head.map_or(1, |(s, _)| s + 1);
+        if i64::try_from(seq).ok() != Some(next) {
+            return Err(StoreError::Precondition(format!(
+                "expected seq {next}, got {seq}"
+            )));
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (seq, hash, entry) VALUES (?1, ?2, ?3)",
+                self.table
+            ),
+            params![next, hash, json(entry)?],
+        )
+        .map_err(db_err("appending to the log"))?;
+        tx.commit().map_err(db_err("committing the log append"))
+    }
+
+    fn entries(&self) -> StoreResult<Vec<serde_json::Value>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare(&format!("SELECT entry FROM {} ORDER BY seq", self.table))
+            .map_err(db_err("preparing a query"))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db_err("reading the log"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let text = r.map_err(db_err("reading the log"))?;
+            // A corrupt entry is kept as a string so verification can name it.
+            out.push(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+
+    #[test]
+    fn sqlite_store_conforms() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        agencylink_core::conformance::record_store(&store);
+        agencylink_core::conformance::chain_log(&store.lineage());
+        agencylink_core::conformance::chain_log(&store.access_log());
+    }
+}
