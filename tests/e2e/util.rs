@@ -127,3 +127,16 @@ pub(crate) fn run_stdin(cwd: &Path, args: &[&str], input: &[u8]) -> Run {
     let out = child.wait_with_output().expect("wait agencylink");
     Run::from(args, out)
 }
+
+/// Run `agencylink ARGS` in `cwd` with extra environment variables.
+pub(crate) fn run_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("AGENCYLINK_DATA_DIR")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run agencylink");
+    Run::from(args, out)
+}

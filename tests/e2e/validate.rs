@@ -139,7 +139,7 @@ fn injected_mistakes_are_counted_exactly() {
 }
 
 /// Every value of an identifier column in `csv`, by reading the schema's annotations.
-fn identifier_values(s: &Scratch, ds: &str, csv: &str) -> Vec<String> {
+pub(crate) fn identifier_values(s: &Scratch, ds: &str, csv: &str) -> Vec<String> {
     let schema = run_in(&s.dir, &["schema", ds]).expect_code(0).json();
     let props = schema["properties"].as_object().expect("properties");
     let mut lines = csv.lines();

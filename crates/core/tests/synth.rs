@@ -153,6 +153,74 @@ fn every_dataset_gives_rows_that_pass_validation() {
         let rr = ds.field_for("record_ref").expect("record_ref").name.clone();
         let refs: HashSet<String> = out.records().into_iter().map(|r| r[&rr].clone()).collect();
         assert_eq!(refs.len(), 2000, "{}", ds.id);
+        assert_consistent_places(ds, &out);
+    }
+}
+
+/// Where a row has both a borough and a postcode, the postcode's district
+/// derives that borough; event dates lie between the anchors.
+fn assert_consistent_places(ds: &Dataset, out: &Output) {
+    let borough = ds.field_for("borough").map(|f| f.name.clone());
+    let postcodes: Vec<String> = ds
+        .fields()
+        .iter()
+        .filter(|f| f.identifier == Some(Kind::Postcode))
+        .map(|f| f.name.clone())
+        .collect();
+    let event_date = ds.field_for("event_date").expect("event_date").name.clone();
+    let mut checked = 0;
+    for r in out.records() {
+        let d = &r[&event_date];
+        assert!(
+            d.as_str() >= "2024-10-01" && d.as_str() <= "2026-09-30",
+            "{}: {d}",
+            ds.id
+        );
+        let Some(b) = borough.as_ref().map(|b| &r[b]).filter(|b| !b.is_empty()) else {
+            continue;
+        };
+        for pc in &postcodes {
+            if let Some(c) = canon(Kind::Postcode, &r[pc]) {
+                let derived = agencylink_core::geography::borough_for_postcode(&c).map(|x| x.name);
+                assert_eq!(derived, Some(b.as_str()), "{}: {c}", ds.id);
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        postcodes.is_empty() || borough.is_none() || checked > 0,
+        "{}",
+        ds.id
+    );
+}
+
+#[test]
+fn a_large_world_stays_valid_and_never_reuses_a_phone() {
+    // Given more people than drama-range phone numbers
+    let cat = catalog();
+    let world = World::new(
+        77,
+        Population {
+            children: 20_000,
+            adults: 10_000,
+        },
+    )
+    .expect("world");
+    assert_eq!(world.networks().len(), 200);
+    let phones: Vec<String> = world.people().iter().filter_map(|p| p.phone()).collect();
+    let unique: HashSet<&String> = phones.iter().collect();
+    assert_eq!(phones.len(), unique.len(), "a phone number is given twice");
+    for n in world.networks() {
+        if let Some(p) = n.shared_phone() {
+            assert!(!unique.contains(&p), "{} shares an owned phone", n.id());
+        }
+        assert!(n.suspect_ids().len() >= 2 && !n.victim_ids().is_empty());
+    }
+    // Then every dataset is still valid
+    for ds in cat.latest() {
+        let out = generate_in(&world, ds, &SynthOptions::new(77, 3000));
+        let (summary, _, messages) = validate(ds, &out.csv);
+        assert_eq!(summary.invalid_rows, 0, "{}: {messages:#?}", ds.id);
     }
 }
 
@@ -590,6 +658,57 @@ fn a_new_schema_gets_valid_rows_with_no_code_change() {
         validate(&ds, &out.csv).0.invalid_rows,
         out.stats.invalid_rows
     );
+}
+
+#[test]
+fn a_new_role_schema_gets_victims_and_offenders() {
+    // Given a dataset with its own role wording, a case reference that ties
+    // people together, and a required phone
+    let schema = r#"{
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "x-agency-type": "council",
+      "type": "object", "additionalProperties": false,
+      "required": ["entry", "case_ref", "meeting_date", "role", "family", "given", "mobile"],
+      "properties": {
+        "entry": {"type": "string", "x-identifier": "local_ref", "x-concept": "record_ref"},
+        "case_ref": {"type": "string", "x-identifier": "local_ref", "x-link": "crime"},
+        "meeting_date": {"type": "string", "format": "date", "x-concept": "event_date"},
+        "role": {"type": "string", "enum": ["young_person", "perpetrator", "professional"],
+                 "x-codes": {"young_person": "Young person (victim)", "perpetrator": "Alleged perpetrator", "professional": "Professional"},
+                 "x-concept": "person_role"},
+        "family": {"type": "string", "x-identifier": "person_name", "x-match": "family"},
+        "given": {"type": "string", "x-identifier": "person_name", "x-match": "given"},
+        "dob": {"type": "string", "x-identifier": "date", "x-match": "dob"},
+        "mobile": {"type": "string", "x-identifier": "phone", "x-link": "phone"},
+        "risk": {"type": "string", "enum": ["low", "medium", "high"]}
+      }
+    }"#;
+    let ds =
+        Dataset::parse("council.exploitation_panel.v1.schema.json", schema).expect("valid schema");
+    let out = generate(&ds, &SynthOptions::new(2, 1500));
+    // Then the rows are valid
+    let (summary, _, messages) = validate(&ds, &out.csv);
+    assert_eq!(summary.invalid_rows, 0, "{messages:#?}");
+    // and the planted networks show up with their offenders under this wording
+    let roles: BTreeSet<&str> = out
+        .rows()
+        .iter()
+        .filter_map(|t| t["role"].as_str())
+        .collect();
+    assert!(
+        roles.contains("young_person") && roles.contains("perpetrator"),
+        "{roles:?}"
+    );
+    let networks = out.summary()["networks"].as_array().expect("networks");
+    assert!(!networks.is_empty());
+    for n in networks {
+        assert!(
+            n["suspects"].as_array().expect("suspects").len() >= 2,
+            "{n}"
+        );
+    }
+    // and everyone has a phone, since the column is required
+    assert!(out.records().iter().all(|r| !r["mobile"].is_empty()));
 }
 
 #[test]

@@ -174,12 +174,27 @@ impl Codes {
                 .filter(|&i| has_any(&meanings[i], words))
                 .collect()
         };
-        let primary = tagged(PRIMARY);
-        let secondary: Vec<usize> = tagged(SECONDARY)
+        let network = tagged(NETWORK);
+        let mut primary = tagged(PRIMARY);
+        let mut secondary: Vec<usize> = tagged(SECONDARY)
             .into_iter()
             .filter(|i| !primary.contains(i))
             .collect();
-        let network = tagged(NETWORK);
+        // Story codes only mean something when they single out a few codes.
+        // A list that names an organised network is itself a list of kinds
+        // of exploitation: its story is network versus not, nothing more.
+        // And where most codes mention the keywords (a list of sexual
+        // offences), only the primary ones stand out.
+        if !network.is_empty() {
+            primary.clear();
+            secondary.clear();
+        }
+        if (primary.len() + secondary.len()) * 2 > codes.len() {
+            secondary.clear();
+        }
+        if primary.len() * 2 > codes.len() {
+            primary.clear();
+        }
         let exclusive = meanings.iter().map(|m| has_any(m, EXCLUSIVE)).collect();
         // A skewed but schema-free spread: each code gets a weight from a
         // hash of the field and code (some codes common, some rare), and

@@ -141,11 +141,19 @@ mod tests {
 
     #[test]
     fn the_stream_is_fixed_forever() {
-        // Pinned values: if these change, every synthetic fixture changes.
+        // Pinned values (checked against an independent implementation of
+        // SplitMix64 + xoshiro256**): if these change, every synthetic
+        // fixture changes.
         let mut r = Rng::new(7);
         let first: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
-        let mut again = Rng::new(7);
-        assert_eq!(first, (0..3).map(|_| again.next_u64()).collect::<Vec<_>>());
+        assert_eq!(
+            first,
+            [
+                12_923_355_070_828_475_994,
+                5_142_052_590_334_782_674,
+                15_488_392_906_492_639_638
+            ]
+        );
         assert_ne!(mix(1, "a"), mix(1, "b"));
         assert_ne!(mix(1, "a"), mix(2, "a"));
     }

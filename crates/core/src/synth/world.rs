@@ -229,6 +229,14 @@ impl Network {
     pub fn victims(&self) -> &[u32] {
         &self.victims
     }
+    /// Suspects' ground-truth ids (`P…`), as the truth file lists them.
+    pub fn suspect_ids(&self) -> Vec<String> {
+        self.suspects.iter().map(|&p| person_label(p)).collect()
+    }
+    /// Victims' ground-truth ids (`P…`).
+    pub fn victim_ids(&self) -> Vec<String> {
+        self.victims.iter().map(|&p| person_label(p)).collect()
+    }
     /// The vehicle several suspects use, canonical form.
     pub fn shared_vehicle(&self) -> Option<String> {
         self.vehicle
@@ -622,7 +630,22 @@ fn form_groups(rng: &mut Rng, people: &mut [Person], children: u32, total: u32) 
         .collect();
     rng.shuffle(&mut free_adults);
     rng.shuffle(&mut free_children);
+    // Suspects first in the list, nine in ten of them men (as in recorded
+    // CSE); associates and the uninvolved after.
     let n_suspects = free_adults.len() * 2 / 5;
+    let (mut men, mut others): (Vec<u32>, Vec<u32>) = free_adults
+        .iter()
+        .partition(|&&i| people[i as usize].sex == Sex::Male);
+    let mut ordered = Vec::with_capacity(free_adults.len());
+    while ordered.len() < n_suspects && !(men.is_empty() && others.is_empty()) {
+        let from_men = (rng.chance(0.9) && !men.is_empty()) || others.is_empty();
+        let next = if from_men { men.pop() } else { others.pop() };
+        ordered.extend(next);
+    }
+    ordered.append(&mut men);
+    ordered.append(&mut others);
+    rng.shuffle(&mut ordered[n_suspects.min(free_adults.len())..]);
+    let free_adults = ordered;
     let n_associates = free_adults.len() / 4;
     let n_victims = (free_children.len() * 2 / 5)
         .max(1)
