@@ -1,15 +1,69 @@
 #!/usr/bin/env bash
-# Runs every check and test agencylink has, on a fresh machine with Rust:
-# formatting, clippy, unit, property and end-to-end tests over the real binary.
+# Runs every check and test agencylink has, on a fresh machine with Rust and
+# Python 3: formatting, clippy, unit, property and end-to-end tests over the
+# real binary, the AWS suites against moto server on loopback, and the
+# infrastructure template's linters.
 # This is the README's test command, and .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The profile's HTML test opens the page in headless Chromium (Debian's
+# package); with CI set, that test fails rather than skips without it.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing chromium (headless browser for the profile HTML test)" >&2
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+    $SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium
+fi
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all --check
 
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# moto server (AWS wire protocols on 127.0.0.1) and the template linters live
+# in a virtualenv (.venv, gitignored); pinned so every machine tests the same.
+echo "== python tools (.venv: moto server, cfn-lint, checkov)" >&2
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check \
+    'moto[server]==5.2.5' 'cfn-lint==1.58.0' 'checkov==3.3.30'
+
+echo "== infra: cfn-lint and checkov" >&2
+.venv/bin/cfn-lint infra/template.yaml
+.venv/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+    --file infra/template.yaml
+
+echo "== moto server" >&2
+mkdir -p tests/artifacts
+MOTO_PORT=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >tests/artifacts/moto.log 2>&1 &
+MOTO_PID=$!
+stop_moto() {
+    # moto takes over a second to exit: stop it by its PID and wait for it.
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+}
+trap stop_moto EXIT
+.venv/bin/python - "$MOTO_PORT" <<'PY'
+import sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/moto-api/"
+for _ in range(300):
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit(f"moto server did not answer at {url}: see tests/artifacts/moto.log")
+PY
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+export AWS_REGION=eu-west-2 AWS_DEFAULT_REGION=eu-west-2
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN
+echo "moto server on $AWS_ENDPOINT_URL (pid $MOTO_PID)" >&2
 
 echo "== cargo test" >&2
 cargo test --workspace --locked

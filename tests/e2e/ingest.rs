@@ -100,3 +100,186 @@ fn lineage_tampering_is_detected() {
         assert_eq!(run.json()["ok"], false, "{sql}");
     }
 }
+
+fn count(db: &std::path::Path, sql: &str) -> i64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open store read-only");
+    conn.query_row(sql, [], |r| r.get(0)).unwrap_or(0)
+}
+
+#[test]
+fn an_ingest_killed_mid_way_then_rerun_leaves_no_duplicate() {
+    let s = Scratch::new("sigkill");
+    let (file, _) = synth(&s, "police.cse_crime", 30_000, 8, 0.0);
+    let path = file.to_str().expect("path");
+    let args = [
+        "ingest",
+        "--data-dir",
+        "d",
+        "--agency",
+        "gmp-police",
+        "--dataset",
+        "police.cse_crime",
+        path,
+    ];
+    let mut child = std::process::Command::new(crate::util::bin())
+        .args(args)
+        .current_dir(&s.dir)
+        .env_remove("AGENCYLINK_KEY")
+        .env_remove("AGENCYLINK_KEY_ID")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ingest");
+    let db = s.path("d/agencylink.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    // Wait until at least one batch is committed, then kill without warning.
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ingest never committed a batch"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("ingest finished ({status}) before it could be killed: make the extract bigger");
+        }
+        if db.exists() && count(&db, "SELECT COUNT(*) FROM records") > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let partial = count(&db, "SELECT COUNT(*) FROM records");
+    assert!(
+        partial > 0 && partial < 30_000,
+        "killed mid-way: {partial} records"
+    );
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM lineage"),
+        0,
+        "no lineage event for a killed ingest"
+    );
+
+    let summary = run_in(&s.dir, &args).expect_code(0).json();
+    assert_eq!(summary["rows_in"], 30_000);
+    assert_eq!(summary["rows_accepted"], 30_000);
+    let n = |k: &str| summary[k].as_i64().expect("count");
+    assert_eq!(
+        n("records_inserted") + n("records_unchanged"),
+        30_000,
+        "{summary}"
+    );
+    assert_eq!(
+        n("records_unchanged"),
+        partial,
+        "what the killed run merged is recognised"
+    );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM records"), 30_000);
+    assert_eq!(
+        count(&db, "SELECT COUNT(DISTINCT record_id) FROM records"),
+        30_000
+    );
+    run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(0);
+    assert!(
+        std::fs::read_dir(s.path("d/landing/gmp-police/police.cse_crime"))
+            .map_or(true, |mut d| d.next().is_none()),
+        "the raw extract is gone after the successful re-run"
+    );
+}
+
+#[test]
+fn planted_cross_agency_people_are_linked_exactly() {
+    use std::collections::{HashMap, HashSet};
+    let s = Scratch::new("linkage");
+    // dataset -> row -> (truth person, linkable)
+    let mut truth: HashMap<String, HashMap<i64, (String, bool)>> = HashMap::new();
+    for ds in crate::validate::dataset_ids(&s) {
+        let (file, _) = synth(&s, &ds, 1500, 17, 0.0);
+        let truth_path = s.path(&format!("{ds}-17-0.truth.ndjson"));
+        let rows = truth.entry(ds.clone()).or_default();
+        for line in std::fs::read_to_string(&truth_path).expect("truth").lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("truth line");
+            if let Some(row) = v["row"].as_i64() {
+                let person = v["person"].as_str().expect("person").to_owned();
+                rows.insert(row, (person, v["linkable"].as_bool().expect("linkable")));
+            }
+        }
+        let agency = format!("{}-test", ds.split('.').next().expect("agency type"));
+        run_in(
+            &s.dir,
+            &[
+                "ingest",
+                "--data-dir",
+                "d",
+                "--agency",
+                &agency,
+                "--dataset",
+                &ds,
+                file.to_str().expect("path"),
+            ],
+        )
+        .expect_code(0);
+    }
+    let conn = rusqlite::Connection::open(s.path("d/agencylink.db")).expect("open");
+    let mut stmt = conn
+        .prepare("SELECT dataset, row, person_id FROM records")
+        .expect("query");
+    let rows: Vec<(String, i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(rows.len(), 1500 * truth.len(), "every row merged");
+    let mut truth_to_store: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut store_to_truth: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut unlinkable = 0usize;
+    let mut store_people = HashSet::new();
+    for (ds, row, person) in &rows {
+        store_people.insert(person.clone());
+        let (tp, linkable) = truth[ds][row].clone();
+        if linkable {
+            truth_to_store
+                .entry(tp.clone())
+                .or_default()
+                .insert(person.clone());
+            store_to_truth.entry(person.clone()).or_default().insert(tp);
+        } else {
+            unlinkable += 1;
+            store_to_truth
+                .entry(person.clone())
+                .or_default()
+                .insert(format!("unlinkable:{ds}:{row}"));
+        }
+    }
+    for (tp, ps) in &truth_to_store {
+        assert_eq!(
+            ps.len(),
+            1,
+            "synthetic person {tp} split across {} store people",
+            ps.len()
+        );
+    }
+    for (p, tps) in &store_to_truth {
+        assert_eq!(tps.len(), 1, "store person {p} wrongly merges {tps:?}");
+    }
+    assert_eq!(
+        store_people.len(),
+        truth_to_store.len() + unlinkable,
+        "exact count of people"
+    );
+    let multi_dataset = truth_to_store
+        .keys()
+        .filter(|tp| {
+            truth
+                .values()
+                .filter(|rows| rows.values().any(|(p, l)| p == *tp && *l))
+                .count()
+                >= 3
+        })
+        .count();
+    assert!(
+        multi_dataset >= 20,
+        "the generator plants people across agencies ({multi_dataset})"
+    );
+}

@@ -1,6 +1,8 @@
 //! End-to-end tests over the real `agencylink` binary, one module per user story.
 
+mod analyst;
 mod ingest;
+mod profile;
 mod pseudonymise;
 mod util;
 mod validate;

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use agencylink_core::curate::short_hash;
 use agencylink_core::ingest::{IngestSummary, Sinks, UploadInfo, ingest, upload_id};
 use agencylink_core::network::{is_group, networks};
 use agencylink_core::ports::{ChainLog, KeyProvider, ObjectStore, PutMode, RecordStore};
@@ -43,6 +44,18 @@ pub(crate) fn check_agency(agency: &str) -> Result<()> {
 struct Local {
     objects: DirObjectStore,
     store: SqliteStore,
+}
+
+/// Open an existing store for reading; a read never creates an empty one.
+pub(crate) fn open_existing_store(data_dir: &Path) -> Result<SqliteStore> {
+    let db = data_dir.join(DB_FILE);
+    if !db.is_file() {
+        bail!(
+            "no agencylink store in {}: run `agencylink ingest` or `agencylink demo` first, or pass --data-dir",
+            data_dir.display()
+        );
+    }
+    Ok(SqliteStore::open(&db)?)
 }
 
 fn open_local(data_dir: &Path) -> Result<Local> {
@@ -83,15 +96,15 @@ pub(crate) fn now_rfc3339() -> String {
 pub(crate) struct IngestArgs {
     /// The uploading agency's id, e.g. rochdale-council.
     #[arg(long)]
-    agency: String,
+    pub(crate) agency: String,
     /// Dataset id.
     #[arg(long)]
-    dataset: String,
+    pub(crate) dataset: String,
     /// Input format; by default from the file name.
     #[arg(long, value_enum)]
-    format: Option<crate::FormatArg>,
+    pub(crate) format: Option<crate::FormatArg>,
     /// The extract.
-    file: PathBuf,
+    pub(crate) file: PathBuf,
 }
 
 struct HashingReader<R> {
@@ -119,14 +132,20 @@ fn ingest_file(
     ds: &Dataset,
     format: InputFormat,
     file: &Path,
+    progress: bool,
 ) -> Result<IngestSummary> {
     check_agency(agency)?;
-    let name = file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| !n.starts_with('.'))
-        .unwrap_or("upload");
-    let landing = format!("landing/{agency}/{}/{name}", ds.id);
+    // The landing name is neutral, since agencies name files after people
+    // ("smith_referral.csv") and the key ends up in lineage; it is stable per
+    // source path, so re-running after a crash replaces a stale raw copy.
+    let source = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let name = short_hash(&[source.to_string_lossy().as_bytes()], 10);
+    let ext = if format == InputFormat::Csv {
+        "csv"
+    } else {
+        "ndjson"
+    };
+    let landing = format!("landing/{agency}/{}/{name}.{ext}", ds.id);
     let mut reader = HashingReader {
         inner: File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
         hasher: Sha256::new(),
@@ -135,6 +154,7 @@ fn ingest_file(
         .objects
         .put_from(&landing, &mut reader, PutMode::Overwrite)?;
     let sha = hex(&reader.hasher.finalize());
+    let show_progress = progress && io::stderr().is_terminal();
     let upload = upload_id(agency, &ds.id, &sha);
     let curated_key = format!("curated/{agency}/{}/{upload}.ndjson", ds.id);
     let json_key = format!("reports/{agency}/{}/{upload}.rejections.json", ds.id);
@@ -171,8 +191,16 @@ fn ingest_file(
                 report_json: &mut rj,
                 report_csv: &mut rc,
             },
-            |_| {},
+            |rows| {
+                // A progress line only for a person watching; logs stay clean.
+                if show_progress {
+                    eprint!("\r  {}: {rows} rows processed", ds.id);
+                }
+            },
         )?;
+        if show_progress {
+            eprintln!();
+        }
         curated.flush()?;
         rj.flush()?;
         rc.flush()?;
@@ -208,7 +236,7 @@ pub(crate) fn ingest_cmd(catalog: &Catalog, data_dir: &Path, args: IngestArgs) -
     let local = open_local(data_dir)?;
     let key = Pseudonymiser::new(load_key(data_dir)?);
     let format = crate::input_format(args.format, &args.file);
-    let summary = ingest_file(&local, &key, &args.agency, ds, format, &args.file)?;
+    let summary = ingest_file(&local, &key, &args.agency, ds, format, &args.file, true)?;
     println!("{}", serde_json::to_string(&summary)?);
     if summary.duplicate {
         eprintln!(
@@ -244,11 +272,26 @@ pub(crate) enum LineageCommand {
     },
     /// Recompute the hash chain and check row counts. Exit 0 ok, 1 broken.
     Verify,
+    /// Export lineage for a lineage tool: `--openlineage` prints one
+    /// OpenLineage RunEvent (COMPLETE or FAIL) per event as JSON lines, with
+    /// schema and data-quality facets. Refused (exit 1) when the chain is broken.
+    Export {
+        /// OpenLineage RunEvent JSON lines (the only format).
+        #[arg(long)]
+        openlineage: bool,
+    },
 }
 
 pub(crate) fn lineage_cmd(data_dir: &Path, cmd: LineageCommand) -> Result<ExitCode> {
     let local = open_local(data_dir)?;
-    let entries = local.store.lineage().entries()?;
+    lineage_print(local.store.lineage().entries()?, cmd)
+}
+
+/// Print `list`, `show` or `verify` over lineage entries from any backend.
+pub(crate) fn lineage_print(
+    entries: Vec<serde_json::Value>,
+    cmd: LineageCommand,
+) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     match cmd {
         LineageCommand::List => {
@@ -302,6 +345,10 @@ pub(crate) fn lineage_cmd(data_dir: &Path, cmd: LineageCommand) -> Result<ExitCo
                 Ok(ExitCode::from(1))
             }
         },
+        // main routes this to analyst::lineage_export, which needs the catalog.
+        LineageCommand::Export { .. } => {
+            bail!("lineage export is handled by analyst::lineage_export")
+        }
     }
 }
 
@@ -394,7 +441,7 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
         }
         let parts = split_by_agency(ds, &path, &work)?;
         for (agency, part) in parts {
-            let s = ingest_file(&local, &key, &agency, ds, InputFormat::Csv, &part)?;
+            let s = ingest_file(&local, &key, &agency, ds, InputFormat::Csv, &part, false)?;
             eprintln!(
                 "  {:<22} {:<34} rows {:>6}  accepted {:>6}  rejected {:>4}",
                 agency, ds.id, s.rows_in, s.rows_accepted, s.rows_rejected
@@ -470,6 +517,19 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
             Ok(n) => format!("verified ({n} events)"),
             Err(p) => format!("BROKEN at event {}: {}", p.position, p.reason),
         }
+    )?;
+    // The pipeline exists to feed the problem profile: end with it.
+    let profile = crate::profile_cmd::write_profile(
+        catalog,
+        &local.store,
+        &local.store.lineage(),
+        &crate::profile_cmd::demo_settings(),
+        &data_dir.join("profile"),
+    )?;
+    writeln!(
+        err,
+        "  profile                          {}",
+        profile.html.display()
     )?;
     println!("{summary}");
     Ok(if verified.is_ok() {

@@ -17,7 +17,14 @@ use agencylink_local::LocalKeyProvider;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod analyst;
+mod aws;
 mod commands;
+mod profile_cmd;
+
+// Row shaping allocates many small strings; mimalloc halves that cost.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// agencylink: validate, pseudonymise and link multi-agency CSE data extracts.
 #[derive(Debug, Parser)]
@@ -35,8 +42,25 @@ struct Cli {
         default_value = "agencylink-data"
     )]
     data_dir: PathBuf,
+    /// Where the store lives: `local` (the data directory) or `aws` (S3,
+    /// DynamoDB and Secrets Manager, configured by the AGENCYLINK_* and AWS_*
+    /// variables; see crates/aws/README.md).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "AGENCYLINK_BACKEND",
+        default_value_t = BackendArg::Local
+    )]
+    backend: BackendArg,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    Local,
+    Aws,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +107,19 @@ enum Command {
     Synth(commands::SynthArgs),
     /// Synthesise extracts for every dataset, ingest them, and summarise.
     Demo(commands::DemoArgs),
+    /// Build the CSE problem profile: profile.json, one CSV per table and a
+    /// self-contained profile.html, for analysts or (disclosure controlled)
+    /// for partner agencies.
+    Profile(profile_cmd::ProfileArgs),
+    /// Analyst reads: a person's timeline or network, as JSON. Needs
+    /// --analyst and --purpose; every read is recorded in the access log.
+    #[command(subcommand)]
+    Query(analyst::QueryCommand),
+    /// Export merged, pseudonymised records as CSV or NDJSON. Needs
+    /// --analyst and --purpose; recorded in the access log.
+    Export(analyst::ExportArgs),
+    /// Print the access log as JSON lines, or verify its hash chain (auditors).
+    AccessLog(analyst::AccessLogArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +186,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let catalog = load_catalog(cli.schemas.as_deref())?;
+    if cli.backend == BackendArg::Aws && aws::uses_store(&cli.command) {
+        return aws::run(&catalog, cli.command);
+    }
     match cli.command {
         Command::Datasets => {
             let mut out = io::stdout().lock();
@@ -197,8 +237,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Pseudonymise(args) => pseudonymise(&catalog, &cli.data_dir, args),
         Command::Ingest(args) => commands::ingest_cmd(&catalog, &cli.data_dir, args),
+        Command::Lineage(commands::LineageCommand::Export { openlineage }) => {
+            analyst::lineage_export(&catalog, &cli.data_dir, openlineage)
+        }
         Command::Lineage(cmd) => commands::lineage_cmd(&cli.data_dir, cmd),
+        Command::Query(cmd) => analyst::query(&catalog, &cli.data_dir, cmd),
+        Command::Export(args) => analyst::export(&catalog, &cli.data_dir, args),
+        Command::AccessLog(args) => analyst::access_log(&cli.data_dir, args),
         Command::Demo(args) => commands::demo(&catalog, &cli.data_dir, args),
+        Command::Profile(args) => profile_cmd::profile_cmd(&catalog, &cli.data_dir, args),
         Command::Synth(args) => commands::synth(&catalog, args),
     }
 }
@@ -310,6 +357,7 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
     let mut report = JsonReportWriter::start(BufWriter::new(io::stderr().lock()), &ds.id)?;
     let mut summary = agencylink_core::report::Summary::new(&ds.id);
     let mut errors = Vec::new();
+    let mut line = Vec::new();
     while let Some(next) = rows.next_row() {
         let row = match next {
             Ok(row) => row,
@@ -319,12 +367,9 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
             }
         };
         errors.clear();
-        if validator.check(&row, &mut errors) {
-            match curator.curate(&row) {
-                Ok(rec) => {
-                    serde_json::to_writer(&mut out, &rec.body)?;
-                    out.write_all(b"\n")?;
-                }
+        if validator.check(row, &mut errors) {
+            match curator.curate_with_line(row, &mut line) {
+                Ok(_) => out.write_all(&line)?,
                 Err(e) => errors.push(agencylink_core::validate::RowError {
                     row: row.row,
                     line: row.line,

@@ -92,6 +92,17 @@ impl<'a> Curator<'a> {
 
     /// Curate one valid row.
     pub fn curate(&self, row: &Row) -> Result<StoredRecord, CurateError> {
+        self.curate_with_line(row, &mut Vec::new())
+    }
+
+    /// Curate one valid row, and write its curated NDJSON line (with the
+    /// trailing newline) into `line`, replacing what was there. The body is
+    /// serialised once for both the content hash and the line.
+    pub fn curate_with_line(
+        &self,
+        row: &Row,
+        line: &mut Vec<u8>,
+    ) -> Result<StoredRecord, CurateError> {
         let agency = self.provenance.agency.as_str();
         let mut fields = Map::new();
         let mut derived = Map::new();
@@ -199,17 +210,23 @@ impl<'a> Curator<'a> {
         body.insert("links".into(), json!(links));
         // The content hash covers what the agency said, not when it said it,
         // so re-sending the same row is recognised as unchanged.
-        let content = serde_json::to_vec(&body).unwrap_or_default();
-        let content_hash = short_hash(&[&content], 32);
-        body.insert(
-            "provenance".into(),
-            json!({
-                "upload_id": self.provenance.upload_id,
-                "row": row.row,
-                "key_id": self.pseudo.kid().as_str(),
-                "scheme": self.pseudo.scheme(),
-            }),
-        );
+        line.clear();
+        // Serialising a map of JSON values cannot fail.
+        let _ = serde_json::to_writer(&mut *line, &body);
+        let content_hash = short_hash(&[line.as_slice()], 32);
+        let provenance = json!({
+            "upload_id": self.provenance.upload_id,
+            "row": row.row,
+            "key_id": self.pseudo.kid().as_str(),
+            "scheme": self.pseudo.scheme(),
+        });
+        // Splice provenance in before the closing brace, as serialising the
+        // full body again would give (provenance is the last key).
+        line.pop();
+        line.extend_from_slice(b",\"provenance\":");
+        let _ = serde_json::to_writer(&mut *line, &provenance);
+        line.extend_from_slice(b"}\n");
+        body.insert("provenance".into(), provenance);
         Ok(StoredRecord {
             record_id,
             person_id: String::new(),

@@ -173,13 +173,10 @@ pub fn ingest(
             }
         };
         errors.clear();
-        let mut ok = validator.check(&row, &mut errors);
+        let mut ok = validator.check(row, &mut errors);
         if ok {
-            match curator.curate(&row) {
+            match curator.curate_with_line(row, &mut line) {
                 Ok(rec) => {
-                    line.clear();
-                    serde_json::to_writer(&mut line, &rec.body).map_err(io::Error::other)?;
-                    line.push(b'\n');
                     sinks.curated.write_all(&line)?;
                     pending.push(rec);
                 }

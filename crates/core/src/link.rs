@@ -206,7 +206,10 @@ pub fn merge(store: &dyn RecordStore, incoming: Vec<StoredRecord>) -> StoreResul
     }
     for r in changed.iter().chain(&relabelled) {
         for k in &r.match_keys {
-            batch.key_owners.push((k.clone(), r.person_id.clone()));
+            // Most keys already belong to the right person: don't rewrite them.
+            if owners.get(k) != Some(&r.person_id) {
+                batch.key_owners.push((k.clone(), r.person_id.clone()));
+            }
         }
     }
     // Keys that replaced records no longer carry may now belong to nobody.

@@ -131,16 +131,20 @@ pub struct Row {
     pub row: u64,
     /// The source line the row starts on.
     pub line: u64,
-    /// The shaped row (an object; empty when `problem` is set).
-    pub value: Map<String, Value>,
+    /// The shaped row: always a JSON object (empty when `problem` is set),
+    /// held as a `Value` so validation needs no copy.
+    pub value: Value,
     /// A structural problem that stops the row being validated field by field.
     pub problem: Option<RowShapeProblem>,
 }
 
 /// A stream of rows from an extract.
+///
+/// Rows are lent, not given: the reader reuses one row's allocations for the
+/// next (clone a row to keep it), which is most of what makes validation fast.
 pub trait RowSource {
     /// The next row, a file error (after which the stream ends), or `None` at the end.
-    fn next_row(&mut self) -> Option<Result<Row, FileError>>;
+    fn next_row(&mut self) -> Option<Result<&Row, FileError>>;
 }
 
 /// Open a reader for `format` over `input`, checked against `dataset`.
@@ -215,6 +219,27 @@ struct CsvRows<'a, R: BufRead> {
     started: bool,
     finished: bool,
     rows: u64,
+    current: Row,
+}
+
+fn empty_row() -> Row {
+    Row {
+        row: 0,
+        line: 0,
+        value: Value::Object(Map::new()),
+        problem: None,
+    }
+}
+
+/// Put a cell into a reused row value, keeping its string buffer when it can.
+fn set_cell(slot: &mut Value, ty: FieldType, cell: &str) {
+    match (ty, &mut *slot) {
+        (FieldType::String, Value::String(s)) => {
+            s.clear();
+            s.push_str(cell);
+        }
+        _ => *slot = coerce_cell(ty, cell),
+    }
 }
 
 impl<'a, R: BufRead> CsvRows<'a, R> {
@@ -235,6 +260,7 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
             started: false,
             finished: false,
             rows: 0,
+            current: empty_row(),
         }
     }
 
@@ -307,7 +333,7 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
         Ok(())
     }
 
-    fn next_inner(&mut self) -> Result<Option<Row>, FileError> {
+    fn next_inner(&mut self) -> Result<bool, FileError> {
         if !self.started {
             self.started = true;
             self.read_header()?;
@@ -315,46 +341,51 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
                 return Err(FileError::HeaderOnly);
             }
         } else if !self.read_record()? {
-            return Ok(None);
+            return Ok(false);
         }
         self.check_text()?;
         self.rows += 1;
         let line = self.line();
-        if self.record.len() != self.columns.len() {
-            return Ok(Some(Row {
-                row: self.rows,
-                line,
-                value: Map::new(),
-                problem: Some(RowShapeProblem::Cells {
-                    found: self.record.len(),
-                    expected: self.columns.len(),
-                }),
-            }));
+        let row = &mut self.current;
+        row.row = self.rows;
+        row.line = line;
+        if !row.value.is_object() {
+            row.value = Value::Object(Map::new());
         }
-        let mut value = Map::new();
+        let Value::Object(map) = &mut row.value else {
+            return Ok(true);
+        };
+        if self.record.len() != self.columns.len() {
+            map.clear();
+            row.problem = Some(RowShapeProblem::Cells {
+                found: self.record.len(),
+                expected: self.columns.len(),
+            });
+            return Ok(true);
+        }
+        row.problem = None;
         for ((name, ty), raw) in self.columns.iter().zip(self.record.iter()) {
             let cell = std::str::from_utf8(raw).unwrap_or_default().trim();
-            if !cell.is_empty() {
-                value.insert(name.clone(), coerce_cell(*ty, cell));
+            if cell.is_empty() {
+                map.remove(name);
+            } else if let Some(slot) = map.get_mut(name) {
+                set_cell(slot, *ty, cell);
+            } else {
+                map.insert(name.clone(), coerce_cell(*ty, cell));
             }
         }
-        Ok(Some(Row {
-            row: self.rows,
-            line,
-            value,
-            problem: None,
-        }))
+        Ok(true)
     }
 }
 
 impl<R: BufRead> RowSource for CsvRows<'_, R> {
-    fn next_row(&mut self) -> Option<Result<Row, FileError>> {
+    fn next_row(&mut self) -> Option<Result<&Row, FileError>> {
         if self.finished {
             return None;
         }
         match self.next_inner() {
-            Ok(Some(row)) => Some(Ok(row)),
-            Ok(None) => {
+            Ok(true) => Some(Ok(&self.current)),
+            Ok(false) => {
                 self.finished = true;
                 None
             }
@@ -372,6 +403,7 @@ struct NdjsonRows<R: BufRead> {
     line: u64,
     rows: u64,
     finished: bool,
+    current: Row,
 }
 
 impl<R: BufRead> NdjsonRows<R> {
@@ -382,6 +414,7 @@ impl<R: BufRead> NdjsonRows<R> {
             line: 0,
             rows: 0,
             finished: false,
+            current: empty_row(),
         }
     }
 
@@ -427,7 +460,7 @@ impl<R: BufRead> NdjsonRows<R> {
             return Ok(Some(Row {
                 row: self.rows,
                 line,
-                value,
+                value: Value::Object(value),
                 problem,
             }));
         }
@@ -435,12 +468,15 @@ impl<R: BufRead> NdjsonRows<R> {
 }
 
 impl<R: BufRead> RowSource for NdjsonRows<R> {
-    fn next_row(&mut self) -> Option<Result<Row, FileError>> {
+    fn next_row(&mut self) -> Option<Result<&Row, FileError>> {
         if self.finished {
             return None;
         }
         match self.next_inner() {
-            Ok(Some(row)) => Some(Ok(row)),
+            Ok(Some(row)) => {
+                self.current = row;
+                Some(Ok(&self.current))
+            }
             Ok(None) => {
                 self.finished = true;
                 None
@@ -478,7 +514,7 @@ mod tests {
     fn collect(format: InputFormat, bytes: &[u8]) -> Vec<Result<Row, FileError>> {
         let ds = ds();
         let mut src = open(format, bytes, &ds);
-        std::iter::from_fn(|| src.next_row()).collect()
+        std::iter::from_fn(|| src.next_row().map(|r| r.cloned())).collect()
     }
 
     #[test]
@@ -493,7 +529,7 @@ mod tests {
         assert_eq!(r1.value["flag"], Value::Bool(true));
         assert_eq!(r1.value["tags"], serde_json::json!(["a", "b"]));
         let r2 = rows[1].as_ref().expect("row 2");
-        assert!(!r2.value.contains_key("n") && !r2.value.contains_key("tags"));
+        assert!(r2.value.get("n").is_none() && r2.value.get("tags").is_none());
         assert_eq!(r2.value["flag"], Value::Bool(false));
         assert_eq!(rows.len(), 2);
     }
@@ -541,7 +577,7 @@ mod tests {
         );
         assert_eq!(rows.len(), 3);
         let r1 = rows[0].as_ref().expect("row");
-        assert!(r1.problem.is_none() && !r1.value.contains_key("n"));
+        assert!(r1.problem.is_none() && r1.value.get("n").is_none());
         assert_eq!(
             rows[1].as_ref().expect("row").problem,
             Some(RowShapeProblem::NotObject)

@@ -201,7 +201,7 @@ pub fn validate_all(
         match next {
             Ok(row) => {
                 errors.clear();
-                validator.check(&row, &mut errors);
+                validator.check(row, &mut errors);
                 for e in &errors {
                     on_error(e)?;
                 }

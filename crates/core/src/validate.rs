@@ -88,9 +88,8 @@ impl<'a> RowValidator<'a> {
             out.push(err("", String::new(), code, message));
             return false;
         }
-        let instance = Value::Object(row.value.clone());
-        if !self.dataset.validator().is_valid(&instance) {
-            for e in self.dataset.validator().iter_errors(&instance) {
+        if !self.dataset.validator().is_valid(&row.value) {
+            for e in self.dataset.validator().iter_errors(&row.value) {
                 out.push(self.describe(row, &e));
             }
         }

@@ -388,6 +388,7 @@ fn planted_networks_are_the_only_multi_suspect_groups() {
     }
     let mut by_key: HashMap<String, usize> = HashMap::new();
     let mut row_info: Vec<(String, String, Option<String>)> = Vec::new(); // person, role, network
+    let mut background_without_dob = 0;
     for ds in &datasets {
         let out = generate_in(&world, ds, &SynthOptions::new(9, 4000));
         let summary_networks = out.summary()["networks"]
@@ -402,6 +403,7 @@ fn planted_networks_are_the_only_multi_suspect_groups() {
             assert!(!victims.is_empty(), "{}: {n}", ds.id);
         }
         let role_field = ds.field_for("person_role").expect("role").name.clone();
+        let dob_field = field_of(ds, MatchRole::Dob);
         let links: Vec<(String, String, Kind)> = ds
             .fields()
             .iter()
@@ -447,6 +449,21 @@ fn planted_networks_are_the_only_multi_suspect_groups() {
                     None => {
                         by_key.insert(k, i);
                     }
+                }
+            }
+            // Planted suspects always carry a date of birth; some
+            // background suspects do not (as in real police data).
+            if let Some(dob) = &dob_field
+                && r[&role_field] == "suspect"
+            {
+                if network.is_some() {
+                    assert!(
+                        !r[dob].is_empty(),
+                        "{}: planted suspect {person} has no DOB",
+                        ds.id
+                    );
+                } else if r[dob].is_empty() {
+                    background_without_dob += 1;
                 }
             }
             row_info.push((person, r[&role_field].clone(), network));
@@ -501,6 +518,7 @@ fn planted_networks_are_the_only_multi_suspect_groups() {
         }
     }
     assert_eq!(networks_found, world.networks().len());
+    assert!(background_without_dob > 0);
 }
 
 #[test]

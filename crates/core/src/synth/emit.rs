@@ -560,20 +560,18 @@ impl<'w> Generator<'w> {
         let world = self.world;
         let date = self.random_date();
         let mut people = Vec::with_capacity(3);
-        let empty = Event {
-            date,
-            borough: 0,
-            place: Postcode::draw(&mut self.rng, 0),
-            network: None,
-            story: 0.7,
-            focus: None,
-            people: Vec::new(),
-        };
-        let Some(roles) = &self.plan.roles else {
-            return empty;
-        };
-        let Some(g) = world.groups.get(self.rng.index(world.groups.len())) else {
-            return empty;
+        let group = world.groups.get(self.rng.index(world.groups.len()));
+        let (Some(roles), Some(g)) = (&self.plan.roles, group) else {
+            // No roles or no groups: an empty event, which the caller skips.
+            return Event {
+                date,
+                borough: 0,
+                place: Postcode::draw(&mut self.rng, 0),
+                network: None,
+                story: 0.7,
+                focus: None,
+                people,
+            };
         };
         let victim = self.rng.pick(&g.victims).copied();
         if let (Some(v), Some(code)) = (victim, roles.victim) {
@@ -820,7 +818,11 @@ impl<'w> Generator<'w> {
         let style = &self.plan.style;
         let share = match &self.plan.columns[i].fill {
             Fill::Dob => {
-                if class == RoleClass::Suspect && !p.dob_known {
+                if p.involvement == Involvement::NetworkSuspect {
+                    // Planted suspects always have one: a network must be
+                    // findable by name and date of birth.
+                    1.0
+                } else if class == RoleClass::Suspect && !p.dob_known {
                     0.0
                 } else {
                     0.97

@@ -1,0 +1,975 @@
+//! The DynamoDB record store and chained logs: one table, every access
+//! pattern a `GetItem`, `BatchGetItem` or `Query` (never a `Scan`). The
+//! design, item by item, is in `crates/aws/README.md`.
+//!
+//! `apply` cannot be one transaction (a batch is thousands of items), so it
+//! writes in two phases, each idempotent: first the index items (person,
+//! match-key and link pointers, key owners, aliases, the dataset list), then
+//! the record items. A record item is the commit point: readers follow
+//! pointers to records and drop pointers the record does not back, so a crash
+//! between the phases leaves stale pointers that nobody sees, and replaying
+//! the batch (Lambda retries) converges.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::time::Duration;
+
+use agencylink_core::ports::{
+    ChainLog, Link, RecordStore, StoreError, StoreResult, StoredRecord, WriteBatch,
+};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest,
+};
+use tokio::runtime::Handle;
+
+use crate::block_on;
+use crate::error::store_error;
+
+/// One DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// BatchWriteItem's limit: at most 25 put or delete requests per call.
+pub const MAX_BATCH_WRITE: usize = 25;
+/// BatchGetItem's limit: at most 100 keys per call.
+pub const MAX_BATCH_GET: usize = 100;
+
+/// Partition key attribute.
+pub const PK: &str = "pk";
+/// Sort key attribute.
+pub const SK: &str = "sk";
+/// The dataset index (GSI) name.
+pub const GSI_DATASET: &str = "gsi1";
+/// The dataset index's partition key attribute.
+pub const GSI_PK: &str = "gsi1pk";
+/// The dataset index's sort key attribute.
+pub const GSI_SK: &str = "gsi1sk";
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn key(pk: String, sk: String) -> Item {
+    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+/// The sort key that orders a record's pointers by event date then id.
+fn date_sk(date: &str, record_id: &str) -> String {
+    format!("{date}#{record_id}")
+}
+
+fn record_pk(record_id: &str) -> String {
+    format!("R#{record_id}")
+}
+fn person_pk(person: &str) -> String {
+    format!("P#{person}")
+}
+fn matchkey_pk(k: &str) -> String {
+    format!("K#{k}")
+}
+fn link_pk(token: &str) -> String {
+    format!("L#{token}")
+}
+fn alias_pk(person: &str) -> String {
+    format!("A#{person}")
+}
+const DATASETS_PK: &str = "DATASETS";
+const OWNER_SK: &str = "OWNER";
+
+/// Exponential backoff with full jitter for `UnprocessedItems` / `UnprocessedKeys`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// The first ceiling.
+    pub base: Duration,
+    /// The largest ceiling.
+    pub cap: Duration,
+    /// Rounds in a row with leftovers before giving up (`Unavailable`).
+    pub max_rounds: u32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_millis(50),
+            cap: Duration::from_secs(5),
+            max_rounds: 10,
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before retry `round` (0-based): uniform in `[0, min(cap, base·2^round)]`.
+    pub fn delay(&self, round: u32) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << round.min(20))
+            .min(self.cap);
+        let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(fastrand::u64(0..=ms))
+    }
+}
+
+/// Send `requests` in calls of at most [`MAX_BATCH_WRITE`], retrying what
+/// `send` hands back as unprocessed after a backoff. `send` gets one chunk
+/// and returns its unprocessed requests.
+pub async fn write_chunked<F, Fut>(
+    requests: Vec<WriteRequest>,
+    backoff: Backoff,
+    mut send: F,
+) -> StoreResult<()>
+where
+    F: FnMut(Vec<WriteRequest>) -> Fut,
+    Fut: Future<Output = StoreResult<Vec<WriteRequest>>>,
+{
+    let mut pending: std::collections::VecDeque<WriteRequest> = requests.into();
+    let mut stalled = 0u32;
+    while !pending.is_empty() {
+        let n = pending.len().min(MAX_BATCH_WRITE);
+        let chunk: Vec<WriteRequest> = pending.drain(..n).collect();
+        let left = send(chunk).await?;
+        if left.is_empty() {
+            stalled = 0;
+            continue;
+        }
+        if stalled >= backoff.max_rounds {
+            return Err(StoreError::Unavailable {
+                message: format!(
+                    "DynamoDB left {} writes unprocessed after {} retries",
+                    left.len(),
+                    backoff.max_rounds
+                ),
+                source: None,
+            });
+        }
+        tokio::time::sleep(backoff.delay(stalled)).await;
+        stalled += 1;
+        // Retry the leftovers first so the phase order holds as far as it can.
+        for r in left.into_iter().rev() {
+            pending.push_front(r);
+        }
+    }
+    Ok(())
+}
+
+/// The order-preserving, last-wins set of writes for one phase (BatchWriteItem
+/// refuses two requests for the same key in one call).
+#[derive(Default)]
+struct Writes {
+    ops: BTreeMap<(String, String), (usize, Option<Item>)>,
+    n: usize,
+}
+
+impl Writes {
+    fn put(&mut self, item: Item) {
+        let k = (
+            text(&item, PK).unwrap_or_default().to_owned(),
+            text(&item, SK).unwrap_or_default().to_owned(),
+        );
+        self.n += 1;
+        self.ops.insert(k, (self.n, Some(item)));
+    }
+    fn delete(&mut self, pk: String, sk: String) {
+        self.n += 1;
+        self.ops.insert((pk, sk), (self.n, None));
+    }
+    fn into_requests(self) -> StoreResult<Vec<WriteRequest>> {
+        let mut ops: Vec<_> = self.ops.into_iter().collect();
+        ops.sort_by_key(|(_, (n, _))| *n);
+        ops.into_iter()
+            .map(|((pk, sk), (_, item))| {
+                Ok(match item {
+                    Some(item) => WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(item))
+                                .build()
+                                .map_err(|e| StoreError::backend("building a put", e))?,
+                        )
+                        .build(),
+                    None => WriteRequest::builder()
+                        .delete_request(
+                            DeleteRequest::builder()
+                                .set_key(Some(key(pk, sk)))
+                                .build()
+                                .map_err(|e| StoreError::backend("building a delete", e))?,
+                        )
+                        .build(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Records, their indexes, key owners and aliases in one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    handle: Handle,
+    table: String,
+    backoff: Backoff,
+}
+
+impl DynamoStore {
+    /// A store over `table`. `handle` must belong to a multi-threaded runtime.
+    pub fn new(client: Client, handle: Handle, table: &str) -> Self {
+        DynamoStore {
+            client,
+            handle,
+            table: table.to_owned(),
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Use another backoff for leftovers.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The lineage log in this table.
+    pub fn lineage(&self) -> DynamoChainLog {
+        DynamoChainLog::new(self, "lineage", Some("upload_id"))
+    }
+
+    /// The access log in this table (indexed by `analyst`).
+    pub fn access_log(&self) -> DynamoChainLog {
+        DynamoChainLog::new(self, "access", Some("analyst"))
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn write_all(&self, writes: Writes) -> StoreResult<()> {
+        let requests = writes.into_requests()?;
+        write_chunked(requests, self.backoff, |chunk| async move {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, chunk)
+                .send()
+                .await
+                .map_err(|e| store_error("writing a batch", e))?;
+            Ok(out
+                .unprocessed_items()
+                .and_then(|m| m.get(&self.table))
+                .cloned()
+                .unwrap_or_default())
+        })
+        .await
+    }
+
+    /// Consistent BatchGetItem of `keys` (deduplicated, ≤100 per call).
+    async fn get_many(&self, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
+        let mut seen = HashSet::new();
+        let mut pending: Vec<Item> = keys
+            .into_iter()
+            .filter(|k| {
+                seen.insert((
+                    text(k, PK).unwrap_or_default().to_owned(),
+                    text(k, SK).unwrap_or_default().to_owned(),
+                ))
+            })
+            .collect();
+        let mut found = Vec::new();
+        let mut stalled = 0u32;
+        while !pending.is_empty() {
+            let n = pending.len().min(MAX_BATCH_GET);
+            let chunk: Vec<Item> = pending.drain(..n).collect();
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(chunk))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::backend("building a batch get", e))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, ka)
+                .send()
+                .await
+                .map_err(|e| store_error("reading a batch", e))?;
+            if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                found.extend(items.iter().cloned());
+            }
+            let left: Vec<Item> = out
+                .unprocessed_keys()
+                .and_then(|m| m.get(&self.table))
+                .map(|ka| ka.keys().to_vec())
+                .unwrap_or_default();
+            if !left.is_empty() {
+                if stalled >= self.backoff.max_rounds {
+                    return Err(StoreError::Unavailable {
+                        message: "DynamoDB left reads unprocessed".into(),
+                        source: None,
+                    });
+                }
+                tokio::time::sleep(self.backoff.delay(stalled)).await;
+                stalled += 1;
+                pending.extend(left);
+            } else {
+                stalled = 0;
+            }
+        }
+        Ok(found)
+    }
+
+    /// A consistent Query of one partition (optionally by sort-key prefix),
+    /// in sort-key order; `visit` returning false stops.
+    async fn query_partition(
+        &self,
+        pk: &str,
+        sk_prefix: Option<&str>,
+        visit: &mut (dyn FnMut(Item) -> bool + Send),
+    ) -> StoreResult<()> {
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start.take());
+            q = match sk_prefix {
+                Some(p) => q
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :p)")
+                    .expression_attribute_names("#sk", SK)
+                    .expression_attribute_values(":p", s(p)),
+                None => q.key_condition_expression("#pk = :pk"),
+            };
+            let out = q
+                .send()
+                .await
+                .map_err(|e| store_error("querying the table", e))?;
+            for item in out.items() {
+                if !visit(item.clone()) {
+                    return Ok(());
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    async fn records_by_ids(&self, ids: &[String]) -> StoreResult<HashMap<String, StoredRecord>> {
+        let keys = ids
+            .iter()
+            .map(|id| key(record_pk(id), "R".into()))
+            .collect();
+        let mut out = HashMap::new();
+        for item in self.get_many(keys).await? {
+            let r = item_to_record(&item)?;
+            out.insert(r.record_id.clone(), r);
+        }
+        Ok(out)
+    }
+
+    /// Follow the pointers of one partition to the records they name, keep
+    /// the ones `backs` confirms, ordered by event date then id.
+    async fn follow(
+        &self,
+        pk: &str,
+        sk_prefix: Option<&str>,
+        backs: impl Fn(&StoredRecord) -> bool,
+    ) -> StoreResult<Vec<StoredRecord>> {
+        let mut ids = Vec::new();
+        self.query_partition(pk, sk_prefix, &mut |item| {
+            if let Some(id) = text(&item, "record_id") {
+                ids.push(id.to_owned());
+            }
+            true
+        })
+        .await?;
+        let found = self.records_by_ids(&ids).await?;
+        let mut out: Vec<StoredRecord> = found.into_values().filter(|r| backs(r)).collect();
+        out.sort_by(|a, b| {
+            (a.event_date.as_str(), a.record_id.as_str())
+                .cmp(&(b.event_date.as_str(), b.record_id.as_str()))
+        });
+        Ok(out)
+    }
+}
+
+fn json<T: serde::Serialize + ?Sized>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::backend("encoding JSON", e))
+}
+
+fn record_to_item(r: &StoredRecord) -> StoreResult<Item> {
+    let mut item = key(record_pk(&r.record_id), "R".into());
+    item.insert("record_id".into(), s(&r.record_id));
+    item.insert("person_id".into(), s(&r.person_id));
+    item.insert("agency".into(), s(&r.agency));
+    item.insert("dataset".into(), s(&r.dataset));
+    item.insert("event_date".into(), s(&r.event_date));
+    item.insert("upload_id".into(), s(&r.upload_id));
+    item.insert("row".into(), AttributeValue::N(r.row.to_string()));
+    item.insert("content_hash".into(), s(&r.content_hash));
+    item.insert("match_keys".into(), s(json(&r.match_keys)?));
+    item.insert("links".into(), s(json(&r.links)?));
+    item.insert("body".into(), s(json(&r.body)?));
+    item.insert(GSI_PK.into(), s(format!("D#{}", r.dataset)));
+    item.insert(GSI_SK.into(), s(date_sk(&r.event_date, &r.record_id)));
+    Ok(item)
+}
+
+fn item_to_record(item: &Item) -> StoreResult<StoredRecord> {
+    let id = text(item, "record_id").unwrap_or("?").to_owned();
+    let corrupt = |what: &str| StoreError::Backend {
+        message: format!("record {id} is corrupt: {what}"),
+        source: None,
+    };
+    let get = |name: &str| {
+        text(item, name)
+            .map(str::to_owned)
+            .ok_or_else(|| corrupt(name))
+    };
+    let match_keys: Vec<String> =
+        serde_json::from_str(&get("match_keys")?).map_err(|_| corrupt("match_keys"))?;
+    let links: Vec<Link> = serde_json::from_str(&get("links")?).map_err(|_| corrupt("links"))?;
+    let body: serde_json::Value =
+        serde_json::from_str(&get("body")?).map_err(|_| corrupt("body"))?;
+    Ok(StoredRecord {
+        record_id: get("record_id")?,
+        person_id: get("person_id")?,
+        agency: get("agency")?,
+        dataset: get("dataset")?,
+        event_date: get("event_date")?,
+        upload_id: get("upload_id")?,
+        row: item
+            .get("row")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| corrupt("row"))?,
+        content_hash: get("content_hash")?,
+        match_keys,
+        links,
+        body,
+    })
+}
+
+fn pointer(pk: String, sk: String, record_id: &str) -> Item {
+    let mut item = key(pk, sk);
+    item.insert("record_id".into(), s(record_id));
+    item
+}
+
+impl RecordStore for DynamoStore {
+    fn get_records(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredRecord>>> {
+        let found = block_on(&self.handle, self.records_by_ids(ids))?;
+        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+    }
+
+    fn key_owners(&self, keys: &[String]) -> StoreResult<HashMap<String, String>> {
+        let ks = keys
+            .iter()
+            .map(|k| key(matchkey_pk(k), OWNER_SK.into()))
+            .collect();
+        let items = block_on(&self.handle, self.get_many(ks))?;
+        Ok(items
+            .iter()
+            .filter_map(|i| {
+                let k = text(i, PK)?.strip_prefix("K#")?;
+                Some((k.to_owned(), text(i, "person_id")?.to_owned()))
+            })
+            .collect())
+    }
+
+    fn records_of_person(&self, person_id: &str) -> StoreResult<Vec<StoredRecord>> {
+        block_on(
+            &self.handle,
+            self.follow(&person_pk(person_id), None, |r| r.person_id == person_id),
+        )
+    }
+
+    fn records_with_key(&self, k: &str) -> StoreResult<Vec<StoredRecord>> {
+        block_on(
+            &self.handle,
+            self.follow(&matchkey_pk(k), Some("R#"), |r| {
+                r.match_keys.iter().any(|m| m == k)
+            }),
+        )
+    }
+
+    fn records_with_link(&self, token: &str) -> StoreResult<Vec<StoredRecord>> {
+        block_on(
+            &self.handle,
+            self.follow(&link_pk(token), None, |r| {
+                r.links.iter().any(|l| l.token == token)
+            }),
+        )
+    }
+
+    fn scan_dataset(
+        &self,
+        dataset: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        visit: &mut dyn FnMut(StoredRecord) -> bool,
+    ) -> StoreResult<()> {
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI_DATASET)
+                .expression_attribute_names("#pk", GSI_PK)
+                .expression_attribute_values(":pk", s(format!("D#{dataset}")))
+                .set_exclusive_start_key(start.take());
+            // Sort keys are `date#record_id`: `#` sorts below `$`, so
+            // `to$` is above every key of that date.
+            q = match (from, to) {
+                (None, None) => q.key_condition_expression("#pk = :pk"),
+                (Some(a), None) => q
+                    .key_condition_expression("#pk = :pk AND #sk >= :a")
+                    .expression_attribute_values(":a", s(a)),
+                (None, Some(b)) => q
+                    .key_condition_expression("#pk = :pk AND #sk <= :b")
+                    .expression_attribute_values(":b", s(format!("{b}$"))),
+                (Some(a), Some(b)) => q
+                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :a AND :b")
+                    .expression_attribute_values(":a", s(a))
+                    .expression_attribute_values(":b", s(format!("{b}$"))),
+            };
+            if from.is_some() || to.is_some() {
+                q = q.expression_attribute_names("#sk", GSI_SK);
+            }
+            let out = block_on(&self.handle, q.send())
+                .map_err(|e| store_error("querying a dataset", e))?;
+            for item in out.items() {
+                if !visit(item_to_record(item)?) {
+                    return Ok(());
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn datasets(&self) -> StoreResult<Vec<String>> {
+        let mut out = Vec::new();
+        block_on(
+            &self.handle,
+            self.query_partition(DATASETS_PK, None, &mut |item| {
+                if let Some(d) = text(&item, SK) {
+                    out.push(d.to_owned());
+                }
+                true
+            }),
+        )?;
+        Ok(out)
+    }
+
+    fn alias(&self, person_id: &str) -> StoreResult<Option<String>> {
+        let out = block_on(&self.handle, async {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(alias_pk(person_id), "A".into())))
+                .consistent_read(true)
+                .send()
+                .await
+        })
+        .map_err(|e| store_error("reading an alias", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| text(i, "new_id"))
+            .map(str::to_owned))
+    }
+
+    fn apply(&self, batch: &WriteBatch) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        block_on(&self.handle, async {
+            // The last version of each record in the batch wins, as in SQLite.
+            let mut records: Vec<&StoredRecord> = Vec::new();
+            let mut at: HashMap<&str, usize> = HashMap::new();
+            for r in &batch.records {
+                match at.get(r.record_id.as_str()) {
+                    Some(&i) => records[i] = r,
+                    None => {
+                        at.insert(&r.record_id, records.len());
+                        records.push(r);
+                    }
+                }
+            }
+            let ids: Vec<String> = records.iter().map(|r| r.record_id.clone()).collect();
+            let old = self.records_by_ids(&ids).await?;
+
+            let mut index = Writes::default();
+            for r in &records {
+                let sk = date_sk(&r.event_date, &r.record_id);
+                let prev = old.get(&r.record_id);
+                if let Some(o) = prev {
+                    let osk = date_sk(&o.event_date, &o.record_id);
+                    if o.person_id != r.person_id || osk != sk {
+                        index.delete(person_pk(&o.person_id), osk.clone());
+                    }
+                    for k in &o.match_keys {
+                        if osk != sk || !r.match_keys.contains(k) {
+                            index.delete(matchkey_pk(k), format!("R#{osk}"));
+                        }
+                    }
+                    for l in &o.links {
+                        if osk != sk || !r.links.iter().any(|n| n.token == l.token) {
+                            index.delete(link_pk(&l.token), osk.clone());
+                        }
+                    }
+                }
+                index.put(pointer(person_pk(&r.person_id), sk.clone(), &r.record_id));
+                for k in &r.match_keys {
+                    index.put(pointer(matchkey_pk(k), format!("R#{sk}"), &r.record_id));
+                }
+                for l in &r.links {
+                    let mut p = pointer(link_pk(&l.token), sk.clone(), &r.record_id);
+                    p.insert("kind".into(), s(&l.kind));
+                    index.put(p);
+                }
+                index.put(key(DATASETS_PK.into(), r.dataset.clone()));
+            }
+            for k in &batch.key_removals {
+                index.delete(matchkey_pk(k), OWNER_SK.into());
+            }
+            for (k, p) in &batch.key_owners {
+                let mut item = key(matchkey_pk(k), OWNER_SK.into());
+                item.insert("person_id".into(), s(p));
+                index.put(item);
+            }
+            for (old_id, new_id) in &batch.aliases {
+                let mut item = key(alias_pk(old_id), "A".into());
+                item.insert("new_id".into(), s(new_id));
+                index.put(item);
+            }
+            self.write_all(index).await?;
+
+            let mut commit = Writes::default();
+            for r in &records {
+                commit.put(record_to_item(r)?);
+            }
+            self.write_all(commit).await
+        })
+    }
+}
+
+/// A hash-chained log in the table: one create-only item per entry, keyed
+/// by its sequence number.
+///
+/// An append reads entry `seq - 1` and checks its hash is `expected_prev`
+/// (entries never change once written, so the check cannot go stale), then
+/// puts entry `seq` with `attribute_not_exists`: of two writers racing from
+/// the same head exactly one succeeds, so the chain never forks. The head is
+/// the last entry (a Query, descending, limit 1). Entries carrying the index
+/// field (lineage: `upload_id`; access log: `analyst`) also get a pointer in
+/// a per-value partition, written first and honoured only when the entry it
+/// names exists with the same hash.
+#[derive(Debug, Clone)]
+pub struct DynamoChainLog {
+    store: DynamoStore,
+    name: String,
+    index_field: Option<String>,
+}
+
+impl DynamoChainLog {
+    fn new(store: &DynamoStore, name: &str, index_field: Option<&str>) -> Self {
+        DynamoChainLog {
+            store: store.clone(),
+            name: name.to_owned(),
+            index_field: index_field.map(str::to_owned),
+        }
+    }
+
+    fn entries_pk(&self) -> String {
+        format!("C#{}#E", self.name)
+    }
+    fn index_pk(&self, value: &str) -> String {
+        format!("C#{}#X#{value}", self.name)
+    }
+
+    /// The entries whose index field (lineage: `upload_id`; access log:
+    /// `analyst`) equals `value`, in order: a Query and a BatchGetItem.
+    pub fn entries_by(&self, value: &str) -> StoreResult<Vec<serde_json::Value>> {
+        let store = &self.store;
+        block_on(&store.handle, async {
+            let mut pointers: Vec<(String, String)> = Vec::new();
+            store
+                .query_partition(&self.index_pk(value), None, &mut |item| {
+                    if let (Some(sk), Some(h)) = (text(&item, SK), text(&item, "hash")) {
+                        pointers.push((sk.to_owned(), h.to_owned()));
+                    }
+                    true
+                })
+                .await?;
+            let keys = pointers
+                .iter()
+                .map(|(sk, _)| key(self.entries_pk(), sk.clone()))
+                .collect();
+            let found: HashMap<String, Item> = store
+                .get_many(keys)
+                .await?
+                .into_iter()
+                .filter_map(|i| Some((text(&i, SK)?.to_owned(), i)))
+                .collect();
+            Ok(pointers
+                .iter()
+                .filter_map(|(sk, h)| {
+                    let item = found.get(sk)?;
+                    (text(item, "hash") == Some(h.as_str())).then(|| entry_value(item))
+                })
+                .collect())
+        })
+    }
+
+    async fn put_create(&self, item: Item) -> StoreResult<bool> {
+        let sent = self
+            .store
+            .client
+            .put_item()
+            .table_name(&self.store.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error(
+                format!("appending to the {} log", self.name),
+                e,
+            )),
+        }
+    }
+}
+
+fn seq_sk(seq: u64) -> String {
+    format!("{seq:020}")
+}
+
+fn entry_value(item: &Item) -> serde_json::Value {
+    let text = text(item, "entry").unwrap_or_default().to_owned();
+    // A corrupt entry is kept as a string so verification can name it.
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+impl ChainLog for DynamoChainLog {
+    fn head(&self) -> StoreResult<Option<(u64, String)>> {
+        let store = &self.store;
+        let out = block_on(&store.handle, async {
+            store
+                .client
+                .query()
+                .table_name(&store.table)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(self.entries_pk()))
+                .scan_index_forward(false)
+                .limit(1)
+                .send()
+                .await
+        })
+        .map_err(|e| store_error("reading the log head", e))?;
+        let Some(item) = out.items().first() else {
+            return Ok(None);
+        };
+        let seq = text(item, SK).and_then(|n| n.parse().ok());
+        match (seq, text(item, "hash")) {
+            (Some(seq), Some(h)) => Ok(Some((seq, h.to_owned()))),
+            _ => Err(StoreError::Backend {
+                message: format!("the {} log's last entry is corrupt", self.name),
+                source: None,
+            }),
+        }
+    }
+
+    fn append(
+        &self,
+        seq: u64,
+        entry: &serde_json::Value,
+        expected_prev: Option<&str>,
+    ) -> StoreResult<()> {
+        let hash = entry
+            .get("hash")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| StoreError::Invalid("a chained entry needs a `hash`".into()))?;
+        let body = json(entry)?;
+        let moved = || StoreError::Precondition(format!("the {} head moved", self.name));
+        let store = &self.store;
+        block_on(&store.handle, async {
+            match expected_prev {
+                None if seq != 1 => return Err(moved()),
+                None => {}
+                Some(prev) => {
+                    if seq < 2 {
+                        return Err(moved());
+                    }
+                    let before = store
+                        .client
+                        .get_item()
+                        .table_name(&store.table)
+                        .set_key(Some(key(self.entries_pk(), seq_sk(seq - 1))))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(|e| store_error("reading the log head", e))?;
+                    if before.item().and_then(|i| text(i, "hash")) != Some(prev) {
+                        return Err(moved());
+                    }
+                }
+            }
+            let indexed = self
+                .index_field
+                .as_deref()
+                .and_then(|f| entry.get(f))
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| !v.is_empty());
+            if let Some(value) = indexed {
+                let mut pointer = key(self.index_pk(value), seq_sk(seq));
+                pointer.insert("hash".into(), s(hash));
+                store
+                    .client
+                    .put_item()
+                    .table_name(&store.table)
+                    .set_item(Some(pointer))
+                    .send()
+                    .await
+                    .map_err(|e| store_error("indexing a log entry", e))?;
+            }
+            let mut item = key(self.entries_pk(), seq_sk(seq));
+            item.insert("entry".into(), s(body));
+            item.insert("hash".into(), s(hash));
+            if self.put_create(item).await? {
+                Ok(())
+            } else {
+                // The pointer written above names an entry someone else won;
+                // readers ignore it (the hash differs).
+                Err(moved())
+            }
+        })
+    }
+
+    fn entries(&self) -> StoreResult<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        block_on(
+            &self.store.handle,
+            self.store
+                .query_partition(&self.entries_pk(), None, &mut |item| {
+                    out.push(entry_value(&item));
+                    true
+                }),
+        )?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn put(i: usize) -> WriteRequest {
+        let mut item = key(format!("p{i}"), "s".into());
+        item.insert("n".into(), AttributeValue::N(i.to_string()));
+        WriteRequest::builder()
+            .put_request(
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .expect("put"),
+            )
+            .build()
+    }
+
+    fn quick() -> Backoff {
+        Backoff {
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(4),
+            max_rounds: 5,
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_never_exceed_25_and_leftovers_are_retried() {
+        let calls = AtomicUsize::new(0);
+        let mut delivered = HashSet::new();
+        let mut sizes = Vec::new();
+        write_chunked((0..103).map(put).collect(), quick(), |chunk| {
+            sizes.push(chunk.len());
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            // Every other call, DynamoDB "throttles" the last 7 items.
+            let keep = if n.is_multiple_of(2) && chunk.len() > 7 {
+                chunk.len() - 7
+            } else {
+                chunk.len()
+            };
+            let (done, left) = chunk.split_at(keep);
+            for r in done {
+                let item = r.put_request().expect("put").item();
+                delivered.insert(text(item, PK).expect("pk").to_owned());
+            }
+            let left = left.to_vec();
+            async move { Ok(left) }
+        })
+        .await
+        .expect("written");
+        assert!(sizes.iter().all(|&n| n <= MAX_BATCH_WRITE), "{sizes:?}");
+        assert_eq!(delivered.len(), 103, "every item delivered once");
+        assert!(
+            sizes.len() > 103 / 25 + 1,
+            "leftovers were resent: {sizes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn persistent_leftovers_give_up_as_unavailable() {
+        let err = write_chunked((0..3).map(put).collect(), quick(), |chunk| async move {
+            Ok(chunk)
+        })
+        .await
+        .expect_err("gives up");
+        assert!(err.is_retryable(), "{err}");
+    }
+
+    #[test]
+    fn backoff_is_jittered_and_capped() {
+        let b = Backoff::default();
+        for round in 0..30 {
+            assert!(b.delay(round) <= b.cap);
+        }
+        assert!(b.delay(0) <= b.base);
+    }
+
+    #[test]
+    fn records_round_trip_through_items() {
+        let r = agencylink_core::conformance::sample_record(
+            "r-1",
+            "p-1",
+            "ds",
+            "2025-01-01",
+            &["k"],
+            &[("crime", "c")],
+        );
+        assert_eq!(
+            item_to_record(&record_to_item(&r).expect("item")).expect("back"),
+            r
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! AWS adapters for agencylink: S3 ([`S3ObjectStore`], [`S3Archive`]),
+//! DynamoDB ([`DynamoStore`], [`DynamoChainLog`]) and Secrets Manager
+//! ([`SecretsKeyProvider`]), behind the core's synchronous ports.
+//!
+//! The ports are synchronous and the SDK is async: each adapter holds a
+//! [`tokio::runtime::Handle`] of a **multi-threaded** runtime and blocks on
+//! it. Call the adapters from a thread that is not a runtime worker (the
+//! Lambda handlers run core work in `spawn_blocking`; the CLI calls from its
+//! main thread); from inside a multi-threaded runtime they fall back to
+//! `block_in_place`.
+//!
+//! Configuration is read once, in [`AwsSettings::from_env`]; the table design
+//! is in this crate's README.
+
+use std::future::Future;
+
+use tokio::runtime::Handle;
+
+mod config;
+pub mod dynamo;
+mod error;
+pub mod pipeline;
+pub mod provision;
+mod s3;
+mod secrets;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use config::{AgencyPolicy, AwsSettings, ConfigError, PolicyRefusal, valid_agency};
+pub use dynamo::{Backoff, DynamoChainLog, DynamoStore};
+pub use s3::{DEFAULT_PART_SIZE, S3Archive, S3ObjectStore};
+pub use secrets::SecretsKeyProvider;
+
+/// Re-exported SDK crates, so callers and tests build clients with the same versions.
+pub mod sdk {
+    pub use aws_config;
+    pub use aws_sdk_dynamodb as dynamodb;
+    pub use aws_sdk_s3 as s3;
+    pub use aws_sdk_secretsmanager as secretsmanager;
+}
+
+/// Run `f` to completion on `handle` from synchronous code.
+pub(crate) fn block_on<F: Future>(handle: &Handle, f: F) -> F::Output {
+    if Handle::try_current().is_ok() {
+        tokio::task::block_in_place(|| handle.block_on(f))
+    } else {
+        handle.block_on(f)
+    }
+}
+
+/// Every AWS adapter of one deployment, built once from [`AwsSettings`].
+#[derive(Debug)]
+pub struct AwsBackend {
+    /// The settings it was built from.
+    pub settings: AwsSettings,
+    /// Landing uploads, curated data, reports, exports.
+    pub objects: S3ObjectStore,
+    /// Records, people, indexes.
+    pub records: DynamoStore,
+    /// Lineage (indexed by upload).
+    pub lineage: DynamoChainLog,
+    /// The access log (indexed by analyst).
+    pub access_log: DynamoChainLog,
+    /// The WORM copy of lineage and the access log, when configured.
+    pub archive: Option<S3Archive>,
+    /// The key, when a secret is configured.
+    pub keys: Option<SecretsKeyProvider>,
+    s3: aws_sdk_s3::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl AwsBackend {
+    /// Build the clients (reads the standard AWS variables once) and adapters
+    /// on the current (multi-threaded) runtime.
+    pub async fn connect(settings: AwsSettings) -> Self {
+        let sdk = settings.sdk_config().await;
+        Self::from_sdk_config(settings, &sdk, Handle::current())
+    }
+
+    /// Build the adapters from an SDK configuration.
+    pub fn from_sdk_config(
+        settings: AwsSettings,
+        sdk: &aws_config::SdkConfig,
+        handle: Handle,
+    ) -> Self {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(sdk)
+                .force_path_style(settings.force_path_style)
+                .build(),
+        );
+        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        Self::from_clients(settings, s3, dynamodb, secrets, handle)
+    }
+
+    /// Build the adapters from clients (tests add interceptors this way).
+    pub fn from_clients(
+        settings: AwsSettings,
+        s3: aws_sdk_s3::Client,
+        dynamodb: aws_sdk_dynamodb::Client,
+        secrets: aws_sdk_secretsmanager::Client,
+        handle: Handle,
+    ) -> Self {
+        let objects = S3ObjectStore::new(
+            s3.clone(),
+            handle.clone(),
+            &settings.data_bucket,
+            &settings.landing_bucket,
+        );
+        let records = DynamoStore::new(dynamodb.clone(), handle.clone(), &settings.table);
+        let archive = settings
+            .audit_bucket
+            .as_deref()
+            .map(|b| S3Archive::new(s3.clone(), handle.clone(), b, settings.audit_retention_days));
+        let keys = settings
+            .key_secret_id
+            .as_deref()
+            .map(|id| SecretsKeyProvider::new(secrets, handle, id));
+        AwsBackend {
+            lineage: records.lineage(),
+            access_log: records.access_log(),
+            objects,
+            records,
+            archive,
+            keys,
+            s3,
+            dynamodb,
+            settings,
+        }
+    }
+
+    /// The S3 client.
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        &self.s3
+    }
+
+    /// The DynamoDB client.
+    pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        &self.dynamodb
+    }
+
+    /// Create the buckets and table if missing (emulators, scratch accounts).
+    pub async fn provision(&self) -> agencylink_core::ports::StoreResult<()> {
+        let st = &self.settings;
+        provision::ensure_bucket(&self.s3, &st.data_bucket, false).await?;
+        if st.landing_bucket != st.data_bucket {
+            provision::ensure_bucket(&self.s3, &st.landing_bucket, false).await?;
+        }
+        if let Some(audit) = &st.audit_bucket {
+            provision::ensure_bucket(&self.s3, audit, true).await?;
+        }
+        provision::ensure_table(&self.dynamodb, &st.table).await
+    }
+}
+
+/// RFC 3339 UTC time now, to the second (the core reads no clock).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

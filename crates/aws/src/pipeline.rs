@@ -1,0 +1,325 @@
+//! One landing object through the core pipeline on AWS: the steps the CLI's
+//! local ingest takes, over S3 and DynamoDB. Shared by the ingest Lambda and
+//! `agencylink --backend aws ingest`.
+//!
+//! landing object → a private temporary copy, hashed as it streams in (the
+//! upload id needs the file's SHA-256 before the first row, and the copy is a
+//! stable snapshot) → `core::ingest` → curated NDJSON and rejection reports
+//! to the data bucket (multipart when large) → the upload's lineage events
+//! archived (WORM) → the landing object deleted. Every step is idempotent, so
+//! a retried delivery converges and a repeated one changes nothing.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use agencylink_core::ingest::{IngestError, IngestSummary, Sinks, UploadInfo, ingest, upload_id};
+use agencylink_core::lineage;
+use agencylink_core::memory::{MemoryChainLog, MemoryRecordStore};
+use agencylink_core::ports::{
+    ChainLog, ObjectStore, ObjectStoreExt, PutMode, RecordStore, StoreError,
+};
+use agencylink_core::pseudo::Pseudonymiser;
+use agencylink_core::read::InputFormat;
+use agencylink_core::schema::Dataset;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::AwsBackend;
+
+/// A landing key split into its parts: `landing/<agency>/<dataset>/<file>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandingKey<'a> {
+    /// The uploading agency.
+    pub agency: &'a str,
+    /// The dataset id.
+    pub dataset: &'a str,
+    /// The file name.
+    pub file: &'a str,
+}
+
+/// Split a (decoded) landing key; `None` when it does not have that shape.
+pub fn parse_landing_key(key: &str) -> Option<LandingKey<'_>> {
+    let mut parts = key.split('/');
+    let (Some("landing"), Some(agency), Some(dataset), Some(file), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    if agency.is_empty() || dataset.is_empty() || file.is_empty() || file.starts_with('.') {
+        return None;
+    }
+    Some(LandingKey {
+        agency,
+        dataset,
+        file,
+    })
+}
+
+/// Decode an S3 event key: `+` is a space, `%XX` a byte (UTF-8).
+pub fn decode_event_key(raw: &str) -> Result<String, String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or("a `%` in the key is not followed by two hex digits")?;
+                out.push(hex);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| "the decoded key is not UTF-8".to_owned())
+}
+
+/// A pipeline step that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipelineError {
+    /// S3 or DynamoDB failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The core pipeline failed.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// The temporary copy failed (disk full, …).
+    #[error("temporary storage: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl PipelineError {
+    /// Whether running the same step again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PipelineError::Store(e) | PipelineError::Ingest(IngestError::Store(e)) => {
+                e.is_retryable()
+            }
+            PipelineError::Ingest(_) | PipelineError::Io(_) => true,
+        }
+    }
+}
+
+/// The object keys of an upload's outputs.
+pub fn output_keys(agency: &str, dataset: &str, upload: &str) -> [String; 3] {
+    [
+        format!("curated/{agency}/{dataset}/{upload}.ndjson"),
+        format!("reports/{agency}/{dataset}/{upload}.rejections.json"),
+        format!("reports/{agency}/{dataset}/{upload}.rejections.csv"),
+    ]
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(base: &Path) -> io::Result<Self> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = base.join(format!(
+            "agencylink-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        fs::create_dir_all(&dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // The raw copy holds identifiers: it never outlives the ingest.
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Ingest the landing object `key` (already checked against the agency
+/// policy) and clean up. `time` is the event time, RFC 3339.
+pub fn ingest_landing(
+    backend: &AwsBackend,
+    pseudo: &Pseudonymiser,
+    dataset: &Dataset,
+    agency: &str,
+    key: &str,
+    time: &str,
+    tmp_base: &Path,
+) -> Result<IngestSummary, PipelineError> {
+    let tmp = TempDir::new(tmp_base)?;
+    let raw = tmp.0.join("landing");
+    let mut hasher = Sha256::new();
+    {
+        let mut src = backend.objects.get(key)?;
+        let mut dst = BufWriter::new(File::create(&raw)?);
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = src.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            dst.write_all(&buf[..n])?;
+        }
+        dst.flush()?;
+    }
+    let sha = hex(&hasher.finalize());
+    let upload = upload_id(agency, &dataset.id, &sha);
+    let outputs = output_keys(agency, &dataset.id, &upload);
+    let paths = [
+        tmp.0.join("curated"),
+        tmp.0.join("report.json"),
+        tmp.0.join("report.csv"),
+    ];
+    let file_name = key.rsplit('/').next().unwrap_or(key);
+    let info = UploadInfo {
+        agency: agency.to_owned(),
+        sha256: sha,
+        source: key.to_owned(),
+        format: InputFormat::from_file_name(file_name),
+        time: time.to_owned(),
+        outputs: outputs.to_vec(),
+    };
+    let run =
+        |records: &dyn RecordStore, log: &dyn ChainLog| -> Result<IngestSummary, PipelineError> {
+            let mut curated = BufWriter::new(File::create(&paths[0])?);
+            let mut rj = BufWriter::new(File::create(&paths[1])?);
+            let mut rc = BufWriter::new(File::create(&paths[2])?);
+            let mut input = BufReader::with_capacity(1 << 16, File::open(&raw)?);
+            let summary = ingest(
+                dataset,
+                pseudo,
+                records,
+                log,
+                &info,
+                &mut input,
+                Sinks {
+                    curated: &mut curated,
+                    report_json: &mut rj,
+                    report_csv: &mut rc,
+                },
+                |_| {},
+            )?;
+            curated.flush()?;
+            rj.flush()?;
+            rc.flush()?;
+            Ok(summary)
+        };
+    let summary = run(&backend.records, &backend.lineage)?;
+    let mut write_outputs = !summary.duplicate;
+    if summary.duplicate {
+        // An earlier delivery may have merged and logged the upload and then
+        // died before its outputs were stored. They depend only on the file
+        // and the key, so derive them again (against throwaway stores: the
+        // real ones already have everything) and store what is missing.
+        let mut missing = false;
+        for out in &outputs {
+            missing |= !backend.objects.exists(out)?;
+        }
+        if missing {
+            run(&MemoryRecordStore::default(), &MemoryChainLog::default())?;
+            write_outputs = true;
+        }
+    }
+    if write_outputs {
+        for (path, out) in paths.iter().zip(&outputs) {
+            let mut f = File::open(path)?;
+            backend.objects.put_from(out, &mut f, PutMode::Overwrite)?;
+        }
+    }
+    archive_upload(backend, &summary.upload_id)?;
+    backend.objects.delete(key)?;
+    Ok(summary)
+}
+
+/// Copy an upload's lineage events to the WORM archive (when configured).
+pub fn archive_upload(backend: &AwsBackend, upload: &str) -> Result<(), StoreError> {
+    let Some(archive) = &backend.archive else {
+        return Ok(());
+    };
+    for e in backend.lineage.entries_by(upload)? {
+        archive.archive("lineage", &e)?;
+    }
+    Ok(())
+}
+
+/// Record an upload that was not processed (an agency or dataset outside the
+/// policy, a malformed key) as a lineage `failure` event, archive it, and
+/// delete the landing object: raw data nobody may ingest is not kept.
+pub fn reject_landing(
+    backend: &AwsBackend,
+    key: &str,
+    code: &str,
+    reason: &str,
+    time: &str,
+) -> Result<Value, StoreError> {
+    let parts = parse_landing_key(key);
+    let mut event = Map::new();
+    event.insert("type".into(), json!("failure"));
+    event.insert("code".into(), json!(code));
+    event.insert("reason".into(), json!(reason));
+    event.insert("agency".into(), json!(parts.as_ref().map(|p| p.agency)));
+    event.insert("dataset".into(), json!(parts.as_ref().map(|p| p.dataset)));
+    event.insert("source".into(), json!(key));
+    event.insert("time".into(), json!(time));
+    let stored = lineage::append(&backend.lineage, event)?;
+    if let Some(archive) = &backend.archive {
+        archive.archive("lineage", &stored)?;
+    }
+    backend.objects.delete(key)?;
+    Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn landing_keys_split_into_agency_dataset_and_file() {
+        assert_eq!(
+            parse_landing_key("landing/rochdale-council/council.cin_referral/March 2025.csv"),
+            Some(LandingKey {
+                agency: "rochdale-council",
+                dataset: "council.cin_referral",
+                file: "March 2025.csv"
+            })
+        );
+        for bad in [
+            "landing/a/b",
+            "landing/a/b/c/d.csv",
+            "curated/a/b/c.csv",
+            "landing//b/c.csv",
+            "landing/a/b/.hidden",
+        ] {
+            assert_eq!(parse_landing_key(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn event_keys_are_url_decoded() {
+        assert_eq!(
+            decode_event_key("landing/a/b/Extract+March%282025%29+%C3%A9.csv").as_deref(),
+            Ok("landing/a/b/Extract March(2025) é.csv")
+        );
+        assert!(decode_event_key("bad%2").is_err());
+        assert!(decode_event_key("bad%zz").is_err());
+        assert!(decode_event_key("bad%ff").is_err());
+    }
+}

@@ -1,0 +1,467 @@
+//! The S3 object store: `landing/…` keys live in the landing bucket, every
+//! other key in the data bucket (the two may be the same bucket). Gets stream
+//! (a `Read` that pulls body chunks as it is read); puts larger than one part
+//! go up as a multipart upload, so readers never see a partial object and
+//! memory stays at one part. `PutMode::Create` is `If-None-Match: *`.
+
+use std::io::{self, Read};
+use std::time::{Duration, SystemTime};
+
+use agencylink_core::memory::check_object_key;
+use agencylink_core::ports::{ObjectMeta, ObjectStore, PutMode, StoreError, StoreResult};
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockMode,
+};
+use bytes_reader::ChunkReader;
+use tokio::runtime::Handle;
+
+use crate::block_on;
+use crate::error::{code_and_status, store_error};
+
+/// The default multipart part size (S3's minimum is 5 MiB).
+pub const DEFAULT_PART_SIZE: usize = 8 << 20;
+
+/// Objects in S3.
+#[derive(Debug, Clone)]
+pub struct S3ObjectStore {
+    client: Client,
+    handle: Handle,
+    data_bucket: String,
+    landing_bucket: String,
+    part_size: usize,
+}
+
+const LANDING: &str = "landing/";
+
+impl S3ObjectStore {
+    /// A store over `data_bucket` (and `landing_bucket` for `landing/` keys).
+    /// `handle` must belong to a multi-threaded runtime.
+    pub fn new(client: Client, handle: Handle, data_bucket: &str, landing_bucket: &str) -> Self {
+        S3ObjectStore {
+            client,
+            handle,
+            data_bucket: data_bucket.to_owned(),
+            landing_bucket: landing_bucket.to_owned(),
+            part_size: DEFAULT_PART_SIZE,
+        }
+    }
+
+    /// Use parts of `bytes` (at least 5 MiB) for multipart uploads.
+    pub fn with_part_size(mut self, bytes: usize) -> Self {
+        self.part_size = bytes.max(5 << 20);
+        self
+    }
+
+    /// The bucket a key lives in.
+    pub fn bucket_for(&self, key: &str) -> &str {
+        if key.starts_with(LANDING) {
+            &self.landing_bucket
+        } else {
+            &self.data_bucket
+        }
+    }
+
+    /// A time-limited download link for `key` (signing needs no network).
+    pub fn presign_get(&self, key: &str, expires: Duration) -> StoreResult<String> {
+        check_object_key(key)?;
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+            .map_err(|e| StoreError::backend("building a presigned URL", e))?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(self.bucket_for(key))
+            .key(key);
+        block_on(&self.handle, req.presigned(config))
+            .map(|p| p.uri().to_owned())
+            .map_err(|e| store_error(format!("presigning {key}"), e))
+    }
+
+    /// The S3 client (for presigning and tools).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    async fn put_single(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        mode: PutMode,
+    ) -> StoreResult<()> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body));
+        if mode == PutMode::Create {
+            req = req.if_none_match("*");
+        }
+        req.send().await.map(|_| ()).map_err(|e| put_error(key, e))
+    }
+
+    async fn put_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        first: Vec<u8>,
+        data: &mut dyn Read,
+        mode: PutMode,
+    ) -> StoreResult<u64> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| store_error(format!("starting a multipart upload of {key}"), e))?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| StoreError::Invalid("S3 returned no upload id".into()))?
+            .to_owned();
+        let result = async {
+            let mut parts = Vec::new();
+            let mut size = 0u64;
+            let mut chunk = first;
+            let mut number = 1i32;
+            loop {
+                size += chunk.len() as u64;
+                let out = self
+                    .client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(chunk))
+                    .send()
+                    .await
+                    .map_err(|e| store_error(format!("uploading part {number} of {key}"), e))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag().map(str::to_owned))
+                        .build(),
+                );
+                chunk = read_chunk(data, self.part_size)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                number += 1;
+            }
+            let mut req = self
+                .client
+                .complete_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                );
+            if mode == PutMode::Create {
+                req = req.if_none_match("*");
+            }
+            req.send().await.map_err(|e| put_error(key, e))?;
+            Ok(size)
+        }
+        .await;
+        if result.is_err() {
+            // Best effort: a lifecycle rule aborts what this misses.
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
+    async fn list_bucket(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        out: &mut Vec<ObjectMeta>,
+    ) -> StoreResult<()> {
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| store_error(format!("listing {prefix}"), e))?;
+            for o in page.contents() {
+                if let Some(key) = o.key() {
+                    out.push(ObjectMeta {
+                        key: key.to_owned(),
+                        size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    });
+                }
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+fn put_error<E>(
+    key: &str,
+    err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (code, status) = code_and_status(&err);
+    if status == Some(412) || code.as_deref() == Some("PreconditionFailed") {
+        StoreError::AlreadyExists(key.to_owned())
+    } else if status == Some(409) || code.as_deref() == Some("ConditionalRequestConflict") {
+        StoreError::Precondition(format!("a concurrent write to {key}"))
+    } else {
+        store_error(format!("storing {key}"), err)
+    }
+}
+
+/// Read up to `size` bytes (fewer only at the end of `data`).
+fn read_chunk(data: &mut dyn Read, size: usize) -> StoreResult<Vec<u8>> {
+    let mut buf = Vec::with_capacity(size.min(1 << 20));
+    data.take(size as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| StoreError::backend("reading the data to store", e))?;
+    Ok(buf)
+}
+
+impl ObjectStore for S3ObjectStore {
+    fn put_from(&self, key: &str, data: &mut dyn Read, mode: PutMode) -> StoreResult<ObjectMeta> {
+        check_object_key(key)?;
+        let bucket = self.bucket_for(key).to_owned();
+        let first = read_chunk(data, self.part_size)?;
+        let size = if first.len() < self.part_size {
+            let n = first.len() as u64;
+            block_on(&self.handle, self.put_single(&bucket, key, first, mode))?;
+            n
+        } else {
+            block_on(
+                &self.handle,
+                self.put_multipart(&bucket, key, first, data, mode),
+            )?
+        };
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size,
+        })
+    }
+
+    fn get(&self, key: &str) -> StoreResult<Box<dyn Read + Send>> {
+        check_object_key(key)?;
+        let out = block_on(&self.handle, async {
+            self.client
+                .get_object()
+                .bucket(self.bucket_for(key))
+                .key(key)
+                .send()
+                .await
+        })
+        .map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
+                StoreError::NotFound(key.to_owned())
+            } else {
+                store_error(format!("reading {key}"), e)
+            }
+        })?;
+        Ok(Box::new(ChunkReader::new(self.handle.clone(), out.body)))
+    }
+
+    fn head(&self, key: &str) -> StoreResult<ObjectMeta> {
+        check_object_key(key)?;
+        let out = block_on(&self.handle, async {
+            self.client
+                .head_object()
+                .bucket(self.bucket_for(key))
+                .key(key)
+                .send()
+                .await
+        })
+        .map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_not_found())
+                || code_and_status(&e).1 == Some(404)
+            {
+                StoreError::NotFound(key.to_owned())
+            } else {
+                store_error(format!("reading {key}"), e)
+            }
+        })?;
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size: out
+                .content_length()
+                .and_then(|s| u64::try_from(s).ok())
+                .unwrap_or(0),
+        })
+    }
+
+    fn delete(&self, key: &str) -> StoreResult<()> {
+        check_object_key(key)?;
+        block_on(&self.handle, async {
+            self.client
+                .delete_object()
+                .bucket(self.bucket_for(key))
+                .key(key)
+                .send()
+                .await
+        })
+        .map(|_| ())
+        .map_err(|e| store_error(format!("deleting {key}"), e))
+    }
+
+    fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        let mut out = Vec::new();
+        block_on(&self.handle, async {
+            let landing_only = prefix.starts_with(LANDING);
+            let may_hold_landing = landing_only || LANDING.starts_with(prefix);
+            if landing_only {
+                return self
+                    .list_bucket(&self.landing_bucket, prefix, &mut out)
+                    .await;
+            }
+            self.list_bucket(&self.data_bucket, prefix, &mut out)
+                .await?;
+            if may_hold_landing && self.landing_bucket != self.data_bucket {
+                let mut landing = Vec::new();
+                self.list_bucket(&self.landing_bucket, prefix, &mut landing)
+                    .await?;
+                out.extend(landing.into_iter().filter(|m| m.key.starts_with(LANDING)));
+            }
+            Ok(())
+        })?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out.dedup_by(|a, b| a.key == b.key);
+        Ok(out)
+    }
+}
+
+/// Streams an S3 body as `Read`, pulling one chunk at a time.
+mod bytes_reader {
+    use super::*;
+
+    pub(super) struct ChunkReader {
+        handle: Handle,
+        body: ByteStream,
+        chunk: Vec<u8>,
+        pos: usize,
+        done: bool,
+    }
+
+    impl ChunkReader {
+        pub(super) fn new(handle: Handle, body: ByteStream) -> Self {
+            ChunkReader {
+                handle,
+                body,
+                chunk: Vec::new(),
+                pos: 0,
+                done: false,
+            }
+        }
+    }
+
+    impl Read for ChunkReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            while self.pos >= self.chunk.len() {
+                if self.done {
+                    return Ok(0);
+                }
+                match block_on(&self.handle, self.body.next()) {
+                    Some(Ok(bytes)) => {
+                        self.chunk.clear();
+                        self.chunk.extend_from_slice(&bytes);
+                        self.pos = 0;
+                    }
+                    Some(Err(e)) => return Err(io::Error::other(e)),
+                    None => self.done = true,
+                }
+            }
+            let n = buf.len().min(self.chunk.len() - self.pos);
+            buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+}
+
+/// Write-once copies of chained log events in an S3 bucket with Object Lock.
+///
+/// Each event is `<prefix>/<seq, 12 digits>-<hash>.json`, stored create-only
+/// with a COMPLIANCE retention of the configured days (the bucket's default
+/// retention is the backstop). Archiving an event twice is not an error.
+#[derive(Debug, Clone)]
+pub struct S3Archive {
+    client: Client,
+    handle: Handle,
+    bucket: String,
+    retention: Duration,
+}
+
+impl S3Archive {
+    /// An archive in `bucket` (created with Object Lock enabled).
+    pub fn new(client: Client, handle: Handle, bucket: &str, retention_days: u32) -> Self {
+        S3Archive {
+            client,
+            handle,
+            bucket: bucket.to_owned(),
+            retention: Duration::from_secs(u64::from(retention_days) * 86_400),
+        }
+    }
+
+    /// The key an event is archived under.
+    pub fn key_for(prefix: &str, entry: &serde_json::Value) -> StoreResult<String> {
+        let seq = entry
+            .get("seq")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| StoreError::Invalid("an archived event needs a `seq`".into()))?;
+        let hash = entry
+            .get("hash")
+            .and_then(serde_json::Value::as_str)
+            .filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .ok_or_else(|| StoreError::Invalid("an archived event needs a `hash`".into()))?;
+        Ok(format!("{prefix}/{seq:012}-{hash}.json"))
+    }
+
+    /// Archive one event under `prefix` (`lineage`, `access-log`).
+    pub fn archive(&self, prefix: &str, entry: &serde_json::Value) -> StoreResult<String> {
+        let key = Self::key_for(prefix, entry)?;
+        let body =
+            serde_json::to_vec(entry).map_err(|e| StoreError::backend("encoding JSON", e))?;
+        let until = DateTime::from(SystemTime::now() + self.retention);
+        let sent = block_on(&self.handle, async {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .content_type("application/json")
+                .body(ByteStream::from(body))
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .object_lock_mode(ObjectLockMode::Compliance)
+                .object_lock_retain_until_date(until)
+                .if_none_match("*")
+                .send()
+                .await
+        });
+        match sent.map_err(|e| put_error(&key, e)) {
+            Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(key),
+            Err(e) => Err(e),
+        }
+    }
+}

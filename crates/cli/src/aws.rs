@@ -1,0 +1,229 @@
+//! `--backend aws`: the same commands over S3, DynamoDB and Secrets Manager
+//! (`crates/aws`), configured by the `AGENCYLINK_*` and standard `AWS_*`
+//! variables (see `crates/aws/README.md`). Ingest goes through the landing
+//! bucket exactly as an agency upload does; lineage, queries and the access
+//! log read the deployment's table.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use agencylink_aws::{AwsBackend, AwsSettings, pipeline, valid_agency};
+use agencylink_core::ports::{ChainLog, KeyProvider, ObjectStore, PutMode};
+use agencylink_core::pseudo::Pseudonymiser;
+use agencylink_core::query::{self, NetworkLimits, QueryError};
+use agencylink_core::schema::Catalog;
+use anyhow::{Context, Result, bail};
+
+use crate::Command;
+use crate::analyst::{QueryCommand, Reader};
+use crate::commands::{IngestArgs, LineageCommand, lineage_print};
+
+/// Whether a command reads or writes the store (and so goes to AWS).
+pub(crate) fn uses_store(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Datasets | Command::Schema { .. } | Command::Validate { .. } | Command::Synth(_)
+    )
+}
+
+/// Run a store command against the AWS deployment.
+pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
+    let unsupported = match &command {
+        Command::Export(_) => Some("export (the API's /export serves it on AWS)"),
+        Command::Demo(_) => Some("demo"),
+        Command::Pseudonymise(_) => Some("pseudonymise (it uses the local key)"),
+        Command::Profile(_) => Some("profile"),
+        Command::Key(_) => Some("key (on AWS the key lives in Secrets Manager)"),
+        Command::Lineage(LineageCommand::Export { .. }) => Some("lineage export"),
+        _ => None,
+    };
+    if let Some(name) = unsupported {
+        bail!("`{name}` runs on the local backend only; drop --backend aws");
+    }
+    let settings = AwsSettings::from_env().context("configuring the AWS backend")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let backend = rt.block_on(AwsBackend::connect(settings));
+    match command {
+        Command::Ingest(args) => ingest(catalog, &backend, args),
+        Command::Lineage(cmd) => lineage_print(backend.lineage.entries()?, cmd),
+        Command::Query(cmd) => query_cmd(catalog, &backend, cmd),
+        Command::AccessLog(args) => access_log(&backend, args.verify),
+        _ => bail!("unsupported with --backend aws"),
+    }
+}
+
+fn ingest(catalog: &Catalog, backend: &AwsBackend, args: IngestArgs) -> Result<ExitCode> {
+    let ds = crate::dataset(catalog, &args.dataset)?;
+    if !valid_agency(&args.agency) {
+        bail!("agency id must be 1 to 64 characters of a-z, 0-9 and -");
+    }
+    // A configured policy binds the operator's uploads as it binds agencies'.
+    if !backend.settings.agencies.is_empty() {
+        backend.settings.agencies.check(&args.agency, &ds.id)?;
+    }
+    let keys = backend.keys.as_ref().context(
+        "AGENCYLINK_KEY_SECRET_ID is not set: the AWS backend reads its key from Secrets Manager",
+    )?;
+    let pseudo = Pseudonymiser::new(keys.key()?);
+    let name = args
+        .file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.starts_with('.') && !n.contains('/'))
+        .unwrap_or("upload");
+    let landing = format!("landing/{}/{}/{name}", args.agency, ds.id);
+    let mut file =
+        File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+    backend
+        .objects
+        .put_from(&landing, &mut file, PutMode::Overwrite)
+        .with_context(|| format!("uploading to {landing}"))?;
+    let format = crate::input_format(args.format, &args.file);
+    if format != agencylink_core::read::InputFormat::from_file_name(name) {
+        // The pipeline reads the format from the landing key's name.
+        bail!("with --backend aws the file name must say the format (.csv, .ndjson or .jsonl)");
+    }
+    let summary = pipeline::ingest_landing(
+        backend,
+        &pseudo,
+        ds,
+        &args.agency,
+        &landing,
+        &agencylink_aws::now_rfc3339(),
+        &std::env::temp_dir(),
+    )?;
+    println!("{}", serde_json::to_string(&summary)?);
+    if summary.duplicate {
+        eprintln!(
+            "this file was ingested before (upload {}): nothing changed",
+            summary.upload_id
+        );
+    }
+    Ok(if !summary.file_errors.is_empty() {
+        for f in &summary.file_errors {
+            eprintln!("file problem [{}]: {}", f.code, f.message);
+        }
+        ExitCode::from(2)
+    } else if summary.rows_rejected > 0 {
+        eprintln!(
+            "{} rows rejected: see s3://{}/reports/{}/{}/{}.rejections.csv",
+            summary.rows_rejected,
+            backend.settings.data_bucket,
+            summary.agency,
+            summary.dataset,
+            summary.upload_id
+        );
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn log_read(
+    backend: &AwsBackend,
+    reader: &Reader,
+    action: &str,
+    target: &str,
+    rows: u64,
+) -> Result<u64> {
+    let time = agencylink_aws::now_rfc3339();
+    let entry = query::log_read(
+        &backend.access_log,
+        &query::Read {
+            analyst: &reader.analyst,
+            purpose: &reader.purpose,
+            action,
+            target,
+            rows_returned: rows,
+            time: &time,
+        },
+    )
+    .context("the read could not be recorded in the access log, so no data was returned")?;
+    if let Some(archive) = &backend.archive {
+        archive.archive("access-log", &entry)?;
+    }
+    Ok(entry
+        .get("seq")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0))
+}
+
+fn query_cmd(catalog: &Catalog, backend: &AwsBackend, cmd: QueryCommand) -> Result<ExitCode> {
+    let (reader, id) = match &cmd {
+        QueryCommand::Person { reader, id } | QueryCommand::Network { reader, id, .. } => {
+            (reader, id.as_str())
+        }
+    };
+    query::check_reader(&reader.analyst, &reader.purpose)?;
+    let (action, answer) = match &cmd {
+        QueryCommand::Person { .. } => (
+            "query_person",
+            query::person_timeline(&backend.records, catalog, id)
+                .map(|t| (serde_json::to_value(&t), t.timeline.len() as u64)),
+        ),
+        QueryCommand::Network {
+            max_depth,
+            max_people,
+            ..
+        } => (
+            "query_network",
+            query::person_network(
+                &backend.records,
+                catalog,
+                id,
+                NetworkLimits {
+                    max_depth: *max_depth,
+                    max_people: *max_people,
+                },
+            )
+            .map(|n| (serde_json::to_value(&n), n.people.len() as u64)),
+        ),
+    };
+    match answer {
+        Ok((json, rows)) => {
+            let json = json?;
+            let seq = log_read(backend, reader, action, id, rows)?;
+            let mut out = io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &json)?;
+            writeln!(out)?;
+            eprintln!("{rows} rows; this read is access-log entry {seq}");
+            Ok(ExitCode::SUCCESS)
+        }
+        // A search that finds nobody is still a read.
+        Err(e @ QueryError::UnknownPerson(_)) => {
+            log_read(backend, reader, action, id, 0)?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn access_log(backend: &AwsBackend, verify: bool) -> Result<ExitCode> {
+    let entries = backend.access_log.entries()?;
+    let mut out = io::stdout().lock();
+    if !verify {
+        for e in &entries {
+            writeln!(out, "{}", serde_json::to_string(e)?)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match query::verify_access_log(&entries) {
+        Ok(n) => {
+            writeln!(out, "{}", serde_json::json!({"ok": true, "entries": n}))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(p) => {
+            writeln!(out, "{}", serde_json::json!({"ok": false, "problem": p}))?;
+            eprintln!(
+                "access log BROKEN at entry {} (seq {:?}): {}",
+                p.position, p.seq, p.reason
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! Building a profile: scan every dataset once into facts, fix the period,
+//! index facts by person, run each section, then apply the edition.
+
+use super::dates::{add_months, format_day, human_day, parse_day};
+use super::facts::{Collected, Fact, Family, Plan, Role};
+use super::{
+    Cell, Edition, Headline, NetworkDetail, Note, Period, Profile, ProfileError, Settings, Source,
+    Table, Thresholds, disclosure, groups, sections, threat,
+};
+use crate::ports::{ChainLog, RecordStore};
+use crate::schema::Catalog;
+
+/// Everything a section needs: the facts, the period and per-person indexes.
+pub(crate) struct Ctx<'a> {
+    pub(crate) c: &'a Collected,
+    pub(crate) s: &'a Settings,
+    pub(crate) from: i32,
+    pub(crate) to: i32,
+    pub(crate) prev_from: i32,
+    pub(crate) prev_to: i32,
+    /// Fact indexes sorted by (person, day).
+    order: Vec<u32>,
+    /// `order[start[p]..start[p + 1]]` are person p's facts.
+    start: Vec<u32>,
+    /// Has a record in the period.
+    pub(crate) active: Vec<bool>,
+    /// A victim marker in the period (victim role, CSE flag or CSE factor).
+    pub(crate) victim: Vec<bool>,
+    /// A victim role in the period (what networks count).
+    pub(crate) victim_role: Vec<bool>,
+    /// A suspect role in the period.
+    pub(crate) suspect: Vec<bool>,
+    /// Lineage entries (uploads).
+    pub(crate) lineage: Vec<serde_json::Value>,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn in_period(&self, f: &Fact) -> bool {
+        (self.from..=self.to).contains(&f.day)
+    }
+
+    pub(crate) fn in_previous(&self, f: &Fact) -> bool {
+        (self.prev_from..=self.prev_to).contains(&f.day)
+    }
+
+    /// Person `p`'s facts, oldest first (every date up to the period end).
+    pub(crate) fn facts_of(&self, p: u32) -> impl Iterator<Item = &Fact> + '_ {
+        let (a, b) = (
+            self.start[p as usize] as usize,
+            self.start[p as usize + 1] as usize,
+        );
+        self.order[a..b].iter().map(|&i| &self.c.facts[i as usize])
+    }
+
+    /// The position of person `p`'s first fact in the by-person order,
+    /// which gives records without an event reference a unique key.
+    pub(crate) fn start_of(&self, p: u32) -> usize {
+        self.start[p as usize] as usize
+    }
+
+    pub(crate) fn people(&self) -> u32 {
+        self.c.people.len() as u32
+    }
+
+    pub(crate) fn plan(&self, f: &Fact) -> &Plan {
+        self.c.plan(f)
+    }
+}
+
+/// Scan every dataset into facts, on this thread. (Handing records to a
+/// worker thread was tried: freeing each record's JSON on another thread
+/// than the adapter allocated it on cost more than the overlap saved, badly
+/// so with the system allocator.)
+fn collect(
+    store: &dyn RecordStore,
+    plans: Vec<Plan>,
+    to_scan: &[(u16, String)],
+    to: Option<&str>,
+) -> Result<Collected, ProfileError> {
+    let mut c = Collected {
+        plans,
+        ..Collected::default()
+    };
+    for (plan, ds_id) in to_scan {
+        store.scan_dataset(ds_id, None, to, &mut |r| {
+            c.add(*plan, &r);
+            true
+        })?;
+    }
+    Ok(c)
+}
+
+/// Build the profile from the store and the lineage log.
+pub fn build(
+    catalog: &Catalog,
+    store: &dyn RecordStore,
+    lineage: &dyn ChainLog,
+    settings: &Settings,
+) -> Result<Profile, ProfileError> {
+    let from_arg = settings
+        .from
+        .as_deref()
+        .map(|s| parse_day(s).ok_or_else(|| ProfileError::BadDate(s.to_owned())))
+        .transpose()?;
+    let to_arg = settings
+        .to
+        .as_deref()
+        .map(|s| parse_day(s).ok_or_else(|| ProfileError::BadDate(s.to_owned())))
+        .transpose()?;
+    if let (Some(f), Some(t)) = (from_arg, to_arg)
+        && f > t
+    {
+        return Err(ProfileError::EmptyPeriod {
+            from: format_day(f),
+            to: format_day(t),
+        });
+    }
+
+    // One scan per dataset. History before the period is read too: the
+    // footprint, prior agency knowledge and missing-before-CSE look back.
+    let mut plans = Vec::new();
+    let mut to_scan = Vec::new();
+    let mut unknown = Vec::new();
+    for ds_id in store.datasets()? {
+        match catalog.get(&ds_id) {
+            Some(ds) => {
+                to_scan.push((plans.len() as u16, ds_id));
+                plans.push(Plan::new(ds));
+            }
+            None => unknown.push(ds_id),
+        }
+    }
+    let to_text = to_arg.map(format_day);
+    let c = collect(store, plans, &to_scan, to_text.as_deref())?;
+
+    let latest = c.facts.iter().map(|f| f.day).max();
+    let to = match (to_arg, latest) {
+        (Some(t), _) => t,
+        (None, Some(l)) => l,
+        (None, None) => return Err(ProfileError::NoRecords),
+    };
+    let from = from_arg.unwrap_or_else(|| add_months(to, -12) + 1);
+    if from > to {
+        return Err(ProfileError::EmptyPeriod {
+            from: format_day(from),
+            to: format_day(to),
+        });
+    }
+    let days = to - from + 1;
+    let (prev_to, prev_from) = (from - 1, from - days);
+
+    let n_people = c.people.len();
+    let mut order: Vec<u32> = (0..c.facts.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| {
+        let f = &c.facts[i as usize];
+        (f.person, f.day, i)
+    });
+    let mut start = vec![0u32; n_people + 1];
+    for f in &c.facts {
+        start[f.person as usize + 1] += 1;
+    }
+    for p in 0..n_people {
+        start[p + 1] += start[p];
+    }
+    let mut active = vec![false; n_people];
+    let mut victim = vec![false; n_people];
+    let mut victim_role = vec![false; n_people];
+    let mut suspect = vec![false; n_people];
+    for f in c.facts.iter().filter(|f| (from..=to).contains(&f.day)) {
+        let p = f.person as usize;
+        active[p] = true;
+        victim[p] |= f.is_victim_marker();
+        victim_role[p] |= f.role == Role::Victim;
+        suspect[p] |= f.role == Role::Suspect;
+    }
+    let ctx = Ctx {
+        c: &c,
+        s: settings,
+        from,
+        to,
+        prev_from,
+        prev_to,
+        order,
+        start,
+        active,
+        victim,
+        victim_role,
+        suspect,
+        lineage: lineage.entries()?,
+    };
+
+    let mut tables: Vec<Table> = Vec::new();
+    let mut notes: Vec<Note> = Vec::new();
+    let mut caveats: Vec<String> = Vec::new();
+    if !unknown.is_empty() {
+        caveats.push(format!(
+            "The store holds records of {} that this build has no schema for; they are left out of every figure.",
+            unknown.join(", ")
+        ));
+    }
+    if c.bad_dates > 0 {
+        caveats.push(format!(
+            "{} records have an event date that is not a date and are left out.",
+            c.bad_dates
+        ));
+    }
+    let events = sections::events(&ctx);
+    let nets = groups::networks(&ctx);
+    // Report order: aggregates first, the long tracker last.
+    tables.extend(sections::volumes(&ctx, &events, &mut notes));
+    let people = sections::people(&ctx, &mut notes, &mut caveats);
+    tables.extend(people.tables);
+    tables.extend(sections::places(&ctx, &events, &mut notes));
+    tables.push(sections::models(&ctx, &events, &mut notes));
+    tables.extend(groups::tables(&ctx, &nets, &mut notes));
+    tables.push(sections::quality(&ctx, &mut notes, &mut caveats));
+    tables.push(groups::tracker(&ctx, &events, &nets));
+    let details = groups::details(&ctx, &nets);
+
+    let edition = settings.edition;
+    let networks: Option<Vec<NetworkDetail>> = match edition {
+        Edition::Analyst => Some(details),
+        Edition::Partner => {
+            // The tracker and network details identify events and people:
+            // partners get the aggregate tables only.
+            tables.retain(|t| !matches!(t.id.as_str(), "tracker" | "group_networks"));
+            for t in &mut tables {
+                disclosure::apply(t, settings.suppression);
+            }
+            None
+        }
+    };
+    notes.push(Note {
+        topic: "Disclosure control".into(),
+        text: match edition {
+            Edition::Analyst => "Analyst edition: complete figures with pseudonymous ids. Not for circulation beyond the police analysts who are entitled to the underlying records.".into(),
+            Edition::Partner => format!(
+                "Partner edition: counts of {} to {} are shown as c (primary suppression), and further counts are withheld as c where a row or column total, or any combination of totals in the same table, would give a hidden count back (secondary suppression). Percentages, changes and medians computed from a withheld count are withheld too. Zeros are shown. The check is within each table; the tracker, network details and all pseudonymous ids are left out.",
+                settings.suppression.min, settings.suppression.max
+            ),
+        },
+    });
+
+    let period = Period {
+        from: format_day(from),
+        to: format_day(to),
+        days: days as u32,
+        previous_from: format_day(prev_from),
+        previous_to: format_day(prev_to),
+        default: settings.from.is_none() && settings.to.is_none(),
+    };
+    let headlines = headlines(&tables);
+    let summary = summary_sentences(&period, from, to, &headlines, &tables);
+    let mut sources: Vec<Source> = c
+        .plans
+        .iter()
+        .map(|p| Source {
+            dataset: p.id.clone(),
+            title: p.title.clone(),
+            agency_type: p.agency_type.short().into(),
+            read_as: family_name(p.family).into(),
+            records: 0,
+        })
+        .collect();
+    for f in c.facts.iter().filter(|f| ctx.in_period(f)) {
+        sources[f.plan as usize].records += 1;
+    }
+    Ok(Profile {
+        format: super::FORMAT,
+        title: "Child sexual exploitation: multi-agency problem profile".into(),
+        edition,
+        generated_at: settings.generated_at.clone(),
+        period,
+        thresholds: Thresholds {
+            min_suspects: settings.min_suspects,
+            min_victims: settings.min_victims,
+            missing_window_days: settings.missing_window_days,
+        },
+        suppression: (edition == Edition::Partner).then_some(settings.suppression),
+        headlines,
+        summary,
+        tables,
+        networks,
+        threat: threat::method(&settings.threat),
+        sources,
+        method: notes,
+        caveats,
+    })
+}
+
+pub(crate) fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::Crime => "crime",
+        Family::Intelligence => "intelligence",
+        Family::Assessment => "assessment",
+        Family::Missing => "missing episode",
+        Family::Attendance => "safeguarding attendance",
+        Family::Absence => "education episode",
+        Family::Other => "other",
+    }
+}
+
+/// The headline figures, read from the finished (possibly suppressed)
+/// tables so the summary can never show what a table hides.
+fn headlines(tables: &[Table]) -> Vec<Headline> {
+    let find = |id: &str| tables.iter().find(|t| t.id == id);
+    let mut out = Vec::new();
+    let mut push =
+        |id: &str, label: String, value: Option<&Cell>, previous: Option<&Cell>, unit| {
+            if let Some(value) = value {
+                out.push(Headline {
+                    id: id.to_owned(),
+                    label,
+                    value: value.clone(),
+                    previous: previous.cloned(),
+                    unit,
+                });
+            }
+        };
+    if let Some(v) = find("volumes") {
+        for (i, id) in v.row_ids.iter().enumerate() {
+            if matches!(id.as_str(), "cse_crimes" | "cse_intelligence" | "cin_11a") {
+                push(
+                    id,
+                    v.rows[i][0].display(),
+                    v.get(id, "current"),
+                    v.get(id, "previous"),
+                    "count",
+                );
+            }
+        }
+    }
+    if let Some(t) = find("victims_suspects") {
+        push(
+            "victims",
+            "Victims and children at risk (distinct people)".into(),
+            t.get("victims", "people"),
+            t.get("victims", "previous"),
+            "count",
+        );
+        push(
+            "suspects",
+            "Suspects (distinct people)".into(),
+            t.get("suspects", "people"),
+            t.get("suspects", "previous"),
+            "count",
+        );
+    }
+    if let Some(t) = find("network_tiers") {
+        push(
+            "group_networks",
+            "Group-based networks".into(),
+            t.get("total", "networks"),
+            None,
+            "count",
+        );
+        push(
+            "high_tier_networks",
+            "High-threat networks".into(),
+            t.get("high", "networks"),
+            None,
+            "count",
+        );
+    }
+    if let Some(t) = find("prior_knowledge") {
+        push(
+            "known_before_police",
+            "Victims known to another agency before police".into(),
+            t.get("any", "share"),
+            None,
+            "percent",
+        );
+    }
+    if let Some(t) = find("missing_before_cse") {
+        push(
+            "missing_before_cse",
+            "Victims missing shortly before a CSE event".into(),
+            t.get("window", "share"),
+            None,
+            "percent",
+        );
+    }
+    out
+}
+
+/// A count or percentage in words; `c` becomes "a withheld number".
+pub(crate) fn say(c: &Cell, unit: &str) -> String {
+    match (c, unit) {
+        (Cell::Suppressed, "percent") => "a withheld share".into(),
+        (Cell::Suppressed, _) => "a withheld number of".into(),
+        (Cell::Number(x), "percent") => format!("{}%", super::table::format_number(*x)),
+        (c, _) => c.display(),
+    }
+}
+
+fn change_words(now: &Cell, before: &Cell) -> String {
+    match (now.count(), before.count()) {
+        (Some(n), Some(b)) if b > 0 => {
+            let pct = (n as f64 - b as f64) * 100.0 / b as f64;
+            if pct.abs() < 0.5 {
+                "about the same as the previous period".into()
+            } else if pct > 0.0 {
+                format!(
+                    "up {:.0}% on the previous period ({})",
+                    pct,
+                    before.display()
+                )
+            } else {
+                format!(
+                    "down {:.0}% on the previous period ({})",
+                    -pct,
+                    before.display()
+                )
+            }
+        }
+        (Some(_), Some(0)) => "none in the previous period".into(),
+        _ => "the change on the previous period is withheld".into(),
+    }
+}
+
+fn summary_sentences(
+    period: &Period,
+    from: i32,
+    to: i32,
+    heads: &[Headline],
+    tables: &[Table],
+) -> Vec<String> {
+    let h = |id: &str| heads.iter().find(|x| x.id == id);
+    let mut out = Vec::new();
+    let span = format!("From {} to {}", human_day(from), human_day(to));
+    if let Some(crimes) = h("cse_crimes") {
+        let prev = crimes.previous.clone().unwrap_or(Cell::Empty);
+        let mut s = format!(
+            "{span}, police flagged {} crimes as CSE-related, {}",
+            say(&crimes.value, "count"),
+            change_words(&crimes.value, &prev)
+        );
+        if let Some(intel) = h("cse_intelligence") {
+            s.push_str(&format!(
+                ", and received {} CSE-flagged intelligence reports",
+                say(&intel.value, "count")
+            ));
+        }
+        s.push('.');
+        out.push(s);
+    } else {
+        out.push(format!(
+            "{span}: no police crime data is in the store, so offence volumes are not reported."
+        ));
+    }
+    if let (Some(v), Some(s)) = (h("victims"), h("suspects")) {
+        out.push(format!(
+            "{} children and young people were recorded as victims or at risk of CSE (a victim role, a CSE flag or CIN factor 11A), and {} people as suspects.",
+            say(&v.value, "count"),
+            say(&s.value, "count")
+        ));
+    }
+    if let Some(g) = h("group_networks") {
+        let high = match h("high_tier_networks").map(|x| &x.value) {
+            Some(Cell::Suppressed) => "a withheld number".to_owned(),
+            Some(v) => say(v, "count"),
+            None => "none".to_owned(),
+        };
+        out.push(format!(
+            "{} group-based networks (two or more suspects tied to at least one victim) were identified; {} of them score as high threat.",
+            say(&g.value, "count"),
+            high
+        ));
+    }
+    if let Some(k) = h("known_before_police") {
+        out.push(format!(
+            "Of victims with a police record, {} were known to another agency before police first recorded them.",
+            say(&k.value, "percent")
+        ));
+    }
+    if let Some(m) = h("missing_before_cse") {
+        out.push(format!(
+            "{} of victims had a missing episode in the days before a CSE event.",
+            say(&m.value, "percent")
+        ));
+    }
+    if let Some(q) = tables.iter().find(|t| t.id == "data_quality") {
+        let rejected: u64 = q
+            .rows
+            .iter()
+            .filter_map(|r| q.col("rows_rejected").and_then(|c| r[c].count()))
+            .sum();
+        let rows: u64 = q
+            .rows
+            .iter()
+            .filter_map(|r| q.col("rows_in").and_then(|c| r[c].count()))
+            .sum();
+        if rows > 0 {
+            out.push(format!(
+                "Agencies sent {} rows; {} ({:.1}%) were rejected at validation and are not in these figures (see data quality).",
+                super::table::group_thousands(rows),
+                super::table::group_thousands(rejected),
+                rejected as f64 * 100.0 / rows as f64
+            ));
+        }
+    }
+    if !period.default {
+        out.push(format!(
+            "The period was chosen by the analyst; it is compared with the {} days before it.",
+            period.days
+        ));
+    }
+    // A withheld figure can open a sentence ("a withheld number of ...").
+    for s in &mut out {
+        if let Some(first) = s.get(..1) {
+            let upper = first.to_uppercase();
+            s.replace_range(..1, &upper);
+        }
+    }
+    out
+}

@@ -1,0 +1,100 @@
+//! Embedded ingest throughput (not a timed test): synthesise N rows, then run
+//! the whole ingest (validate, pseudonymise, curated NDJSON, merge and link
+//! into SQLite, lineage) and report rows/s and peak RSS.
+//! `cargo bench -p agencylink-local --bench ingest -- [ROWS] [DATASET]`
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::time::Instant;
+
+use agencylink_core::ingest::{Sinks, UploadInfo, ingest};
+use agencylink_core::pseudo::{Key, Pseudonymiser};
+use agencylink_core::read::InputFormat;
+use agencylink_core::schema::Catalog;
+use agencylink_core::synth::{SynthOptions, World, write_csv_with_world};
+use agencylink_local::SqliteStore;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<f64>().ok())
+            })
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let rows: u64 = args
+        .first()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let id = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "police.cse_crime".to_owned());
+    let cat = Catalog::embedded().expect("schemas");
+    let ds = cat.get(&id).expect("dataset");
+    let dir = std::env::temp_dir().join(format!("agencylink-ingest-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let csv = dir.join("extract.csv");
+    {
+        let world = World::new(1, Default::default()).expect("world");
+        let mut out = BufWriter::with_capacity(1 << 16, File::create(&csv).expect("tmp"));
+        write_csv_with_world(&world, ds, &SynthOptions::new(1, rows), &mut out, None)
+            .expect("synth");
+        out.flush().expect("flush");
+    }
+    let store = SqliteStore::open(&dir.join("agencylink.db")).expect("db");
+    let key = Key::from_base64("bench", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+        .expect("test key");
+    let p = Pseudonymiser::new(key);
+    let info = UploadInfo {
+        agency: "gmp-police".into(),
+        sha256: "bench".into(),
+        source: "landing/bench.csv".into(),
+        format: InputFormat::Csv,
+        time: "2026-11-29T00:00:00Z".into(),
+        outputs: vec![],
+    };
+    let mut curated = BufWriter::new(File::create(dir.join("curated.ndjson")).expect("curated"));
+    let (mut rj, mut rc) = (std::io::sink(), std::io::sink());
+    let t = Instant::now();
+    let mut input = BufReader::with_capacity(1 << 16, File::open(&csv).expect("open"));
+    let s = ingest(
+        ds,
+        &p,
+        &store,
+        &store.lineage(),
+        &info,
+        &mut input,
+        Sinks {
+            curated: &mut curated,
+            report_json: &mut rj,
+            report_csv: &mut rc,
+        },
+        |_| {},
+    )
+    .expect("ingest");
+    curated.flush().expect("flush");
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "ingest {id}: {} rows in {secs:.1} s = {:.0} rows/s; inserted {} linked {}; peak RSS {:.1} MiB",
+        s.rows_in,
+        s.rows_in as f64 / secs,
+        s.records_inserted,
+        s.people_linked,
+        peak_rss_mib()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

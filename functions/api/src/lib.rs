@@ -1,0 +1,429 @@
+//! The analyst and auditor HTTP API (API Gateway HTTP API, payload 2.0, or
+//! REST API proxy), mirroring the CLI's reads:
+//!
+//! | route | role | what |
+//! |---|---|---|
+//! | `GET /people/{id}?purpose=…` | analyst | a person's timeline across agencies |
+//! | `GET /people/{id}/network?purpose=…[&max_depth=&max_people=]` | analyst | the people tied to them |
+//! | `GET /export?purpose=…[&dataset=][&format=csv\|ndjson]` | analyst | flat rows to S3, a 15-minute download link back |
+//! | `GET /lineage` | auditor | every lineage event |
+//! | `GET /lineage/verify` | auditor | recompute the chain and row counts |
+//! | `GET /lineage/uploads/{upload_id}` | auditor | one upload's events |
+//! | `GET /access-log` and `/access-log/verify` | auditor | who read what, and why |
+//!
+//! The role and the reader's identity come only from the request context
+//! that API Gateway's authorizer fills in (a Lambda authorizer's `role` and
+//! `actor`, or JWT claims `agencylink_role` / `custom:agencylink_role` and
+//! `sub`), never from anything the caller sends. Every analyst read is written
+//! to the access log, with the stated purpose, before any data is returned;
+//! if the log cannot be written, nothing is returned.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agencylink_aws::AwsBackend;
+use agencylink_core::lineage;
+use agencylink_core::ports::{ChainLog, ObjectStore, PutMode, StoreError};
+use agencylink_core::query::{self, NetworkLimits, QueryError, Read};
+use agencylink_core::schema::Catalog;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{Value, json};
+
+/// What the handler needs, built once per cold start.
+#[derive(Debug)]
+pub struct Api {
+    backend: Arc<AwsBackend>,
+    catalog: Arc<Catalog>,
+}
+
+impl Api {
+    /// Wire the backend and catalog.
+    pub fn new(backend: AwsBackend, catalog: Catalog) -> Self {
+        Api {
+            backend: Arc::new(backend),
+            catalog: Arc::new(catalog),
+        }
+    }
+
+    /// The backend (tests inspect the stores through it).
+    pub fn backend(&self) -> &AwsBackend {
+        &self.backend
+    }
+}
+
+/// Who is asking, as the authorizer established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Reads merged, pseudonymised data; every read is logged.
+    Analyst,
+    /// Reads lineage and the access log; never records.
+    Auditor,
+}
+
+/// The caller's role and identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The role.
+    pub role: Role,
+    /// A stable identity (the token's subject, the authorizer's actor).
+    pub actor: String,
+}
+
+fn claim<'a>(claims: &'a HashMap<String, String>, names: &[&str]) -> Option<&'a str> {
+    names
+        .iter()
+        .find_map(|n| claims.get(*n))
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
+}
+
+fn field<'a>(fields: &'a HashMap<String, Value>, names: &[&str]) -> Option<&'a str> {
+    names
+        .iter()
+        .find_map(|n| fields.get(*n))
+        .and_then(Value::as_str)
+        .filter(|v| !v.trim().is_empty())
+}
+
+const ROLE_CLAIMS: &[&str] = &["agencylink_role", "custom:agencylink_role"];
+const ACTOR_CLAIMS: &[&str] = &["sub", "username", "cognito:username"];
+
+/// The principal from the request context, or `None` (then: 403).
+pub fn principal(req: &Request) -> Option<Principal> {
+    let (role, actor) = match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => {
+            let auth = ctx.authorizer.as_ref()?;
+            let jwt = auth.jwt.as_ref().map(|j| &j.claims);
+            (
+                field(&auth.fields, &["role"]).or_else(|| jwt.and_then(|c| claim(c, ROLE_CLAIMS))),
+                field(&auth.fields, &["actor"])
+                    .or_else(|| jwt.and_then(|c| claim(c, ACTOR_CLAIMS))),
+            )
+        }
+        RequestContext::ApiGatewayV1(ctx) => {
+            let auth = &ctx.authorizer;
+            let jwt = auth.jwt.as_ref().map(|j| &j.claims);
+            (
+                field(&auth.fields, &["role"]).or_else(|| jwt.and_then(|c| claim(c, ROLE_CLAIMS))),
+                field(&auth.fields, &["actor", "principalId"])
+                    .or_else(|| jwt.and_then(|c| claim(c, ACTOR_CLAIMS))),
+            )
+        }
+        _ => return None,
+    };
+    let role = match role? {
+        "analyst" => Role::Analyst,
+        "auditor" => Role::Auditor,
+        _ => return None,
+    };
+    Some(Principal {
+        role,
+        actor: actor?.to_owned(),
+    })
+}
+
+fn respond(status: u16, body: &Value) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
+    let mut resp = Response::new(Body::from(text));
+    *resp.status_mut() = lambda_http::http::StatusCode::from_u16(status)
+        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        "cache-control",
+        lambda_http::http::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+fn error(status: u16, message: &str) -> Response<Body> {
+    respond(status, &json!({ "error": message }))
+}
+
+fn store_failure(e: &StoreError) -> Response<Body> {
+    if e.is_retryable() {
+        error(503, "the store is unavailable; try again")
+    } else {
+        error(500, "the store failed")
+    }
+}
+
+fn query_failure(e: &QueryError) -> Response<Body> {
+    match e {
+        QueryError::NotAPersonId | QueryError::Reader(_) => error(400, &e.to_string()),
+        QueryError::UnknownPerson(_) | QueryError::UnknownDataset(_) => error(404, &e.to_string()),
+        QueryError::Store(s) => store_failure(s),
+        _ => error(500, "the read failed"),
+    }
+}
+
+/// Handle one request (all store work runs on a blocking thread).
+pub async fn handle(api: Arc<Api>, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    let resp = tokio::task::spawn_blocking(move || route(&api, &req))
+        .await
+        .unwrap_or_else(|_| error(500, "the request failed"));
+    Ok(resp)
+}
+
+/// Route a request (synchronous; off the runtime's worker threads).
+pub fn route(api: &Api, req: &Request) -> Response<Body> {
+    if req.method() != lambda_http::http::Method::GET {
+        return error(405, "only GET is supported");
+    }
+    let Some(who) = principal(req) else {
+        return error(403, "no agencylink role in the request context");
+    };
+    // The path as the client sent it, without an API Gateway stage prefix.
+    let path = match req.raw_http_path() {
+        "" => req.uri().path(),
+        raw => raw,
+    }
+    .trim_end_matches('/')
+    .to_owned();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let params = req.query_string_parameters();
+    let param = |k: &str| params.first(k).map(str::to_owned);
+    match (who.role.clone(), segments.as_slice()) {
+        (Role::Analyst, ["people", id]) => analyst_read(
+            api,
+            &who,
+            param("purpose"),
+            "query_person",
+            id,
+            |store, catalog| {
+                let t = query::person_timeline(store, catalog, id)?;
+                Ok((
+                    t.timeline.len() as u64,
+                    serde_json::to_value(&t).unwrap_or_default(),
+                ))
+            },
+        ),
+        (Role::Analyst, ["people", id, "network"]) => {
+            let mut limits = NetworkLimits::default();
+            if let Some(d) = param("max_depth").and_then(|v| v.parse().ok()) {
+                limits.max_depth = d;
+            }
+            if let Some(p) = param("max_people").and_then(|v| v.parse().ok()) {
+                limits.max_people = p;
+            }
+            analyst_read(
+                api,
+                &who,
+                param("purpose"),
+                "query_network",
+                id,
+                |store, catalog| {
+                    let n = query::person_network(store, catalog, id, limits)?;
+                    Ok((
+                        n.people.len() as u64,
+                        serde_json::to_value(&n).unwrap_or_default(),
+                    ))
+                },
+            )
+        }
+        (Role::Analyst, ["export"]) => export(
+            api,
+            &who,
+            param("purpose"),
+            param("dataset"),
+            param("format"),
+        ),
+        (Role::Auditor, ["lineage"]) => match api.backend.lineage.entries() {
+            Ok(entries) => respond(200, &json!({ "events": entries })),
+            Err(e) => store_failure(&e),
+        },
+        (Role::Auditor, ["lineage", "verify"]) => match api.backend.lineage.entries() {
+            Ok(entries) => match lineage::verify(&entries) {
+                Ok(n) => respond(200, &json!({ "ok": true, "events": n })),
+                Err(p) => respond(200, &json!({ "ok": false, "problem": p })),
+            },
+            Err(e) => store_failure(&e),
+        },
+        (Role::Auditor, ["lineage", "uploads", upload]) => {
+            match api.backend.lineage.entries_by(upload) {
+                Ok(entries) if entries.is_empty() => error(404, "no lineage event for that upload"),
+                Ok(entries) => respond(200, &json!({ "events": entries })),
+                Err(e) => store_failure(&e),
+            }
+        }
+        (Role::Auditor, ["access-log"]) => match api.backend.access_log.entries() {
+            Ok(entries) => respond(200, &json!({ "entries": entries })),
+            Err(e) => store_failure(&e),
+        },
+        (Role::Auditor, ["access-log", "verify"]) => match api.backend.access_log.entries() {
+            Ok(entries) => match query::verify_access_log(&entries) {
+                Ok(n) => respond(200, &json!({ "ok": true, "entries": n })),
+                Err(p) => respond(200, &json!({ "ok": false, "problem": p })),
+            },
+            Err(e) => store_failure(&e),
+        },
+        (Role::Auditor, ["people", ..] | ["export"]) => {
+            error(403, "auditors read lineage and the access log, not records")
+        }
+        (Role::Analyst, ["lineage", ..] | ["access-log", ..]) => {
+            error(403, "lineage and the access log are for auditors")
+        }
+        _ => error(404, "no such route"),
+    }
+}
+
+/// Run an analyst read, log it (with the purpose), and only then answer. A
+/// search that finds nobody is logged too (with no rows): auditors need to
+/// see searches as well as finds. A malformed request reads nothing.
+fn analyst_read(
+    api: &Api,
+    who: &Principal,
+    purpose: Option<String>,
+    action: &str,
+    target: &str,
+    read: impl FnOnce(
+        &dyn agencylink_core::ports::RecordStore,
+        &Catalog,
+    ) -> Result<(u64, Value), QueryError>,
+) -> Response<Body> {
+    let purpose = purpose.unwrap_or_default();
+    if let Err(e) = query::check_reader(&who.actor, &purpose) {
+        return query_failure(&e);
+    }
+    let (rows, answer) = match read(&api.backend.records, &api.catalog) {
+        Ok((rows, body)) => (rows, Ok(body)),
+        Err(e @ QueryError::UnknownPerson(_)) => (0, Err(e)),
+        Err(e) => return query_failure(&e),
+    };
+    let time = agencylink_aws::now_rfc3339();
+    let logged = query::log_read(
+        &api.backend.access_log,
+        &Read {
+            analyst: &who.actor,
+            purpose: &purpose,
+            action,
+            target,
+            rows_returned: rows,
+            time: &time,
+        },
+    );
+    let entry = match logged {
+        Ok(entry) => entry,
+        Err(e) => return query_failure(&e),
+    };
+    if let Some(archive) = &api.backend.archive
+        && let Err(e) = archive.archive("access-log", &entry)
+    {
+        // The read is in the chained log already; the WORM copy is a backstop.
+        lambda_http::tracing::warn!(error = %e, "access-log entry not archived");
+    }
+    match answer {
+        Ok(body) => respond(200, &body),
+        Err(e) => query_failure(&e),
+    }
+}
+
+/// Export flat rows to `exports/…` in the data bucket and return a
+/// short-lived download link (exports are too large for a response body).
+fn export(
+    api: &Api,
+    who: &Principal,
+    purpose: Option<String>,
+    dataset: Option<String>,
+    format: Option<String>,
+) -> Response<Body> {
+    let csv = match format.as_deref() {
+        None | Some("csv") => true,
+        Some("ndjson") => false,
+        Some(_) => return error(400, "format must be csv or ndjson"),
+    };
+    let backend = api.backend.clone();
+    let target = dataset.clone().unwrap_or_else(|| "all".into());
+    analyst_read(api, who, purpose, "export", &target, |store, catalog| {
+        let plan = query::plan_export(store, catalog, dataset.as_deref())?;
+        let tmp = std::env::temp_dir().join(format!(
+            "agencylink-export-{}-{}",
+            std::process::id(),
+            fastrand_suffix()
+        ));
+        let io =
+            |e: std::io::Error| QueryError::Store(StoreError::backend("writing the export", e));
+        let rows = {
+            let mut out = BufWriter::new(File::create(&tmp).map_err(io)?);
+            let mut failed: Option<QueryError> = None;
+            if csv {
+                let header: Vec<String> = plan.columns.iter().map(|c| csv_field(c)).collect();
+                writeln!(out, "{}", header.join(",")).map_err(io)?;
+            }
+            let n = query::export_rows(store, catalog, &plan, &mut |row| {
+                let line = if csv {
+                    query::csv_record(&plan.columns, &row).map(|cells| {
+                        cells
+                            .iter()
+                            .map(|c| csv_field(c))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                } else {
+                    Ok(Value::Object(row).to_string())
+                };
+                match line.map(|l| writeln!(out, "{l}").map_err(io)) {
+                    Ok(Ok(())) => true,
+                    Ok(Err(e)) | Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            })?;
+            if let Some(e) = failed {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            out.flush().map_err(io)?;
+            n
+        };
+        let key = format!(
+            "exports/{}-{}.{}",
+            agencylink_aws::now_rfc3339().replace(':', ""),
+            fastrand_suffix(),
+            if csv { "csv" } else { "ndjson" }
+        );
+        let stored = File::open(&tmp).map_err(io).and_then(|mut f| {
+            backend
+                .objects
+                .put_from(&key, &mut f, PutMode::Create)
+                .map_err(QueryError::Store)
+        });
+        let _ = std::fs::remove_file(&tmp);
+        stored?;
+        let url = backend
+            .objects
+            .presign_get(&key, Duration::from_secs(PRESIGN_SECONDS))
+            .map_err(QueryError::Store)?;
+        Ok((
+            rows,
+            json!({
+                "key": key,
+                "rows": rows,
+                "datasets": plan.datasets,
+                "url": url,
+                "expires_in": PRESIGN_SECONDS,
+            }),
+        ))
+    })
+}
+
+const PRESIGN_SECONDS: u64 = 900;
+
+fn fastrand_suffix() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+fn csv_field(cell: &str) -> String {
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_owned()
+    }
+}

@@ -1,0 +1,245 @@
+//! The API handler with fixture requests against moto server: each role's
+//! reads, each denial, and the access log. Skips only when AWS_ENDPOINT_URL
+//! is unset; fails when it is set and unreachable.
+
+mod support;
+
+use std::sync::Arc;
+
+use agencylink_aws::testing::{Moto, moto};
+use agencylink_aws::{AgencyPolicy, AwsBackend, pipeline};
+use agencylink_core::ports::{ChainLog, ObjectStoreExt, PutMode, RecordStore};
+use agencylink_core::pseudo::{Key, Pseudonymiser};
+use agencylink_core::schema::Catalog;
+use agencylink_core::synth::{SynthOptions, write_csv};
+use agencylink_fn_api::Api;
+use support::{call, http_api, rest_api};
+
+const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// A backend with two datasets ingested (the same synthetic people).
+fn seeded(m: &Moto, name: &str) -> Arc<Api> {
+    let backend: AwsBackend = m.backend(m.settings(name, AgencyPolicy::default()));
+    let catalog = Catalog::embedded().expect("catalog");
+    let pseudo = Pseudonymiser::new(Key::from_base64("k1", KEY_B64).expect("key"));
+    for (agency, dataset) in [
+        ("gmp-police", "police.cse_crime"),
+        ("gmp-police", "police.cse_intelligence"),
+    ] {
+        let ds = catalog.get(dataset).expect("dataset");
+        let mut csv = Vec::new();
+        write_csv(ds, &SynthOptions::new(42, 150), &mut csv, None).expect("synth");
+        let key = format!("landing/{agency}/{dataset}/extract.csv");
+        backend
+            .objects
+            .put(&key, &csv, PutMode::Overwrite)
+            .expect("land");
+        pipeline::ingest_landing(
+            &backend,
+            &pseudo,
+            ds,
+            agency,
+            &key,
+            "2026-03-02T09:00:00Z",
+            &std::env::temp_dir(),
+        )
+        .expect("ingest");
+    }
+    Arc::new(Api::new(backend, catalog))
+}
+
+/// A person with records, and one with link-sharing neighbours when there is one.
+fn some_person(api: &Api) -> String {
+    let mut best: Option<(usize, String)> = None;
+    api.backend()
+        .records
+        .scan_dataset("police.cse_crime", None, None, &mut |r| {
+            let n = r.links.len();
+            if best.as_ref().is_none_or(|(b, _)| n > *b) {
+                best = Some((n, r.person_id.clone()));
+            }
+            true
+        })
+        .expect("scan");
+    best.expect("a record").1
+}
+
+#[test]
+fn roles_come_from_the_authorizer_and_each_denial_holds() {
+    let Some(m) = moto() else { return };
+    let api = seeded(&m, "api-deny");
+    let person = some_person(&api);
+    let purpose = [("purpose", "Op Aurora strategic profile")];
+    let people = format!("/people/{person}");
+    // No role, or a role we do not know: nothing.
+    for role in ["", "agency", "admin"] {
+        let (s, _) = call(&api, http_api("GET", &people, &purpose, role, "u-1"));
+        assert_eq!(s, 403, "role {role:?}");
+    }
+    // Auditors never read records.
+    for path in [people.as_str(), "/export", &format!("{people}/network")] {
+        let (s, body) = call(&api, http_api("GET", path, &purpose, "auditor", "aud-1"));
+        assert_eq!(s, 403, "{path}: {body}");
+    }
+    // Analysts never read lineage or the access log.
+    for path in [
+        "/lineage",
+        "/lineage/verify",
+        "/access-log",
+        "/access-log/verify",
+    ] {
+        let (s, _) = call(&api, http_api("GET", path, &[], "analyst", "an-1"));
+        assert_eq!(s, 403, "{path}");
+    }
+    // Reads only.
+    let (s, _) = call(&api, http_api("POST", &people, &purpose, "analyst", "an-1"));
+    assert_eq!(s, 405);
+    // An analyst read without a purpose is refused before anything is read.
+    let (s, body) = call(&api, http_api("GET", &people, &[], "analyst", "an-1"));
+    assert_eq!(s, 400, "{body}");
+    assert!(body["error"].as_str().unwrap_or("").contains("purpose"));
+    assert!(
+        api.backend().access_log.entries().expect("log").is_empty(),
+        "refused reads are not data reads"
+    );
+}
+
+#[test]
+fn analyst_reads_are_answered_and_logged_with_their_purpose() {
+    let Some(m) = moto() else { return };
+    let api = seeded(&m, "api-analyst");
+    let person = some_person(&api);
+    let purpose = [("purpose", "Op Aurora strategic profile")];
+
+    let (s, t) = call(
+        &api,
+        http_api(
+            "GET",
+            &format!("/people/{person}"),
+            &purpose,
+            "analyst",
+            "an-7",
+        ),
+    );
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["person_id"], person.as_str());
+    assert!(!t["timeline"].as_array().expect("rows").is_empty());
+
+    let (s, n) = call(
+        &api,
+        http_api(
+            "GET",
+            &format!("/people/{person}/network"),
+            &[("purpose", "Op Aurora"), ("max_depth", "2")],
+            "analyst",
+            "an-7",
+        ),
+    );
+    assert_eq!(s, 200, "{n}");
+    assert_eq!(n["person_id"], person.as_str());
+    assert_eq!(n["limits"]["max_depth"], 2);
+
+    let (s, e) = call(
+        &api,
+        http_api(
+            "GET",
+            "/export",
+            &[
+                ("purpose", "i2 chart for Op Aurora"),
+                ("dataset", "police.cse_crime"),
+            ],
+            "analyst",
+            "an-7",
+        ),
+    );
+    assert_eq!(s, 200, "{e}");
+    let key = e["key"].as_str().expect("export key");
+    assert!(key.starts_with("exports/") && key.ends_with(".csv"));
+    assert!(e["url"].as_str().expect("url").contains("X-Amz-Signature"));
+    let csv = api.backend().objects.get_bytes(key).expect("export object");
+    let lines = csv.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    assert_eq!(
+        lines as u64,
+        e["rows"].as_u64().expect("rows") + 1,
+        "header + rows"
+    );
+
+    let (s, _) = call(
+        &api,
+        http_api("GET", "/people/p_notaperson", &purpose, "analyst", "an-7"),
+    );
+    assert_eq!(s, 404, "an unknown person");
+    let (s, body) = call(
+        &api,
+        http_api("GET", "/people/Jane Smith", &purpose, "analyst", "an-7"),
+    );
+    assert_eq!(s, 400);
+    assert!(
+        !body.to_string().contains("Jane"),
+        "the input is not echoed"
+    );
+
+    // Every answered read is in the access log, in order, with its purpose.
+    let log = api.backend().access_log.entries().expect("log");
+    let actions: Vec<&str> = log.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        ["query_person", "query_network", "export", "query_person"],
+        "a search that finds nobody is logged; a malformed id read nothing"
+    );
+    assert_eq!(log[3]["rows_returned"], 0);
+    assert!(log.iter().all(|e| e["analyst"] == "an-7"));
+    assert_eq!(log[0]["purpose"], "Op Aurora strategic profile");
+    assert_eq!(log[2]["target"], "police.cse_crime");
+    assert_eq!(
+        api.backend()
+            .access_log
+            .entries_by("an-7")
+            .expect("by analyst")
+            .len(),
+        4
+    );
+
+    // The auditor sees the log, verified, through a REST API and a Lambda authorizer too.
+    let (s, body) = call(&api, rest_api("/access-log/verify", "auditor", "aud-1"));
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body, serde_json::json!({"ok": true, "entries": 4}));
+}
+
+#[test]
+fn auditors_read_and_verify_lineage() {
+    let Some(m) = moto() else { return };
+    let api = seeded(&m, "api-auditor");
+    let (s, body) = call(&api, http_api("GET", "/lineage", &[], "auditor", "aud-1"));
+    assert_eq!(s, 200);
+    let events = body["events"].as_array().expect("events");
+    assert_eq!(events.len(), 2);
+    let upload = events[1]["upload_id"].as_str().expect("upload");
+    let (s, one) = call(
+        &api,
+        http_api(
+            "GET",
+            &format!("/lineage/uploads/{upload}"),
+            &[],
+            "auditor",
+            "aud-1",
+        ),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(one["events"][0]["seq"], 2);
+    let (s, _) = call(
+        &api,
+        http_api("GET", "/lineage/uploads/u_nothing", &[], "auditor", "aud-1"),
+    );
+    assert_eq!(s, 404);
+    let (s, v) = call(
+        &api,
+        http_api("GET", "/lineage/verify", &[], "auditor", "aud-1"),
+    );
+    assert_eq!((s, v), (200, serde_json::json!({"ok": true, "events": 2})));
+    assert!(
+        api.backend().access_log.entries().expect("log").is_empty(),
+        "auditor reads are not analyst reads"
+    );
+    assert!(api.backend().records.datasets().expect("datasets").len() == 2);
+}

@@ -1,0 +1,403 @@
+//! The ingest Lambda: S3 `ObjectCreated` events for the landing bucket,
+//! delivered directly or wrapped in SQS messages.
+//!
+//! Each object is checked against the agency policy (an agency outside the
+//! configured list, or a dataset it may not upload, is rejected into lineage
+//! and deleted, never processed) and then ingested by the shared pipeline.
+//! Errors are classified: **retryable** ones (throttling, timeouts, a lost
+//! race) fail the invocation (direct events: Lambda retries it) or the one
+//! SQS message (reported in `batchItemFailures`, so the rest of the batch is
+//! not redone); **non-retryable** ones are recorded in lineage as a
+//! `failure` event and acknowledged, since retrying cannot help.
+//!
+//! Delivery is at least once; processing the same event again changes
+//! nothing (the landing object is gone, or lineage knows the file).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use agencylink_aws::pipeline::{self, PipelineError};
+use agencylink_aws::{AwsBackend, valid_agency};
+use agencylink_core::ingest::IngestSummary;
+use agencylink_core::ports::{KeyProvider, KeySourceError, ObjectStore, StoreError};
+use agencylink_core::pseudo::Pseudonymiser;
+use agencylink_core::schema::Catalog;
+use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::tracing::{error, info, warn};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde::Serialize;
+use serde_json::Value;
+
+/// What the handler needs, built once per cold start.
+#[derive(Debug)]
+pub struct Ingestor {
+    backend: Arc<AwsBackend>,
+    catalog: Arc<Catalog>,
+    tmp: PathBuf,
+}
+
+impl Ingestor {
+    /// Wire the backend and catalog; temporary copies go under the system
+    /// temporary directory (`/tmp` on Lambda).
+    pub fn new(backend: AwsBackend, catalog: Catalog) -> Self {
+        Ingestor {
+            backend: Arc::new(backend),
+            catalog: Arc::new(catalog),
+            tmp: std::env::temp_dir(),
+        }
+    }
+
+    /// The backend (tests inspect the stores through it).
+    pub fn backend(&self) -> &AwsBackend {
+        &self.backend
+    }
+}
+
+/// A failure of one object, classified.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth retrying: throttling, timeouts, a lost race, a full disk.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// Retrying cannot help: configuration, permissions, a malformed event.
+    #[error("non-retryable: {0}")]
+    NonRetryable(String),
+}
+
+impl HandlerError {
+    /// Whether this error is worth a retry.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, HandlerError::Retryable(_))
+    }
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Diagnostic {
+        Diagnostic {
+            error_type: if e.is_retryable() {
+                "agencylink.Retryable".into()
+            } else {
+                "agencylink.NonRetryable".into()
+            },
+            error_message: e.to_string(),
+        }
+    }
+}
+
+impl From<PipelineError> for HandlerError {
+    fn from(e: PipelineError) -> Self {
+        if e.is_retryable() {
+            HandlerError::Retryable(e.to_string())
+        } else {
+            HandlerError::NonRetryable(e.to_string())
+        }
+    }
+}
+
+impl From<StoreError> for HandlerError {
+    fn from(e: StoreError) -> Self {
+        PipelineError::Store(e).into()
+    }
+}
+
+impl From<KeySourceError> for HandlerError {
+    fn from(e: KeySourceError) -> Self {
+        match e {
+            KeySourceError::Unavailable(_) => HandlerError::Retryable(e.to_string()),
+            _ => HandlerError::NonRetryable(e.to_string()),
+        }
+    }
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Ingested (or recognised as already ingested: `summary.duplicate`).
+    Ingested {
+        /// The object key.
+        key: String,
+        /// The core's summary.
+        summary: IngestSummary,
+    },
+    /// Refused by the agency policy or the key layout; recorded in lineage.
+    Rejected {
+        /// The object key.
+        key: String,
+        /// Why.
+        code: String,
+    },
+    /// The object is gone: an earlier delivery of this event handled it.
+    AlreadyHandled {
+        /// The object key.
+        key: String,
+    },
+    /// Not an object this function handles (another bucket, another prefix).
+    Ignored {
+        /// The object key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A non-retryable failure, recorded in lineage and acknowledged.
+    Failed {
+        /// The object key.
+        key: String,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// The handler: a direct S3 event or an SQS batch of S3 events.
+pub async fn handle(
+    ingestor: Arc<Ingestor>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, HandlerError> {
+    let (payload, _ctx) = event.into_parts();
+    let source = payload
+        .get("Records")
+        .and_then(|r| r.get(0))
+        .and_then(|r| r.get("eventSource"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    match source.as_str() {
+        "aws:sqs" => {
+            let sqs: SqsEvent = serde_json::from_value(payload)
+                .map_err(|e| HandlerError::NonRetryable(format!("not an SQS event: {e}")))?;
+            let response = handle_sqs(&ingestor, sqs).await;
+            serde_json::to_value(response)
+                .map_err(|e| HandlerError::NonRetryable(format!("encoding the response: {e}")))
+        }
+        "aws:s3" | "" => {
+            let s3: S3Event = serde_json::from_value(payload)
+                .map_err(|e| HandlerError::NonRetryable(format!("not an S3 event: {e}")))?;
+            let outcomes = handle_s3(&ingestor, s3).await?;
+            Ok(serde_json::json!({ "results": outcomes }))
+        }
+        other => Err(HandlerError::NonRetryable(format!(
+            "unsupported event source `{other}`"
+        ))),
+    }
+}
+
+/// Every record of a direct S3 event; the first retryable failure fails the
+/// invocation (the records done before it are idempotent on the retry).
+pub async fn handle_s3(
+    ingestor: &Arc<Ingestor>,
+    event: S3Event,
+) -> Result<Vec<Outcome>, HandlerError> {
+    let mut outcomes = Vec::new();
+    for record in event.records {
+        outcomes.push(handle_record(ingestor, record).await?);
+    }
+    Ok(outcomes)
+}
+
+/// An SQS batch: each message holds an S3 event; a message whose object
+/// failed with a retryable error is reported back for redelivery.
+pub async fn handle_sqs(ingestor: &Arc<Ingestor>, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let body = message.body.as_deref().unwrap_or_default();
+        let parsed: Result<Value, _> = serde_json::from_str(body);
+        let s3 = match parsed {
+            Ok(v) if v.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") => {
+                info!(message_id = %id, "S3 test event; nothing to do");
+                continue;
+            }
+            Ok(v) => serde_json::from_value::<S3Event>(v),
+            Err(e) => Err(e),
+        };
+        let s3 = match s3 {
+            Ok(s3) => s3,
+            Err(e) => {
+                // A malformed message will not parse next time either: the
+                // queue's redrive policy moves it to the dead-letter queue.
+                error!(message_id = %id, error = %e, "the message is not an S3 event");
+                response.add_failure(id);
+                continue;
+            }
+        };
+        if let Err(e) = handle_s3(ingestor, s3).await {
+            warn!(message_id = %id, error = %e, "message failed; SQS will redeliver it");
+            response.add_failure(id);
+        }
+    }
+    response
+}
+
+async fn handle_record(
+    ingestor: &Arc<Ingestor>,
+    record: S3EventRecord,
+) -> Result<Outcome, HandlerError> {
+    let bucket = record.s3.bucket.name.clone().unwrap_or_default();
+    let raw_key = record.s3.object.key.clone().unwrap_or_default();
+    let time = record.event_time.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let ing = ingestor.clone();
+    let task = tokio::task::spawn_blocking(move || process_object(&ing, &bucket, &raw_key, &time));
+    task.await
+        .map_err(|e| HandlerError::Retryable(format!("the ingest task failed: {e}")))?
+}
+
+/// One object, synchronously (run it off the runtime's worker threads).
+pub fn process_object(
+    ingestor: &Ingestor,
+    bucket: &str,
+    raw_key: &str,
+    time: &str,
+) -> Result<Outcome, HandlerError> {
+    let backend = &ingestor.backend;
+    let key = match pipeline::decode_event_key(raw_key) {
+        Ok(k) => k,
+        Err(why) => {
+            return Ok(Outcome::Ignored {
+                key: raw_key.to_owned(),
+                reason: why,
+            });
+        }
+    };
+    if bucket != backend.settings.landing_bucket {
+        warn!(%bucket, "event for a bucket that is not the landing bucket; ignored");
+        return Ok(Outcome::Ignored {
+            key,
+            reason: format!("bucket {bucket} is not the landing bucket"),
+        });
+    }
+    if !key.starts_with("landing/") {
+        return Ok(Outcome::Ignored {
+            key,
+            reason: "not under landing/".into(),
+        });
+    }
+    match backend.objects.head(&key) {
+        Ok(_) => {}
+        Err(StoreError::NotFound(_)) => {
+            info!(%key, "landing object already handled");
+            return Ok(Outcome::AlreadyHandled { key });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let refusal = match pipeline::parse_landing_key(&key) {
+        None => Some((
+            "bad_key",
+            "the key is not landing/<agency>/<dataset>/<file>".to_owned(),
+        )),
+        Some(p) if !valid_agency(p.agency) => Some((
+            "unknown_agency",
+            "the agency id is not 1 to 64 characters of a-z, 0-9 and -".to_owned(),
+        )),
+        Some(p) => match backend.settings.agencies.check(p.agency, p.dataset) {
+            Err(refusal) => Some((
+                match refusal {
+                    agencylink_aws::PolicyRefusal::UnknownAgency(_) => "unknown_agency",
+                    _ => "dataset_not_allowed",
+                },
+                refusal.to_string(),
+            )),
+            Ok(()) if ingestor.catalog.get(p.dataset).is_none() => Some((
+                "unknown_dataset",
+                format!("no schema for dataset `{}`", p.dataset),
+            )),
+            Ok(()) => None,
+        },
+    };
+    if let Some((code, reason)) = refusal {
+        warn!(%key, code, "upload rejected by policy");
+        pipeline::reject_landing(backend, &key, code, &reason, time)?;
+        return Ok(Outcome::Rejected {
+            key,
+            code: code.to_owned(),
+        });
+    }
+    let Some(parts) = pipeline::parse_landing_key(&key) else {
+        return Err(HandlerError::NonRetryable(
+            "unreachable: key checked".into(),
+        ));
+    };
+    let Some(dataset) = ingestor.catalog.get(parts.dataset) else {
+        return Err(HandlerError::NonRetryable(
+            "unreachable: dataset checked".into(),
+        ));
+    };
+    let result = (|| -> Result<IngestSummary, HandlerError> {
+        let keys = backend.keys.as_ref().ok_or_else(|| {
+            HandlerError::NonRetryable("AGENCYLINK_KEY_SECRET_ID is not set".into())
+        })?;
+        let pseudo = Pseudonymiser::new(keys.key()?);
+        Ok(pipeline::ingest_landing(
+            backend,
+            &pseudo,
+            dataset,
+            parts.agency,
+            &key,
+            time,
+            &ingestor.tmp,
+        )?)
+    })();
+    match result {
+        Ok(summary) => {
+            info!(
+                %key,
+                upload_id = %summary.upload_id,
+                rows_in = summary.rows_in,
+                rows_accepted = summary.rows_accepted,
+                rows_rejected = summary.rows_rejected,
+                duplicate = summary.duplicate,
+                "ingested"
+            );
+            Ok(Outcome::Ingested { key, summary })
+        }
+        Err(e) if e.is_retryable() => Err(e),
+        Err(e) => {
+            error!(%key, error = %e, "non-retryable failure; recorded in lineage");
+            // Keep the landing object for an operator to re-drive after the
+            // fix; the bucket's lifecycle rule is the backstop.
+            let mut event = serde_json::Map::new();
+            event.insert("type".into(), Value::from("failure"));
+            event.insert("code".into(), Value::from("processing_error"));
+            event.insert("reason".into(), Value::from(e.to_string()));
+            event.insert("agency".into(), Value::from(parts.agency));
+            event.insert("dataset".into(), Value::from(parts.dataset));
+            event.insert("source".into(), Value::from(key.as_str()));
+            event.insert("time".into(), Value::from(time));
+            let stored = agencylink_core::lineage::append(&backend.lineage, event)?;
+            if let Some(archive) = &backend.archive {
+                archive.archive("lineage", &stored)?;
+            }
+            Ok(Outcome::Failed {
+                key,
+                error: e.to_string(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_retryable_or_not() {
+        let unavailable = StoreError::Unavailable {
+            message: "throttled".into(),
+            source: None,
+        };
+        assert!(HandlerError::from(unavailable).is_retryable());
+        assert!(HandlerError::from(StoreError::Precondition("raced".into())).is_retryable());
+        let denied = StoreError::Backend {
+            message: "AccessDenied".into(),
+            source: None,
+        };
+        assert!(!HandlerError::from(denied).is_retryable());
+        assert!(HandlerError::from(KeySourceError::Unavailable("down".into())).is_retryable());
+        assert!(!HandlerError::from(KeySourceError::Invalid("bad".into())).is_retryable());
+        assert!(!HandlerError::from(KeySourceError::Missing("none".into())).is_retryable());
+        let io = PipelineError::Io(std::io::Error::other("disk full"));
+        assert!(HandlerError::from(io).is_retryable());
+        let d: Diagnostic = HandlerError::NonRetryable("x".into()).into();
+        assert_eq!(d.error_type, "agencylink.NonRetryable");
+    }
+}
