@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use agencylink_core::curate::short_hash;
 use agencylink_core::ingest::{IngestSummary, Sinks, UploadInfo, ingest, upload_id};
-use agencylink_core::network::{is_group, networks};
 use agencylink_core::ports::{ChainLog, KeyProvider, ObjectStore, PutMode, RecordStore};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::InputFormat;
@@ -460,25 +459,27 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
 
     // People and agencies, from the store.
     let mut agencies_of: HashMap<String, BTreeSet<String>> = HashMap::new();
-    let mut all = Vec::new();
+    let mut records = 0u64;
     for dsid in local.store.datasets()? {
         local.store.scan_dataset(&dsid, None, None, &mut |r| {
             agencies_of
                 .entry(r.person_id.clone())
                 .or_default()
                 .insert(r.agency.clone());
-            all.push(r);
+            records += 1;
             true
         })?;
     }
-    let role_field = |dsid: &str| {
-        catalog
-            .get(dsid)
-            .and_then(|d| d.field_for("person_role"))
-            .map(|f| f.name.clone())
-    };
-    let nets = networks(all.iter(), role_field);
-    let groups = nets.iter().filter(|n| is_group(n, 2, 1)).count();
+    // Group-based networks come from the profile, which also treats one
+    // suspect's key-less records (no date of birth) as one person.
+    let profile = crate::profile_cmd::write_profile(
+        catalog,
+        &local.store,
+        &local.store.lineage(),
+        &crate::profile_cmd::demo_settings(),
+        &data_dir.join("profile"),
+    )?;
+    let groups = profile.profile.networks.as_ref().map_or(0, Vec::len);
     let multi = agencies_of.values().filter(|a| a.len() >= 2).count();
     let verified = lineage::verify(&local.store.lineage().entries()?);
     let summary = serde_json::json!({
@@ -486,10 +487,9 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
         "rows_in": rows_in,
         "rows_accepted": accepted,
         "rows_rejected": rejected,
-        "records": all.len(),
+        "records": records,
         "people": agencies_of.len(),
         "people_known_to_2_plus_agencies": multi,
-        "networks": nets.len(),
         "group_based_networks": groups,
         "lineage_verified": verified.is_ok(),
         "data_dir": data_dir.display().to_string(),
@@ -508,8 +508,7 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
         agencies_of.len()
     )?;
     writeln!(err, "  people known to 2+ agencies      {multi}")?;
-    writeln!(err, "  networks (2+ people linked)      {}", nets.len())?;
-    writeln!(err, "  group-based (2+ suspects, 1+ victim) {groups}")?;
+    writeln!(err, "  group-based networks (profile)   {groups}")?;
     writeln!(
         err,
         "  lineage                          {}",
@@ -519,13 +518,6 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
         }
     )?;
     // The pipeline exists to feed the problem profile: end with it.
-    let profile = crate::profile_cmd::write_profile(
-        catalog,
-        &local.store,
-        &local.store.lineage(),
-        &crate::profile_cmd::demo_settings(),
-        &data_dir.join("profile"),
-    )?;
     writeln!(
         err,
         "  profile                          {}",
