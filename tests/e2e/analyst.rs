@@ -385,30 +385,6 @@ fn an_old_person_id_resolves_after_a_later_upload_links_two_people() {
     assert_eq!(n["person_id"], winner.as_str());
 }
 
-/// Replace every run of 20 or more base32 characters (tokens, ids) with `#`.
-fn scrub_base32(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 20 {
-            out.push('#');
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_lowercase() || ('2'..='7').contains(&c) {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut out);
-    out
-}
-
 #[test]
 fn exports_hold_no_raw_identifier_and_csv_agrees_with_ndjson() {
     let s = Scratch::new("analyst-export");
@@ -436,7 +412,7 @@ fn exports_hold_no_raw_identifier_and_csv_agrees_with_ndjson() {
         let nd = read(&s, &["export", "--format", "ndjson", "--dataset", ds]).expect_code(0);
         let csv_out = read(&s, &["export", "--format", "csv", "--dataset", ds]).expect_code(0);
         for (what, text) in [("ndjson", &nd.stdout), ("csv", &csv_out.stdout)] {
-            let scrubbed = scrub_base32(text);
+            let scrubbed = crate::util::scrub_base32(text);
             for v in &values {
                 if let Some(at) = scrubbed.find(v.as_str()) {
                     let start = at.saturating_sub(60);

@@ -126,7 +126,7 @@ fn curated_output_holds_no_raw_identifier() {
         assert_eq!(curated.len() as u64, 400 - injected, "{ds}");
         // Tokens and ids are long base32 runs that can contain a short name by
         // chance ("ryan"); blank them before looking for raw values.
-        let scrubbed = scrub_base32(&run.stdout);
+        let scrubbed = crate::util::scrub_base32(&run.stdout);
         for v in &values {
             if let Some(at) = scrubbed.find(v.as_str()) {
                 let start = at.saturating_sub(60);
@@ -155,28 +155,4 @@ fn curated_output_holds_no_raw_identifier() {
         assert_eq!(first["provenance"]["key_id"], "test1");
         assert_eq!(first["provenance"]["scheme"], "agencylink-pseudo-v1");
     }
-}
-
-/// Replace every run of 20 or more base32 characters with `#`.
-fn scrub_base32(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 20 {
-            out.push('#');
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_lowercase() || ('2'..='7').contains(&c) {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut out);
-    out
 }

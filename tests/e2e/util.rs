@@ -140,3 +140,27 @@ pub(crate) fn run_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .expect("run agencylink");
     Run::from(args, out)
 }
+
+/// Replace every run of 20 or more base32 characters (tokens, ids) with `#`.
+pub(crate) fn scrub_base32(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 20 {
+            out.push('#');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_lowercase() || ('2'..='7').contains(&c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}

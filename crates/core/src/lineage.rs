@@ -10,6 +10,29 @@ use sha2::{Digest, Sha256};
 
 use crate::ports::{ChainLog, StoreError};
 
+/// RFC 3339 UTC time (to the second) for seconds since the Unix epoch.
+/// The core reads no clock; edges pass `SystemTime::now()` through this.
+pub fn rfc3339_utc(unix_secs: u64) -> String {
+    let days = i64::try_from(unix_secs / 86_400).unwrap_or(0);
+    let rem = unix_secs % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// JSON with object keys sorted and no insignificant whitespace.
 pub fn canonical_json(v: &Value) -> String {
     let mut out = String::new();
@@ -174,6 +197,13 @@ mod tests {
         let mut inserted = good.clone();
         inserted.insert(2, good[1].clone());
         assert_eq!(verify(&inserted).expect_err("insert").position, 3);
+    }
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_795_939_199), "2026-11-29T07:59:59Z");
     }
 
     #[test]
