@@ -97,31 +97,7 @@ fn ingest(catalog: &Catalog, backend: &AwsBackend, args: IngestArgs) -> Result<E
         &agencylink_aws::now_rfc3339(),
         &std::env::temp_dir(),
     )?;
-    println!("{}", serde_json::to_string(&summary)?);
-    if summary.duplicate {
-        eprintln!(
-            "this file was ingested before (upload {}): nothing changed",
-            summary.upload_id
-        );
-    }
-    Ok(if !summary.file_errors.is_empty() {
-        for f in &summary.file_errors {
-            eprintln!("file problem [{}]: {}", f.code, f.message);
-        }
-        ExitCode::from(2)
-    } else if summary.rows_rejected > 0 {
-        eprintln!(
-            "{} rows rejected: see s3://{}/reports/{}/{}/{}.rejections.csv",
-            summary.rows_rejected,
-            backend.settings.data_bucket,
-            summary.agency,
-            summary.dataset,
-            summary.upload_id
-        );
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    crate::commands::report_ingest(&summary, &format!("s3://{}/", backend.settings.data_bucket))
 }
 
 fn log_read(

@@ -219,7 +219,13 @@ pub(crate) fn ingest_cmd(catalog: &Catalog, data_dir: &Path, args: IngestArgs) -
     let key = Pseudonymiser::new(load_key(data_dir)?);
     let format = crate::input_format(args.format, &args.file);
     let summary = ingest_file(&local, &key, &args.agency, ds, format, &args.file, true)?;
-    println!("{}", serde_json::to_string(&summary)?);
+    report_ingest(&summary, "")
+}
+
+/// Print an ingest summary (JSON on stdout, notes on stderr) and choose the
+/// exit code; `reports_root` prefixes the report path (e.g. `s3://bucket/`).
+pub(crate) fn report_ingest(summary: &IngestSummary, reports_root: &str) -> Result<ExitCode> {
+    println!("{}", serde_json::to_string(summary)?);
     if summary.duplicate {
         eprintln!(
             "this file was ingested before (upload {}): nothing changed",
@@ -233,7 +239,7 @@ pub(crate) fn ingest_cmd(catalog: &Catalog, data_dir: &Path, args: IngestArgs) -
         ExitCode::from(2)
     } else if summary.rows_rejected > 0 {
         eprintln!(
-            "{} rows rejected: see reports/{}/{}/{}.rejections.csv",
+            "{} rows rejected: see {reports_root}reports/{}/{}/{}.rejections.csv",
             summary.rows_rejected, summary.agency, summary.dataset, summary.upload_id
         );
         ExitCode::from(1)
