@@ -806,10 +806,7 @@ impl ChainLog for DynamoChainLog {
         entry: &serde_json::Value,
         expected_prev: Option<&str>,
     ) -> StoreResult<()> {
-        let hash = entry
-            .get("hash")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| StoreError::Invalid("a chained entry needs a `hash`".into()))?;
+        let hash = agencylink_core::ports::entry_hash(entry)?;
         let body = json(entry)?;
         let moved = || StoreError::Precondition(format!("the {} head moved", self.name));
         let store = &self.store;

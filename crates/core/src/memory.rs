@@ -248,11 +248,7 @@ impl ChainLog for MemoryChainLog {
         entry: &serde_json::Value,
         expected_prev: Option<&str>,
     ) -> StoreResult<()> {
-        let hash = entry
-            .get("hash")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| StoreError::Invalid("a chained entry needs a `hash`".into()))?
-            .to_owned();
+        let hash = crate::ports::entry_hash(entry)?.to_owned();
         let mut entries = lock(&self.entries);
         let head = entries.last().map(|(_, h, _)| h.as_str());
         if head != expected_prev {

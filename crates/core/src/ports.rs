@@ -267,6 +267,14 @@ pub trait ChainLog: Send + Sync {
     fn entries(&self) -> StoreResult<Vec<serde_json::Value>>;
 }
 
+/// The `hash` a chained entry must carry; every [`ChainLog`] adapter checks it.
+pub fn entry_hash(entry: &serde_json::Value) -> StoreResult<&str> {
+    entry
+        .get("hash")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| StoreError::Invalid("a chained entry needs a `hash`".into()))
+}
+
 /// Where the pseudonymisation key comes from.
 pub trait KeyProvider: Send + Sync {
     /// The key to use (fetched once and cached by the adapter).

@@ -458,10 +458,7 @@ impl ChainLog for SqliteChainLog {
         entry: &serde_json::Value,
         expected_prev: Option<&str>,
     ) -> StoreResult<()> {
-        let hash = entry
-            .get("hash")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| StoreError::Invalid("a chained entry needs a `hash`".into()))?;
+        let hash = agencylink_core::ports::entry_hash(entry)?;
         let mut conn = lock(&self.conn);
         // IMMEDIATE takes the write lock before reading the head: no other
         // process can append between our check and our insert.
