@@ -1,7 +1,9 @@
 //! Pipeline throughput on one core (not a timed test): synthesise N rows of a
 //! dataset to a temporary file, then measure validation alone and the whole
 //! curate path (CSV in, validation, pseudonymisation, curated NDJSON out),
-//! and report peak RSS. `cargo bench -p agencylink-core --bench pipeline -- [ROWS] [DATASET]`
+//! and report peak RSS.
+//! `cargo bench -p agencylink-core --bench pipeline -- [ROWS] [DATASET] [validate|e2e]`
+//! (the third argument runs one phase alone, for a profiler).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -11,7 +13,7 @@ use agencylink_core::curate::{Curator, Provenance};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::{self, InputFormat};
 use agencylink_core::report::validate_all;
-use agencylink_core::schema::Catalog;
+use agencylink_core::schema::{Catalog, Dataset};
 use agencylink_core::synth::{SynthOptions, World, write_csv_with_world};
 use agencylink_core::validate::RowValidator;
 
@@ -45,6 +47,7 @@ fn main() {
         .get(1)
         .cloned()
         .unwrap_or_else(|| "police.cse_crime".to_owned());
+    let phase = args.get(2).map(String::as_str).unwrap_or("both");
     let cat = Catalog::embedded().expect("schemas");
     let ds = cat.get(&id).expect("dataset");
     let path = std::env::temp_dir().join(format!("agencylink-bench-{}.csv", std::process::id()));
@@ -65,11 +68,21 @@ fn main() {
     );
     println!("synth            {:>10.0} rows/s", rows as f64 / synth_s);
 
-    let t = Instant::now();
-    let input = BufReader::with_capacity(1 << 16, File::open(&path).expect("open"));
-    let mut src = read::open(InputFormat::Csv, input, ds);
     let v = RowValidator::new(ds);
-    let summary = validate_all(src.as_mut(), &v, |_| Ok(())).expect("validate");
+    if phase != "e2e" {
+        validate_phase(&path, ds, &v, rows);
+    }
+    if phase != "validate" {
+        e2e_phase(&path, ds, &v, rows);
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+fn validate_phase(path: &std::path::Path, ds: &Dataset, v: &RowValidator<'_>, rows: u64) {
+    let t = Instant::now();
+    let input = BufReader::with_capacity(1 << 16, File::open(path).expect("open"));
+    let mut src = read::open(InputFormat::Csv, input, ds);
+    let summary = validate_all(src.as_mut(), v, |_| Ok(())).expect("validate");
     let val_s = t.elapsed().as_secs_f64();
     assert_eq!(summary.valid_rows, rows);
     println!(
@@ -77,7 +90,9 @@ fn main() {
         rows as f64 / val_s,
         peak_rss_mib()
     );
+}
 
+fn e2e_phase(path: &std::path::Path, ds: &Dataset, v: &RowValidator<'_>, rows: u64) {
     let key = Key::from_base64("bench", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
         .expect("test key");
     let p = Pseudonymiser::new(key);
@@ -90,7 +105,7 @@ fn main() {
         },
     );
     let t = Instant::now();
-    let input = BufReader::with_capacity(1 << 16, File::open(&path).expect("open"));
+    let input = BufReader::with_capacity(1 << 16, File::open(path).expect("open"));
     let mut src = read::open(InputFormat::Csv, input, ds);
     let mut out = BufWriter::with_capacity(1 << 16, std::io::sink());
     let mut errors = Vec::new();
@@ -113,5 +128,4 @@ fn main() {
         rows as f64 / cur_s,
         peak_rss_mib()
     );
-    let _ = std::fs::remove_file(&path);
 }

@@ -231,6 +231,17 @@ fn empty_row() -> Row {
     }
 }
 
+/// `str::trim`, skipping the Unicode scan for the usual cell that starts
+/// and ends with a visible ASCII character.
+fn trim_cell(cell: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b < 0x7f);
+    if visible(cell.as_bytes().first()) && visible(cell.as_bytes().last()) {
+        cell
+    } else {
+        cell.trim()
+    }
+}
+
 /// Put a cell into a reused row value, keeping its string buffer when it can.
 fn set_cell(slot: &mut Value, ty: FieldType, cell: &str) {
     match (ty, &mut *slot) {
@@ -284,25 +295,35 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
         self.record.position().map_or(0, csv::Position::line)
     }
 
-    fn check_text(&self) -> Result<(), FileError> {
-        let bytes = self.record.as_slice();
+    /// The record as text, checked once: no NUL byte and valid UTF-8, with
+    /// every cell boundary on a character boundary (a cell cut mid-character
+    /// is as broken as an invalid byte).
+    fn record_text(record: &csv::ByteRecord, line: u64) -> Result<&str, FileError> {
+        let bytes = record.as_slice();
         if bytes.contains(&0) {
-            return Err(FileError::Binary { line: self.line() });
+            return Err(FileError::Binary { line });
         }
-        if self.record.iter().any(|c| std::str::from_utf8(c).is_err()) {
-            return Err(FileError::NotUtf8 { line: self.line() });
+        let text = std::str::from_utf8(bytes).map_err(|_| FileError::NotUtf8 { line })?;
+        if !text.is_ascii()
+            && (0..record.len()).any(|i| record.range(i).and_then(|r| text.get(r)).is_none())
+        {
+            return Err(FileError::NotUtf8 { line });
         }
-        Ok(())
+        Ok(text)
     }
 
     fn read_header(&mut self) -> Result<(), FileError> {
         if !self.read_record()? {
             return Err(FileError::Empty);
         }
-        self.check_text()?;
+        let text = Self::record_text(&self.record, self.line())?;
         let mut seen = std::collections::HashSet::new();
-        for (i, raw) in self.record.iter().enumerate() {
-            let mut name = std::str::from_utf8(raw).unwrap_or_default();
+        for i in 0..self.record.len() {
+            let mut name = self
+                .record
+                .range(i)
+                .and_then(|r| text.get(r))
+                .unwrap_or_default();
             if i == 0 {
                 name = name.strip_prefix('\u{feff}').unwrap_or(name);
             }
@@ -343,9 +364,9 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
         } else if !self.read_record()? {
             return Ok(false);
         }
-        self.check_text()?;
-        self.rows += 1;
         let line = self.line();
+        let text = Self::record_text(&self.record, line)?;
+        self.rows += 1;
         let row = &mut self.current;
         row.row = self.rows;
         row.line = line;
@@ -364,8 +385,13 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
             return Ok(true);
         }
         row.problem = None;
-        for ((name, ty), raw) in self.columns.iter().zip(self.record.iter()) {
-            let cell = std::str::from_utf8(raw).unwrap_or_default().trim();
+        for (i, (name, ty)) in self.columns.iter().enumerate() {
+            let cell = trim_cell(
+                self.record
+                    .range(i)
+                    .and_then(|r| text.get(r))
+                    .unwrap_or_default(),
+            );
             if cell.is_empty() {
                 map.remove(name);
             } else if let Some(slot) = map.get_mut(name) {
@@ -550,6 +576,18 @@ mod tests {
             "encoding"
         );
         assert_eq!(err(b"PK\x03\x04\x00\x00record_ref,event_date\n"), "binary");
+        // Each cell alone is broken even though the cells run together
+        // (without the comma) into a valid "é".
+        assert_eq!(
+            err(b"record_ref,event_date\nA\xc3,\xa92024-01-01\n"),
+            "encoding"
+        );
+        // Non-ASCII cells that are whole are fine.
+        let rows = collect(
+            InputFormat::Csv,
+            "record_ref,event_date\nZoë,2024-01-01\n".as_bytes(),
+        );
+        assert!(matches!(rows.as_slice(), [Ok(r)] if r.value["record_ref"] == "Zoë"));
     }
 
     #[test]
