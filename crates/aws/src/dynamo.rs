@@ -15,7 +15,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use agencylink_core::ports::{
-    ChainLog, Link, RecordStore, StoreError, StoreResult, StoredRecord, WriteBatch,
+    ChainLog, Link, RecordBody, RecordStore, StoreError, StoreResult, StoredRecord, WriteBatch,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
@@ -416,7 +416,7 @@ fn record_to_item(r: &StoredRecord) -> StoreResult<Item> {
     item.insert("content_hash".into(), s(&r.content_hash));
     item.insert("match_keys".into(), s(json(&r.match_keys)?));
     item.insert("links".into(), s(json(&r.links)?));
-    item.insert("body".into(), s(json(&r.body)?));
+    item.insert("body".into(), s(r.body.as_str().to_owned()));
     item.insert(GSI_PK.into(), s(format!("D#{}", r.dataset)));
     item.insert(GSI_SK.into(), s(date_sk(&r.event_date, &r.record_id)));
     Ok(item)
@@ -436,8 +436,7 @@ fn item_to_record(item: &Item) -> StoreResult<StoredRecord> {
     let match_keys: Vec<String> =
         serde_json::from_str(&get("match_keys")?).map_err(|_| corrupt("match_keys"))?;
     let links: Vec<Link> = serde_json::from_str(&get("links")?).map_err(|_| corrupt("links"))?;
-    let body: serde_json::Value =
-        serde_json::from_str(&get("body")?).map_err(|_| corrupt("body"))?;
+    let body = RecordBody::from_text(get("body")?).map_err(|_| corrupt("body"))?;
     Ok(StoredRecord {
         record_id: get("record_id")?,
         person_id: get("person_id")?,

@@ -357,7 +357,7 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
     let mut report = JsonReportWriter::start(BufWriter::new(io::stderr().lock()), &ds.id)?;
     let mut summary = agencylink_core::report::Summary::new(&ds.id);
     let mut errors = Vec::new();
-    let mut line = Vec::new();
+    let mut scratch = agencylink_core::curate::CurateScratch::default();
     while let Some(next) = rows.next_row() {
         let row = match next {
             Ok(row) => row,
@@ -367,18 +367,9 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
             }
         };
         errors.clear();
-        if validator.check(row, &mut errors) {
-            match curator.curate_with_line(row, &mut line) {
-                Ok(_) => out.write_all(&line)?,
-                Err(e) => errors.push(agencylink_core::validate::RowError {
-                    row: row.row,
-                    line: row.line,
-                    field: e.field.clone(),
-                    pointer: format!("/{}", e.field),
-                    code: "identifier".into(),
-                    message: e.to_string(),
-                }),
-            }
+        if let Some(rec) = curator.check_and_curate(&validator, row, &mut errors, &mut scratch) {
+            out.write_all(rec.body.as_str().as_bytes())?;
+            out.write_all(b"\n")?;
         }
         for e in &errors {
             report.error(e)?;

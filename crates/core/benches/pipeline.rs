@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::time::Instant;
 
-use agencylink_core::curate::{Curator, Provenance};
+use agencylink_core::curate::{CurateScratch, Curator, Provenance};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::{self, InputFormat};
 use agencylink_core::report::validate_all;
@@ -109,14 +109,14 @@ fn e2e_phase(path: &std::path::Path, ds: &Dataset, v: &RowValidator<'_>, rows: u
     let mut src = read::open(InputFormat::Csv, input, ds);
     let mut out = BufWriter::with_capacity(1 << 16, std::io::sink());
     let mut errors = Vec::new();
-    let mut line = Vec::new();
+    let mut scratch = CurateScratch::default();
     let mut n = 0u64;
     while let Some(row) = src.next_row() {
         let row = row.expect("row");
         errors.clear();
-        if v.check(row, &mut errors) {
-            let rec = curator.curate_with_line(row, &mut line).expect("curate");
-            out.write_all(&line).expect("write");
+        if let Some(rec) = curator.check_and_curate(v, row, &mut errors, &mut scratch) {
+            out.write_all(rec.body.as_str().as_bytes()).expect("write");
+            out.write_all(b"\n").expect("write");
             std::hint::black_box(rec);
             n += 1;
         }

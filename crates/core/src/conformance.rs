@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use crate::ports::{
-    ChainLog, Link, ObjectStore, ObjectStoreExt, PutMode, RecordStore, RecordStoreExt, StoreError,
-    StoredRecord, WriteBatch,
+    ChainLog, Link, ObjectStore, ObjectStoreExt, PutMode, RecordBody, RecordStore, RecordStoreExt,
+    StoreError, StoredRecord, WriteBatch,
 };
 
 /// Object store contract: put/get round trip, create-only, list by prefix,
@@ -122,7 +122,8 @@ pub fn sample_record(
                 token: (*t).to_owned(),
             })
             .collect(),
-        body: serde_json::json!({"record_id": id, "fields": {"sex": "2"}}),
+        body: RecordBody::from_value(&serde_json::json!({"record_id": id, "fields": {"sex": "2"}}))
+            .expect("an object"),
     }
 }
 

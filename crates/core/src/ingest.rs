@@ -11,7 +11,7 @@ use std::io::{self, BufRead, Write};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::curate::{Curator, Provenance, short_hash};
+use crate::curate::{CurateScratch, Curator, Provenance, short_hash};
 use crate::lineage;
 use crate::link::{MergeStats, merge};
 use crate::ports::{ChainLog, RecordStore, StoreError};
@@ -163,7 +163,7 @@ pub fn ingest(
     let mut errors: Vec<RowError> = Vec::new();
     let mut pending = Vec::with_capacity(BATCH);
     let mut merged = MergeStats::default();
-    let mut line = Vec::with_capacity(1024);
+    let mut scratch = CurateScratch::default();
     while let Some(next) = rows.next_row() {
         let row = match next {
             Ok(row) => row,
@@ -173,30 +173,17 @@ pub fn ingest(
             }
         };
         errors.clear();
-        let mut ok = validator.check(row, &mut errors);
-        if ok {
-            match curator.curate_with_line(row, &mut line) {
-                Ok(rec) => {
-                    sinks.curated.write_all(&line)?;
-                    pending.push(rec);
-                }
-                Err(e) => {
-                    ok = false;
-                    errors.push(RowError {
-                        row: row.row,
-                        line: row.line,
-                        field: e.field.clone(),
-                        pointer: format!("/{}", e.field),
-                        code: "identifier".into(),
-                        message: e.to_string(),
-                    });
-                }
+        match curator.check_and_curate(&validator, row, &mut errors, &mut scratch) {
+            Some(rec) => {
+                sinks.curated.write_all(rec.body.as_str().as_bytes())?;
+                sinks.curated.write_all(b"\n")?;
+                pending.push(rec);
             }
-        }
-        if !ok {
-            for e in &errors {
-                report.error(e)?;
-                write_csv_error(sinks.report_csv, e)?;
+            None => {
+                for e in &errors {
+                    report.error(e)?;
+                    write_csv_error(sinks.report_csv, e)?;
+                }
             }
         }
         counts.record_row(&errors);

@@ -5,13 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::ports::StoredRecord;
+use crate::ports::{BodyError, StoredRecord};
 
 /// The role a record gives its person, read from the `person_role` concept
 /// (victim, suspect, …); datasets without one are about the child.
-pub fn record_role(r: &StoredRecord, role_field: Option<&str>) -> String {
+/// `body` is the record's parsed body.
+pub fn record_role(body: &serde_json::Value, role_field: Option<&str>) -> String {
     role_field
-        .and_then(|f| r.body.get("fields").and_then(|fs| fs.get(f)))
+        .and_then(|f| body.get("fields").and_then(|fs| fs.get(f)))
         .and_then(serde_json::Value::as_str)
         .unwrap_or("subject")
         .to_owned()
@@ -34,10 +35,11 @@ pub struct Network {
 
 /// Build networks from records; `role_field(dataset)` names each dataset's
 /// person_role field. Only components of two or more people are returned.
+/// Fails only when a record's stored body is corrupt.
 pub fn networks<'a>(
     records: impl IntoIterator<Item = &'a StoredRecord>,
     role_field: impl Fn(&str) -> Option<String>,
-) -> Vec<Network> {
+) -> Result<Vec<Network>, BodyError> {
     let mut parent: HashMap<String, String> = HashMap::new();
     fn find(parent: &mut HashMap<String, String>, x: &str) -> String {
         let mut cur = x.to_owned();
@@ -63,7 +65,7 @@ pub fn networks<'a>(
         roles
             .entry(r.person_id.clone())
             .or_default()
-            .insert(record_role(r, rf.as_deref()));
+            .insert(record_role(&r.body.parse()?, rf.as_deref()));
         parent
             .entry(r.person_id.clone())
             .or_insert_with(|| r.person_id.clone());
@@ -119,7 +121,7 @@ pub fn networks<'a>(
             }
         }
     }
-    comps.into_values().filter(|n| n.people.len() > 1).collect()
+    Ok(comps.into_values().filter(|n| n.people.len() > 1).collect())
 }
 
 /// Whether a network is group-based exploitation under the thresholds.

@@ -167,7 +167,81 @@ pub struct StoredRecord {
     /// Network link tokens.
     pub links: Vec<Link>,
     /// The curated record (pseudonymised fields, derived fields, provenance).
-    pub body: serde_json::Value,
+    pub body: RecordBody,
+}
+
+/// A curated record's body as JSON text: an object with `fields`, `derived`
+/// and `provenance`, exactly as the curated NDJSON line carries it.
+///
+/// Kept as text because ingest writes it once and stores it as it is, many
+/// times a second; only readers (queries, the profile) parse it, once each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordBody(String);
+
+/// Stored text that is not a JSON object.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("a record body is not a JSON object")]
+pub struct BodyError;
+
+impl From<BodyError> for StoreError {
+    fn from(e: BodyError) -> Self {
+        StoreError::backend("reading a stored record", e)
+    }
+}
+
+impl RecordBody {
+    /// Check that `text` is one JSON object and keep it.
+    pub fn from_text(text: String) -> Result<Self, BodyError> {
+        // Syntax only (no tree is built), so later parses cannot fail.
+        let object = text.trim_start().starts_with('{')
+            && serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok();
+        if object {
+            Ok(RecordBody(text))
+        } else {
+            Err(BodyError)
+        }
+    }
+
+    /// The body of an object value.
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, BodyError> {
+        if value.is_object() {
+            Ok(RecordBody(value.to_string()))
+        } else {
+            Err(BodyError)
+        }
+    }
+
+    /// Text the curator wrote itself; crate-internal because the curator is
+    /// what guarantees it is a JSON object.
+    pub(crate) fn from_curated(text: String) -> Self {
+        RecordBody(text)
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The body parsed. Construction checked the syntax, so this fails only
+    /// for text another tool wrote with a number out of `f64` range.
+    pub fn parse(&self) -> Result<serde_json::Value, BodyError> {
+        serde_json::from_str(&self.0).map_err(|_| BodyError)
+    }
+}
+
+impl Serialize for RecordBody {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.parse()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        RecordBody::from_value(&value).map_err(serde::de::Error::custom)
+    }
 }
 
 /// One atomic-as-the-backend-allows unit of writes from a merge step.

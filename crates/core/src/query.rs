@@ -82,9 +82,9 @@ fn is_base32_tail(s: &str) -> bool {
 
 /// The dataset definition a stored record was curated under: its own schema
 /// version when the catalog still has it, else the newest.
-pub fn dataset_of<'c>(catalog: &'c Catalog, r: &StoredRecord) -> Option<&'c Dataset> {
-    let version = r
-        .body
+/// `body` is the record's parsed body.
+pub fn dataset_of<'c>(catalog: &'c Catalog, r: &StoredRecord, body: &Value) -> Option<&'c Dataset> {
+    let version = body
         .get("schema_version")
         .and_then(Value::as_u64)
         .and_then(|v| u32::try_from(v).ok());
@@ -94,14 +94,18 @@ pub fn dataset_of<'c>(catalog: &'c Catalog, r: &StoredRecord) -> Option<&'c Data
         .map(AsRef::as_ref)
 }
 
-fn role_field(catalog: &Catalog, r: &StoredRecord) -> Option<String> {
-    dataset_of(catalog, r)
+fn role_field(catalog: &Catalog, r: &StoredRecord, body: &Value) -> Option<String> {
+    dataset_of(catalog, r, body)
         .and_then(|d| d.field_for("person_role"))
         .map(|f| f.name.clone())
 }
 
-fn body_str(r: &StoredRecord, key: &str) -> Option<String> {
-    r.body.get(key).and_then(Value::as_str).map(str::to_owned)
+fn body_str(body: &Value, key: &str) -> Option<String> {
+    body.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn parsed(r: &StoredRecord) -> Result<Value, QueryError> {
+    Ok(r.body.parse().map_err(StoreError::from)?)
 }
 
 // ---------------------------------------------------------------- timeline
@@ -156,10 +160,11 @@ fn resolve(store: &dyn RecordStore, id: &str) -> Result<(String, Vec<StoredRecor
     Ok((current, records))
 }
 
-fn timeline_row(catalog: &Catalog, r: &StoredRecord) -> TimelineRow {
-    let ds = dataset_of(catalog, r);
+fn timeline_row(catalog: &Catalog, r: &StoredRecord) -> Result<TimelineRow, QueryError> {
+    let body = parsed(r)?;
+    let ds = dataset_of(catalog, r, &body);
     let mut codes = Map::new();
-    if let (Some(ds), Some(fields)) = (ds, r.body.get("fields")) {
+    if let (Some(ds), Some(fields)) = (ds, body.get("fields")) {
         for concept in TIMELINE_CONCEPTS {
             let Some(f) = ds.field_for(concept) else {
                 continue;
@@ -174,25 +179,24 @@ fn timeline_row(catalog: &Catalog, r: &StoredRecord) -> TimelineRow {
             }
         }
     }
-    TimelineRow {
+    Ok(TimelineRow {
         date: r.event_date.clone(),
         agency: r.agency.clone(),
         dataset: r.dataset.clone(),
         role: record_role(
-            r,
+            &body,
             ds.and_then(|d| d.field_for("person_role"))
                 .map(|f| f.name.as_str()),
         ),
-        borough: body_str(r, "borough"),
+        borough: body_str(&body, "borough"),
         record_id: r.record_id.clone(),
-        age_band: r
-            .body
+        age_band: body
             .get("derived")
             .and_then(|d| d.get("age_band"))
             .and_then(Value::as_str)
             .map(str::to_owned),
         codes,
-    }
+    })
 }
 
 /// A person's timeline across agencies. An id merged into another person
@@ -203,7 +207,10 @@ pub fn person_timeline(
     id: &str,
 ) -> Result<PersonTimeline, QueryError> {
     let (current, records) = resolve(store, id)?;
-    let mut timeline: Vec<TimelineRow> = records.iter().map(|r| timeline_row(catalog, r)).collect();
+    let mut timeline: Vec<TimelineRow> = records
+        .iter()
+        .map(|r| timeline_row(catalog, r))
+        .collect::<Result<_, _>>()?;
     // Adapters already return records by date; the extra keys make the order
     // identical on every backend when several events share a date.
     timeline.sort_by(|a, b| {
@@ -365,6 +372,7 @@ pub fn person_network(
             .and_then(|d| d.field_for("person_role"))
             .map(|f| f.name.clone())
     })
+    .map_err(StoreError::from)?
     .into_iter()
     .next();
     let mut holders: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
@@ -389,18 +397,21 @@ pub fn person_network(
         .iter()
         .map(|p| {
             let recs = &records_of[p];
-            NetworkPerson {
+            Ok(NetworkPerson {
                 person_id: p.clone(),
                 depth: depth_of[p],
                 roles: recs
                     .iter()
-                    .map(|r| record_role(r, role_field(catalog, r).as_deref()))
-                    .collect(),
+                    .map(|r| {
+                        let body = parsed(r)?;
+                        Ok(record_role(&body, role_field(catalog, r, &body).as_deref()))
+                    })
+                    .collect::<Result<_, QueryError>>()?,
                 agencies: recs.iter().map(|r| r.agency.clone()).collect(),
                 records: recs.len(),
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_, QueryError>>()?;
     let note = match (hit_depth, hit_size) {
         (false, false) => None,
         (true, false) => Some(format!(
@@ -528,14 +539,25 @@ pub fn plan_export(
             }
             None => {
                 let mut seen = Vec::new();
+                let mut corrupt = None;
                 store.scan_dataset(d, None, None, &mut |r| {
-                    for k in flat_row(&r, None).keys() {
+                    let body = match r.body.parse() {
+                        Ok(b) => b,
+                        Err(e) => {
+                            corrupt = Some(e);
+                            return false;
+                        }
+                    };
+                    for k in flat_row(&r, &body, None).keys() {
                         if !seen.contains(k) {
                             seen.push(k.clone());
                         }
                     }
                     true
                 })?;
+                if let Some(e) = corrupt {
+                    return Err(StoreError::from(e).into());
+                }
                 for c in seen {
                     add(c, &mut columns);
                 }
@@ -568,9 +590,10 @@ fn schema_columns(ds: &Dataset) -> Vec<String> {
 /// One record as a flat row: the base columns, every `fields` entry (tokens
 /// and codes) and every derived value. Match keys are left out: they are
 /// linkage internals, and `person_id` already says who the record is about.
-pub fn flat_row(r: &StoredRecord, ds: Option<&Dataset>) -> Map<String, Value> {
+/// `body` is the record's parsed body.
+pub fn flat_row(r: &StoredRecord, body: &Value, ds: Option<&Dataset>) -> Map<String, Value> {
     let mut row = Map::new();
-    let prov = r.body.get("provenance");
+    let prov = body.get("provenance");
     let p = |k: &str| prov.and_then(|p| p.get(k)).cloned().unwrap_or(Value::Null);
     row.insert("record_id".into(), json!(r.record_id));
     row.insert("person_id".into(), json!(r.person_id));
@@ -578,28 +601,28 @@ pub fn flat_row(r: &StoredRecord, ds: Option<&Dataset>) -> Map<String, Value> {
     row.insert("dataset".into(), json!(r.dataset));
     row.insert(
         "schema_version".into(),
-        r.body.get("schema_version").cloned().unwrap_or(Value::Null),
+        body.get("schema_version").cloned().unwrap_or(Value::Null),
     );
     row.insert("event_date".into(), json!(r.event_date));
     row.insert(
         "borough".into(),
-        r.body.get("borough").cloned().unwrap_or(Value::Null),
+        body.get("borough").cloned().unwrap_or(Value::Null),
     );
     row.insert(
         "borough_source".into(),
-        r.body.get("borough_source").cloned().unwrap_or(Value::Null),
+        body.get("borough_source").cloned().unwrap_or(Value::Null),
     );
     row.insert("upload_id".into(), json!(r.upload_id));
     row.insert("row".into(), json!(r.row));
     row.insert("key_id".into(), p("key_id"));
     row.insert("scheme".into(), p("scheme"));
-    let fields = r.body.get("fields").and_then(Value::as_object);
+    let fields = body.get("fields").and_then(Value::as_object);
     if let Some(fields) = fields {
         for (k, v) in fields {
             row.insert(field_column(k), v.clone());
         }
     }
-    if let Some(derived) = r.body.get("derived").and_then(Value::as_object) {
+    if let Some(derived) = body.get("derived").and_then(Value::as_object) {
         for (k, v) in derived {
             // The schema decides collisions when known, so every record of a
             // version gets the same column names whichever fields it filled.
@@ -623,16 +646,28 @@ pub fn export_rows(
 ) -> Result<u64, QueryError> {
     let mut n = 0u64;
     let mut stopped = false;
+    let mut corrupt = None;
     for d in &plan.datasets {
         if stopped {
             break;
         }
         store.scan_dataset(d, None, None, &mut |r| {
+            let body = match r.body.parse() {
+                Ok(b) => b,
+                Err(e) => {
+                    corrupt = Some(e);
+                    stopped = true;
+                    return false;
+                }
+            };
             n += 1;
-            let keep_going = visit(flat_row(&r, dataset_of(catalog, &r)));
+            let keep_going = visit(flat_row(&r, &body, dataset_of(catalog, &r, &body)));
             stopped = !keep_going;
             keep_going
         })?;
+    }
+    if let Some(e) = corrupt {
+        return Err(StoreError::from(e).into());
     }
     Ok(n)
 }
@@ -1047,7 +1082,7 @@ mod tests {
     use super::*;
     use crate::link::merge;
     use crate::memory::{MemoryChainLog, MemoryRecordStore};
-    use crate::ports::{Link, WriteBatch};
+    use crate::ports::{Link, RecordBody, WriteBatch};
 
     const CRIME: &str = r#"{
       "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -1120,12 +1155,13 @@ mod tests {
             content_hash: format!("h-{id}-{fields}"),
             match_keys: Vec::new(),
             links: links.clone(),
-            body: json!({
+            body: RecordBody::from_value(&json!({
                 "record_id": id, "agency": agency, "dataset": dataset, "schema_version": 1,
                 "event_date": date, "borough": "Bolton", "borough_source": "supplied",
                 "fields": fields, "derived": derived, "match_keys": [], "links": links,
                 "provenance": {"upload_id": "u_test", "row": 1, "key_id": "k1", "scheme": "agencylink-pseudo-v1"},
-            }),
+            }))
+            .expect("an object"),
         }
     }
 
@@ -1389,7 +1425,9 @@ mod tests {
         // A dataset whose schema has since left the catalog still exports.
         let mut gone = health("r3", "p_hone", "2024-02-01");
         gone.dataset = "test.retired".into();
-        gone.body["fields"] = json!({"ref": "local_ref:k1:r3", "old_code": "X"});
+        let mut body = gone.body.parse().expect("parses");
+        body["fields"] = json!({"ref": "local_ref:k1:r3", "old_code": "X"});
+        gone.body = RecordBody::from_value(&body).expect("an object");
         records.push(gone);
         let store = store_with(records);
         let plan = plan_export(&store, &cat, None).expect("plan");

@@ -175,7 +175,9 @@ pub struct Dataset {
     /// The parsed schema.
     pub schema: Value,
     fields: Vec<Field>,
-    by_name: HashMap<String, usize>,
+    // Looked up for every cell of every row; the keys are the schema's own
+    // names, so a fast non-keyed hasher is safe here.
+    by_name: HashMap<String, usize, foldhash::fast::FixedState>,
     validator: jsonschema::Validator,
 }
 

@@ -63,14 +63,17 @@ impl<'a> RowValidator<'a> {
     /// Append every problem with `row` to `out`; returns whether the row is valid.
     pub fn check(&self, row: &Row, out: &mut Vec<RowError>) -> bool {
         let before = out.len();
-        let err = |field: &str, pointer: String, code: &str, message: String| RowError {
-            row: row.row,
-            line: row.line,
-            field: field.to_owned(),
-            pointer,
-            code: code.to_owned(),
-            message,
-        };
+        if !self.check_schema(row, out) && row.problem.is_some() {
+            return false;
+        }
+        self.check_identifiers(row, out, before);
+        out.len() == before
+    }
+
+    /// The row's shape and the compiled schema only (no identifier
+    /// canonical forms); returns whether both passed. [`Self::check`] is this
+    /// then [`Self::check_identifiers`], unless the shape is broken.
+    pub fn check_schema(&self, row: &Row, out: &mut Vec<RowError>) -> bool {
         if let Some(problem) = &row.problem {
             let (code, message) = match problem {
                 RowShapeProblem::Cells { found, expected } => (
@@ -85,31 +88,45 @@ impl<'a> RowValidator<'a> {
                     "the line is JSON but not an object with named fields".to_owned(),
                 ),
             };
-            out.push(err("", String::new(), code, message));
+            out.push(RowError {
+                row: row.row,
+                line: row.line,
+                field: String::new(),
+                pointer: String::new(),
+                code: code.to_owned(),
+                message,
+            });
             return false;
         }
-        if !self.dataset.validator().is_valid(&row.value) {
-            for e in self.dataset.validator().iter_errors(&row.value) {
-                out.push(self.describe(row, &e));
-            }
+        if self.dataset.validator().is_valid(&row.value) {
+            return true;
         }
+        for e in self.dataset.validator().iter_errors(&row.value) {
+            out.push(self.describe(row, &e));
+        }
+        false
+    }
+
+    /// Check every identifier's canonical form, skipping a field that already
+    /// has an error in `out[since..]` (a type or format error says enough).
+    pub fn check_identifiers(&self, row: &Row, out: &mut Vec<RowError>, since: usize) {
         for &(name, kind) in &self.identifiers {
             if let Some(Value::String(v)) = row.value.get(name)
                 && let Err(reason) = canonical::canonicalise(kind, v, "")
             {
-                // A type/format error on the same field already says enough.
-                if out[before..].iter().any(|e| e.field == name) {
+                if out[since..].iter().any(|e| e.field == name) {
                     continue;
                 }
-                out.push(err(
-                    name,
-                    format!("/{name}"),
-                    "identifier",
-                    format!("{name} is not a valid {}: {reason}", kind_noun(kind)),
-                ));
+                out.push(RowError {
+                    row: row.row,
+                    line: row.line,
+                    field: name.to_owned(),
+                    pointer: format!("/{name}"),
+                    code: "identifier".to_owned(),
+                    message: format!("{name} is not a valid {}: {reason}", kind_noun(kind)),
+                });
             }
         }
-        out.len() == before
     }
 
     fn describe(&self, row: &Row, e: &jsonschema::ValidationError<'_>) -> RowError {

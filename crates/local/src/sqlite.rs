@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use agencylink_core::ports::{
-    ChainLog, Link, RecordStore, StoreError, StoreResult, StoredRecord, WriteBatch,
+    ChainLog, Link, RecordBody, RecordStore, StoreError, StoreResult, StoredRecord, WriteBatch,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -135,11 +135,12 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Stored
     let keys: String = row.get(8)?;
     let links: String = row.get(9)?;
     let body: String = row.get(10)?;
-    let parse = || -> Result<(Vec<String>, Vec<Link>, serde_json::Value), serde_json::Error> {
+    type Parsed = (Vec<String>, Vec<Link>, RecordBody);
+    let parse = || -> Result<Parsed, Box<dyn std::error::Error + Send + Sync>> {
         Ok((
             serde_json::from_str(&keys)?,
             serde_json::from_str(&links)?,
-            serde_json::from_str(&body)?,
+            RecordBody::from_text(body)?,
         ))
     };
     let record_id: String = row.get(0)?;
@@ -157,10 +158,10 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Stored
             links,
             body,
         }),
-        Err(e) => Err(StoreError::backend(
-            format!("record {record_id} is corrupt"),
-            e,
-        )),
+        Err(e) => Err(StoreError::Backend {
+            message: format!("record {record_id} is corrupt"),
+            source: Some(e),
+        }),
     })
 }
 
@@ -327,7 +328,7 @@ impl RecordStore for SqliteStore {
                 )
                 .map_err(db_err("preparing a write"))?;
             for r in &batch.records {
-                let (keys, links, body) = (json(&r.match_keys)?, json(&r.links)?, json(&r.body)?);
+                let (keys, links, body) = (json(&r.match_keys)?, json(&r.links)?, r.body.as_str());
                 let row = i64::try_from(r.row).unwrap_or(i64::MAX);
                 let values = params![
                     r.record_id,

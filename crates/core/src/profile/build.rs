@@ -81,11 +81,18 @@ fn collect(
         plans,
         ..Collected::default()
     };
+    let mut corrupt = None;
     for (plan, ds_id) in to_scan {
-        store.scan_dataset(ds_id, None, to, &mut |r| {
-            c.add(*plan, &r);
-            true
+        store.scan_dataset(ds_id, None, to, &mut |r| match c.add(*plan, &r) {
+            Ok(()) => true,
+            Err(e) => {
+                corrupt = Some(e);
+                false
+            }
         })?;
+        if let Some(e) = corrupt.take() {
+            return Err(crate::ports::StoreError::from(e).into());
+        }
     }
     Ok(c)
 }

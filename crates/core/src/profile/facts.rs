@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::dates::parse_day;
 use crate::geography::BOROUGHS;
-use crate::ports::StoredRecord;
+use crate::ports::{BodyError, StoredRecord};
 use crate::schema::{Dataset, Generalise, MatchRole};
 
 /// A fast, non-cryptographic hasher (the rustc "Fx" multiply-rotate) for
@@ -386,11 +386,13 @@ pub(crate) struct Collected {
 
 impl Collected {
     /// Reduce one record of the dataset planned at `plan_idx`.
-    pub(crate) fn add(&mut self, plan_idx: u16, r: &StoredRecord) {
+    /// Fails only when the record's stored body is corrupt.
+    pub(crate) fn add(&mut self, plan_idx: u16, r: &StoredRecord) -> Result<(), BodyError> {
         let Some(day) = parse_day(&r.event_date) else {
             self.bad_dates += 1;
-            return;
+            return Ok(());
         };
+        let body = r.body.parse()?;
         // Borrow the parts separately: the plan is read while the
         // interners grow, and nothing is copied per record.
         let Collected {
@@ -408,8 +410,7 @@ impl Collected {
         } = self;
         let plan = &plans[plan_idx as usize];
         let empty = serde_json::Map::new();
-        let fields = r
-            .body
+        let fields = body
             .get("fields")
             .and_then(Value::as_object)
             .unwrap_or(&empty);
@@ -455,7 +456,7 @@ impl Collected {
                 }
             }
         }
-        let derived = r.body.get("derived");
+        let derived = body.get("derived");
         let age = derived
             .and_then(|d| d.get("age"))
             .and_then(Value::as_u64)
@@ -467,8 +468,7 @@ impl Collected {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .map_or(NONE, |s| codes.intern(s));
-        let borough = r
-            .body
+        let borough = body
             .get("borough")
             .and_then(Value::as_str)
             .and_then(|b| BOROUGHS.iter().position(|x| x.name == b))
@@ -537,6 +537,7 @@ impl Collected {
             name,
             supplied,
         });
+        Ok(())
     }
 
     pub(crate) fn plan(&self, f: &Fact) -> &Plan {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::threat::{ThreatInputs, Tier, assess};
 use super::*;
 use crate::memory::{MemoryChainLog, MemoryRecordStore};
-use crate::ports::{Link, RecordStore, StoredRecord, WriteBatch};
+use crate::ports::{Link, RecordBody, RecordStore, StoredRecord, WriteBatch};
 use crate::schema::Catalog;
 
 const BOROUGHS: &str = r#"["Bolton","Bury","Manchester","Oldham","Rochdale","Salford","Stockport","Tameside","Trafford","Wigan"]"#;
@@ -149,10 +149,11 @@ impl World {
             content_hash: id.clone(),
             match_keys: Vec::new(),
             links: r.links.clone(),
-            body: json!({
+            body: RecordBody::from_value(&json!({
                 "record_id": id, "agency": r.agency, "dataset": r.dataset, "event_date": r.date,
                 "borough": r.borough, "fields": r.fields, "derived": r.derived, "links": r.links,
-            }),
+            }))
+            .expect("an object"),
         });
     }
 
@@ -397,6 +398,7 @@ fn without_name_resolution_the_core_network_rule_agrees() {
             .map(|f| f.name.clone())
     };
     let core: Vec<crate::network::Network> = crate::network::networks(w.records.iter(), role)
+        .expect("bodies parse")
         .into_iter()
         .filter(|n| crate::network::is_group(n, 2, 1))
         .collect();

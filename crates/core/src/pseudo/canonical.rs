@@ -333,7 +333,20 @@ fn date(value: &str) -> Result<Cow<'_, str>, Rejection> {
     if iso && s.len() == 10 && value.len() == 10 {
         return Ok(Cow::Borrowed(value));
     }
-    Ok(Cow::Owned(format!("{y:04}-{m:02}-{d:02}")))
+    // By hand rather than `format!`: most extracts give dates as D/M/YYYY,
+    // so this runs for nearly every date of birth.
+    let mut out = [0u8; 10];
+    for (i, shift) in [1000, 100, 10, 1].into_iter().enumerate() {
+        out[i] = b'0' + ((y / shift) % 10) as u8;
+    }
+    out[4] = b'-';
+    out[5] = b'0' + m / 10;
+    out[6] = b'0' + m % 10;
+    out[7] = b'-';
+    out[8] = b'0' + d / 10;
+    out[9] = b'0' + d % 10;
+    // ASCII digits and hyphens only.
+    Ok(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
 }
 
 fn uk_date(b: &[u8]) -> Option<(u16, u16, u16)> {
@@ -575,6 +588,14 @@ fn local_ref(value: &str, agency: &str) -> Result<String, Rejection> {
     let mut out = String::with_capacity(agency.len() + 1 + v.len());
     out.push_str(agency);
     out.push('|');
+    // The usual reference is visible ASCII with no space inside: upper-case
+    // it in one go.
+    if v.bytes().all(|b| b.is_ascii_graphic()) {
+        let at = out.len();
+        out.push_str(v);
+        out[at..].make_ascii_uppercase();
+        return Ok(out);
+    }
     let mut gap = false;
     for c in v.chars() {
         if c.is_whitespace() {
