@@ -413,7 +413,6 @@ fn record_to_item(r: &StoredRecord) -> StoreResult<Item> {
     item.insert("event_date".into(), s(&r.event_date));
     item.insert("upload_id".into(), s(&r.upload_id));
     item.insert("row".into(), AttributeValue::N(r.row.to_string()));
-    item.insert("content_hash".into(), s(&r.content_hash));
     item.insert("match_keys".into(), s(json(&r.match_keys)?));
     item.insert("links".into(), s(json(&r.links)?));
     item.insert("body".into(), s(r.body.as_str().to_owned()));
@@ -449,7 +448,6 @@ fn item_to_record(item: &Item) -> StoreResult<StoredRecord> {
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| corrupt("row"))?,
-        content_hash: get("content_hash")?,
         match_keys,
         links,
         body,

@@ -113,7 +113,6 @@ pub fn sample_record(
         event_date: date.to_owned(),
         upload_id: "u1".to_owned(),
         row: 1,
-        content_hash: format!("h-{id}"),
         match_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
         links: links
             .iter()
@@ -233,7 +232,6 @@ pub fn record_store(store: &dyn RecordStore) {
     c2.person_id = "p-1".into();
     let mut b2 = b.clone();
     b2.match_keys = vec![];
-    b2.content_hash = "h-b2".into();
     store
         .apply(&WriteBatch {
             records: vec![c2.clone(), b2.clone()],

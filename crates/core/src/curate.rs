@@ -51,33 +51,41 @@ impl CurateError {
 
 /// Lower-case unpadded base32 of the first `n` bytes of SHA-256 over `parts`.
 pub fn short_hash(parts: &[&[u8]], n: usize) -> String {
+    let mut out = String::new();
+    short_hash_into(parts, n, &mut out);
+    out
+}
+
+/// [`short_hash`] appended to `out` (one allocation for a prefixed id).
+fn short_hash_into(parts: &[&[u8]], n: usize, out: &mut String) {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p);
     }
     let digest = h.finalize();
-    data_encoding::BASE32_NOPAD
-        .encode(&digest[..n.min(32)])
-        .to_ascii_lowercase()
+    let at = out.len();
+    data_encoding::BASE32_NOPAD.encode_append(&digest[..n.min(32)], out);
+    out[at..].make_ascii_lowercase();
 }
 
 /// The record id for (agency, dataset, the token of the agency's record ref).
 /// Built from the token, not the raw ref, so it reveals nothing without the key.
 pub fn record_id(agency: &str, dataset: &str, record_ref_token: &str) -> String {
-    format!(
-        "r_{}",
-        short_hash(
-            &[
-                b"agencylink/v1/record|",
-                agency.as_bytes(),
-                b"|",
-                dataset.as_bytes(),
-                b"|",
-                record_ref_token.as_bytes()
-            ],
-            16
-        )
-    )
+    let mut id = String::with_capacity(28);
+    id.push_str("r_");
+    short_hash_into(
+        &[
+            b"agencylink/v1/record|",
+            agency.as_bytes(),
+            b"|",
+            dataset.as_bytes(),
+            b"|",
+            record_ref_token.as_bytes(),
+        ],
+        16,
+        &mut id,
+    );
+    id
 }
 
 /// Turns validated rows of one dataset into curated records.
@@ -100,32 +108,12 @@ pub struct Curator<'a> {
     provenance_tail: Vec<u8>,
 }
 
-/// One part of the content-hash image: its tag and its bytes, each
-/// LEB128-length-prefixed, so no two different rows give the same image.
-fn image_part(image: &mut Vec<u8>, tag: usize, bytes: &[u8]) {
-    for mut n in [tag, bytes.len()] {
-        while n >= 0x80 {
-            image.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        image.push(n as u8);
-    }
-    image.extend_from_slice(bytes);
-}
-
 /// Buffers [`Curator::curate_with`] reuses from row to row.
 #[derive(Debug, Default)]
 pub struct CurateScratch {
-    image: Vec<u8>,
     token: String,
     ref_token: String,
     derived: Vec<u8>,
-}
-
-/// The MAC characters of a token: its last 32 (`kind:kid:` comes first).
-fn token_mac(token: &str) -> &[u8] {
-    let b = token.as_bytes();
-    &b[b.len().saturating_sub(32)..]
 }
 
 /// Append `v` as JSON. Writing to a `Vec` cannot fail, and a JSON value or
@@ -284,7 +272,6 @@ impl<'a> Curator<'a> {
         // The head needs the record id and the borough, so both are found
         // first; the loop below then writes every field once, in order.
         let CurateScratch {
-            image,
             token,
             ref_token,
             derived,
@@ -319,19 +306,6 @@ impl<'a> Curator<'a> {
         out.extend_from_slice(b",\"borough_source\":\"");
         out.extend_from_slice(borough_source.as_bytes());
         out.extend_from_slice(b"\",\"fields\":{");
-        // The content hash is SHA-256 over a compact image of what the body
-        // (provenance excluded) is made from: the schema version, event date
-        // and borough, each field's value with an identifier's token cut to
-        // its MAC characters (its kind is fixed by the field, and its key id
-        // by the key, which also changes every MAC), and the derived values.
-        // Match keys and links are functions of those, and record id,
-        // agency and dataset are the same for every version of a record.
-        // Under half the bytes of the body, so under half the hashing.
-        image.clear();
-        image.extend_from_slice(&self.dataset.version.to_le_bytes());
-        image_part(image, 0, event_date.as_bytes());
-        image_part(image, 1, borough.unwrap_or_default().as_bytes());
-        image_part(image, 2, borough_source.as_bytes());
         derived.clear();
         derived.push(b'{');
         let (mut nhs, mut family, mut given, mut dob, mut upn) = (None, None, None, None, None);
@@ -345,10 +319,8 @@ impl<'a> Curator<'a> {
                 out.push(b',');
             }
             out.extend_from_slice(&self.keys[i]);
-            let at = out.len();
             let Some(kind) = f.identifier else {
                 put_json(&mut out, v);
-                image_part(image, i + 3, &out[at..]);
                 continue;
             };
             let raw = v.as_str().unwrap_or_default();
@@ -363,7 +335,6 @@ impl<'a> Curator<'a> {
             out.push(b'"');
             out.extend_from_slice(token.as_bytes());
             out.push(b'"');
-            image_part(image, i + 3, token_mac(token));
             match f.match_role {
                 Some(MatchRole::Nhs) => nhs = Some(canonical.clone()),
                 Some(MatchRole::Family) => family = Some(canonical.clone()),
@@ -405,8 +376,6 @@ impl<'a> Curator<'a> {
         }
         out.push(b'}');
         derived.push(b'}');
-        image.extend_from_slice(derived);
-        let content_hash = short_hash(&[b"agencylink/v1/content|", image.as_slice()], 32);
 
         let mut match_keys = Vec::new();
         if let Some(n) = &nhs {
@@ -457,7 +426,6 @@ impl<'a> Curator<'a> {
             event_date: event_date.to_owned(),
             upload_id: self.provenance.upload_id.clone(),
             row: row.row,
-            content_hash,
             match_keys,
             links,
             body: RecordBody::from_curated(body),
@@ -548,7 +516,7 @@ mod tests {
     }
 
     #[test]
-    fn content_hash_follows_content_not_provenance() {
+    fn content_follows_the_row_not_provenance() {
         let cat = Catalog::embedded().expect("schemas");
         let ds = cat.get("police.cse_crime").expect("dataset");
         let p = pseudonymiser();
@@ -562,7 +530,7 @@ mod tests {
         };
         let base = hash(&text, "u_one");
         let again = hash(&text, "u_two");
-        assert_eq!(base.content_hash, again.content_hash);
+        assert_eq!(base.body.content(), again.body.content());
         assert_ne!(base.body, again.body, "provenance differs");
         // Change one clear code, then one identifier (the family name).
         let (header, row) = text.split_once('\n').expect("two lines");
@@ -578,10 +546,10 @@ mod tests {
         .into();
         let changed_code = hash(&format!("{header}\n{}\n", cells.join(",")), "u_one");
         assert_eq!(changed_code.record_id, base.record_id);
-        assert_ne!(changed_code.content_hash, base.content_hash);
+        assert_ne!(changed_code.body.content(), base.body.content());
         let family = at("family_name");
         cells[family] = format!("{}X", cells[family]);
         let changed_name = hash(&format!("{header}\n{}\n", cells.join(",")), "u_one");
-        assert_ne!(changed_name.content_hash, changed_code.content_hash);
+        assert_ne!(changed_name.body.content(), changed_code.body.content());
     }
 }

@@ -160,8 +160,6 @@ pub struct StoredRecord {
     pub upload_id: String,
     /// Its data row in that upload.
     pub row: u64,
-    /// SHA-256 of the curated content (provenance excluded): unchanged re-uploads are detected by it.
-    pub content_hash: String,
     /// Match-key tokens.
     pub match_keys: Vec<String>,
     /// Network link tokens.
@@ -220,6 +218,18 @@ impl RecordBody {
     /// The JSON text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The text without its provenance: what the agency said, not when it
+    /// said it. Two versions of a record with the same content are the same
+    /// row re-sent. The curator writes `provenance` as the last key, so its
+    /// last occurrence at object level is found from the end (a field of
+    /// that name sits earlier, inside `fields`).
+    pub fn content(&self) -> &str {
+        match self.0.rfind(",\"provenance\":") {
+            Some(at) => &self.0[..at],
+            None => &self.0,
+        }
     }
 
     /// The body parsed. Construction checked the syntax, so this fails only

@@ -1152,7 +1152,6 @@ mod tests {
             event_date: date.to_owned(),
             upload_id: "u_test".to_owned(),
             row: 1,
-            content_hash: format!("h-{id}-{fields}"),
             match_keys: Vec::new(),
             links: links.clone(),
             body: RecordBody::from_value(&json!({

@@ -216,6 +216,9 @@ struct CsvRows<'a, R: BufRead> {
     record: csv::ByteRecord,
     /// For each header column, the schema field it maps to.
     columns: Vec<(String, FieldType)>,
+    /// Whether the reused row map holds each column now, so an empty cell
+    /// of a column that was empty before costs no map lookup.
+    present: Vec<bool>,
     started: bool,
     finished: bool,
     rows: u64,
@@ -268,6 +271,7 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
             dataset,
             record: csv::ByteRecord::new(),
             columns: Vec::new(),
+            present: Vec::new(),
             started: false,
             finished: false,
             rows: 0,
@@ -370,14 +374,16 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
         let row = &mut self.current;
         row.row = self.rows;
         row.line = line;
-        if !row.value.is_object() {
+        if !row.value.is_object() || self.present.len() != self.columns.len() {
             row.value = Value::Object(Map::new());
+            self.present = vec![false; self.columns.len()];
         }
         let Value::Object(map) = &mut row.value else {
             return Ok(true);
         };
         if self.record.len() != self.columns.len() {
             map.clear();
+            self.present.fill(false);
             row.problem = Some(RowShapeProblem::Cells {
                 found: self.record.len(),
                 expected: self.columns.len(),
@@ -385,7 +391,7 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
             return Ok(true);
         }
         row.problem = None;
-        for (i, (name, ty)) in self.columns.iter().enumerate() {
+        for (i, ((name, ty), present)) in self.columns.iter().zip(&mut self.present).enumerate() {
             let cell = trim_cell(
                 self.record
                     .range(i)
@@ -393,10 +399,13 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
                     .unwrap_or_default(),
             );
             if cell.is_empty() {
-                map.remove(name);
-            } else if let Some(slot) = map.get_mut(name) {
+                if std::mem::take(present) {
+                    map.remove(name);
+                }
+            } else if *present && let Some(slot) = map.get_mut(name) {
                 set_cell(slot, *ty, cell);
             } else {
+                *present = true;
                 map.insert(name.clone(), coerce_cell(*ty, cell));
             }
         }

@@ -21,7 +21,6 @@ CREATE TABLE IF NOT EXISTS records (
     event_date   TEXT NOT NULL,
     upload_id    TEXT NOT NULL,
     row          INTEGER NOT NULL,
-    content_hash TEXT NOT NULL,
     match_keys   TEXT NOT NULL,
     links        TEXT NOT NULL,
     body         TEXT NOT NULL
@@ -92,6 +91,19 @@ impl SqliteStore {
             .map_err(db_err("setting synchronous"))?;
         conn.execute_batch(SCHEMA)
             .map_err(db_err("creating tables"))?;
+        // Databases written before records were compared by content kept a
+        // content hash column; drop it so inserts fit the current columns.
+        let has_hash: bool = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'content_hash'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db_err("reading the table layout"))?;
+        if has_hash {
+            conn.execute_batch("ALTER TABLE records DROP COLUMN content_hash")
+                .map_err(db_err("upgrading the records table"))?;
+        }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -129,12 +141,13 @@ impl SqliteStore {
     }
 }
 
-const COLUMNS: &str = "record_id, person_id, agency, dataset, event_date, upload_id, row, content_hash, match_keys, links, body";
+const COLUMNS: &str =
+    "record_id, person_id, agency, dataset, event_date, upload_id, row, match_keys, links, body";
 
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<StoredRecord>> {
-    let keys: String = row.get(8)?;
-    let links: String = row.get(9)?;
-    let body: String = row.get(10)?;
+    let keys: String = row.get(7)?;
+    let links: String = row.get(8)?;
+    let body: String = row.get(9)?;
     type Parsed = (Vec<String>, Vec<Link>, RecordBody);
     let parse = || -> Result<Parsed, Box<dyn std::error::Error + Send + Sync>> {
         Ok((
@@ -153,7 +166,6 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Stored
             event_date: row.get(4)?,
             upload_id: row.get(5)?,
             row: row.get::<_, i64>(6)?.try_into().unwrap_or(0),
-            content_hash: row.get(7)?,
             match_keys,
             links,
             body,
@@ -298,12 +310,12 @@ impl RecordStore for SqliteStore {
             // key and link rows cleared, which saves two index probes per new record.
             let mut put = tx
                 .prepare_cached(&format!(
-                    "INSERT INTO records ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (record_id) DO NOTHING"
+                    "INSERT INTO records ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (record_id) DO NOTHING"
                 ))
                 .map_err(db_err("preparing a write"))?;
             let mut update = tx
                 .prepare_cached(
-                    "UPDATE records SET person_id = ?2, agency = ?3, dataset = ?4, event_date = ?5, upload_id = ?6, row = ?7, content_hash = ?8, match_keys = ?9, links = ?10, body = ?11 WHERE record_id = ?1",
+                    "UPDATE records SET person_id = ?2, agency = ?3, dataset = ?4, event_date = ?5, upload_id = ?6, row = ?7, match_keys = ?8, links = ?9, body = ?10 WHERE record_id = ?1",
                 )
                 .map_err(db_err("preparing a write"))?;
             // Index rows of a replaced record are found from its old version,
@@ -338,7 +350,6 @@ impl RecordStore for SqliteStore {
                     r.event_date,
                     r.upload_id,
                     row,
-                    r.content_hash,
                     keys,
                     links,
                     body,
@@ -528,5 +539,16 @@ mod tests {
         agencylink_core::conformance::record_store(&store);
         agencylink_core::conformance::chain_log(&store.lineage());
         agencylink_core::conformance::chain_log(&store.access_log());
+    }
+
+    #[test]
+    fn an_older_records_table_is_upgraded() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        conn.execute_batch(
+            "CREATE TABLE records (record_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, agency TEXT NOT NULL, dataset TEXT NOT NULL, event_date TEXT NOT NULL, upload_id TEXT NOT NULL, row INTEGER NOT NULL, content_hash TEXT NOT NULL, match_keys TEXT NOT NULL, links TEXT NOT NULL, body TEXT NOT NULL)",
+        )
+        .expect("old layout");
+        let store = SqliteStore::init(conn).expect("upgrades");
+        agencylink_core::conformance::record_store(&store);
     }
 }

@@ -146,7 +146,6 @@ impl World {
             event_date: r.date.to_owned(),
             upload_id: format!("u_{}", r.agency),
             row: self.records.len() as u64,
-            content_hash: id.clone(),
             match_keys: Vec::new(),
             links: r.links.clone(),
             body: RecordBody::from_value(&json!({
