@@ -193,12 +193,17 @@ pub fn merge(store: &dyn RecordStore, incoming: Vec<StoredRecord>) -> StoreResul
         };
         comp_id.insert(root, id);
     }
+    // A record is "linked" when it joins a person some other record
+    // established: every record of a component that meets a stored person,
+    // and all but the first of a component new in this batch. Counted so,
+    // the total does not depend on where batch boundaries fall.
+    let mut first_of_new: HashSet<usize> = HashSet::new();
     for (r, &n) in changed.iter_mut().zip(&rec_nodes) {
-        let id = comp_id[&dsu.find(n)].clone();
-        if comp_people.get(&dsu.find(n)).is_some_and(|p| !p.is_empty()) {
+        let root = dsu.find(n);
+        if comp_people.get(&root).is_some_and(|p| !p.is_empty()) || !first_of_new.insert(root) {
             stats.linked += 1;
         }
-        r.person_id = id;
+        r.person_id = comp_id[&root].clone();
     }
     // Merged-away people: move their records and keys to the winner.
     let mut moved: HashSet<String> = HashSet::new();
@@ -320,6 +325,11 @@ mod tests {
         let store = MemoryRecordStore::default();
         let s = merge(&store, vec![rec("a", &["k1"]), rec("b", &["k2"])]).expect("merge");
         assert_eq!((s.inserted, s.linked), (2, 0));
+        // Two records of one new person in one batch: the second links, as
+        // it would had the batches been split between them.
+        let one = MemoryRecordStore::default();
+        let s = merge(&one, vec![rec("x", &["kx"]), rec("y", &["kx"])]).expect("merge");
+        assert_eq!((s.inserted, s.linked), (2, 1));
         let pa = store.get_record("a").expect("get").expect("a").person_id;
         let pb = store.get_record("b").expect("get").expect("b").person_id;
         assert_ne!(pa, pb);
