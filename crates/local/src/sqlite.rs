@@ -25,13 +25,22 @@ CREATE TABLE IF NOT EXISTS records (
     links        TEXT NOT NULL,
     body         TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS records_by_person ON records (person_id, event_date, record_id);
-CREATE INDEX IF NOT EXISTS records_by_dataset ON records (dataset, event_date, record_id);
-CREATE TABLE IF NOT EXISTS record_keys (
-    key TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (key, record_id)
+-- Narrow indexes (no record_id): every ingest inserts into them at random
+-- places, and half the bytes means twice the entries per cached page. Reads
+-- sort the few ties on record_id themselves.
+DROP INDEX IF EXISTS records_by_person;
+DROP INDEX IF EXISTS records_by_dataset;
+CREATE INDEX IF NOT EXISTS records_person ON records (person_id);
+CREATE INDEX IF NOT EXISTS records_dataset_date ON records (dataset, event_date);
+-- Match-key and link-token indexes hold a 64-bit hash of the token and the
+-- record's rowid (about 14 bytes an entry instead of about 80): readers
+-- check each hit against the record's own keys or links, so a collision
+-- only costs a row read and filtered out.
+CREATE TABLE IF NOT EXISTS key_index (
+    hash INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hash, rid)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS record_links (
-    token TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (token, record_id)
+CREATE TABLE IF NOT EXISTS link_index (
+    hash INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hash, rid)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS key_owner (key TEXT PRIMARY KEY, person_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS aliases (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL) WITHOUT ROWID;
@@ -81,7 +90,7 @@ impl SqliteStore {
         Self::init(conn)
     }
 
-    fn init(conn: Connection) -> StoreResult<Self> {
+    fn init(mut conn: Connection) -> StoreResult<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(db_err("setting the busy timeout"))?;
         // Only takes effect on a new database. Large pages cut the number of
@@ -121,6 +130,7 @@ impl SqliteStore {
             conn.execute_batch("ALTER TABLE records DROP COLUMN content_hash")
                 .map_err(db_err("upgrading the records table"))?;
         }
+        upgrade_token_indexes(&mut conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -140,6 +150,21 @@ impl SqliteStore {
             conn: self.conn.clone(),
             table: "access_log",
         }
+    }
+
+    fn query_by_hash(&self, sql: &str, hash: i64) -> StoreResult<Vec<StoredRecord>> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare_cached(sql)
+            .map_err(db_err("preparing a query"))?;
+        let rows = stmt
+            .query_map([hash], row_to_record)
+            .map_err(db_err("querying records"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r.map_err(db_err("reading a record"))??);
+        }
+        Ok(out)
     }
 
     fn query_records(&self, sql: &str, arg: &str) -> StoreResult<Vec<StoredRecord>> {
@@ -194,44 +219,123 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Stored
     })
 }
 
+/// Indexes of `items` in sorted order.
+fn sorted_order(items: &[String]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_unstable_by(|&a, &b| items[a].cmp(&items[b]));
+    order
+}
+
+/// Databases from before the hashed indexes kept `record_keys` and
+/// `record_links` with the tokens in full: rebuild the hashed indexes from
+/// the records, then drop the old tables, in one transaction.
+fn upgrade_token_indexes(conn: &mut Connection) -> StoreResult<()> {
+    let old: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'record_keys'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db_err("reading the table layout"))?;
+    if !old {
+        return Ok(());
+    }
+    let tx = conn.transaction().map_err(db_err("starting an upgrade"))?;
+    {
+        let mut read = tx
+            .prepare("SELECT rowid, match_keys, links FROM records")
+            .map_err(db_err("preparing an upgrade"))?;
+        let mut put_key = tx
+            .prepare("INSERT OR IGNORE INTO key_index (hash, rid) VALUES (?1, ?2)")
+            .map_err(db_err("preparing an upgrade"))?;
+        let mut put_link = tx
+            .prepare("INSERT OR IGNORE INTO link_index (hash, rid) VALUES (?1, ?2)")
+            .map_err(db_err("preparing an upgrade"))?;
+        let mut rows = read.query([]).map_err(db_err("upgrading indexes"))?;
+        while let Some(row) = rows.next().map_err(db_err("upgrading indexes"))? {
+            let rid: i64 = row.get(0).map_err(db_err("upgrading indexes"))?;
+            let keys: String = row.get(1).map_err(db_err("upgrading indexes"))?;
+            let links: String = row.get(2).map_err(db_err("upgrading indexes"))?;
+            let keys: Vec<String> = serde_json::from_str(&keys)
+                .map_err(|e| StoreError::backend("a stored record's keys are corrupt", e))?;
+            let links: Vec<Link> = serde_json::from_str(&links)
+                .map_err(|e| StoreError::backend("a stored record's links are corrupt", e))?;
+            for k in &keys {
+                put_key
+                    .execute([token_hash(k), rid])
+                    .map_err(db_err("upgrading indexes"))?;
+            }
+            for l in &links {
+                put_link
+                    .execute([token_hash(&l.token), rid])
+                    .map_err(db_err("upgrading indexes"))?;
+            }
+        }
+    }
+    tx.execute_batch("DROP TABLE record_keys; DROP TABLE IF EXISTS record_links;")
+        .map_err(db_err("upgrading indexes"))?;
+    tx.commit().map_err(db_err("committing an upgrade"))
+}
+
+/// The stored 64-bit hash of a match key or link token: FNV-1a, fixed
+/// forever because it is on disk. Tokens are keyed MACs nobody can aim at a
+/// collision, and a collision only makes a lookup read a record it then
+/// filters out.
+fn token_hash(token: &str) -> i64 {
+    let h = token.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
 fn json<T: serde::Serialize + ?Sized>(v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| StoreError::backend("encoding JSON", e))
 }
 
 impl RecordStore for SqliteStore {
     fn get_records(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredRecord>>> {
-        let conn = lock(&self.conn);
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM records WHERE record_id = ?1"
-            ))
-            .map_err(db_err("preparing a query"))?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let rec = stmt
-                .query_row([id], row_to_record)
-                .optional()
-                .map_err(db_err("reading a record"))?;
-            out.push(rec.transpose()?);
+        let mut conn = lock(&self.conn);
+        // One read transaction for the whole batch (not a lock round trip
+        // per id), probing in id order so neighbouring probes share pages.
+        let tx = conn.transaction().map_err(db_err("starting a read"))?;
+        let mut out = vec![None; ids.len()];
+        {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM records WHERE record_id = ?1"
+                ))
+                .map_err(db_err("preparing a query"))?;
+            for i in sorted_order(ids) {
+                let rec = stmt
+                    .query_row([&ids[i]], row_to_record)
+                    .optional()
+                    .map_err(db_err("reading a record"))?;
+                out[i] = rec.transpose()?;
+            }
         }
+        tx.commit().map_err(db_err("ending a read"))?;
         Ok(out)
     }
 
     fn key_owners(&self, keys: &[String]) -> StoreResult<HashMap<String, String>> {
-        let conn = lock(&self.conn);
-        let mut stmt = conn
-            .prepare_cached("SELECT person_id FROM key_owner WHERE key = ?1")
-            .map_err(db_err("preparing a query"))?;
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction().map_err(db_err("starting a read"))?;
         let mut out = HashMap::new();
-        for k in keys {
-            if let Some(p) = stmt
-                .query_row([k], |r| r.get::<_, String>(0))
-                .optional()
-                .map_err(db_err("reading a key owner"))?
-            {
-                out.insert(k.clone(), p);
+        {
+            let mut stmt = tx
+                .prepare_cached("SELECT person_id FROM key_owner WHERE key = ?1")
+                .map_err(db_err("preparing a query"))?;
+            for i in sorted_order(keys) {
+                if let Some(p) = stmt
+                    .query_row([&keys[i]], |r| r.get::<_, String>(0))
+                    .optional()
+                    .map_err(db_err("reading a key owner"))?
+                {
+                    out.insert(keys[i].clone(), p);
+                }
             }
         }
+        tx.commit().map_err(db_err("ending a read"))?;
         Ok(out)
     }
 
@@ -245,23 +349,27 @@ impl RecordStore for SqliteStore {
     }
 
     fn records_with_key(&self, key: &str) -> StoreResult<Vec<StoredRecord>> {
-        self.query_records(
+        let mut found = self.query_by_hash(
             &format!(
-                "SELECT {} FROM record_keys k JOIN records r USING (record_id) WHERE k.key = ?1 ORDER BY r.event_date, r.record_id",
+                "SELECT {} FROM key_index k JOIN records r ON r.rowid = k.rid WHERE k.hash = ?1 ORDER BY r.event_date, r.record_id",
                 prefixed("r")
             ),
-            key,
-        )
+            token_hash(key),
+        )?;
+        found.retain(|r| r.match_keys.iter().any(|k| k == key));
+        Ok(found)
     }
 
     fn records_with_link(&self, token: &str) -> StoreResult<Vec<StoredRecord>> {
-        self.query_records(
+        let mut found = self.query_by_hash(
             &format!(
-                "SELECT {} FROM record_links l JOIN records r USING (record_id) WHERE l.token = ?1 ORDER BY r.event_date, r.record_id",
+                "SELECT {} FROM link_index l JOIN records r ON r.rowid = l.rid WHERE l.hash = ?1 ORDER BY r.event_date, r.record_id",
                 prefixed("r")
             ),
-            token,
-        )
+            token_hash(token),
+        )?;
+        found.retain(|r| r.links.iter().any(|l| l.token == token));
+        Ok(found)
     }
 
     fn scan_dataset(
@@ -338,25 +446,27 @@ impl RecordStore for SqliteStore {
             // Index rows of a replaced record are found from its old version,
             // so no by-record index has to be maintained on every insert.
             let mut old = tx
-                .prepare_cached("SELECT match_keys, links FROM records WHERE record_id = ?1")
+                .prepare_cached("SELECT rowid, match_keys, links FROM records WHERE record_id = ?1")
                 .map_err(db_err("preparing a write"))?;
             let mut del_key = tx
-                .prepare_cached("DELETE FROM record_keys WHERE key = ?1 AND record_id = ?2")
+                .prepare_cached("DELETE FROM key_index WHERE hash = ?1 AND rid = ?2")
                 .map_err(db_err("preparing a write"))?;
             let mut del_link = tx
-                .prepare_cached("DELETE FROM record_links WHERE token = ?1 AND record_id = ?2")
+                .prepare_cached("DELETE FROM link_index WHERE hash = ?1 AND rid = ?2")
                 .map_err(db_err("preparing a write"))?;
             let mut put_key = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO record_keys (key, record_id) VALUES (?1, ?2)",
-                )
+                .prepare_cached("INSERT OR IGNORE INTO key_index (hash, rid) VALUES (?1, ?2)")
                 .map_err(db_err("preparing a write"))?;
             let mut put_link = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO record_links (token, record_id) VALUES (?1, ?2)",
-                )
+                .prepare_cached("INSERT OR IGNORE INTO link_index (hash, rid) VALUES (?1, ?2)")
                 .map_err(db_err("preparing a write"))?;
-            for r in &batch.records {
+            // Each record's rowid, for its index rows.
+            let mut rids: Vec<i64> = Vec::with_capacity(batch.records.len());
+            // Records go in id order too, for the record-id index.
+            let mut records: Vec<&StoredRecord> = batch.records.iter().collect();
+            // Stable, so a record given twice still ends as its last version.
+            records.sort_by(|a, b| a.record_id.cmp(&b.record_id));
+            for r in &records {
                 let (keys, links, body) = (json(&r.match_keys)?, json(&r.links)?, r.body.as_str());
                 let row = i64::try_from(r.row).unwrap_or(i64::MAX);
                 let values = params![
@@ -372,10 +482,15 @@ impl RecordStore for SqliteStore {
                     body,
                 ];
                 let inserted = put.execute(values).map_err(db_err("writing a record"))?;
-                if inserted == 0 {
-                    let (old_keys, old_links): (String, String) = old
-                        .query_row([&r.record_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                if inserted == 1 {
+                    rids.push(tx.last_insert_rowid());
+                } else {
+                    let (rid, old_keys, old_links): (i64, String, String) = old
+                        .query_row([&r.record_id], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                        })
                         .map_err(db_err("reading a replaced record"))?;
+                    rids.push(rid);
                     let old_keys: Vec<String> = serde_json::from_str(&old_keys).map_err(|e| {
                         StoreError::backend("a stored record's keys are corrupt", e)
                     })?;
@@ -384,44 +499,38 @@ impl RecordStore for SqliteStore {
                     })?;
                     for k in &old_keys {
                         del_key
-                            .execute([k, &r.record_id])
+                            .execute([token_hash(k), rid])
                             .map_err(db_err("writing keys"))?;
                     }
                     for l in &old_links {
                         del_link
-                            .execute([&l.token, &r.record_id])
+                            .execute([token_hash(&l.token), rid])
                             .map_err(db_err("writing links"))?;
                     }
                     update.execute(values).map_err(db_err("writing a record"))?;
                 }
             }
-            // Index rows go in key order: consecutive inserts then land on the
-            // same B-tree pages instead of scattering across the index.
-            let mut keys: Vec<(&str, &str)> = batch
-                .records
+            // Index rows go in hash order: consecutive inserts then land on
+            // the same B-tree pages instead of scattering across the index.
+            let mut keys: Vec<(i64, i64)> = records
                 .iter()
-                .flat_map(|r| {
-                    r.match_keys
-                        .iter()
-                        .map(|k| (k.as_str(), r.record_id.as_str()))
-                })
+                .zip(&rids)
+                .flat_map(|(r, &rid)| r.match_keys.iter().map(move |k| (token_hash(k), rid)))
                 .collect();
             keys.sort_unstable();
-            for (k, id) in keys {
-                put_key.execute([k, id]).map_err(db_err("writing keys"))?;
+            for (h, rid) in keys {
+                put_key.execute([h, rid]).map_err(db_err("writing keys"))?;
             }
-            let mut links: Vec<(&str, &str)> = batch
-                .records
+            let mut links: Vec<(i64, i64)> = records
                 .iter()
-                .flat_map(|r| {
-                    r.links
-                        .iter()
-                        .map(|l| (l.token.as_str(), r.record_id.as_str()))
-                })
+                .zip(&rids)
+                .flat_map(|(r, &rid)| r.links.iter().map(move |l| (token_hash(&l.token), rid)))
                 .collect();
             links.sort_unstable();
-            for (t, id) in links {
-                put_link.execute([t, id]).map_err(db_err("writing links"))?;
+            for (h, rid) in links {
+                put_link
+                    .execute([h, rid])
+                    .map_err(db_err("writing links"))?;
             }
             let mut rm_owner = tx
                 .prepare_cached("DELETE FROM key_owner WHERE key = ?1")
@@ -432,7 +541,10 @@ impl RecordStore for SqliteStore {
             let mut owner = tx
                 .prepare_cached("INSERT OR REPLACE INTO key_owner (key, person_id) VALUES (?1, ?2)")
                 .map_err(db_err("preparing a write"))?;
-            for (k, p) in &batch.key_owners {
+            let mut owners: Vec<&(String, String)> = batch.key_owners.iter().collect();
+            // Stable by key: for a key given twice the last owner still wins.
+            owners.sort_by(|a, b| a.0.cmp(&b.0));
+            for (k, p) in owners {
                 owner
                     .execute([k, p])
                     .map_err(db_err("writing a key owner"))?;
@@ -567,5 +679,27 @@ mod tests {
         .expect("old layout");
         let store = SqliteStore::init(conn).expect("upgrades");
         agencylink_core::conformance::record_store(&store);
+    }
+
+    #[test]
+    fn old_token_index_tables_are_rebuilt_as_hashes() {
+        use agencylink_core::ports::RecordStore;
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        conn.execute_batch(
+            "CREATE TABLE records (record_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, agency TEXT NOT NULL, dataset TEXT NOT NULL, event_date TEXT NOT NULL, upload_id TEXT NOT NULL, row INTEGER NOT NULL, match_keys TEXT NOT NULL, links TEXT NOT NULL, body TEXT NOT NULL);
+             CREATE TABLE record_keys (key TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (key, record_id)) WITHOUT ROWID;
+             CREATE TABLE record_links (token TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (token, record_id)) WITHOUT ROWID;
+             INSERT INTO records VALUES ('r1', 'p1', 'a', 'ds', '2025-01-01', 'u1', 1, '[\"mk-1\"]', '[{\"kind\":\"phone\",\"token\":\"t-1\"}]', '{}');
+             INSERT INTO record_keys VALUES ('mk-1', 'r1');
+             INSERT INTO record_links VALUES ('t-1', 'r1');",
+        )
+        .expect("old layout");
+        let store = SqliteStore::init(conn).expect("upgrades");
+        let ids = |v: Vec<agencylink_core::ports::StoredRecord>| {
+            v.into_iter().map(|r| r.record_id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(store.records_with_key("mk-1").expect("key")), ["r1"]);
+        assert_eq!(ids(store.records_with_link("t-1").expect("link")), ["r1"]);
+        assert!(store.records_with_key("mk-2").expect("key").is_empty());
     }
 }
