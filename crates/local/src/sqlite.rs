@@ -152,22 +152,11 @@ impl SqliteStore {
         }
     }
 
-    fn query_by_hash(&self, sql: &str, hash: i64) -> StoreResult<Vec<StoredRecord>> {
-        let conn = lock(&self.conn);
-        let mut stmt = conn
-            .prepare_cached(sql)
-            .map_err(db_err("preparing a query"))?;
-        let rows = stmt
-            .query_map([hash], row_to_record)
-            .map_err(db_err("querying records"))?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r.map_err(db_err("reading a record"))??);
-        }
-        Ok(out)
-    }
-
-    fn query_records(&self, sql: &str, arg: &str) -> StoreResult<Vec<StoredRecord>> {
+    fn query_records(
+        &self,
+        sql: &str,
+        arg: impl rusqlite::ToSql,
+    ) -> StoreResult<Vec<StoredRecord>> {
         let conn = lock(&self.conn);
         let mut stmt = conn
             .prepare_cached(sql)
@@ -349,7 +338,7 @@ impl RecordStore for SqliteStore {
     }
 
     fn records_with_key(&self, key: &str) -> StoreResult<Vec<StoredRecord>> {
-        let mut found = self.query_by_hash(
+        let mut found = self.query_records(
             &format!(
                 "SELECT {} FROM key_index k JOIN records r ON r.rowid = k.rid WHERE k.hash = ?1 ORDER BY r.event_date, r.record_id",
                 prefixed("r")
@@ -361,7 +350,7 @@ impl RecordStore for SqliteStore {
     }
 
     fn records_with_link(&self, token: &str) -> StoreResult<Vec<StoredRecord>> {
-        let mut found = self.query_by_hash(
+        let mut found = self.query_records(
             &format!(
                 "SELECT {} FROM link_index l JOIN records r ON r.rowid = l.rid WHERE l.hash = ?1 ORDER BY r.event_date, r.record_id",
                 prefixed("r")
