@@ -254,9 +254,18 @@ impl<'a> Curator<'a> {
             &mut on_heap
         };
         if let Some(map) = row.value.as_object() {
-            for (k, v) in map {
-                if let Some(i) = self.dataset.field_index(k) {
-                    slots[i] = Some(v);
+            if row.fields.len() == map.len() {
+                // The reader says which field each entry is.
+                for (v, &i) in map.values().zip(&row.fields) {
+                    if let Some(slot) = slots.get_mut(i) {
+                        *slot = Some(v);
+                    }
+                }
+            } else {
+                for (k, v) in map {
+                    if let Some(i) = self.dataset.field_index(k) {
+                        slots[i] = Some(v);
+                    }
                 }
             }
         }

@@ -136,6 +136,10 @@ pub struct Row {
     pub value: Value,
     /// A structural problem that stops the row being validated field by field.
     pub problem: Option<RowShapeProblem>,
+    /// The schema field index of each entry of `value`, in the map's order,
+    /// when the reader knows it (CSV); empty otherwise. Lets curation place
+    /// values without hashing their names again.
+    pub(crate) fields: Vec<usize>,
 }
 
 /// A stream of rows from an extract.
@@ -216,9 +220,14 @@ struct CsvRows<'a, R: BufRead> {
     record: csv::ByteRecord,
     /// For each header column, the schema field it maps to.
     columns: Vec<(String, FieldType)>,
-    /// Whether the reused row map holds each column now, so an empty cell
-    /// of a column that was empty before costs no map lookup.
-    present: Vec<bool>,
+    /// The schema field index of each column.
+    column_field: Vec<usize>,
+    // The reused row map's layout: the column at each map position, and the
+    // position of each column present. Cells that stay filled are updated in
+    // map order and cells that stay empty are skipped, with no name hashed;
+    // only a cell that fills or empties touches the map by name.
+    order: Vec<usize>,
+    pos_of: Vec<Option<usize>>,
     started: bool,
     finished: bool,
     rows: u64,
@@ -231,6 +240,7 @@ fn empty_row() -> Row {
         line: 0,
         value: Value::Object(Map::new()),
         problem: None,
+        fields: Vec::new(),
     }
 }
 
@@ -271,7 +281,9 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
             dataset,
             record: csv::ByteRecord::new(),
             columns: Vec::new(),
-            present: Vec::new(),
+            column_field: Vec::new(),
+            order: Vec::new(),
+            pos_of: Vec::new(),
             started: false,
             finished: false,
             rows: 0,
@@ -344,6 +356,8 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
                 });
             }
             self.columns.push((field.name.clone(), field.ty));
+            self.column_field
+                .push(self.dataset.field_index(name).unwrap_or_default());
         }
         if let Some(missing) = self
             .dataset
@@ -374,16 +388,20 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
         let row = &mut self.current;
         row.row = self.rows;
         row.line = line;
-        if !row.value.is_object() || self.present.len() != self.columns.len() {
+        if !row.value.is_object() || self.pos_of.len() != self.columns.len() {
             row.value = Value::Object(Map::new());
-            self.present = vec![false; self.columns.len()];
+            row.fields.clear();
+            self.order.clear();
+            self.pos_of = vec![None; self.columns.len()];
         }
         let Value::Object(map) = &mut row.value else {
             return Ok(true);
         };
         if self.record.len() != self.columns.len() {
             map.clear();
-            self.present.fill(false);
+            row.fields.clear();
+            self.order.clear();
+            self.pos_of.fill(None);
             row.problem = Some(RowShapeProblem::Cells {
                 found: self.record.len(),
                 expected: self.columns.len(),
@@ -391,22 +409,43 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
             return Ok(true);
         }
         row.problem = None;
-        for (i, ((name, ty), present)) in self.columns.iter().zip(&mut self.present).enumerate() {
-            let cell = trim_cell(
-                self.record
+        let record = &self.record;
+        let cell_at = |i: usize| {
+            trim_cell(
+                record
                     .range(i)
                     .and_then(|r| text.get(r))
                     .unwrap_or_default(),
-            );
-            if cell.is_empty() {
-                if std::mem::take(present) {
+            )
+        };
+        // Cells that stay filled: in place, in map order.
+        for (v, &col) in map.values_mut().zip(&self.order) {
+            let cell = cell_at(col);
+            if !cell.is_empty() {
+                set_cell(v, self.columns[col].1, cell);
+            }
+        }
+        // Cells that empty or fill: by name. Removal swaps the last entry
+        // into the hole (as the map does), so the layout follows it.
+        for (col, (name, ty)) in self.columns.iter().enumerate() {
+            let cell = cell_at(col);
+            match (self.pos_of[col], cell.is_empty()) {
+                (Some(pos), true) => {
                     map.remove(name);
+                    self.order.swap_remove(pos);
+                    row.fields.swap_remove(pos);
+                    if let Some(&moved) = self.order.get(pos) {
+                        self.pos_of[moved] = Some(pos);
+                    }
+                    self.pos_of[col] = None;
                 }
-            } else if *present && let Some(slot) = map.get_mut(name) {
-                set_cell(slot, *ty, cell);
-            } else {
-                *present = true;
-                map.insert(name.clone(), coerce_cell(*ty, cell));
+                (None, false) => {
+                    map.insert(name.clone(), coerce_cell(*ty, cell));
+                    self.pos_of[col] = Some(self.order.len());
+                    self.order.push(col);
+                    row.fields.push(self.column_field[col]);
+                }
+                _ => {}
             }
         }
         Ok(true)
@@ -497,6 +536,7 @@ impl<R: BufRead> NdjsonRows<R> {
                 line,
                 value: Value::Object(value),
                 problem,
+                fields: Vec::new(),
             }));
         }
     }
@@ -597,6 +637,54 @@ mod tests {
             "record_ref,event_date\nZoë,2024-01-01\n".as_bytes(),
         );
         assert!(matches!(rows.as_slice(), [Ok(r)] if r.value["record_ref"] == "Zoë"));
+    }
+
+    /// Cells filling and emptying in every pattern: the reused map always
+    /// holds exactly the filled cells, and the layout the reader keeps says
+    /// which field each entry is.
+    #[test]
+    fn the_reused_row_map_follows_every_fill_and_empty() {
+        let d = ds();
+        let names: Vec<&str> = d.fields().iter().map(|f| f.name.as_str()).collect();
+        let mut text = names.join(",");
+        text.push('\n');
+        let mut expected = Vec::new();
+        for r in 0u32..200 {
+            // A different pattern of empty cells each row (the two required
+            // columns stay filled so the rows are ordinary).
+            let cells: Vec<String> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    let keep = matches!(*n, "record_ref" | "event_date")
+                        || (r.wrapping_mul(2_654_435_761) >> (i % 31)) & 1 == 1;
+                    match (*n, keep) {
+                        (_, false) => String::new(),
+                        ("event_date", true) => "2024-01-01".to_owned(),
+                        (_, true) => format!("v{r}"),
+                    }
+                })
+                .collect();
+            expected.push(cells.clone());
+            text.push_str(&cells.join(","));
+            text.push('\n');
+        }
+        let mut src = open(InputFormat::Csv, text.as_bytes(), &d);
+        let mut n = 0;
+        while let Some(row) = src.next_row() {
+            let row = row.expect("row");
+            let map = row.value.as_object().expect("object");
+            let cells = &expected[n];
+            let filled = cells.iter().filter(|c| !c.is_empty()).count();
+            assert_eq!(map.len(), filled, "row {n}");
+            assert_eq!(row.fields.len(), map.len(), "row {n}");
+            for ((k, _), &f) in map.iter().zip(&row.fields) {
+                assert_eq!(d.field_index(k), Some(f), "row {n}: {k}");
+                assert!(!cells[f].is_empty(), "row {n}: {k} should be absent");
+            }
+            n += 1;
+        }
+        assert_eq!(n, 200);
     }
 
     #[test]
