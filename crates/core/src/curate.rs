@@ -254,18 +254,16 @@ impl<'a> Curator<'a> {
             &mut on_heap
         };
         if let Some(map) = row.value.as_object() {
-            if row.fields.len() == map.len() {
-                // The reader says which field each entry is.
-                for (v, &i) in map.values().zip(&row.fields) {
-                    if let Some(slot) = slots.get_mut(i) {
-                        *slot = Some(v);
-                    }
-                }
-            } else {
-                for (k, v) in map {
-                    if let Some(i) = self.dataset.field_index(k) {
-                        slots[i] = Some(v);
-                    }
+            // The reader says which field each entry is; a name compare (no
+            // hashing) confirms it, and a row shaped elsewhere is looked up.
+            let hints = row.fields.iter().map(Some).chain(std::iter::repeat(None));
+            for ((k, v), hint) in map.iter().zip(hints) {
+                let i = match hint {
+                    Some(&i) if fields.get(i).is_some_and(|f| f.name == *k) => Some(i),
+                    _ => self.dataset.field_index(k),
+                };
+                if let Some(i) = i {
+                    slots[i] = Some(v);
                 }
             }
         }
