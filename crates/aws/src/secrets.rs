@@ -93,6 +93,6 @@ impl KeyProvider for SecretsKeyProvider {
 }
 
 fn parse(id: &str, text: &str) -> Result<Key, KeySourceError> {
-    agencylink_local::parse_secret_json(text)
+    Key::from_secret_json(text)
         .map_err(|why| KeySourceError::Invalid(format!("secret {id}: {why}")))
 }

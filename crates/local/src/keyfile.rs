@@ -124,25 +124,9 @@ impl LocalKeyProvider {
             fs::read_to_string(path)
                 .map_err(|e| KeySourceError::Unavailable(format!("{}: {e}", path.display())))?,
         );
-        parse_secret_json(&text)
+        Key::from_secret_json(&text)
             .map_err(|why| KeySourceError::Invalid(format!("{}: {why}", path.display())))
     }
-}
-
-/// Parse `{"kid": "...", "key": "<base64>"}` (the key file and the Secrets
-/// Manager secret share this form). Errors never include the text.
-pub fn parse_secret_json(text: &str) -> Result<Key, String> {
-    let v: serde_json::Value = serde_json::from_str(text)
-        .map_err(|_| "not a JSON object {\"kid\", \"key\"}".to_owned())?;
-    let kid = v
-        .get("kid")
-        .and_then(serde_json::Value::as_str)
-        .ok_or("missing \"kid\"")?;
-    let key = v
-        .get("key")
-        .and_then(serde_json::Value::as_str)
-        .ok_or("missing \"key\"")?;
-    Key::from_base64(kid, key).map_err(|e| e.to_string())
 }
 
 impl KeyProvider for LocalKeyProvider {
@@ -196,19 +180,5 @@ mod tests {
             "init never overwrites"
         );
         let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn bad_secrets_are_clear_and_silent() {
-        let secret = "c2hvcnQ=";
-        let err = parse_secret_json(&format!("{{\"kid\":\"k1\",\"key\":\"{secret}\"}}"))
-            .expect_err("short");
-        assert!(err.contains("32 bytes") && !err.contains(secret), "{err}");
-        let err = parse_secret_json(
-            "{\"kid\":\"BAD ID\",\"key\":\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"}",
-        )
-        .expect_err("kid");
-        assert!(err.contains("key id"), "{err}");
-        assert!(parse_secret_json("{\"kid\":\"k1\",\"key\":\"!!!\"}").is_err());
     }
 }

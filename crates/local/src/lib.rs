@@ -7,5 +7,5 @@ mod keyfile;
 mod sqlite;
 
 pub use dir::DirObjectStore;
-pub use keyfile::{KEY_FILE, LocalKeyProvider, parse_secret_json};
+pub use keyfile::{KEY_FILE, LocalKeyProvider};
 pub use sqlite::{SqliteChainLog, SqliteStore};

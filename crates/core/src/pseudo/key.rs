@@ -167,6 +167,22 @@ pub struct Key {
 }
 
 impl Key {
+    /// Parse `{"kid": "...", "key": "<base64>"}`: the local key file and the
+    /// Secrets Manager secret share this form. Errors never include the text.
+    pub fn from_secret_json(text: &str) -> Result<Key, String> {
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|_| "not a JSON object {\"kid\", \"key\"}".to_owned())?;
+        let kid = v
+            .get("kid")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("missing \"kid\"")?;
+        let key = v
+            .get("key")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("missing \"key\"")?;
+        Key::from_base64(kid, key).map_err(|e| e.to_string())
+    }
+
     /// Pairs a master key with its id.
     pub fn new(kid: KeyId, master: MasterKey) -> Self {
         Self { kid, master }
@@ -268,5 +284,19 @@ mod tests {
         assert_eq!(kid.as_str(), "k1");
         assert!(serde_json::from_str::<KeyId>(r#""K1""#).is_err());
         assert_eq!(serde_json::to_string(&kid).expect("serialise"), r#""k1""#);
+    }
+
+    #[test]
+    fn bad_secrets_are_clear_and_silent() {
+        let secret = "c2hvcnQ=";
+        let err = Key::from_secret_json(&format!("{{\"kid\":\"k1\",\"key\":\"{secret}\"}}"))
+            .expect_err("short");
+        assert!(err.contains("32 bytes") && !err.contains(secret), "{err}");
+        let err = Key::from_secret_json(
+            "{\"kid\":\"BAD ID\",\"key\":\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"}",
+        )
+        .expect_err("kid");
+        assert!(err.contains("key id"), "{err}");
+        assert!(Key::from_secret_json("{\"kid\":\"k1\",\"key\":\"!!!\"}").is_err());
     }
 }
