@@ -20,7 +20,9 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all --check
 
 echo "== cargo clippy" >&2
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+# The default CLI (no AWS backend) is what `demo` builds: lint it too.
+cargo clippy -p agencylink-cli --all-targets --locked -- -D warnings
 
 # moto server (AWS wire protocols on 127.0.0.1) and the template linters live
 # in a virtualenv (.venv, gitignored); pinned so every machine tests the same.
@@ -66,4 +68,4 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN
 echo "moto server on $AWS_ENDPOINT_URL (pid $MOTO_PID)" >&2
 
 echo "== cargo test" >&2
-cargo test --workspace --locked
+cargo test --workspace --all-features --locked

@@ -19,14 +19,6 @@ use crate::Command;
 use crate::analyst::{QueryCommand, Reader};
 use crate::commands::{IngestArgs, LineageCommand, lineage_print};
 
-/// Whether a command reads or writes the store (and so goes to AWS).
-pub(crate) fn uses_store(command: &Command) -> bool {
-    !matches!(
-        command,
-        Command::Datasets | Command::Schema { .. } | Command::Validate { .. } | Command::Synth(_)
-    )
-}
-
 /// Run a store command against the AWS deployment.
 pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
     let unsupported = match &command {

@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod analyst;
+#[cfg(feature = "aws")]
 mod aws;
 mod commands;
 mod profile_cmd;
@@ -184,10 +185,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether a command reads or writes the store (and so follows `--backend`).
+fn uses_store(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Datasets | Command::Schema { .. } | Command::Validate { .. } | Command::Synth(_)
+    )
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     let catalog = load_catalog(cli.schemas.as_deref())?;
-    if cli.backend == BackendArg::Aws && aws::uses_store(&cli.command) {
+    if cli.backend == BackendArg::Aws && uses_store(&cli.command) {
+        #[cfg(feature = "aws")]
         return aws::run(&catalog, cli.command);
+        #[cfg(not(feature = "aws"))]
+        anyhow::bail!(
+            "this agencylink was built without the AWS backend; build it with `cargo build --release -p agencylink-cli --features aws`"
+        );
     }
     match cli.command {
         Command::Datasets => {
