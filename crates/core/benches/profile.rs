@@ -91,23 +91,13 @@ fn find(parent: &mut [usize], mut x: usize) -> usize {
     x
 }
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|n| n.parse::<f64>().ok())
-            })
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
+mod support;
+
+use support::{peak_rss_mib, positional_args};
 
 fn main() {
-    let rows: u64 = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
+    let rows: u64 = positional_args()
+        .first()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
     let cat = Catalog::embedded().expect("schemas");
