@@ -110,8 +110,9 @@ fn count(db: &std::path::Path, sql: &str) -> i64 {
 
 #[test]
 fn an_ingest_killed_mid_way_then_rerun_leaves_no_duplicate() {
+    const ROWS: i64 = 60_000;
     let s = Scratch::new("sigkill");
-    let (file, _) = synth(&s, "police.cse_crime", 30_000, 8, 0.0);
+    let (file, _) = synth(&s, "police.cse_crime", 60_000, 8, 0.0);
     let path = file.to_str().expect("path");
     let args = [
         "ingest",
@@ -133,53 +134,58 @@ fn an_ingest_killed_mid_way_then_rerun_leaves_no_duplicate() {
         .spawn()
         .expect("spawn ingest");
     let db = s.path("d/agencylink.db");
+    let wal = s.path("d/agencylink.db-wal");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    // Wait until at least one batch is committed, then kill without warning.
+    // An upload is one transaction: wait until it has written well into the
+    // WAL (about a third of the way), then kill it without warning.
     loop {
         assert!(
             std::time::Instant::now() < deadline,
-            "ingest never committed a batch"
+            "ingest never started writing"
         );
         if let Ok(Some(status)) = child.try_wait() {
             panic!("ingest finished ({status}) before it could be killed: make the extract bigger");
         }
-        if db.exists() && count(&db, "SELECT COUNT(*) FROM records") > 0 {
+        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 24 << 20) {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     child.kill().expect("SIGKILL");
     let _ = child.wait();
-    let partial = count(&db, "SELECT COUNT(*) FROM records");
-    assert!(
-        partial > 0 && partial < 30_000,
-        "killed mid-way: {partial} records"
-    );
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM lineage"),
         0,
         "no lineage event for a killed ingest"
     );
+    // All of the upload or none of it: never a part.
+    let partial = count(&db, "SELECT COUNT(*) FROM records");
+    assert!(
+        partial == 0 || partial == ROWS,
+        "killed mid-way: {partial} records"
+    );
 
     let summary = run_in(&s.dir, &args).expect_code(0).json();
-    assert_eq!(summary["rows_in"], 30_000);
-    assert_eq!(summary["rows_accepted"], 30_000);
+    assert_eq!(summary["rows_in"], ROWS);
+    assert_eq!(summary["rows_accepted"], ROWS);
     let n = |k: &str| summary[k].as_i64().expect("count");
     assert_eq!(
         n("records_inserted") + n("records_unchanged"),
-        30_000,
+        ROWS,
         "{summary}"
     );
     assert_eq!(
         n("records_unchanged"),
         partial,
-        "what the killed run merged is recognised"
+        "what the killed run published is recognised"
     );
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM records"), 30_000);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM records"), ROWS);
     assert_eq!(
         count(&db, "SELECT COUNT(DISTINCT record_id) FROM records"),
-        30_000
+        ROWS
     );
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM bodies"), ROWS);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM id_index"), ROWS);
     run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(0);
     assert!(
         std::fs::read_dir(s.path("d/landing/gmp-police/police.cse_crime"))

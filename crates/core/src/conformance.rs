@@ -129,6 +129,29 @@ pub fn sample_record(
 /// Record store contract: upsert by id, key ownership, person / key / link
 /// queries, date-ranged dataset scans, aliases.
 pub fn record_store(store: &dyn RecordStore) {
+    contract(store);
+}
+
+/// The same contract inside one upload (reads see the upload's own
+/// writes before it is published), and everything is there once it is.
+pub fn record_store_in_upload(store: &dyn RecordStore) {
+    store.begin_upload().expect("begin an upload");
+    contract(store);
+    store.end_upload(true).expect("publish the upload");
+    let ids = |v: Vec<StoredRecord>| v.into_iter().map(|r| r.record_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.records_of_person("p-1").expect("person")),
+        ["r-c", "r-a", "r-b"],
+        "published"
+    );
+    assert_eq!(
+        ids(store.records_with_link("c-1").expect("link")),
+        ["r-c", "r-a"]
+    );
+    assert_eq!(store.datasets().expect("datasets"), ["ds.one", "ds.two"]);
+}
+
+fn contract(store: &dyn RecordStore) {
     let a = sample_record(
         "r-a",
         "p-1",
@@ -323,6 +346,7 @@ mod tests {
     fn memory_adapters_conform() {
         super::object_store(&MemoryObjectStore::default());
         super::record_store(&MemoryRecordStore::default());
+        super::record_store_in_upload(&MemoryRecordStore::default());
         super::chain_log(&MemoryChainLog::default());
     }
 }

@@ -308,6 +308,22 @@ pub trait RecordStore: Send + Sync {
     fn alias(&self, person_id: &str) -> StoreResult<Option<String>>;
     /// Write a batch.
     fn apply(&self, batch: &WriteBatch) -> StoreResult<()>;
+    /// Start writing one upload. Until [`end_upload`](Self::end_upload),
+    /// reads through this handle see every applied batch, but the backend
+    /// may hold the writes back from other readers and index them in one
+    /// pass (SQLite: one transaction, indexes merged in sorted order).
+    /// A backend that writes through (DynamoDB, memory) does nothing.
+    fn begin_upload(&self) -> StoreResult<()> {
+        Ok(())
+    }
+    /// Finish the upload begun by [`begin_upload`](Self::begin_upload):
+    /// `keep` publishes its writes; `!keep` discards them where the backend
+    /// can (SQLite rolls back). A write-through backend keeps them either
+    /// way, which is safe because every merge write is idempotent.
+    fn end_upload(&self, keep: bool) -> StoreResult<()> {
+        let _ = keep;
+        Ok(())
+    }
 }
 
 /// Conveniences over [`RecordStore`].

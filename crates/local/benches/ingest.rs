@@ -85,5 +85,9 @@ fn main() {
         s.people_linked,
         peak_rss_mib()
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("AGENCYLINK_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("kept {}", dir.display());
+    }
 }

@@ -1,0 +1,604 @@
+//! The SQLite store: records with their id, person, date, match-key and
+//! link indexes, key ownership, person aliases, and the two hash-chained
+//! logs (lineage and the access log), in one database file in WAL mode.
+//!
+//! Records are appended to a plain rowid table; the indexes are tables this
+//! adapter keeps itself. An upload is one transaction: its rows are appended
+//! as they come, and their index entries are written once, when it is
+//! published, each index in one sorted pass. Indexing row by row instead
+//! inserts at random places in B-trees larger than any cache that fits the
+//! memory budget, and rewrites most of their pages with every batch.
+
+mod overlay;
+mod records;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use agencylink_core::ports::{ChainLog, Link, RecordBody, StoreError, StoreResult, StoredRecord};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use overlay::Overlay;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    record_id    TEXT NOT NULL,
+    person_id    TEXT NOT NULL,
+    agency       TEXT NOT NULL,
+    dataset      TEXT NOT NULL,
+    event_date   TEXT NOT NULL,
+    upload_id    TEXT NOT NULL,
+    row          INTEGER NOT NULL,
+    match_keys   TEXT NOT NULL,
+    links        TEXT NOT NULL,
+    -- What the indexes are built from, computed as the row is written, so
+    -- an upload's index build sorts integers and calls no function.
+    id_hash      INTEGER NOT NULL,
+    person_hash  INTEGER NOT NULL,
+    date_key     INTEGER NOT NULL,
+    key_hashes   TEXT NOT NULL,
+    link_hashes  TEXT NOT NULL
+);
+-- Bodies (about 1.1 KB a record) apart from the fields the indexes are
+-- built from, so building an upload's indexes reads ~250 bytes a record,
+-- and moving a record to another person rewrites no body.
+CREATE TABLE IF NOT EXISTS bodies (rid INTEGER PRIMARY KEY, body TEXT NOT NULL);
+-- The indexes hold a 64-bit hash of the record id, person id, match key or
+-- link token and the record's rowid (about 14 bytes an entry instead of
+-- 30 to 80): readers check each hit against the record itself, so a
+-- collision costs one row read, filtered out.
+CREATE TABLE IF NOT EXISTS id_index (
+    hash INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hash, rid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS person_index (
+    hash INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hash, rid)
+) WITHOUT ROWID;
+-- By dataset and date: see `date_key`.
+CREATE TABLE IF NOT EXISTS date_index (
+    date_key INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (date_key, rid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS datasets (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS key_index (
+    hash INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hash, rid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link_index (
+    hash INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hash, rid)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS key_owner (key TEXT PRIMARY KEY, person_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aliases (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lineage (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, entry TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS access_log (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, entry TEXT NOT NULL);
+";
+
+/// The index entries of every record from rowid `?1` on, each index in one
+/// sorted pass (SQLite's external sorter bounds the memory), so each index
+/// page is written once per upload.
+const BUILD_INDEXES: [&str; 5] = [
+    "INSERT INTO id_index (hash, rid) SELECT id_hash, rowid FROM records WHERE rowid >= ?1 ORDER BY 1, 2",
+    "INSERT INTO person_index (hash, rid) SELECT person_hash, rowid FROM records WHERE rowid >= ?1 ORDER BY 1, 2",
+    "INSERT INTO date_index (date_key, rid) SELECT date_key, rowid FROM records WHERE rowid >= ?1 ORDER BY 1, 2",
+    // A record may list a key or token twice (a crime ref that is also an
+    // intelligence ref): one entry is enough.
+    "INSERT OR IGNORE INTO key_index (hash, rid) SELECT k.value, r.rowid FROM records r, json_each(r.key_hashes) k WHERE r.rowid >= ?1 ORDER BY 1, 2",
+    "INSERT OR IGNORE INTO link_index (hash, rid) SELECT l.value, r.rowid FROM records r, json_each(r.link_hashes) l WHERE r.rowid >= ?1 ORDER BY 1, 2",
+];
+
+fn db_err(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Unavailable {
+                message: format!("{what}: the database is busy"),
+                source: Some(Box::new(e)),
+            }
+        }
+        e => StoreError::backend(what.to_owned(), e),
+    }
+}
+
+/// The connection and, while an upload is open, what it has written.
+#[derive(Debug)]
+struct Db {
+    conn: Connection,
+    upload: Option<Upload>,
+}
+
+/// An open upload: one write transaction.
+#[derive(Debug)]
+struct Upload {
+    /// Rows from this rowid on have no index entries yet.
+    start: i64,
+    /// Their record ids and people.
+    rows: Overlay,
+    /// Ids the last `get_records` found neither in the id index nor among
+    /// the upload's rows; writing them need not look in the index again.
+    unindexed: std::collections::HashSet<String>,
+    /// Datasets already listed in `datasets`.
+    datasets: std::collections::HashSet<String>,
+    /// Opened by `apply` for one batch, not by `begin_upload`.
+    implicit: bool,
+    /// A write failed half-way: the upload can only be rolled back.
+    failed: bool,
+}
+
+type Shared = Arc<Mutex<Db>>;
+
+fn lock(c: &Shared) -> MutexGuard<'_, Db> {
+    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Records, indexes and aliases in SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Shared,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path).map_err(db_err("opening the database"))?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database (tests).
+    pub fn open_in_memory() -> StoreResult<Self> {
+        let conn = Connection::open_in_memory().map_err(db_err("opening the database"))?;
+        Self::init(conn)
+    }
+
+    fn init(mut conn: Connection) -> StoreResult<Self> {
+        // An upload holds the write lock until it is published (about ten
+        // seconds for 1,000,000 rows); other writers, such as an analyst's
+        // access-log entry, wait for it rather than fail.
+        conn.busy_timeout(std::time::Duration::from_secs(120))
+            .map_err(db_err("setting the busy timeout"))?;
+        // Only takes effect on a new database. Large pages cut the number of
+        // page writes per commit: an ingest appends ~1.3 KB per record.
+        conn.pragma_update(None, "page_size", 65536)
+            .map_err(db_err("setting the page size"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err("enabling WAL"))?;
+        // NORMAL in WAL mode loses at most the last commits on power loss, never consistency.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err("setting synchronous"))?;
+        // The page cache; SQLite's sorter, which builds an upload's index
+        // entries, takes as much again, and both fit the 128 MiB budget.
+        conn.pragma_update(None, "cache_size", -16384)
+            .map_err(db_err("setting the cache size"))?;
+        // Checkpoint every 4,000 pages (256 MiB of WAL) and cut the WAL file
+        // back to 64 MiB afterwards.
+        conn.pragma_update(None, "wal_autocheckpoint", 4000)
+            .map_err(db_err("setting the checkpoint interval"))?;
+        conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
+            .map_err(db_err("setting the WAL size limit"))?;
+        // Every statement the store runs stays prepared (rusqlite keeps 16).
+        conn.set_prepared_statement_cache_capacity(64);
+        // Plans must not depend on bound values: otherwise SQLite re-plans a
+        // cached join each time its parameters are rebound, which cost more
+        // than the lookups themselves.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(db_err("fixing query plans"))?;
+        upgrade(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(Db { conn, upload: None })),
+        })
+    }
+
+    /// The lineage log in this database.
+    pub fn lineage(&self) -> SqliteChainLog {
+        SqliteChainLog {
+            conn: self.conn.clone(),
+            table: "lineage",
+        }
+    }
+
+    /// The access log in this database.
+    pub fn access_log(&self) -> SqliteChainLog {
+        SqliteChainLog {
+            conn: self.conn.clone(),
+            table: "access_log",
+        }
+    }
+}
+
+/// The `records` columns a write binds, as `?1` to `?14`.
+const COLUMNS: &str = "record_id, person_id, agency, dataset, event_date, upload_id, row, match_keys, links, id_hash, person_hash, date_key, key_hashes, link_hashes";
+
+/// A whole record: `records` as `r` with its body, for [`row_to_record`].
+const RECORD: &str = "SELECT r.record_id, r.person_id, r.agency, r.dataset, r.event_date, r.upload_id, r.row, r.match_keys, r.links, b.body";
+
+fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<StoredRecord>> {
+    let keys: String = row.get(7)?;
+    let links: String = row.get(8)?;
+    let body: String = row.get(9)?;
+    type Parsed = (Vec<String>, Vec<Link>, RecordBody);
+    let parse = || -> Result<Parsed, Box<dyn std::error::Error + Send + Sync>> {
+        Ok((
+            serde_json::from_str(&keys)?,
+            serde_json::from_str(&links)?,
+            RecordBody::from_text(body)?,
+        ))
+    };
+    let record_id: String = row.get(0)?;
+    Ok(match parse() {
+        Ok((match_keys, links, body)) => Ok(StoredRecord {
+            record_id,
+            person_id: row.get(1)?,
+            agency: row.get(2)?,
+            dataset: row.get(3)?,
+            event_date: row.get(4)?,
+            upload_id: row.get(5)?,
+            row: row.get::<_, i64>(6)?.try_into().unwrap_or(0),
+            match_keys,
+            links,
+            body,
+        }),
+        Err(e) => Err(StoreError::Backend {
+            message: format!("record {record_id} is corrupt"),
+            source: Some(e),
+        }),
+    })
+}
+
+/// Write every record's index entries from rowid `from` on.
+fn build_indexes(conn: &Connection, from: i64) -> StoreResult<()> {
+    for sql in BUILD_INDEXES {
+        conn.prepare_cached(sql)
+            .map_err(db_err("preparing an index build"))?
+            .execute([from])
+            .map_err(db_err("writing index entries"))?;
+    }
+    Ok(())
+}
+
+/// Databases from before the adapter kept its own indexes have a records
+/// table keyed by `record_id` with SQLite indexes on it (and, older still,
+/// a content hash column and token tables keyed by the full token). Move
+/// the records into the current table, keeping their rowids, and build
+/// every index from them, in one transaction.
+fn upgrade(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn.transaction().map_err(db_err("starting an upgrade"))?;
+    let count = |sql: &str| -> StoreResult<i64> {
+        tx.query_row(sql, [], |r| r.get(0))
+            .map_err(db_err("reading the table layout"))
+    };
+    let had_records =
+        count("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'records'")? > 0;
+    let old = had_records
+        && (count("SELECT count(*) FROM pragma_index_list('records')")? > 0
+            || count(
+                "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'content_hash'",
+            )? > 0);
+    if old {
+        tx.execute_batch("ALTER TABLE records RENAME TO records_old")
+            .map_err(db_err("upgrading the records table"))?;
+    }
+    tx.execute_batch(SCHEMA)
+        .map_err(db_err("creating tables"))?;
+    if old {
+        {
+            let mut read = tx
+                .prepare("SELECT record_id, person_id, agency, dataset, event_date, upload_id, row, match_keys, links, body, rowid FROM records_old ORDER BY rowid")
+                .map_err(db_err("upgrading the records table"))?;
+            let mut rows = read
+                .query([])
+                .map_err(db_err("upgrading the records table"))?;
+            while let Some(row) = rows.next().map_err(db_err("upgrading the records table"))? {
+                let rec = row_to_record(row).map_err(db_err("upgrading the records table"))??;
+                let rid: i64 = row.get(10).map_err(db_err("upgrading the records table"))?;
+                records::insert(&tx, Some(rid), &rec)?;
+            }
+        }
+        tx.execute_batch(
+            "DROP TABLE records_old;
+             DROP TABLE IF EXISTS record_keys;
+             DROP TABLE IF EXISTS record_links;
+             DELETE FROM id_index; DELETE FROM person_index; DELETE FROM date_index;
+             DELETE FROM key_index; DELETE FROM link_index;
+             INSERT OR IGNORE INTO datasets (name) SELECT DISTINCT dataset FROM records;",
+        )
+        .map_err(db_err("upgrading the records table"))?;
+        build_indexes(&tx, 0)?;
+    }
+    tx.commit().map_err(db_err("committing an upgrade"))
+}
+
+/// The stored 64-bit hash of a record id, person id, match key or link
+/// token: FNV-1a, fixed forever because it is on disk. Tokens are keyed
+/// MACs nobody can aim at a collision, and a collision only makes a lookup
+/// read a record it then filters out.
+fn token_hash(token: &str) -> i64 {
+    let h = token.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    i64::from_ne_bytes(h.to_ne_bytes())
+}
+
+/// A record's place in the date index: the top 32 bits of its dataset's
+/// hash, then its date as the number YYYYMMDD, so one dataset's records
+/// sort by date and a date range is a key range. Curated dates are always
+/// `YYYY-MM-DD`; anything else would sort first, as date 0.
+fn date_key(dataset: &str, date: &str) -> i64 {
+    date_key_of(dataset, date_number(date).unwrap_or(0))
+}
+
+fn date_key_of(dataset: &str, date: u32) -> i64 {
+    let top = u64::from_ne_bytes(token_hash(dataset).to_ne_bytes()) & 0xffff_ffff_0000_0000;
+    i64::from_ne_bytes((top | u64::from(date)).to_ne_bytes())
+}
+
+/// `YYYY-MM-DD` as the number YYYYMMDD.
+fn date_number(date: &str) -> Option<u32> {
+    let b = date.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b.get(r)
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .map(|d| d.iter().fold(0_u32, |n, &c| n * 10 + u32::from(c - b'0')))
+    };
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    Some(digits(0..4)? * 10_000 + digits(5..7)? * 100 + digits(8..10)?)
+}
+
+fn json<T: serde::Serialize + ?Sized>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::backend("encoding JSON", e))
+}
+
+/// A hash-chained log stored as a SQLite table (`lineage` or `access_log`).
+#[derive(Debug, Clone)]
+pub struct SqliteChainLog {
+    conn: Shared,
+    table: &'static str,
+}
+
+impl SqliteChainLog {
+    fn append_in(
+        &self,
+        tx: &Connection,
+        seq: u64,
+        hash: &str,
+        entry: &serde_json::Value,
+        expected_prev: Option<&str>,
+    ) -> StoreResult<()> {
+        let head: Option<(i64, String)> = tx
+            .query_row(
+                &format!(
+                    "SELECT seq, hash FROM {} ORDER BY seq DESC LIMIT 1",
+                    self.table
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err("reading the log head"))?;
+        if head.as_ref().map(|(_, h)| h.as_str()) != expected_prev {
+            return Err(StoreError::Precondition(format!(
+                "the {} head moved",
+                self.table
+            )));
+        }
+        let next = head.map_or(1, |(s, _)| s + 1);
+        if i64::try_from(seq).ok() != Some(next) {
+            return Err(StoreError::Precondition(format!(
+                "expected seq {next}, got {seq}"
+            )));
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO {} (seq, hash, entry) VALUES (?1, ?2, ?3)",
+                self.table
+            ),
+            params![next, hash, json(entry)?],
+        )
+        .map_err(db_err("appending to the log"))?;
+        Ok(())
+    }
+}
+
+impl ChainLog for SqliteChainLog {
+    fn head(&self) -> StoreResult<Option<(u64, String)>> {
+        let db = lock(&self.conn);
+        db.conn
+            .query_row(
+                &format!(
+                    "SELECT seq, hash FROM {} ORDER BY seq DESC LIMIT 1",
+                    self.table
+                ),
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map(|o| o.map(|(s, h)| (u64::try_from(s).unwrap_or(0), h)))
+            .map_err(db_err("reading the log head"))
+    }
+
+    fn append(
+        &self,
+        seq: u64,
+        entry: &serde_json::Value,
+        expected_prev: Option<&str>,
+    ) -> StoreResult<()> {
+        let hash = agencylink_core::ports::entry_hash(entry)?;
+        let mut db = lock(&self.conn);
+        let conn = &mut db.conn;
+        if conn.is_autocommit() {
+            // IMMEDIATE takes the write lock before reading the head: no other
+            // process can append between our check and our insert.
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db_err("starting a log append"))?;
+            self.append_in(&tx, seq, hash, entry, expected_prev)?;
+            tx.commit().map_err(db_err("committing the log append"))
+        } else {
+            // An upload is open on this connection and already holds the
+            // write lock; the append is part of it.
+            let sp = conn.savepoint().map_err(db_err("starting a log append"))?;
+            self.append_in(&sp, seq, hash, entry, expected_prev)?;
+            sp.commit().map_err(db_err("committing the log append"))
+        }
+    }
+
+    fn entries(&self) -> StoreResult<Vec<serde_json::Value>> {
+        let db = lock(&self.conn);
+        let mut stmt = db
+            .conn
+            .prepare(&format!("SELECT entry FROM {} ORDER BY seq", self.table))
+            .map_err(db_err("preparing a query"))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db_err("reading the log"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let text = r.map_err(db_err("reading the log"))?;
+            // A corrupt entry is kept as a string so verification can name it.
+            out.push(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SqliteStore;
+    use agencylink_core::ports::{ChainLog, RecordStore, RecordStoreExt, StoredRecord, WriteBatch};
+
+    #[test]
+    fn sqlite_store_conforms() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        agencylink_core::conformance::record_store(&store);
+        agencylink_core::conformance::chain_log(&store.lineage());
+        agencylink_core::conformance::chain_log(&store.access_log());
+        let store = SqliteStore::open_in_memory().expect("open");
+        agencylink_core::conformance::record_store_in_upload(&store);
+    }
+
+    fn rec(id: &str, person: &str, keys: &[&str]) -> StoredRecord {
+        agencylink_core::conformance::sample_record(
+            id,
+            person,
+            "ds",
+            "2025-01-01",
+            keys,
+            &[("phone", "t-1")],
+        )
+    }
+
+    fn batch(records: Vec<StoredRecord>) -> WriteBatch {
+        WriteBatch {
+            records,
+            ..WriteBatch::default()
+        }
+    }
+
+    #[test]
+    fn an_upload_is_invisible_until_published_and_a_rollback_leaves_nothing() {
+        let dir =
+            std::env::temp_dir().join(format!("agencylink-upload-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("store.db");
+        let writer = SqliteStore::open(&path).expect("open");
+        let reader = SqliteStore::open(&path).expect("open a second connection");
+        writer
+            .apply(&batch(vec![rec("r-0", "p-0", &["k-0"])]))
+            .expect("before");
+
+        writer.begin_upload().expect("begin");
+        assert!(writer.begin_upload().is_err(), "one upload at a time");
+        writer
+            .apply(&batch(vec![
+                rec("r-1", "p-1", &["k-1"]),
+                rec("r-1", "p-1", &["k-1", "k-2"]),
+            ]))
+            .expect("apply");
+        // The writer reads its own upload, by id and by person, from the
+        // overlay, and sees a record given twice once, as its last version.
+        let got = writer.get_record("r-1").expect("get").expect("r-1");
+        assert_eq!(got.match_keys, ["k-1", "k-2"]);
+        assert_eq!(writer.records_of_person("p-1").expect("person").len(), 1);
+        // Another connection sees only what was published.
+        assert!(reader.get_record("r-1").expect("get").is_none());
+        assert!(reader.records_with_link("t-1").expect("link").len() == 1);
+        writer.end_upload(false).expect("roll back");
+        assert!(
+            writer.get_record("r-1").expect("get").is_none(),
+            "rolled back"
+        );
+        assert!(writer.records_with_key("k-2").expect("key").is_empty());
+        assert!(writer.end_upload(true).is_err(), "no upload is open");
+
+        writer.begin_upload().expect("begin again");
+        writer
+            .apply(&batch(vec![rec("r-1", "p-1", &["k-1"])]))
+            .expect("apply");
+        // Moving a record indexed earlier to another person inside the upload.
+        writer
+            .apply(&batch(vec![rec("r-0", "p-1", &["k-0"])]))
+            .expect("relabel");
+        let people = |s: &SqliteStore, p: &str| {
+            s.records_of_person(p)
+                .expect("person")
+                .into_iter()
+                .map(|r| r.record_id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(people(&writer, "p-1"), ["r-0", "r-1"]);
+        assert!(people(&writer, "p-0").is_empty());
+        assert_eq!(people(&reader, "p-0"), ["r-0"], "not yet published");
+        writer.end_upload(true).expect("publish");
+        assert_eq!(people(&reader, "p-1"), ["r-0", "r-1"]);
+        assert!(people(&reader, "p-0").is_empty());
+        assert_eq!(reader.records_with_key("k-1").expect("key").len(), 1);
+        drop((writer, reader));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_chain_log_appends_inside_an_open_upload() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        store.begin_upload().expect("begin");
+        agencylink_core::conformance::chain_log(&store.lineage());
+        store.end_upload(true).expect("publish");
+        assert!(store.lineage().head().expect("head").is_some());
+    }
+
+    #[test]
+    fn an_older_records_table_is_upgraded() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        conn.execute_batch(
+            "CREATE TABLE records (record_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, agency TEXT NOT NULL, dataset TEXT NOT NULL, event_date TEXT NOT NULL, upload_id TEXT NOT NULL, row INTEGER NOT NULL, content_hash TEXT NOT NULL, match_keys TEXT NOT NULL, links TEXT NOT NULL, body TEXT NOT NULL)",
+        )
+        .expect("old layout");
+        let store = SqliteStore::init(conn).expect("upgrades");
+        agencylink_core::conformance::record_store(&store);
+    }
+
+    #[test]
+    fn old_token_index_tables_are_rebuilt_as_hashes() {
+        use agencylink_core::ports::RecordStore;
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        conn.execute_batch(
+            "CREATE TABLE records (record_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, agency TEXT NOT NULL, dataset TEXT NOT NULL, event_date TEXT NOT NULL, upload_id TEXT NOT NULL, row INTEGER NOT NULL, match_keys TEXT NOT NULL, links TEXT NOT NULL, body TEXT NOT NULL);
+             CREATE TABLE record_keys (key TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (key, record_id)) WITHOUT ROWID;
+             CREATE TABLE record_links (token TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (token, record_id)) WITHOUT ROWID;
+             INSERT INTO records VALUES ('r1', 'p1', 'a', 'ds', '2025-01-01', 'u1', 1, '[\"mk-1\"]', '[{\"kind\":\"phone\",\"token\":\"t-1\"}]', '{}');
+             INSERT INTO record_keys VALUES ('mk-1', 'r1');
+             INSERT INTO record_links VALUES ('t-1', 'r1');",
+        )
+        .expect("old layout");
+        let store = SqliteStore::init(conn).expect("upgrades");
+        let ids = |v: Vec<agencylink_core::ports::StoredRecord>| {
+            v.into_iter().map(|r| r.record_id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(store.records_with_key("mk-1").expect("key")), ["r1"]);
+        assert_eq!(ids(store.records_with_link("t-1").expect("link")), ["r1"]);
+        assert!(store.records_with_key("mk-2").expect("key").is_empty());
+    }
+}

@@ -1,0 +1,708 @@
+//! The record store over SQLite: reads, batch writes, and the open upload
+//! whose rows are appended now and indexed when it is published.
+
+use std::collections::{HashMap, HashSet};
+
+use agencylink_core::ports::{
+    Link, RecordStore, StoreError, StoreResult, StoredRecord, WriteBatch,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    COLUMNS, Db, Overlay, RECORD, SqliteStore, Upload, build_indexes, date_key, date_key_of,
+    date_number, db_err, json, lock, row_to_record, token_hash,
+};
+
+impl Db {
+    /// Open an upload: one IMMEDIATE transaction, so no other writer can
+    /// append rows between ours.
+    fn begin(&mut self, implicit: bool) -> StoreResult<()> {
+        if self.upload.is_some() {
+            return Err(StoreError::Invalid(
+                "an upload is already open on this store".into(),
+            ));
+        }
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(db_err("starting an upload"))?;
+        let start =
+            self.conn
+                .query_row("SELECT coalesce(max(rowid), 0) + 1 FROM records", [], |r| {
+                    r.get(0)
+                });
+        match start {
+            Ok(start) => {
+                self.upload = Some(Upload {
+                    start,
+                    rows: Overlay::default(),
+                    datasets: HashSet::new(),
+                    unindexed: HashSet::new(),
+                    implicit,
+                    failed: false,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(db_err("starting an upload")(e))
+            }
+        }
+    }
+
+    /// Write the index entries of the upload's rows so far, so that reads
+    /// the overlay cannot answer (by key, link or date) see them.
+    fn flush(&mut self) -> StoreResult<()> {
+        let Some(up) = self.upload.as_mut() else {
+            return Ok(());
+        };
+        let n = up.rows.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let from = up.start;
+        up.start = from.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+        // Free the overlay before SQLite's sorter takes its memory.
+        up.rows = Overlay::default();
+        let built = build_indexes(&self.conn, from);
+        if built.is_err() {
+            up.failed = true;
+        }
+        built
+    }
+
+    /// Publish (`keep`) or roll back the open upload.
+    fn end(&mut self, keep: bool) -> StoreResult<()> {
+        let failed = match &self.upload {
+            Some(up) => up.failed,
+            None => {
+                return Err(StoreError::Invalid(
+                    "no upload is open on this store".into(),
+                ));
+            }
+        };
+        let outcome = if !keep {
+            Ok(())
+        } else if failed {
+            Err(StoreError::Backend {
+                message: "a write of this upload failed, so none of it was kept".into(),
+                source: None,
+            })
+        } else {
+            self.flush().and_then(|()| {
+                self.conn
+                    .execute_batch("COMMIT")
+                    .map_err(db_err("publishing an upload"))
+            })
+        };
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.upload = None;
+        outcome
+    }
+}
+
+/// Run reads in one read transaction (one snapshot, one lock round trip)
+/// unless a transaction is already open.
+fn read_scope<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    if !conn.is_autocommit() {
+        return f(conn);
+    }
+    conn.execute_batch("BEGIN")
+        .map_err(db_err("starting a read"))?;
+    let out = f(conn);
+    let end = conn.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let out = out?;
+    end.map_err(db_err("ending a read"))?;
+    Ok(out)
+}
+
+/// The row at `rid`, if it is there.
+fn row_at(conn: &Connection, rid: i64) -> StoreResult<Option<StoredRecord>> {
+    conn.prepare_cached(&format!(
+        "{RECORD} FROM records r JOIN bodies b ON b.rid = r.rowid WHERE r.rowid = ?1"
+    ))
+    .map_err(db_err("preparing a query"))?
+    .query_row([rid], row_to_record)
+    .optional()
+    .map_err(db_err("reading a record"))?
+    .transpose()
+}
+
+/// The rowid of a record: among the open upload's rows, then in the id index.
+fn find_rid(conn: &Connection, up: Option<&Upload>, id: &str) -> StoreResult<Option<i64>> {
+    let h = token_hash(id);
+    if let Some(up) = up {
+        // Merge has just read this batch: an id it found nowhere is
+        // not in the index, so only this upload's rows can hold it now.
+        let unindexed = up.unindexed.contains(id);
+        for offset in up.rows.rows_with_id(h) {
+            let rid = up.start + i64::try_from(offset).unwrap_or(i64::MAX);
+            let found: Option<String> = conn
+                .prepare_cached("SELECT record_id FROM records WHERE rowid = ?1")
+                .map_err(db_err("preparing a query"))?
+                .query_row([rid], |r| r.get(0))
+                .optional()
+                .map_err(db_err("reading a record"))?;
+            if found.as_deref() == Some(id) {
+                return Ok(Some(rid));
+            }
+        }
+        if unindexed {
+            return Ok(None);
+        }
+    }
+    for rid in indexed_rids(conn, h)? {
+        let found: Option<String> = conn
+            .prepare_cached("SELECT record_id FROM records WHERE rowid = ?1")
+            .map_err(db_err("preparing a query"))?
+            .query_row([rid], |r| r.get(0))
+            .optional()
+            .map_err(db_err("reading a record"))?;
+        if found.as_deref() == Some(id) {
+            return Ok(Some(rid));
+        }
+    }
+    Ok(None)
+}
+
+/// Rowids the id index holds for a hash. Looked up alone and not joined:
+/// SQLite re-plans a join like this one each time its parameters are
+/// rebound, which cost more than the lookup.
+fn indexed_rids(conn: &Connection, h: i64) -> StoreResult<Vec<i64>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT rid FROM id_index WHERE hash = ?1")
+        .map_err(db_err("preparing a query"))?;
+    let rows = stmt
+        .query_map([h], |r| r.get(0))
+        .map_err(db_err("reading the id index"))?;
+    rows.collect::<Result<_, _>>()
+        .map_err(db_err("reading the id index"))
+}
+
+/// A record by id: one row read whether it is indexed or in the open upload.
+fn find_record(
+    conn: &Connection,
+    up: Option<&Upload>,
+    id: &str,
+) -> StoreResult<Option<StoredRecord>> {
+    let h = token_hash(id);
+    if let Some(up) = up {
+        for offset in up.rows.rows_with_id(h) {
+            let rid = up.start + i64::try_from(offset).unwrap_or(i64::MAX);
+            if let Some(r) = row_at(conn, rid)?.filter(|r| r.record_id == id) {
+                return Ok(Some(r));
+            }
+        }
+    }
+    for rid in indexed_rids(conn, h)? {
+        if let Some(r) = row_at(conn, rid)?.filter(|r| r.record_id == id) {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
+}
+
+fn query_records(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> StoreResult<Vec<StoredRecord>> {
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .map_err(db_err("preparing a query"))?;
+    let rows = stmt
+        .query_map(args, row_to_record)
+        .map_err(db_err("querying records"))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r.map_err(db_err("reading a record"))??);
+    }
+    Ok(out)
+}
+
+/// Indexes of `items` in sorted order.
+fn sorted_order(items: &[String]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_unstable_by(|&a, &b| items[a].cmp(&items[b]));
+    order
+}
+
+fn by_date(records: &mut [StoredRecord]) {
+    records.sort_by(|a, b| {
+        (a.event_date.as_str(), a.record_id.as_str())
+            .cmp(&(b.event_date.as_str(), b.record_id.as_str()))
+    });
+}
+
+/// Write one batch inside the open upload.
+fn write_batch(conn: &Connection, up: &mut Upload, batch: &WriteBatch) -> StoreResult<()> {
+    for r in &batch.records {
+        if !up.datasets.contains(&r.dataset) {
+            conn.prepare_cached("INSERT OR IGNORE INTO datasets (name) VALUES (?1)")
+                .map_err(db_err("preparing a write"))?
+                .execute([&r.dataset])
+                .map_err(db_err("writing a dataset"))?;
+            up.datasets.insert(r.dataset.clone());
+        }
+        match find_rid(conn, Some(up), &r.record_id)? {
+            None => {
+                insert(conn, None, r)?;
+                // The overlay addresses rows by offset from the upload's
+                // first rowid; the write lock guarantees they are consecutive.
+                let expected = up.start + i64::try_from(up.rows.len()).unwrap_or(i64::MAX);
+                if conn.last_insert_rowid() != expected {
+                    return Err(StoreError::Backend {
+                        message: "records were not appended in rowid order".into(),
+                        source: None,
+                    });
+                }
+                up.rows
+                    .push(token_hash(&r.record_id), token_hash(&r.person_id));
+            }
+            Some(rid) => {
+                // Only a row indexed before (not one of this upload's) has
+                // index entries that may now be wrong.
+                let old = if rid < up.start {
+                    indexed_fields(conn, rid)?
+                } else {
+                    None
+                };
+                update(conn, rid, r)?;
+                match old {
+                    Some(old) => reindex(conn, rid, &old, r)?,
+                    None => up.rows.set_person(
+                        usize::try_from(rid - up.start).unwrap_or(usize::MAX),
+                        token_hash(&r.person_id),
+                    ),
+                }
+            }
+        }
+    }
+    let mut rm_owner = conn
+        .prepare_cached("DELETE FROM key_owner WHERE key = ?1")
+        .map_err(db_err("preparing a write"))?;
+    for k in &batch.key_removals {
+        rm_owner.execute([k]).map_err(db_err("removing a key"))?;
+    }
+    let mut owner = conn
+        .prepare_cached("INSERT OR REPLACE INTO key_owner (key, person_id) VALUES (?1, ?2)")
+        .map_err(db_err("preparing a write"))?;
+    let mut owners: Vec<&(String, String)> = batch.key_owners.iter().collect();
+    // Stable by key: for a key given twice the last owner still wins, and
+    // neighbouring writes share B-tree pages.
+    owners.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, p) in owners {
+        owner
+            .execute([k, p])
+            .map_err(db_err("writing a key owner"))?;
+    }
+    let mut alias = conn
+        .prepare_cached("INSERT OR REPLACE INTO aliases (old_id, new_id) VALUES (?1, ?2)")
+        .map_err(db_err("preparing a write"))?;
+    for (old, new) in &batch.aliases {
+        alias
+            .execute([old, new])
+            .map_err(db_err("writing an alias"))?;
+    }
+    Ok(())
+}
+
+/// Bind a record's [`COLUMNS`] as `?1` to `?14`.
+fn bind_record(stmt: &mut rusqlite::CachedStatement<'_>, r: &StoredRecord) -> StoreResult<()> {
+    let hashes = |tokens: &mut dyn Iterator<Item = &String>| {
+        let list: Vec<i64> = tokens.map(|t| token_hash(t)).collect();
+        json(&list)
+    };
+    let keys = json(&r.match_keys)?;
+    let links = json(&r.links)?;
+    let key_hashes = hashes(&mut r.match_keys.iter())?;
+    let link_hashes = hashes(&mut r.links.iter().map(|l| &l.token))?;
+    let texts: [(usize, &str); 10] = [
+        (1, &r.record_id),
+        (2, &r.person_id),
+        (3, &r.agency),
+        (4, &r.dataset),
+        (5, &r.event_date),
+        (6, &r.upload_id),
+        (8, &keys),
+        (9, &links),
+        (13, &key_hashes),
+        (14, &link_hashes),
+    ];
+    for (i, v) in texts {
+        stmt.raw_bind_parameter(i, v)
+            .map_err(db_err("writing a record"))?;
+    }
+    let numbers: [(usize, i64); 4] = [
+        (7, i64::try_from(r.row).unwrap_or(i64::MAX)),
+        (10, token_hash(&r.record_id)),
+        (11, token_hash(&r.person_id)),
+        (12, date_key(&r.dataset, &r.event_date)),
+    ];
+    for (i, v) in numbers {
+        stmt.raw_bind_parameter(i, v)
+            .map_err(db_err("writing a record"))?;
+    }
+    Ok(())
+}
+
+/// Append a record (at `rid` when given, for an upgrade keeping rowids);
+/// its rowid.
+pub(super) fn insert(conn: &Connection, rid: Option<i64>, r: &StoredRecord) -> StoreResult<i64> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "INSERT INTO records (rowid, {COLUMNS}) VALUES (?15, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        ))
+        .map_err(db_err("preparing a write"))?;
+    bind_record(&mut stmt, r)?;
+    stmt.raw_bind_parameter(15, rid)
+        .map_err(db_err("writing a record"))?;
+    stmt.raw_execute().map_err(db_err("writing a record"))?;
+    let rid = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO bodies (rid, body) VALUES (?1, ?2)")
+        .map_err(db_err("preparing a write"))?
+        .execute(params![rid, r.body.as_str()])
+        .map_err(db_err("writing a record"))?;
+    Ok(rid)
+}
+
+fn update(conn: &Connection, rid: i64, r: &StoredRecord) -> StoreResult<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE records SET record_id = ?1, person_id = ?2, agency = ?3, dataset = ?4, event_date = ?5, upload_id = ?6, row = ?7, match_keys = ?8, links = ?9, id_hash = ?10, person_hash = ?11, date_key = ?12, key_hashes = ?13, link_hashes = ?14 WHERE rowid = ?15",
+        )
+        .map_err(db_err("preparing a write"))?;
+    bind_record(&mut stmt, r)?;
+    stmt.raw_bind_parameter(15, rid)
+        .map_err(db_err("writing a record"))?;
+    stmt.raw_execute().map_err(db_err("writing a record"))?;
+    // A record moved to another person keeps its body: compare, don't rewrite.
+    conn.prepare_cached("UPDATE bodies SET body = ?2 WHERE rid = ?1 AND body IS NOT ?2")
+        .map_err(db_err("preparing a write"))?
+        .execute(params![rid, r.body.as_str()])
+        .map_err(db_err("writing a record"))?;
+    Ok(())
+}
+
+/// What the indexes were built from, for an indexed record about to change.
+fn indexed_fields(conn: &Connection, rid: i64) -> StoreResult<Option<Indexed>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT person_id, dataset, event_date, match_keys, links FROM records WHERE rowid = ?1",
+        )
+        .map_err(db_err("preparing a query"))?
+        .query_row([rid], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .optional()
+        .map_err(db_err("reading a record"))?;
+    let Some((person_id, dataset, event_date, keys, links)) = row else {
+        return Ok(None);
+    };
+    let corrupt = |e| StoreError::backend("a stored record's keys or links are corrupt", e);
+    Ok(Some(Indexed {
+        person_id,
+        dataset,
+        event_date,
+        match_keys: serde_json::from_str(&keys).map_err(corrupt)?,
+        links: serde_json::from_str(&links).map_err(corrupt)?,
+    }))
+}
+
+/// The fields of a record its index entries come from.
+struct Indexed {
+    person_id: String,
+    dataset: String,
+    event_date: String,
+    match_keys: Vec<String>,
+    links: Vec<Link>,
+}
+
+/// Move an indexed record's entries from its old version to its new one.
+fn reindex(conn: &Connection, rid: i64, old: &Indexed, new: &StoredRecord) -> StoreResult<()> {
+    if old.person_id != new.person_id {
+        move_entry(
+            conn,
+            "person_index",
+            token_hash(&old.person_id),
+            token_hash(&new.person_id),
+            rid,
+        )?;
+    }
+    if (&old.dataset, &old.event_date) != (&new.dataset, &new.event_date) {
+        move_entry(
+            conn,
+            "date_index",
+            date_key(&old.dataset, &old.event_date),
+            date_key(&new.dataset, &new.event_date),
+            rid,
+        )?;
+    }
+    let hashes = |tokens: &mut dyn Iterator<Item = &String>| -> HashSet<i64> {
+        tokens.map(|t| token_hash(t)).collect()
+    };
+    let (old_keys, new_keys) = (
+        hashes(&mut old.match_keys.iter()),
+        hashes(&mut new.match_keys.iter()),
+    );
+    sync_entries(conn, "key_index", &old_keys, &new_keys, rid)?;
+    let (old_links, new_links) = (
+        hashes(&mut old.links.iter().map(|l: &Link| &l.token)),
+        hashes(&mut new.links.iter().map(|l: &Link| &l.token)),
+    );
+    sync_entries(conn, "link_index", &old_links, &new_links, rid)
+}
+
+fn move_entry(conn: &Connection, table: &str, from: i64, to: i64, rid: i64) -> StoreResult<()> {
+    sync_entries(
+        conn,
+        table,
+        &HashSet::from([from]),
+        &HashSet::from([to]),
+        rid,
+    )
+}
+
+/// Delete the (hash, rid) entries only the old version had and add the ones
+/// only the new version has.
+fn sync_entries(
+    conn: &Connection,
+    table: &str,
+    old: &HashSet<i64>,
+    new: &HashSet<i64>,
+    rid: i64,
+) -> StoreResult<()> {
+    // The date index calls its key `date_key`; the others, `hash`.
+    let column = if table == "date_index" {
+        "date_key"
+    } else {
+        "hash"
+    };
+    let mut del = conn
+        .prepare_cached(&format!(
+            "DELETE FROM {table} WHERE {column} = ?1 AND rid = ?2"
+        ))
+        .map_err(db_err("preparing a write"))?;
+    for h in old.difference(new) {
+        del.execute([*h, rid]).map_err(db_err("writing an index"))?;
+    }
+    let mut put = conn
+        .prepare_cached(&format!(
+            "INSERT OR IGNORE INTO {table} ({column}, rid) VALUES (?1, ?2)"
+        ))
+        .map_err(db_err("preparing a write"))?;
+    for h in new.difference(old) {
+        put.execute([*h, rid]).map_err(db_err("writing an index"))?;
+    }
+    Ok(())
+}
+
+impl RecordStore for SqliteStore {
+    fn get_records(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredRecord>>> {
+        let mut db = lock(&self.conn);
+        let Db { conn, upload } = &mut *db;
+        let out = read_scope(conn, |conn| {
+            let mut out = vec![None; ids.len()];
+            // In id order, so neighbouring probes share index pages.
+            for i in sorted_order(ids) {
+                out[i] = find_record(conn, upload.as_ref(), &ids[i])?;
+            }
+            Ok(out)
+        })?;
+        if let Some(up) = upload.as_mut() {
+            // Only the upload's own writes can add ids before its end.
+            up.unindexed.clear();
+            up.unindexed.extend(
+                ids.iter()
+                    .zip(&out)
+                    .filter(|(_, found)| found.is_none())
+                    .map(|(id, _)| id.clone()),
+            );
+        }
+        Ok(out)
+    }
+
+    fn key_owners(&self, keys: &[String]) -> StoreResult<HashMap<String, String>> {
+        let db = lock(&self.conn);
+        read_scope(&db.conn, |conn| {
+            let mut out = HashMap::new();
+            let mut stmt = conn
+                .prepare_cached("SELECT person_id FROM key_owner WHERE key = ?1")
+                .map_err(db_err("preparing a query"))?;
+            for i in sorted_order(keys) {
+                if let Some(p) = stmt
+                    .query_row([&keys[i]], |r| r.get::<_, String>(0))
+                    .optional()
+                    .map_err(db_err("reading a key owner"))?
+                {
+                    out.insert(keys[i].clone(), p);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn records_of_person(&self, person_id: &str) -> StoreResult<Vec<StoredRecord>> {
+        let db = lock(&self.conn);
+        let h = token_hash(person_id);
+        read_scope(&db.conn, |conn| {
+            let mut found = query_records(
+                conn,
+                &format!(
+                    "{RECORD} FROM person_index x JOIN records r ON r.rowid = x.rid JOIN bodies b ON b.rid = r.rowid WHERE x.hash = ?1 AND r.person_id = ?2"
+                ),
+                params![h, person_id],
+            )?;
+            if let Some(up) = &db.upload {
+                for offset in up.rows.rows_of_person(h) {
+                    let rid = up.start + i64::try_from(offset).unwrap_or(i64::MAX);
+                    if let Some(r) = row_at(conn, rid)?.filter(|r| r.person_id == person_id) {
+                        found.push(r);
+                    }
+                }
+            }
+            by_date(&mut found);
+            Ok(found)
+        })
+    }
+
+    fn records_with_key(&self, key: &str) -> StoreResult<Vec<StoredRecord>> {
+        let mut db = lock(&self.conn);
+        db.flush()?;
+        let mut found = query_records(
+            &db.conn,
+            &format!(
+                "{RECORD} FROM key_index k JOIN records r ON r.rowid = k.rid JOIN bodies b ON b.rid = r.rowid WHERE k.hash = ?1 ORDER BY r.event_date, r.record_id"
+            ),
+            [token_hash(key)],
+        )?;
+        found.retain(|r| r.match_keys.iter().any(|k| k == key));
+        Ok(found)
+    }
+
+    fn records_with_link(&self, token: &str) -> StoreResult<Vec<StoredRecord>> {
+        let mut db = lock(&self.conn);
+        db.flush()?;
+        let mut found = query_records(
+            &db.conn,
+            &format!(
+                "{RECORD} FROM link_index l JOIN records r ON r.rowid = l.rid JOIN bodies b ON b.rid = r.rowid WHERE l.hash = ?1 ORDER BY r.event_date, r.record_id"
+            ),
+            [token_hash(token)],
+        )?;
+        found.retain(|r| r.links.iter().any(|l| l.token == token));
+        Ok(found)
+    }
+
+    fn scan_dataset(
+        &self,
+        dataset: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        visit: &mut dyn FnMut(StoredRecord) -> bool,
+    ) -> StoreResult<()> {
+        let mut db = lock(&self.conn);
+        db.flush()?;
+        // The key range holds every record of the dataset in the date range
+        // (and, were two datasets' hashes to share their top half, some of
+        // the other's): the exact bounds are checked on the record.
+        let low = date_key_of(dataset, from.and_then(date_number).unwrap_or(0));
+        let high = date_key_of(dataset, to.and_then(date_number).unwrap_or(u32::MAX));
+        let mut stmt = db
+            .conn
+            .prepare_cached(&format!(
+                "{RECORD} FROM date_index d JOIN records r ON r.rowid = d.rid JOIN bodies b ON b.rid = r.rowid WHERE d.date_key >= ?1 AND d.date_key <= ?2 AND r.dataset = ?3 AND r.event_date >= ?4 AND r.event_date <= ?5 ORDER BY d.date_key, r.record_id"
+            ))
+            .map_err(db_err("preparing a scan"))?;
+        let mut rows = stmt
+            .query(params![
+                low,
+                high,
+                dataset,
+                from.unwrap_or(""),
+                to.unwrap_or("\u{10ffff}")
+            ])
+            .map_err(db_err("scanning records"))?;
+        while let Some(row) = rows.next().map_err(db_err("scanning records"))? {
+            let rec = row_to_record(row).map_err(db_err("reading a record"))??;
+            if !visit(rec) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn datasets(&self) -> StoreResult<Vec<String>> {
+        let db = lock(&self.conn);
+        let mut stmt = db
+            .conn
+            .prepare_cached("SELECT name FROM datasets ORDER BY name")
+            .map_err(db_err("preparing a query"))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db_err("listing datasets"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db_err("listing datasets"))
+    }
+
+    fn alias(&self, person_id: &str) -> StoreResult<Option<String>> {
+        let db = lock(&self.conn);
+        db.conn
+            .prepare_cached("SELECT new_id FROM aliases WHERE old_id = ?1")
+            .map_err(db_err("preparing a query"))?
+            .query_row([person_id], |r| r.get(0))
+            .optional()
+            .map_err(db_err("reading an alias"))
+    }
+
+    fn apply(&self, batch: &WriteBatch) -> StoreResult<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut db = lock(&self.conn);
+        // Outside an upload, a batch is an upload of its own.
+        if db.upload.is_none() {
+            db.begin(true)?;
+        }
+        let Db { conn, upload } = &mut *db;
+        let Some(up) = upload.as_mut() else {
+            return Err(StoreError::Invalid(
+                "no upload is open on this store".into(),
+            ));
+        };
+        let written = if up.failed {
+            Err(StoreError::Invalid(
+                "a write of this upload already failed; end it and start again".into(),
+            ))
+        } else {
+            write_batch(conn, up, batch)
+        };
+        if written.is_err() {
+            up.failed = true;
+        }
+        if up.implicit {
+            let ended = db.end(written.is_ok());
+            written.and(ended)
+        } else {
+            written
+        }
+    }
+
+    fn begin_upload(&self) -> StoreResult<()> {
+        lock(&self.conn).begin(false)
+    }
+
+    fn end_upload(&self, keep: bool) -> StoreResult<()> {
+        lock(&self.conn).end(keep)
+    }
+}
