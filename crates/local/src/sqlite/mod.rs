@@ -561,6 +561,64 @@ mod tests {
     }
 
     #[test]
+    fn a_record_written_again_after_its_upload_was_partly_indexed_is_replaced() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        store.begin_upload().expect("begin");
+        // Merge's pattern: read the batch (nothing found), then write it.
+        assert_eq!(store.get_records(&["r-9".into()]).expect("get"), vec![None]);
+        store
+            .apply(&batch(vec![rec("r-9", "p-9", &["k-9"])]))
+            .expect("insert");
+        // A key query indexes the upload's rows so far.
+        assert_eq!(store.records_with_key("k-9").expect("key").len(), 1);
+        store
+            .apply(&batch(vec![rec("r-9", "p-9", &["k-9", "k-10"])]))
+            .expect("replace");
+        store.end_upload(true).expect("publish");
+        let mine = store.records_of_person("p-9").expect("person");
+        assert_eq!(mine.len(), 1, "replaced, not written twice");
+        assert_eq!(mine[0].match_keys, ["k-9", "k-10"]);
+        assert_eq!(store.records_with_key("k-10").expect("key").len(), 1);
+    }
+
+    #[test]
+    fn dataset_scans_follow_the_date_key_and_its_exact_bounds() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let at = |id: &str, ds: &str, date: &str| {
+            agencylink_core::conformance::sample_record(id, "p", ds, date, &[], &[])
+        };
+        store
+            .apply(&batch(vec![
+                at("a", "ds.one", "2025-12-31"),
+                at("b", "ds.one", "2026-01-01"),
+                at("c", "ds.two", "2026-01-01"),
+                at("d", "ds.one", "2024-02-29"),
+            ]))
+            .expect("apply");
+        let scan = |ds: &str, from: Option<&str>, to: Option<&str>| {
+            let mut seen = Vec::new();
+            store
+                .scan_dataset(ds, from, to, &mut |r| {
+                    seen.push(r.record_id);
+                    true
+                })
+                .expect("scan");
+            seen
+        };
+        assert_eq!(scan("ds.one", None, None), ["d", "a", "b"]);
+        assert_eq!(
+            scan("ds.one", Some("2025-12-31"), Some("2025-12-31")),
+            ["a"]
+        );
+        // Bounds that are not dates still bound by text, as before.
+        assert_eq!(scan("ds.one", Some("2025"), Some("2025-12-31z")), ["a"]);
+        assert_eq!(scan("ds.two", None, None), ["c"]);
+        assert_eq!(store.datasets().expect("datasets"), ["ds.one", "ds.two"]);
+        assert_eq!(super::date_number("2026-01-01"), Some(20_260_101));
+        assert_eq!(super::date_number("2026-1-01"), None);
+    }
+
+    #[test]
     fn the_chain_log_appends_inside_an_open_upload() {
         let store = SqliteStore::open_in_memory().expect("open");
         store.begin_upload().expect("begin");

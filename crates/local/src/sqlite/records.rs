@@ -61,6 +61,9 @@ impl Db {
         }
         let from = up.start;
         up.start = from.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+        // The rows leave the overlay for the index: an id found nowhere
+        // before may be in the index now.
+        up.unindexed.clear();
         // Free the overlay before SQLite's sorter takes its memory.
         up.rows = Overlay::default();
         let built = build_indexes(&self.conn, from);
@@ -687,6 +690,9 @@ impl RecordStore for SqliteStore {
         } else {
             write_batch(conn, up, batch)
         };
+        // What the last read found absent is only good for the write that
+        // follows it.
+        up.unindexed.clear();
         if written.is_err() {
             up.failed = true;
         }
