@@ -105,7 +105,13 @@ fn db_err(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
 struct Db {
     conn: Connection,
     upload: Option<Upload>,
+    /// An upload's rows are indexed early once the overlay holds this many,
+    /// so an upload of any size keeps the overlay under ~24 MB.
+    overlay_rows: usize,
 }
+
+/// The default for [`Db::overlay_rows`]: about 24 MB of overlay.
+const OVERLAY_ROWS: usize = 1 << 20;
 
 /// An open upload: one write transaction.
 #[derive(Debug)]
@@ -187,8 +193,18 @@ impl SqliteStore {
         .map_err(db_err("fixing query plans"))?;
         upgrade(&mut conn)?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(Db { conn, upload: None })),
+            conn: Arc::new(Mutex::new(Db {
+                conn,
+                upload: None,
+                overlay_rows: OVERLAY_ROWS,
+            })),
         })
+    }
+
+    /// Index an upload's rows early once this many are held (tests).
+    #[cfg(test)]
+    fn set_overlay_rows(&self, rows: usize) {
+        lock(&self.conn).overlay_rows = rows;
     }
 
     /// The lineage log in this database.
@@ -616,6 +632,33 @@ mod tests {
         assert_eq!(store.datasets().expect("datasets"), ["ds.one", "ds.two"]);
         assert_eq!(super::date_number("2026-01-01"), Some(20_260_101));
         assert_eq!(super::date_number("2026-1-01"), None);
+    }
+
+    #[test]
+    fn a_large_upload_indexes_early_and_stays_correct() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        store.set_overlay_rows(3);
+        store.begin_upload().expect("begin");
+        for i in 0..10 {
+            let id = format!("r-{i}");
+            assert_eq!(
+                store.get_records(std::slice::from_ref(&id)).expect("get"),
+                vec![None]
+            );
+            store
+                .apply(&batch(vec![rec(&id, "p-1", &["k-1"])]))
+                .expect("insert");
+        }
+        // Again, with another key: each is found, wherever it now is.
+        for i in 0..10 {
+            store
+                .apply(&batch(vec![rec(&format!("r-{i}"), "p-1", &["k-2"])]))
+                .expect("replace");
+        }
+        store.end_upload(true).expect("publish");
+        assert_eq!(store.records_of_person("p-1").expect("person").len(), 10);
+        assert!(store.records_with_key("k-1").expect("key").is_empty());
+        assert_eq!(store.records_with_key("k-2").expect("key").len(), 10);
     }
 
     #[test]

@@ -513,7 +513,7 @@ fn sync_entries(
 impl RecordStore for SqliteStore {
     fn get_records(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredRecord>>> {
         let mut db = lock(&self.conn);
-        let Db { conn, upload } = &mut *db;
+        let Db { conn, upload, .. } = &mut *db;
         let out = read_scope(conn, |conn| {
             let mut out = vec![None; ids.len()];
             // In id order, so neighbouring probes share index pages.
@@ -677,7 +677,11 @@ impl RecordStore for SqliteStore {
         if db.upload.is_none() {
             db.begin(true)?;
         }
-        let Db { conn, upload } = &mut *db;
+        let Db {
+            conn,
+            upload,
+            overlay_rows,
+        } = &mut *db;
         let Some(up) = upload.as_mut() else {
             return Err(StoreError::Invalid(
                 "no upload is open on this store".into(),
@@ -693,12 +697,15 @@ impl RecordStore for SqliteStore {
         // What the last read found absent is only good for the write that
         // follows it.
         up.unindexed.clear();
+        let full = up.rows.len() >= *overlay_rows;
         if written.is_err() {
             up.failed = true;
         }
         if up.implicit {
             let ended = db.end(written.is_ok());
             written.and(ended)
+        } else if full && written.is_ok() {
+            db.flush()
         } else {
             written
         }
