@@ -135,33 +135,42 @@ fn row_at(conn: &Connection, rid: i64) -> StoreResult<Option<StoredRecord>> {
     .transpose()
 }
 
-/// The rowid of a record: among the open upload's rows, then in the id index.
-fn find_rid(conn: &Connection, up: Option<&Upload>, id: &str) -> StoreResult<Option<i64>> {
+/// Rowids that may hold record `id`: the open upload's rows with its hash,
+/// then the id index's (not asked again when the last read found the id
+/// nowhere). Callers check the id on the row: hashes collide.
+fn candidate_rids(conn: &Connection, up: Option<&Upload>, id: &str) -> StoreResult<Vec<i64>> {
     let h = token_hash(id);
+    let mut out = Vec::new();
     if let Some(up) = up {
-        // Merge has just read this batch: an id it found nowhere is
-        // not in the index, so only this upload's rows can hold it now.
-        let unindexed = up.unindexed.contains(id);
-        for offset in up.rows.rows_with_id(h) {
-            let rid = up.start + i64::try_from(offset).unwrap_or(i64::MAX);
-            let found: Option<String> = conn
-                .prepare_cached("SELECT record_id FROM records WHERE rowid = ?1")
-                .map_err(db_err("preparing a query"))?
-                .query_row([rid], |r| r.get(0))
-                .optional()
-                .map_err(db_err("reading a record"))?;
-            if found.as_deref() == Some(id) {
-                return Ok(Some(rid));
-            }
-        }
-        if unindexed {
-            return Ok(None);
+        out.extend(
+            up.rows
+                .rows_with_id(h)
+                .into_iter()
+                .map(|offset| up.start + i64::try_from(offset).unwrap_or(i64::MAX)),
+        );
+        if up.unindexed.contains(id) {
+            return Ok(out);
         }
     }
-    for rid in indexed_rids(conn, h)? {
-        let found: Option<String> = conn
-            .prepare_cached("SELECT record_id FROM records WHERE rowid = ?1")
-            .map_err(db_err("preparing a query"))?
+    let mut stmt = conn
+        .prepare_cached("SELECT rid FROM id_index WHERE hash = ?1")
+        .map_err(db_err("preparing a query"))?;
+    let rows = stmt
+        .query_map([h], |r| r.get::<_, i64>(0))
+        .map_err(db_err("reading the id index"))?;
+    for rid in rows {
+        out.push(rid.map_err(db_err("reading the id index"))?);
+    }
+    Ok(out)
+}
+
+/// The rowid of a record, if it is stored.
+fn find_rid(conn: &Connection, up: Option<&Upload>, id: &str) -> StoreResult<Option<i64>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT record_id FROM records WHERE rowid = ?1")
+        .map_err(db_err("preparing a query"))?;
+    for rid in candidate_rids(conn, up, id)? {
+        let found: Option<String> = stmt
             .query_row([rid], |r| r.get(0))
             .optional()
             .map_err(db_err("reading a record"))?;
@@ -172,36 +181,13 @@ fn find_rid(conn: &Connection, up: Option<&Upload>, id: &str) -> StoreResult<Opt
     Ok(None)
 }
 
-/// Rowids the id index holds for a hash. Looked up alone and not joined:
-/// SQLite re-plans a join like this one each time its parameters are
-/// rebound, which cost more than the lookup.
-fn indexed_rids(conn: &Connection, h: i64) -> StoreResult<Vec<i64>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT rid FROM id_index WHERE hash = ?1")
-        .map_err(db_err("preparing a query"))?;
-    let rows = stmt
-        .query_map([h], |r| r.get(0))
-        .map_err(db_err("reading the id index"))?;
-    rows.collect::<Result<_, _>>()
-        .map_err(db_err("reading the id index"))
-}
-
-/// A record by id: one row read whether it is indexed or in the open upload.
+/// A record by id, if it is stored.
 fn find_record(
     conn: &Connection,
     up: Option<&Upload>,
     id: &str,
 ) -> StoreResult<Option<StoredRecord>> {
-    let h = token_hash(id);
-    if let Some(up) = up {
-        for offset in up.rows.rows_with_id(h) {
-            let rid = up.start + i64::try_from(offset).unwrap_or(i64::MAX);
-            if let Some(r) = row_at(conn, rid)?.filter(|r| r.record_id == id) {
-                return Ok(Some(r));
-            }
-        }
-    }
-    for rid in indexed_rids(conn, h)? {
+    for rid in candidate_rids(conn, up, id)? {
         if let Some(r) = row_at(conn, rid)?.filter(|r| r.record_id == id) {
             return Ok(Some(r));
         }
@@ -510,6 +496,23 @@ fn sync_entries(
     Ok(())
 }
 
+impl SqliteStore {
+    /// Records a hashed token index points at for `token` (the caller keeps
+    /// those that really carry it), by date. The upload's pending rows are
+    /// indexed first.
+    fn records_in(&self, index: &str, token: &str) -> StoreResult<Vec<StoredRecord>> {
+        let mut db = lock(&self.conn);
+        db.flush()?;
+        query_records(
+            &db.conn,
+            &format!(
+                "{RECORD} FROM {index} x JOIN records r ON r.rowid = x.rid JOIN bodies b ON b.rid = r.rowid WHERE x.hash = ?1 ORDER BY r.event_date, r.record_id"
+            ),
+            [token_hash(token)],
+        )
+    }
+}
+
 impl RecordStore for SqliteStore {
     fn get_records(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredRecord>>> {
         let mut db = lock(&self.conn);
@@ -580,29 +583,13 @@ impl RecordStore for SqliteStore {
     }
 
     fn records_with_key(&self, key: &str) -> StoreResult<Vec<StoredRecord>> {
-        let mut db = lock(&self.conn);
-        db.flush()?;
-        let mut found = query_records(
-            &db.conn,
-            &format!(
-                "{RECORD} FROM key_index k JOIN records r ON r.rowid = k.rid JOIN bodies b ON b.rid = r.rowid WHERE k.hash = ?1 ORDER BY r.event_date, r.record_id"
-            ),
-            [token_hash(key)],
-        )?;
+        let mut found = self.records_in("key_index", key)?;
         found.retain(|r| r.match_keys.iter().any(|k| k == key));
         Ok(found)
     }
 
     fn records_with_link(&self, token: &str) -> StoreResult<Vec<StoredRecord>> {
-        let mut db = lock(&self.conn);
-        db.flush()?;
-        let mut found = query_records(
-            &db.conn,
-            &format!(
-                "{RECORD} FROM link_index l JOIN records r ON r.rowid = l.rid JOIN bodies b ON b.rid = r.rowid WHERE l.hash = ?1 ORDER BY r.event_date, r.record_id"
-            ),
-            [token_hash(token)],
-        )?;
+        let mut found = self.records_in("link_index", token)?;
         found.retain(|r| r.links.iter().any(|l| l.token == token));
         Ok(found)
     }
