@@ -22,9 +22,10 @@ use crate::report::{JsonReportWriter, Summary};
 use crate::schema::Dataset;
 use crate::validate::{RowError, RowValidator};
 
-/// Records merged per store batch (one SQLite transaction). Larger batches
-/// rewrite each index page less often; each pending record holds ~3 KB
-/// until its batch is merged, so 8,000 keeps an ingest under 128 MiB.
+/// Records per merge batch. Up to three batches are in memory at once (one
+/// being curated, one queued, one being merged) at ~2.5 KB a record; the
+/// SQLite store indexes a whole upload at once, so a bigger batch would buy
+/// nothing but memory (8,000 took an ingest to 212 MiB).
 const BATCH: usize = 2_000;
 
 /// An ingest that could not run.
@@ -245,9 +246,9 @@ pub fn ingest(
 /// and what merging did.
 ///
 /// Two threads: this one reads, validates, curates and writes the outputs;
-/// a second merges each finished batch into the store meanwhile. They take
-/// about as long as each other, so an upload takes about half as long on
-/// two cores. A bounded channel of one batch keeps memory flat.
+/// a second merges each finished batch into the store meanwhile. The two
+/// take about as long as each other, so on two cores they overlap almost
+/// whole. A bounded channel of one batch keeps memory flat.
 #[allow(clippy::too_many_arguments)]
 fn merge_rows(
     dataset: &Dataset,
