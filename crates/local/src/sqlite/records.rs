@@ -519,8 +519,11 @@ impl RecordStore for SqliteStore {
         let Db { conn, upload, .. } = &mut *db;
         let out = read_scope(conn, |conn| {
             let mut out = vec![None; ids.len()];
-            // In id order, so neighbouring probes share index pages.
-            for i in sorted_order(ids) {
+            // In the id index's order (by hash), so neighbouring probes
+            // share its pages.
+            let mut order: Vec<usize> = (0..ids.len()).collect();
+            order.sort_unstable_by_key(|&i| token_hash(&ids[i]));
+            for i in order {
                 out[i] = find_record(conn, upload.as_ref(), &ids[i])?;
             }
             Ok(out)
