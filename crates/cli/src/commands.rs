@@ -141,11 +141,13 @@ fn ingest_file(
     let curated_key = format!("curated/{agency}/{}/{upload}.ndjson", ds.id);
     let json_key = format!("reports/{agency}/{}/{upload}.rejections.json", ds.id);
     let csv_key = format!("reports/{agency}/{}/{upload}.rejections.csv", ds.id);
-    let tmp = local_tmp(local)?;
+    // The outputs are written beside where they will be published, so
+    // publishing is a rename, not a copy of the whole curated file, and
+    // pseudonymised data never sits in the system's temporary directory.
     let (cur_p, json_p, csv_p) = (
-        tmp.join(format!("{upload}.c")),
-        tmp.join(format!("{upload}.j")),
-        tmp.join(format!("{upload}.v")),
+        local.objects.scratch_path(&curated_key)?,
+        local.objects.scratch_path(&json_key)?,
+        local.objects.scratch_path(&csv_key)?,
     );
     let result = (|| -> Result<IngestSummary> {
         let mut curated = BufWriter::new(File::create(&cur_p)?);
@@ -192,8 +194,7 @@ fn ingest_file(
                 (&json_p, &json_key),
                 (&csv_p, &csv_key),
             ] {
-                let mut f = File::open(path)?;
-                local.objects.put_from(key, &mut f, PutMode::Overwrite)?;
+                local.objects.put_file(key, path, PutMode::Overwrite)?;
             }
         }
         Ok(summary)
@@ -204,13 +205,6 @@ fn ingest_file(
     // The raw extract holds identifiers: it never outlives the ingest.
     local.objects.delete(&landing)?;
     result
-}
-
-fn local_tmp(local: &Local) -> Result<PathBuf> {
-    let _ = local;
-    let dir = std::env::temp_dir().join(format!("agencylink-{}", std::process::id()));
-    fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 pub(crate) fn ingest_cmd(catalog: &Catalog, data_dir: &Path, args: IngestArgs) -> Result<ExitCode> {

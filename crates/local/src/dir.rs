@@ -30,6 +30,59 @@ impl DirObjectStore {
         Ok(self.root.join(key))
     }
 
+    /// A scratch file for writing object `key`: in the object's own
+    /// directory (so [`put_file`](Self::put_file) can rename it into place
+    /// without a copy) and named so listings skip it.
+    pub fn scratch_path(&self, key: &str) -> StoreResult<PathBuf> {
+        let path = self.path(key)?;
+        let dir = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(|e| io_err("creating the object directory", e))?;
+        Ok(dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        )))
+    }
+
+    /// Publish a finished scratch file from [`scratch_path`](Self::scratch_path)
+    /// as `key`: synced to disk, then renamed into place, so a reader never
+    /// sees half an object. The scratch file is gone afterwards either way.
+    pub fn put_file(&self, key: &str, scratch: &Path, mode: PutMode) -> StoreResult<ObjectMeta> {
+        let path = self.path(key)?;
+        let synced = File::open(scratch).and_then(|f| {
+            f.sync_all()?;
+            f.metadata()
+        });
+        let size = match synced {
+            Ok(meta) => meta.len(),
+            Err(e) => {
+                let _ = fs::remove_file(scratch);
+                return Err(io_err("writing the object", e));
+            }
+        };
+        if mode == PutMode::Create {
+            // hard_link fails if the target exists: create-only without a race.
+            let linked = fs::hard_link(scratch, &path);
+            let _ = fs::remove_file(scratch);
+            match linked {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(StoreError::AlreadyExists(key.to_owned()));
+                }
+                Err(e) => return Err(io_err("placing the object", e)),
+            }
+        } else if let Err(e) = fs::rename(scratch, &path) {
+            let _ = fs::remove_file(scratch);
+            return Err(io_err("placing the object", e));
+        }
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size,
+        })
+    }
+
     fn walk(&self, dir: &Path, out: &mut Vec<ObjectMeta>) -> io::Result<()> {
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
@@ -61,51 +114,20 @@ impl DirObjectStore {
 
 impl ObjectStore for DirObjectStore {
     fn put_from(&self, key: &str, data: &mut dyn Read, mode: PutMode) -> StoreResult<ObjectMeta> {
-        let path = self.path(key)?;
-        let dir = path.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir).map_err(|e| io_err("creating the object directory", e))?;
-        if mode == PutMode::Create && path.exists() {
+        if mode == PutMode::Create && self.path(key)?.exists() {
             return Err(StoreError::AlreadyExists(key.to_owned()));
         }
-        let tmp = dir.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            path.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ));
-        let result = (|| {
+        let tmp = self.scratch_path(key)?;
+        let written = (|| {
             let mut f = File::create(&tmp)?;
-            let size = io::copy(data, &mut f)?;
-            f.flush()?;
-            f.sync_all()?;
-            Ok::<u64, io::Error>(size)
+            io::copy(data, &mut f)?;
+            f.flush()
         })();
-        let size = match result {
-            Ok(size) => size,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(io_err("writing the object", e));
-            }
-        };
-        if mode == PutMode::Create {
-            // hard_link fails if the target exists: create-only without a race.
-            let linked = fs::hard_link(&tmp, &path);
+        if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
-            match linked {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(StoreError::AlreadyExists(key.to_owned()));
-                }
-                Err(e) => return Err(io_err("placing the object", e)),
-            }
-        } else {
-            fs::rename(&tmp, &path).map_err(|e| io_err("placing the object", e))?;
+            return Err(io_err("writing the object", e));
         }
-        Ok(ObjectMeta {
-            key: key.to_owned(),
-            size,
-        })
+        self.put_file(key, &tmp, mode)
     }
 
     fn get(&self, key: &str) -> StoreResult<Box<dyn Read + Send>> {
