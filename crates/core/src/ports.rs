@@ -280,8 +280,10 @@ impl WriteBatch {
 /// Merged records, the match-key index, aliases and link index.
 ///
 /// Contract: `apply` makes every write of the batch visible together where the
-/// backend can (SQLite: one transaction); where it cannot (DynamoDB), each
-/// write is idempotent so replaying the batch after a crash converges.
+/// backend can (SQLite: one transaction, or the upload's one transaction
+/// inside [`begin_upload`](RecordStore::begin_upload)); where it cannot
+/// (DynamoDB), each write is idempotent so replaying the batch after a crash
+/// converges. Reads through the same handle always see every applied batch.
 pub trait RecordStore: Send + Sync {
     /// Records by id, in the order asked; `None` for unknown ids.
     fn get_records(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredRecord>>>;
