@@ -443,16 +443,12 @@ impl<'a> Curator<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pseudo::Key;
     use crate::read::{self, InputFormat};
     use crate::schema::Catalog;
     use crate::synth::{SynthOptions, write_csv};
 
     fn pseudonymiser() -> Pseudonymiser {
-        Pseudonymiser::new(
-            Key::from_base64("k1", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
-                .expect("valid test key"),
-        )
+        crate::pseudo::test_pseudonymiser()
     }
 
     fn curator<'a>(ds: &'a Dataset, p: &'a Pseudonymiser, upload: &str) -> Curator<'a> {

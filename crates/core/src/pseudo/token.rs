@@ -310,15 +310,21 @@ fn base32_lower_into(bytes: &[u8; TOKEN_MAC_BYTES], out: &mut String) {
     out.push_str(std::str::from_utf8(&text).unwrap_or_default());
 }
 
+/// A pseudonymiser under the spec's published test key, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_pseudonymiser() -> Pseudonymiser {
+    Pseudonymiser::new(
+        Key::from_base64("k1", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+            .expect("valid test key"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn pseudonymiser() -> Pseudonymiser {
-        Pseudonymiser::new(
-            Key::from_base64("k1", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
-                .expect("valid test key"),
-        )
+        test_pseudonymiser()
     }
 
     #[test]
