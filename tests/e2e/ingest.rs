@@ -134,10 +134,11 @@ fn an_ingest_killed_mid_way_then_rerun_leaves_no_duplicate() {
         .spawn()
         .expect("spawn ingest");
     let db = s.path("d/agencylink.db");
-    let wal = s.path("d/agencylink.db-wal");
+    let bodies = s.path("d/agencylink.db-bodies");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    // An upload is one transaction: wait until it has written well into the
-    // WAL (about a third of the way), then kill it without warning.
+    // An upload is one transaction: wait until it has appended well into the
+    // record bodies file (about a third of the way, ~66 MB in all), then
+    // kill it without warning.
     loop {
         assert!(
             std::time::Instant::now() < deadline,
@@ -146,7 +147,7 @@ fn an_ingest_killed_mid_way_then_rerun_leaves_no_duplicate() {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("ingest finished ({status}) before it could be killed: make the extract bigger");
         }
-        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 24 << 20) {
+        if std::fs::metadata(&bodies).is_ok_and(|m| m.len() > 24 << 20) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -184,8 +185,34 @@ fn an_ingest_killed_mid_way_then_rerun_leaves_no_duplicate() {
         count(&db, "SELECT COUNT(DISTINCT record_id) FROM records"),
         ROWS
     );
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM bodies"), ROWS);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM id_index"), ROWS);
+    // The killed run's bodies were cut off: the file holds exactly the
+    // committed ones, and every record's body reads back.
+    assert_eq!(
+        std::fs::metadata(&bodies).expect("body file").len() as i64,
+        count(&db, "SELECT value FROM meta WHERE name = 'bodies_end'")
+    );
+    assert_eq!(
+        count(&db, "SELECT SUM(body_len) FROM records"),
+        count(&db, "SELECT value FROM meta WHERE name = 'bodies_end'"),
+        "no body written twice"
+    );
+    let export = run_in(
+        &s.dir,
+        &[
+            "export",
+            "--format",
+            "ndjson",
+            "--data-dir",
+            "d",
+            "--analyst",
+            "test analyst",
+            "--purpose",
+            "checking a re-run",
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(export.stdout.lines().count() as i64, ROWS);
     run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(0);
     assert!(
         std::fs::read_dir(s.path("d/landing/gmp-police/police.cse_crime"))

@@ -1,6 +1,8 @@
 //! The SQLite store: records with their id, person, date, match-key and
 //! link indexes, key ownership, person aliases, and the two hash-chained
-//! logs (lineage and the access log), in one database file in WAL mode.
+//! logs (lineage and the access log), in one database file in WAL mode,
+//! with the records' bodies in an append-only file beside it (see
+//! [`bodies`]).
 //!
 //! Records are appended to a plain rowid table; the indexes are tables this
 //! adapter keeps itself. An upload is one transaction: its rows are appended
@@ -9,6 +11,7 @@
 //! inserts at random places in B-trees larger than any cache that fits the
 //! memory budget, and rewrites most of their pages with every batch.
 
+mod bodies;
 mod overlay;
 mod records;
 
@@ -18,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use agencylink_core::ports::{ChainLog, Link, RecordBody, StoreError, StoreResult, StoredRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use bodies::{Bodies, BodyAt};
 use overlay::Overlay;
 
 const SCHEMA: &str = "
@@ -37,12 +41,14 @@ CREATE TABLE IF NOT EXISTS records (
     person_hash  INTEGER NOT NULL,
     date_key     INTEGER NOT NULL,
     key_hashes   TEXT NOT NULL,
-    link_hashes  TEXT NOT NULL
+    link_hashes  TEXT NOT NULL,
+    -- Where the body is in the body file.
+    body_at      INTEGER NOT NULL,
+    body_len     INTEGER NOT NULL,
+    body_crc     INTEGER NOT NULL
 );
--- Bodies (about 1.1 KB a record) apart from the fields the indexes are
--- built from, so building an upload's indexes reads ~250 bytes a record,
--- and moving a record to another person rewrites no body.
-CREATE TABLE IF NOT EXISTS bodies (rid INTEGER PRIMARY KEY, body TEXT NOT NULL);
+-- The body file's committed length (`bodies_end`).
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 -- The indexes hold a 64-bit hash of the record id, person id, match key or
 -- link token and the record's rowid (about 14 bytes an entry instead of
 -- 30 to 80): readers check each hit against the record itself, so a
@@ -104,6 +110,7 @@ fn db_err(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
 #[derive(Debug)]
 struct Db {
     conn: Connection,
+    bodies: Bodies,
     upload: Option<Upload>,
     /// An upload's rows are indexed early once the overlay holds this many,
     /// so an upload of any size keeps the overlay under ~24 MB.
@@ -129,6 +136,8 @@ struct Upload {
     implicit: bool,
     /// A write failed half-way: the upload can only be rolled back.
     failed: bool,
+    /// The body file's committed length when the upload began.
+    bodies_from: u64,
 }
 
 type Shared = Arc<Mutex<Db>>;
@@ -144,26 +153,29 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Open (creating if needed) the database at `path`.
+    /// Open (creating if needed) the database at `path`, and its body file
+    /// beside it (`path` with `-bodies` added).
     pub fn open(path: &Path) -> StoreResult<Self> {
         let conn = Connection::open(path).map_err(db_err("opening the database"))?;
-        Self::init(conn)
+        let mut bodies_path = path.as_os_str().to_owned();
+        bodies_path.push("-bodies");
+        Self::init(conn, Bodies::open(Path::new(&bodies_path))?)
     }
 
     /// A private in-memory database (tests).
     pub fn open_in_memory() -> StoreResult<Self> {
         let conn = Connection::open_in_memory().map_err(db_err("opening the database"))?;
-        Self::init(conn)
+        Self::init(conn, Bodies::in_memory())
     }
 
-    fn init(mut conn: Connection) -> StoreResult<Self> {
+    fn init(mut conn: Connection, mut bodies: Bodies) -> StoreResult<Self> {
         // An upload holds the write lock until it is published (about ten
         // seconds for 1,000,000 rows); other writers, such as an analyst's
         // access-log entry, wait for it rather than fail.
         conn.busy_timeout(std::time::Duration::from_secs(120))
             .map_err(db_err("setting the busy timeout"))?;
         // Only takes effect on a new database. Large pages cut the number of
-        // page writes per commit: an ingest appends ~1.3 KB per record.
+        // page writes per commit: an ingest appends ~400 bytes per record.
         conn.pragma_update(None, "page_size", 65536)
             .map_err(db_err("setting the page size"))?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -191,10 +203,11 @@ impl SqliteStore {
             true,
         )
         .map_err(db_err("fixing query plans"))?;
-        upgrade(&mut conn)?;
+        upgrade(&mut conn, &mut bodies)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(Db {
                 conn,
+                bodies,
                 upload: None,
                 overlay_rows: OVERLAY_ROWS,
             })),
@@ -224,16 +237,43 @@ impl SqliteStore {
     }
 }
 
-/// The `records` columns a write binds, as `?1` to `?14`.
-const COLUMNS: &str = "record_id, person_id, agency, dataset, event_date, upload_id, row, match_keys, links, id_hash, person_hash, date_key, key_hashes, link_hashes";
+/// A whole record from `records` as `r`, for [`row_to_record`].
+const RECORD: &str = "SELECT r.record_id, r.person_id, r.agency, r.dataset, r.event_date, r.upload_id, r.row, r.match_keys, r.links, r.body_at, r.body_len, r.body_crc";
 
-/// A whole record: `records` as `r` with its body, for [`row_to_record`].
-const RECORD: &str = "SELECT r.record_id, r.person_id, r.agency, r.dataset, r.event_date, r.upload_id, r.row, r.match_keys, r.links, b.body";
+/// A body's place in the body file, from columns `i` to `i + 2`.
+fn body_at(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<BodyAt> {
+    Ok(BodyAt {
+        offset: u64::try_from(row.get::<_, i64>(i)?).unwrap_or(u64::MAX),
+        len: u32::try_from(row.get::<_, i64>(i + 1)?).unwrap_or(u32::MAX),
+        crc: u32::try_from(row.get::<_, i64>(i + 2)?).unwrap_or(0),
+    })
+}
 
-fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<StoredRecord>> {
+/// A record from a [`RECORD`] row, its body read from `bodies`.
+fn row_to_record(
+    row: &rusqlite::Row<'_>,
+    bodies: &Bodies,
+) -> rusqlite::Result<StoreResult<StoredRecord>> {
+    let at = body_at(row, 9)?;
+    match bodies.read(at) {
+        Ok(body) => record_with_body(row, body),
+        Err(_) => Ok(Err(StoreError::Backend {
+            message: format!(
+                "record {}'s body is missing from the record bodies file or damaged",
+                row.get::<_, String>(0)?
+            ),
+            source: None,
+        })),
+    }
+}
+
+/// A record from the first nine columns of a [`RECORD`] row and its body.
+fn record_with_body(
+    row: &rusqlite::Row<'_>,
+    body: String,
+) -> rusqlite::Result<StoreResult<StoredRecord>> {
     let keys: String = row.get(7)?;
     let links: String = row.get(8)?;
-    let body: String = row.get(9)?;
     type Parsed = (Vec<String>, Vec<Link>, RecordBody);
     let parse = || -> Result<Parsed, Box<dyn std::error::Error + Send + Sync>> {
         Ok((
@@ -274,24 +314,27 @@ fn build_indexes(conn: &Connection, from: i64) -> StoreResult<()> {
     Ok(())
 }
 
-/// Databases from before the adapter kept its own indexes have a records
-/// table keyed by `record_id` with SQLite indexes on it (and, older still,
-/// a content hash column and token tables keyed by the full token). Move
-/// the records into the current table, keeping their rowids, and build
-/// every index from them, in one transaction.
-fn upgrade(conn: &mut Connection) -> StoreResult<()> {
+/// Databases from before the record bodies file keep bodies in SQLite:
+/// in a `bodies` table, or (older) in the records table, which was keyed by
+/// `record_id` with SQLite indexes on it (and, older still, had a content
+/// hash column and token tables keyed by the full token). Move the records
+/// into the current table, keeping their rowids, their bodies into the body
+/// file, and build every index from them, in one transaction.
+fn upgrade(conn: &mut Connection, bodies: &mut Bodies) -> StoreResult<()> {
     let tx = conn.transaction().map_err(db_err("starting an upgrade"))?;
     let count = |sql: &str| -> StoreResult<i64> {
         tx.query_row(sql, [], |r| r.get(0))
             .map_err(db_err("reading the table layout"))
     };
-    let had_records =
-        count("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'records'")? > 0;
-    let old = had_records
-        && (count("SELECT count(*) FROM pragma_index_list('records')")? > 0
-            || count(
-                "SELECT count(*) FROM pragma_table_info('records') WHERE name = 'content_hash'",
-            )? > 0);
+    let table = |name: &str| {
+        count(&format!(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '{name}'"
+        ))
+        .map(|n| n > 0)
+    };
+    let old = table("records")?
+        && count("SELECT count(*) FROM pragma_table_info('records') WHERE name = 'body_at'")? == 0;
+    let body_table = table("bodies")?;
     if old {
         tx.execute_batch("ALTER TABLE records RENAME TO records_old")
             .map_err(db_err("upgrading the records table"))?;
@@ -299,21 +342,32 @@ fn upgrade(conn: &mut Connection) -> StoreResult<()> {
     tx.execute_batch(SCHEMA)
         .map_err(db_err("creating tables"))?;
     if old {
+        // The write lock is held from the rename on.
+        let committed = bodies_end(&tx)?;
+        bodies.begin(committed)?;
         {
+            let sql = if body_table {
+                "SELECT r.record_id, r.person_id, r.agency, r.dataset, r.event_date, r.upload_id, r.row, r.match_keys, r.links, b.body, r.rowid FROM records_old r JOIN bodies b ON b.rid = r.rowid ORDER BY r.rowid"
+            } else {
+                "SELECT record_id, person_id, agency, dataset, event_date, upload_id, row, match_keys, links, body, rowid FROM records_old ORDER BY rowid"
+            };
             let mut read = tx
-                .prepare("SELECT record_id, person_id, agency, dataset, event_date, upload_id, row, match_keys, links, body, rowid FROM records_old ORDER BY rowid")
+                .prepare(sql)
                 .map_err(db_err("upgrading the records table"))?;
             let mut rows = read
                 .query([])
                 .map_err(db_err("upgrading the records table"))?;
             while let Some(row) = rows.next().map_err(db_err("upgrading the records table"))? {
-                let rec = row_to_record(row).map_err(db_err("upgrading the records table"))??;
+                let body: String = row.get(9).map_err(db_err("upgrading the records table"))?;
+                let rec = record_with_body(row, body)
+                    .map_err(db_err("upgrading the records table"))??;
                 let rid: i64 = row.get(10).map_err(db_err("upgrading the records table"))?;
-                records::insert(&tx, Some(rid), &rec)?;
+                records::insert(&tx, bodies, Some(rid), &rec)?;
             }
         }
         tx.execute_batch(
             "DROP TABLE records_old;
+             DROP TABLE IF EXISTS bodies;
              DROP TABLE IF EXISTS record_keys;
              DROP TABLE IF EXISTS record_links;
              DELETE FROM id_index; DELETE FROM person_index; DELETE FROM date_index;
@@ -322,8 +376,29 @@ fn upgrade(conn: &mut Connection) -> StoreResult<()> {
         )
         .map_err(db_err("upgrading the records table"))?;
         build_indexes(&tx, 0)?;
+        let end = bodies.sync(committed)?;
+        set_bodies_end(&tx, end)?;
     }
     tx.commit().map_err(db_err("committing an upgrade"))
+}
+
+/// The body file's committed length.
+fn bodies_end(conn: &Connection) -> StoreResult<u64> {
+    let end: Option<i64> = conn
+        .prepare_cached("SELECT value FROM meta WHERE name = 'bodies_end'")
+        .map_err(db_err("preparing a query"))?
+        .query_row([], |r| r.get(0))
+        .optional()
+        .map_err(db_err("reading the body file's length"))?;
+    Ok(end.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}
+
+fn set_bodies_end(conn: &Connection, end: u64) -> StoreResult<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (name, value) VALUES ('bodies_end', ?1)")
+        .map_err(db_err("preparing a write"))?
+        .execute([i64::try_from(end).unwrap_or(i64::MAX)])
+        .map_err(db_err("recording the body file's length"))?;
+    Ok(())
 }
 
 /// The stored 64-bit hash of a record id, person id, match key or link
@@ -677,7 +752,7 @@ mod tests {
             "CREATE TABLE records (record_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, agency TEXT NOT NULL, dataset TEXT NOT NULL, event_date TEXT NOT NULL, upload_id TEXT NOT NULL, row INTEGER NOT NULL, content_hash TEXT NOT NULL, match_keys TEXT NOT NULL, links TEXT NOT NULL, body TEXT NOT NULL)",
         )
         .expect("old layout");
-        let store = SqliteStore::init(conn).expect("upgrades");
+        let store = SqliteStore::init(conn, super::Bodies::in_memory()).expect("upgrades");
         agencylink_core::conformance::record_store(&store);
     }
 
@@ -694,12 +769,113 @@ mod tests {
              INSERT INTO record_links VALUES ('t-1', 'r1');",
         )
         .expect("old layout");
-        let store = SqliteStore::init(conn).expect("upgrades");
+        let store = SqliteStore::init(conn, super::Bodies::in_memory()).expect("upgrades");
         let ids = |v: Vec<agencylink_core::ports::StoredRecord>| {
             v.into_iter().map(|r| r.record_id).collect::<Vec<_>>()
         };
         assert_eq!(ids(store.records_with_key("mk-1").expect("key")), ["r1"]);
         assert_eq!(ids(store.records_with_link("t-1").expect("link")), ["r1"]);
         assert!(store.records_with_key("mk-2").expect("key").is_empty());
+    }
+
+    #[test]
+    fn bodies_kept_in_the_database_move_to_the_body_file() {
+        use agencylink_core::ports::RecordStore;
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        conn.execute_batch(
+            "CREATE TABLE records (record_id TEXT NOT NULL, person_id TEXT NOT NULL, agency TEXT NOT NULL, dataset TEXT NOT NULL, event_date TEXT NOT NULL, upload_id TEXT NOT NULL, row INTEGER NOT NULL, match_keys TEXT NOT NULL, links TEXT NOT NULL, id_hash INTEGER NOT NULL, person_hash INTEGER NOT NULL, date_key INTEGER NOT NULL, key_hashes TEXT NOT NULL, link_hashes TEXT NOT NULL);
+             CREATE TABLE bodies (rid INTEGER PRIMARY KEY, body TEXT NOT NULL);
+             CREATE TABLE id_index (hash INTEGER NOT NULL, rid INTEGER NOT NULL, PRIMARY KEY (hash, rid)) WITHOUT ROWID;
+             INSERT INTO records (rowid, record_id, person_id, agency, dataset, event_date, upload_id, row, match_keys, links, id_hash, person_hash, date_key, key_hashes, link_hashes)
+                 VALUES (7, 'r1', 'p1', 'a', 'ds', '2025-01-01', 'u1', 1, '[\"mk-1\"]', '[]', 0, 0, 0, '[]', '[]');
+             INSERT INTO bodies VALUES (7, '{\"fields\":{\"x\":1},\"provenance\":{}}');
+             INSERT INTO id_index VALUES (0, 7);",
+        )
+        .expect("the previous layout");
+        let store = SqliteStore::init(conn, super::Bodies::in_memory()).expect("upgrades");
+        let got = store.get_record("r1").expect("get").expect("r1");
+        assert_eq!(
+            got.body.as_str(),
+            "{\"fields\":{\"x\":1},\"provenance\":{}}"
+        );
+        assert_eq!(got.person_id, "p1");
+        let ids: Vec<_> = store
+            .records_with_key("mk-1")
+            .expect("key")
+            .into_iter()
+            .map(|r| r.record_id)
+            .collect();
+        assert_eq!(ids, ["r1"], "indexes rebuilt from the real hashes");
+        let db = super::lock(&store.conn);
+        let tables: i64 = db
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'bodies'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        assert_eq!(tables, 0, "the bodies table is gone");
+    }
+
+    #[test]
+    fn a_damaged_or_missing_body_file_is_an_error_naming_the_record() {
+        let dir =
+            std::env::temp_dir().join(format!("agencylink-bodyfile-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("store.db");
+        let bodies = dir.join("store.db-bodies");
+        let store = SqliteStore::open(&path).expect("open");
+        store
+            .apply(&batch(vec![
+                rec("r-1", "p-1", &["k-1"]),
+                rec("r-2", "p-1", &["k-1"]),
+            ]))
+            .expect("apply");
+        let len = std::fs::metadata(&bodies).expect("body file").len();
+        assert!(len > 0);
+        // A killed upload's tail is not read and is cut off by the next.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&bodies)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"half\":"))
+            .expect("tail");
+        assert_eq!(store.records_of_person("p-1").expect("person").len(), 2);
+        store
+            .apply(&batch(vec![rec("r-3", "p-3", &["k-3"])]))
+            .expect("apply after a tail");
+        assert_eq!(
+            store
+                .get_record("r-3")
+                .expect("get")
+                .expect("r-3")
+                .record_id,
+            "r-3"
+        );
+
+        // One changed byte in the first body.
+        let mut bytes = std::fs::read(&bodies).expect("read");
+        bytes[1] ^= 0x20;
+        std::fs::write(&bodies, &bytes).expect("damage");
+        let err = store.get_record("r-1").expect_err("damaged").to_string();
+        assert!(err.contains("r-1") && err.contains("damaged"), "{err}");
+        assert!(
+            store
+                .get_record("r-2")
+                .expect("the others still read")
+                .is_some()
+        );
+
+        // A body file shorter than the database says: reads fail, and
+        // nothing is appended to it.
+        std::fs::write(&bodies, b"").expect("truncate");
+        assert!(store.get_record("r-2").is_err());
+        let err = store
+            .apply(&batch(vec![rec("r-4", "p-4", &["k-4"])]))
+            .expect_err("not appended to")
+            .to_string();
+        assert!(err.contains("another backup"), "{err}");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,8 +9,8 @@ use agencylink_core::ports::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    COLUMNS, Db, Overlay, RECORD, SqliteStore, Upload, build_indexes, date_key, date_key_of,
-    date_number, db_err, json, lock, row_to_record, token_hash,
+    Bodies, BodyAt, Db, Overlay, RECORD, SqliteStore, Upload, bodies_end, build_indexes, date_key,
+    date_key_of, date_number, db_err, json, lock, row_to_record, set_bodies_end, token_hash,
 };
 
 impl Db {
@@ -30,8 +30,15 @@ impl Db {
                 .query_row("SELECT coalesce(max(rowid), 0) + 1 FROM records", [], |r| {
                     r.get(0)
                 });
+        let start = start
+            .map_err(db_err("starting an upload"))
+            .and_then(|start| {
+                let committed = bodies_end(&self.conn)?;
+                self.bodies.begin(committed)?;
+                Ok((start, committed))
+            });
         match start {
-            Ok(start) => {
+            Ok((start, bodies_from)) => {
                 self.upload = Some(Upload {
                     start,
                     rows: Overlay::default(),
@@ -39,12 +46,13 @@ impl Db {
                     unindexed: HashSet::new(),
                     implicit,
                     failed: false,
+                    bodies_from,
                 });
                 Ok(())
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
-                Err(db_err("starting an upload")(e))
+                Err(e)
             }
         }
     }
@@ -75,8 +83,8 @@ impl Db {
 
     /// Publish (`keep`) or roll back the open upload.
     fn end(&mut self, keep: bool) -> StoreResult<()> {
-        let failed = match &self.upload {
-            Some(up) => up.failed,
+        let (failed, bodies_from) = match &self.upload {
+            Some(up) => (up.failed, up.bodies_from),
             None => {
                 return Err(StoreError::Invalid(
                     "no upload is open on this store".into(),
@@ -91,13 +99,20 @@ impl Db {
                 source: None,
             })
         } else {
-            self.flush().and_then(|()| {
-                self.conn
-                    .execute_batch("COMMIT")
-                    .map_err(db_err("publishing an upload"))
-            })
+            // The bodies are on disk before the rows that point at them.
+            self.flush()
+                .and_then(|()| self.bodies.sync(bodies_from))
+                .and_then(|end| set_bodies_end(&self.conn, end))
+                .and_then(|()| {
+                    self.conn
+                        .execute_batch("COMMIT")
+                        .map_err(db_err("publishing an upload"))
+                })
         };
         if !self.conn.is_autocommit() {
+            // While the write lock is still held: the next writer appends
+            // from the committed length.
+            let _ = self.bodies.discard(bodies_from);
             let _ = self.conn.execute_batch("ROLLBACK");
         }
         self.upload = None;
@@ -124,15 +139,13 @@ fn read_scope<T>(
 }
 
 /// The row at `rid`, if it is there.
-fn row_at(conn: &Connection, rid: i64) -> StoreResult<Option<StoredRecord>> {
-    conn.prepare_cached(&format!(
-        "{RECORD} FROM records r JOIN bodies b ON b.rid = r.rowid WHERE r.rowid = ?1"
-    ))
-    .map_err(db_err("preparing a query"))?
-    .query_row([rid], row_to_record)
-    .optional()
-    .map_err(db_err("reading a record"))?
-    .transpose()
+fn row_at(conn: &Connection, bodies: &Bodies, rid: i64) -> StoreResult<Option<StoredRecord>> {
+    conn.prepare_cached(&format!("{RECORD} FROM records r WHERE r.rowid = ?1"))
+        .map_err(db_err("preparing a query"))?
+        .query_row([rid], |row| row_to_record(row, bodies))
+        .optional()
+        .map_err(db_err("reading a record"))?
+        .transpose()
 }
 
 /// Rowids that may hold record `id`: the open upload's rows with its hash,
@@ -184,11 +197,12 @@ fn find_rid(conn: &Connection, up: Option<&Upload>, id: &str) -> StoreResult<Opt
 /// A record by id, if it is stored.
 fn find_record(
     conn: &Connection,
+    bodies: &Bodies,
     up: Option<&Upload>,
     id: &str,
 ) -> StoreResult<Option<StoredRecord>> {
     for rid in candidate_rids(conn, up, id)? {
-        if let Some(r) = row_at(conn, rid)?.filter(|r| r.record_id == id) {
+        if let Some(r) = row_at(conn, bodies, rid)?.filter(|r| r.record_id == id) {
             return Ok(Some(r));
         }
     }
@@ -197,6 +211,7 @@ fn find_record(
 
 fn query_records(
     conn: &Connection,
+    bodies: &Bodies,
     sql: &str,
     args: impl rusqlite::Params,
 ) -> StoreResult<Vec<StoredRecord>> {
@@ -204,7 +219,7 @@ fn query_records(
         .prepare_cached(sql)
         .map_err(db_err("preparing a query"))?;
     let rows = stmt
-        .query_map(args, row_to_record)
+        .query_map(args, |row| row_to_record(row, bodies))
         .map_err(db_err("querying records"))?;
     let mut out = Vec::new();
     for r in rows {
@@ -228,7 +243,12 @@ fn by_date(records: &mut [StoredRecord]) {
 }
 
 /// Write one batch inside the open upload.
-fn write_batch(conn: &Connection, up: &mut Upload, batch: &WriteBatch) -> StoreResult<()> {
+fn write_batch(
+    conn: &Connection,
+    bodies: &mut Bodies,
+    up: &mut Upload,
+    batch: &WriteBatch,
+) -> StoreResult<()> {
     for r in &batch.records {
         if !up.datasets.contains(&r.dataset) {
             conn.prepare_cached("INSERT OR IGNORE INTO datasets (name) VALUES (?1)")
@@ -239,7 +259,7 @@ fn write_batch(conn: &Connection, up: &mut Upload, batch: &WriteBatch) -> StoreR
         }
         match find_rid(conn, Some(up), &r.record_id)? {
             None => {
-                insert(conn, None, r)?;
+                insert(conn, bodies, None, r)?;
                 // The overlay addresses rows by offset from the upload's
                 // first rowid; the write lock guarantees they are consecutive.
                 let expected = up.start + i64::try_from(up.rows.len()).unwrap_or(i64::MAX);
@@ -260,7 +280,7 @@ fn write_batch(conn: &Connection, up: &mut Upload, batch: &WriteBatch) -> StoreR
                 } else {
                     None
                 };
-                update(conn, rid, r)?;
+                update(conn, bodies, rid, r)?;
                 match old {
                     Some(old) => reindex(conn, rid, &old, r)?,
                     None => up.rows.set_person(
@@ -300,7 +320,7 @@ fn write_batch(conn: &Connection, up: &mut Upload, batch: &WriteBatch) -> StoreR
     Ok(())
 }
 
-/// Bind a record's [`COLUMNS`] as `?1` to `?14`.
+/// Bind a record's columns but its body's place as `?1` to `?14`.
 fn bind_record(stmt: &mut rusqlite::CachedStatement<'_>, r: &StoredRecord) -> StoreResult<()> {
     let hashes = |tokens: &mut dyn Iterator<Item = &String>| {
         let list: Vec<i64> = tokens.map(|t| token_hash(t)).collect();
@@ -339,41 +359,65 @@ fn bind_record(stmt: &mut rusqlite::CachedStatement<'_>, r: &StoredRecord) -> St
     Ok(())
 }
 
-/// Append a record (at `rid` when given, for an upgrade keeping rowids);
-/// its rowid.
-pub(super) fn insert(conn: &Connection, rid: Option<i64>, r: &StoredRecord) -> StoreResult<i64> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "INSERT INTO records (rowid, {COLUMNS}) VALUES (?15, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-        ))
-        .map_err(db_err("preparing a write"))?;
-    bind_record(&mut stmt, r)?;
-    stmt.raw_bind_parameter(15, rid)
-        .map_err(db_err("writing a record"))?;
-    stmt.raw_execute().map_err(db_err("writing a record"))?;
-    let rid = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO bodies (rid, body) VALUES (?1, ?2)")
-        .map_err(db_err("preparing a write"))?
-        .execute(params![rid, r.body.as_str()])
-        .map_err(db_err("writing a record"))?;
-    Ok(rid)
+/// Bind a body's place as `?15` to `?17`.
+fn bind_body(stmt: &mut rusqlite::CachedStatement<'_>, at: BodyAt) -> StoreResult<()> {
+    let numbers: [(usize, i64); 3] = [
+        (15, i64::try_from(at.offset).unwrap_or(i64::MAX)),
+        (16, i64::from(at.len)),
+        (17, i64::from(at.crc)),
+    ];
+    for (i, v) in numbers {
+        stmt.raw_bind_parameter(i, v)
+            .map_err(db_err("writing a record"))?;
+    }
+    Ok(())
 }
 
-fn update(conn: &Connection, rid: i64, r: &StoredRecord) -> StoreResult<()> {
+/// Append a record (at `rid` when given, for an upgrade keeping rowids),
+/// its body to the body file; its rowid.
+pub(super) fn insert(
+    conn: &Connection,
+    bodies: &mut Bodies,
+    rid: Option<i64>,
+    r: &StoredRecord,
+) -> StoreResult<i64> {
+    let at = bodies.append(r.body.as_str().as_bytes())?;
+    let mut stmt = conn
+        .prepare_cached(INSERT)
+        .map_err(db_err("preparing a write"))?;
+    bind_record(&mut stmt, r)?;
+    bind_body(&mut stmt, at)?;
+    stmt.raw_bind_parameter(18, rid)
+        .map_err(db_err("writing a record"))?;
+    stmt.raw_execute().map_err(db_err("writing a record"))?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Appends a record: its columns as `?1` to `?17`, its rowid as `?18`
+/// (null for the next one).
+const INSERT: &str = "INSERT INTO records (rowid, record_id, person_id, agency, dataset, event_date, upload_id, row, match_keys, links, id_hash, person_hash, date_key, key_hashes, link_hashes, body_at, body_len, body_crc) VALUES (?18, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+
+fn update(conn: &Connection, bodies: &mut Bodies, rid: i64, r: &StoredRecord) -> StoreResult<()> {
+    let body = r.body.as_str().as_bytes();
+    // A record moved to another person keeps its body: compare, don't
+    // append it again.
+    let stored = conn
+        .prepare_cached("SELECT body_at, body_len, body_crc FROM records WHERE rowid = ?1")
+        .map_err(db_err("preparing a query"))?
+        .query_row([rid], |row| super::body_at(row, 0))
+        .map_err(db_err("reading a record"))?;
+    let same = stored.may_hold(body) && bodies.read(stored).is_ok_and(|old| old.as_bytes() == body);
+    let at = if same { stored } else { bodies.append(body)? };
     let mut stmt = conn
         .prepare_cached(
-            "UPDATE records SET record_id = ?1, person_id = ?2, agency = ?3, dataset = ?4, event_date = ?5, upload_id = ?6, row = ?7, match_keys = ?8, links = ?9, id_hash = ?10, person_hash = ?11, date_key = ?12, key_hashes = ?13, link_hashes = ?14 WHERE rowid = ?15",
+            "UPDATE records SET record_id = ?1, person_id = ?2, agency = ?3, dataset = ?4, event_date = ?5, upload_id = ?6, row = ?7, match_keys = ?8, links = ?9, id_hash = ?10, person_hash = ?11, date_key = ?12, key_hashes = ?13, link_hashes = ?14, body_at = ?15, body_len = ?16, body_crc = ?17 WHERE rowid = ?18",
         )
         .map_err(db_err("preparing a write"))?;
     bind_record(&mut stmt, r)?;
-    stmt.raw_bind_parameter(15, rid)
+    bind_body(&mut stmt, at)?;
+    stmt.raw_bind_parameter(18, rid)
         .map_err(db_err("writing a record"))?;
     stmt.raw_execute().map_err(db_err("writing a record"))?;
-    // A record moved to another person keeps its body: compare, don't rewrite.
-    conn.prepare_cached("UPDATE bodies SET body = ?2 WHERE rid = ?1 AND body IS NOT ?2")
-        .map_err(db_err("preparing a write"))?
-        .execute(params![rid, r.body.as_str()])
-        .map_err(db_err("writing a record"))?;
     Ok(())
 }
 
@@ -505,8 +549,9 @@ impl SqliteStore {
         db.flush()?;
         query_records(
             &db.conn,
+            &db.bodies,
             &format!(
-                "{RECORD} FROM {index} x JOIN records r ON r.rowid = x.rid JOIN bodies b ON b.rid = r.rowid WHERE x.hash = ?1 ORDER BY r.event_date, r.record_id"
+                "{RECORD} FROM {index} x JOIN records r ON r.rowid = x.rid WHERE x.hash = ?1 ORDER BY r.event_date, r.record_id"
             ),
             [token_hash(token)],
         )
@@ -516,7 +561,12 @@ impl SqliteStore {
 impl RecordStore for SqliteStore {
     fn get_records(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredRecord>>> {
         let mut db = lock(&self.conn);
-        let Db { conn, upload, .. } = &mut *db;
+        let Db {
+            conn,
+            upload,
+            bodies,
+            ..
+        } = &mut *db;
         let out = read_scope(conn, |conn| {
             let mut out = vec![None; ids.len()];
             // In the id index's order (by hash), so neighbouring probes
@@ -524,7 +574,7 @@ impl RecordStore for SqliteStore {
             let mut order: Vec<usize> = (0..ids.len()).collect();
             order.sort_unstable_by_key(|&i| token_hash(&ids[i]));
             for i in order {
-                out[i] = find_record(conn, upload.as_ref(), &ids[i])?;
+                out[i] = find_record(conn, bodies, upload.as_ref(), &ids[i])?;
             }
             Ok(out)
         })?;
@@ -567,15 +617,18 @@ impl RecordStore for SqliteStore {
         read_scope(&db.conn, |conn| {
             let mut found = query_records(
                 conn,
+                &db.bodies,
                 &format!(
-                    "{RECORD} FROM person_index x JOIN records r ON r.rowid = x.rid JOIN bodies b ON b.rid = r.rowid WHERE x.hash = ?1 AND r.person_id = ?2"
+                    "{RECORD} FROM person_index x JOIN records r ON r.rowid = x.rid WHERE x.hash = ?1 AND r.person_id = ?2"
                 ),
                 params![h, person_id],
             )?;
             if let Some(up) = &db.upload {
                 for offset in up.rows.rows_of_person(h) {
                     let rid = up.start + i64::try_from(offset).unwrap_or(i64::MAX);
-                    if let Some(r) = row_at(conn, rid)?.filter(|r| r.person_id == person_id) {
+                    if let Some(r) =
+                        row_at(conn, &db.bodies, rid)?.filter(|r| r.person_id == person_id)
+                    {
                         found.push(r);
                     }
                 }
@@ -614,7 +667,7 @@ impl RecordStore for SqliteStore {
         let mut stmt = db
             .conn
             .prepare_cached(&format!(
-                "{RECORD} FROM date_index d JOIN records r ON r.rowid = d.rid JOIN bodies b ON b.rid = r.rowid WHERE d.date_key >= ?1 AND d.date_key <= ?2 AND r.dataset = ?3 AND r.event_date >= ?4 AND r.event_date <= ?5 ORDER BY d.date_key, r.record_id"
+                "{RECORD} FROM date_index d JOIN records r ON r.rowid = d.rid WHERE d.date_key >= ?1 AND d.date_key <= ?2 AND r.dataset = ?3 AND r.event_date >= ?4 AND r.event_date <= ?5 ORDER BY d.date_key, r.record_id"
             ))
             .map_err(db_err("preparing a scan"))?;
         let mut rows = stmt
@@ -627,7 +680,7 @@ impl RecordStore for SqliteStore {
             ])
             .map_err(db_err("scanning records"))?;
         while let Some(row) = rows.next().map_err(db_err("scanning records"))? {
-            let rec = row_to_record(row).map_err(db_err("reading a record"))??;
+            let rec = row_to_record(row, &db.bodies).map_err(db_err("reading a record"))??;
             if !visit(rec) {
                 break;
             }
@@ -669,6 +722,7 @@ impl RecordStore for SqliteStore {
         }
         let Db {
             conn,
+            bodies,
             upload,
             overlay_rows,
         } = &mut *db;
@@ -682,7 +736,7 @@ impl RecordStore for SqliteStore {
                 "a write of this upload already failed; end it and start again".into(),
             ))
         } else {
-            write_batch(conn, up, batch)
+            write_batch(conn, bodies, up, batch)
         };
         // What the last read found absent is only good for the write that
         // follows it.

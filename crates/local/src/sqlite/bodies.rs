@@ -1,0 +1,322 @@
+//! Record bodies in an append-only file beside the database
+//! (`agencylink.db-bodies`), so an upload writes each ~1.1 KB body once.
+//! In SQLite a body was written to the WAL and then again into the database
+//! at the checkpoint, and that double write was most of an ingest's I/O.
+//!
+//! The database stays the one source of truth. A record's row holds its
+//! body's offset, length and CRC-32, and the `meta` table holds the file's
+//! committed length, written in the same transaction as the rows. An upload
+//! appends past that length and syncs the file before it commits. A rolled
+//! back or killed upload leaves bytes only past the committed length, and
+//! they are cut off before the next upload appends. Committed bytes never
+//! change, so a reader in another process can read every body its snapshot
+//! points at, and a copy of the database taken before a copy of this file
+//! is a consistent backup.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use agencylink_core::ports::{StoreError, StoreResult};
+
+/// Bytes gathered before they are written: large sequential writes, and a
+/// bounded buffer whatever the upload's size.
+const BUFFER: usize = 1 << 20;
+
+/// The body file, or a buffer for an in-memory database.
+#[derive(Debug)]
+enum Backing {
+    File(File),
+    Memory(Vec<u8>),
+}
+
+/// Where a body is: what a record's row keeps instead of the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BodyAt {
+    pub(super) offset: u64,
+    pub(super) len: u32,
+    pub(super) crc: u32,
+}
+
+impl BodyAt {
+    /// Whether `body` is the one stored here, as far as length and CRC
+    /// tell; a caller that must be sure compares the bytes as well.
+    pub(super) fn may_hold(&self, body: &[u8]) -> bool {
+        usize::try_from(self.len).is_ok_and(|n| n == body.len()) && self.crc == crc(body)
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Bodies {
+    backing: Backing,
+    /// Bytes in the backing store: the committed ones, then the open
+    /// upload's written so far.
+    written: u64,
+    /// The open upload's bytes not yet written.
+    pending: Vec<u8>,
+}
+
+fn crc(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+fn io_err(what: &str) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |e| StoreError::backend(format!("{what} (the record bodies file)"), e)
+}
+
+impl Bodies {
+    /// Open (creating if needed) the body file at `path`, readable by its
+    /// owner only: the bodies are pseudonymised records.
+    pub(super) fn open(path: &Path) -> StoreResult<Self> {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let file = opts.open(path).map_err(io_err("opening"))?;
+        Ok(Bodies {
+            backing: Backing::File(file),
+            written: 0,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Bodies for an in-memory database.
+    pub(super) fn in_memory() -> Self {
+        Bodies {
+            backing: Backing::Memory(Vec::new()),
+            written: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> StoreResult<u64> {
+        match &self.backing {
+            Backing::File(f) => Ok(f.metadata().map_err(io_err("reading the size of"))?.len()),
+            Backing::Memory(v) => Ok(v.len() as u64),
+        }
+    }
+
+    /// Start appending after the `committed` bytes, cutting off whatever a
+    /// rolled back or killed upload left past them. Call with the write
+    /// lock held.
+    pub(super) fn begin(&mut self, committed: u64) -> StoreResult<()> {
+        let len = self.len()?;
+        if len < committed {
+            return Err(StoreError::Backend {
+                message: format!(
+                    "the record bodies file holds {len} bytes but the database has committed {committed}: \
+                     it is not the file this database was written with (restored from another backup?)"
+                ),
+                source: None,
+            });
+        }
+        if len > committed {
+            self.truncate(committed)?;
+        }
+        self.written = committed;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn truncate(&mut self, to: u64) -> StoreResult<()> {
+        match &mut self.backing {
+            Backing::File(f) => f.set_len(to).map_err(io_err("cutting back")),
+            Backing::Memory(v) => {
+                v.truncate(usize::try_from(to).unwrap_or(usize::MAX));
+                Ok(())
+            }
+        }
+    }
+
+    /// Append a body for the open upload.
+    pub(super) fn append(&mut self, body: &[u8]) -> StoreResult<BodyAt> {
+        let len = u32::try_from(body.len()).map_err(|_| {
+            StoreError::Invalid(format!(
+                "a record body of {} bytes is too large",
+                body.len()
+            ))
+        })?;
+        let at = BodyAt {
+            offset: self.end(),
+            len,
+            crc: crc(body),
+        };
+        self.pending.extend_from_slice(body);
+        if self.pending.len() >= BUFFER {
+            self.write_pending()?;
+        }
+        Ok(at)
+    }
+
+    /// The length the file has once the open upload is published.
+    pub(super) fn end(&self) -> u64 {
+        self.written + self.pending.len() as u64
+    }
+
+    fn write_pending(&mut self) -> StoreResult<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        match &mut self.backing {
+            Backing::File(f) => {
+                write_at(f, &self.pending, self.written).map_err(io_err("writing"))?
+            }
+            Backing::Memory(v) => {
+                v.truncate(usize::try_from(self.written).unwrap_or(usize::MAX));
+                v.extend_from_slice(&self.pending);
+            }
+        }
+        self.written += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Write and sync everything appended, before the rows that point at it
+    /// are committed; the new committed length.
+    pub(super) fn sync(&mut self, committed: u64) -> StoreResult<u64> {
+        let appended = self.end() > committed;
+        self.write_pending()?;
+        if appended && let Backing::File(f) = &self.backing {
+            f.sync_data().map_err(io_err("syncing"))?;
+        }
+        Ok(self.written)
+    }
+
+    /// Drop the open upload's bytes, back to `committed`. Call before the
+    /// write lock is given up: another writer may append next.
+    pub(super) fn discard(&mut self, committed: u64) -> StoreResult<()> {
+        self.pending.clear();
+        self.written = committed;
+        self.truncate(committed)
+    }
+
+    /// The body at `at`, checked against its length and CRC.
+    pub(super) fn read(&self, at: BodyAt) -> Result<String, BodyReadError> {
+        let len = usize::try_from(at.len).map_err(|_| BodyReadError)?;
+        let mut buf = vec![0; len];
+        if at.offset >= self.written && at.offset < self.end() {
+            // The open upload's, not written yet.
+            let from = usize::try_from(at.offset - self.written).map_err(|_| BodyReadError)?;
+            let slice = self.pending.get(from..from + len).ok_or(BodyReadError)?;
+            buf.copy_from_slice(slice);
+        } else {
+            match &self.backing {
+                Backing::File(f) => read_at(f, &mut buf, at.offset).map_err(|_| BodyReadError)?,
+                Backing::Memory(v) => {
+                    let from = usize::try_from(at.offset).map_err(|_| BodyReadError)?;
+                    buf.copy_from_slice(v.get(from..from + len).ok_or(BodyReadError)?);
+                }
+            }
+        }
+        if crc(&buf) != at.crc {
+            return Err(BodyReadError);
+        }
+        String::from_utf8(buf).map_err(|_| BodyReadError)
+    }
+}
+
+/// A body that is missing from the file or does not match its CRC.
+#[derive(Debug)]
+pub(super) struct BodyReadError;
+
+#[cfg(unix)]
+fn write_at(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
+}
+
+#[cfg(unix)]
+fn read_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_at(f: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_write(buf, offset)?;
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn read_at(f: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_read(buf, offset)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bodies;
+
+    #[test]
+    fn bodies_read_back_from_the_buffer_and_the_file_and_a_bad_one_is_refused() {
+        let dir = std::env::temp_dir().join(format!("agencylink-bodies-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("b");
+        let mut b = Bodies::open(&path).expect("open");
+        b.begin(0).expect("begin");
+        let first = b.append(b"{\"a\":1}").expect("append");
+        // Still in the buffer.
+        assert_eq!(b.read(first).expect("read"), "{\"a\":1}");
+        let big = vec![b'x'; super::BUFFER];
+        let second = b.append(&big).expect("append");
+        assert_eq!(b.read(second).expect("read").len(), big.len());
+        let committed = b.sync(0).expect("sync");
+        assert_eq!(committed, 7 + big.len() as u64);
+        assert_eq!(b.read(first).expect("read from the file"), "{\"a\":1}");
+
+        // An upload that is given up leaves nothing behind.
+        b.begin(committed).expect("begin");
+        b.append(b"{}").expect("append");
+        b.sync(committed).expect("written out");
+        b.discard(committed).expect("discard");
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), committed);
+
+        // A killed writer's tail is cut off by the next upload.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"garbage"))
+            .expect("tail");
+        b.begin(committed).expect("begin");
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), committed);
+
+        // Damage is caught by the CRC; a file shorter than the database
+        // says is refused rather than appended to.
+        let mut bad = first;
+        bad.crc ^= 1;
+        assert!(b.read(bad).is_err());
+        let mut past = first;
+        past.offset = committed + 10;
+        assert!(b.read(past).is_err());
+        assert!(b.begin(committed + 1).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn in_memory_bodies_behave_the_same() {
+        let mut b = Bodies::in_memory();
+        b.begin(0).expect("begin");
+        let at = b.append(b"{}").expect("append");
+        let committed = b.sync(0).expect("sync");
+        assert_eq!(b.read(at).expect("read"), "{}");
+        b.begin(committed).expect("begin");
+        let lost = b.append(b"[1]").expect("append");
+        b.discard(committed).expect("discard");
+        assert!(b.read(lost).is_err());
+        assert_eq!(b.read(at).expect("read"), "{}");
+    }
+}
