@@ -60,25 +60,10 @@ impl Db {
     /// Write the index entries of the upload's rows so far, so that reads
     /// the overlay cannot answer (by key, link or date) see them.
     fn flush(&mut self) -> StoreResult<()> {
-        let Some(up) = self.upload.as_mut() else {
-            return Ok(());
-        };
-        let n = up.rows.len();
-        if n == 0 {
-            return Ok(());
+        match self.upload.as_mut() {
+            Some(up) => flush_rows(&self.conn, up),
+            None => Ok(()),
         }
-        let from = up.start;
-        up.start = from.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
-        // The rows leave the overlay for the index: an id found nowhere
-        // before may be in the index now.
-        up.unindexed.clear();
-        // Free the overlay before SQLite's sorter takes its memory.
-        up.rows = Overlay::default();
-        let built = build_indexes(&self.conn, from);
-        if built.is_err() {
-            up.failed = true;
-        }
-        built
     }
 
     /// Publish (`keep`) or roll back the open upload.
@@ -118,6 +103,26 @@ impl Db {
         self.upload = None;
         outcome
     }
+}
+
+/// Index the upload's rows so far and empty the overlay.
+fn flush_rows(conn: &Connection, up: &mut Upload) -> StoreResult<()> {
+    let n = up.rows.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let from = up.start;
+    up.start = from.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+    // The rows leave the overlay for the index: an id found nowhere
+    // before may be in the index now.
+    up.unindexed.clear();
+    // Free the overlay before the build takes its memory.
+    up.rows = Overlay::default();
+    let built = build_indexes(conn, from, n);
+    if built.is_err() {
+        up.failed = true;
+    }
+    built
 }
 
 /// Run reads in one read transaction (one snapshot, one lock round trip)
@@ -242,12 +247,15 @@ fn by_date(records: &mut [StoredRecord]) {
     });
 }
 
-/// Write one batch inside the open upload.
+/// Write one batch inside the open upload, indexing its rows early once
+/// the overlay holds `overlay_rows`, even part-way through the batch, so
+/// the overlay never grows past that.
 fn write_batch(
     conn: &Connection,
     bodies: &mut Bodies,
     up: &mut Upload,
     batch: &WriteBatch,
+    overlay_rows: usize,
 ) -> StoreResult<()> {
     for r in &batch.records {
         if !up.datasets.contains(&r.dataset) {
@@ -271,6 +279,9 @@ fn write_batch(
                 }
                 up.rows
                     .push(token_hash(&r.record_id), token_hash(&r.person_id));
+                if up.rows.len() >= overlay_rows {
+                    flush_rows(conn, up)?;
+                }
             }
             Some(rid) => {
                 // Only a row indexed before (not one of this upload's) has
@@ -736,20 +747,17 @@ impl RecordStore for SqliteStore {
                 "a write of this upload already failed; end it and start again".into(),
             ))
         } else {
-            write_batch(conn, bodies, up, batch)
+            write_batch(conn, bodies, up, batch, *overlay_rows)
         };
         // What the last read found absent is only good for the write that
         // follows it.
         up.unindexed.clear();
-        let full = up.rows.len() >= *overlay_rows;
         if written.is_err() {
             up.failed = true;
         }
         if up.implicit {
             let ended = db.end(written.is_ok());
             written.and(ended)
-        } else if full && written.is_ok() {
-            db.flush()
         } else {
             written
         }
