@@ -835,6 +835,34 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_indexes_early_part_way_through_a_batch() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        store.set_overlay_rows(3);
+        store.begin_upload().expect("begin");
+        let records = |key: &str| -> Vec<StoredRecord> {
+            (0..10)
+                .map(|i| rec(&format!("r-{i}"), "p-1", &[key]))
+                .collect()
+        };
+        store.apply(&batch(records("k-1"))).expect("insert");
+        {
+            let db = super::lock(&store.conn);
+            let up = db.upload.as_ref().expect("open upload");
+            assert!(
+                up.rows.len() < 3,
+                "the overlay never holds more than its cap"
+            );
+        }
+        // Each record again in one batch: found whether it was indexed
+        // before or during the batch, and replaced, not added.
+        store.apply(&batch(records("k-2"))).expect("replace");
+        store.end_upload(true).expect("publish");
+        assert_eq!(store.records_of_person("p-1").expect("person").len(), 10);
+        assert!(store.records_with_key("k-1").expect("key").is_empty());
+        assert_eq!(store.records_with_key("k-2").expect("key").len(), 10);
+    }
+
+    #[test]
     fn the_chain_log_appends_inside_an_open_upload() {
         let store = SqliteStore::open_in_memory().expect("open");
         store.begin_upload().expect("begin");
