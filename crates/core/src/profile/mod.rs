@@ -4,11 +4,12 @@
 //! *partner* edition, under disclosure control).
 //!
 //! [`build`] reads records only through the ports — one
-//! [`RecordStore::scan_dataset`] per dataset and the lineage log — and
-//! returns a [`Profile`]: headline figures, [`Table`]s (volumes, tracker,
-//! victims and suspects, multi-agency footprint, missing and CSE, places,
-//! CSE models, group-based networks, data quality), network details for the
-//! graphs, the threat formula, method notes and caveats. [`render_html`]
+//! [`RecordStore::scan_dataset`](crate::ports::RecordStore::scan_dataset)
+//! per dataset and the lineage log — and returns a [`Profile`]: headline
+//! figures, [`Table`]s (volumes, tracker, victims and suspects,
+//! multi-agency footprint, missing and CSE, places, CSE models, group-based
+//! networks, data quality), network details for the graphs, the threat
+//! formula, method notes and caveats. [`render_html`]
 //! turns it into one self-contained page; each table is also a CSV
 //! ([`Table::to_csv`]) and the whole profile is JSON that validates against
 //! [`SCHEMA`] (`profile.schema.json`, beside this file).
