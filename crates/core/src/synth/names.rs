@@ -36,7 +36,7 @@ impl Sex {
 
 /// A person's ethnicity, independent of any dataset's code list. Each
 /// dataset's own code is found through its `x-group` and `x-codes` wording
-/// (see [`Ethnicity::matcher`]), so DfE (`APKN`) and police (`A2`) lists
+/// (see `Ethnicity::matcher`), so DfE (`APKN`) and police (`A2`) lists
 /// both work, as would a new list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
