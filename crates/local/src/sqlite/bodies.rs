@@ -92,6 +92,11 @@ impl Bodies {
         }
     }
 
+    /// Whether the file holds nothing, committed or not.
+    pub(super) fn is_empty(&self) -> StoreResult<bool> {
+        Ok(self.len()? == 0)
+    }
+
     fn len(&self) -> StoreResult<u64> {
         match &self.backing {
             Backing::File(f) => Ok(f.metadata().map_err(io_err("reading the size of"))?.len()),

@@ -437,7 +437,18 @@ fn upgrade(conn: &mut Connection, bodies: &mut Bodies) -> StoreResult<()> {
     tx.execute_batch(SCHEMA)
         .map_err(db_err("creating tables"))?;
     if old {
-        // The write lock is held from the rename on.
+        // The write lock is held from the rename on. A database from before
+        // the body file has none of its own: one beside it belongs to
+        // another database (a restore that mixed backups), and is kept.
+        if !bodies.is_empty()? {
+            return Err(StoreError::Backend {
+                message: "this database predates the record bodies file, but one is beside it: \
+                          it belongs to another database (restored from another backup?); \
+                          move one of them aside"
+                    .into(),
+                source: None,
+            });
+        }
         let committed = bodies_end(&tx)?;
         bodies.begin(committed)?;
         {
@@ -942,6 +953,29 @@ mod tests {
             )
             .expect("schema");
         assert_eq!(tables, 0, "the bodies table is gone");
+    }
+
+    #[test]
+    fn an_older_database_beside_someone_elses_body_file_is_refused_not_upgraded() {
+        let dir =
+            std::env::temp_dir().join(format!("agencylink-mixed-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("store.db");
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE records (record_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, agency TEXT NOT NULL, dataset TEXT NOT NULL, event_date TEXT NOT NULL, upload_id TEXT NOT NULL, row INTEGER NOT NULL, match_keys TEXT NOT NULL, links TEXT NOT NULL, body TEXT NOT NULL);",
+        )
+        .expect("old layout");
+        drop(conn);
+        std::fs::write(dir.join("store.db-bodies"), b"{}").expect("a body file");
+        let err = SqliteStore::open(&path).expect_err("refused").to_string();
+        assert!(err.contains("another backup"), "{err}");
+        assert_eq!(
+            std::fs::read(dir.join("store.db-bodies")).expect("kept"),
+            b"{}",
+            "the body file is left as it was"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
