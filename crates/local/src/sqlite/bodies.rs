@@ -46,6 +46,8 @@ impl BodyAt {
     }
 }
 
+/// One connection's view of the body file: appends for its open upload,
+/// reads for everything.
 #[derive(Debug)]
 pub(super) struct Bodies {
     backing: Backing,
@@ -202,17 +204,22 @@ impl Bodies {
     pub(super) fn read(&self, at: BodyAt) -> Result<String, BodyReadError> {
         let len = usize::try_from(at.len).map_err(|_| BodyReadError)?;
         let mut buf = vec![0; len];
+        let range = |from: u64| -> Result<std::ops::Range<usize>, BodyReadError> {
+            let from = usize::try_from(from).map_err(|_| BodyReadError)?;
+            Ok(from..from.checked_add(len).ok_or(BodyReadError)?)
+        };
         if at.offset >= self.written && at.offset < self.end() {
             // The open upload's, not written yet.
-            let from = usize::try_from(at.offset - self.written).map_err(|_| BodyReadError)?;
-            let slice = self.pending.get(from..from + len).ok_or(BodyReadError)?;
+            let slice = self
+                .pending
+                .get(range(at.offset - self.written)?)
+                .ok_or(BodyReadError)?;
             buf.copy_from_slice(slice);
         } else {
             match &self.backing {
                 Backing::File(f) => read_at(f, &mut buf, at.offset).map_err(|_| BodyReadError)?,
                 Backing::Memory(v) => {
-                    let from = usize::try_from(at.offset).map_err(|_| BodyReadError)?;
-                    buf.copy_from_slice(v.get(from..from + len).ok_or(BodyReadError)?);
+                    buf.copy_from_slice(v.get(range(at.offset)?).ok_or(BodyReadError)?);
                 }
             }
         }
