@@ -680,6 +680,14 @@ mod tests {
         agencylink_core::conformance::record_store_in_upload(&store);
     }
 
+    /// A fresh directory for a test's database files.
+    fn scratch_dir(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("agencylink-{name}-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
     fn rec(id: &str, person: &str, keys: &[&str]) -> StoredRecord {
         agencylink_core::conformance::sample_record(
             id,
@@ -700,9 +708,7 @@ mod tests {
 
     #[test]
     fn an_upload_is_invisible_until_published_and_a_rollback_leaves_nothing() {
-        let dir =
-            std::env::temp_dir().join(format!("agencylink-upload-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let dir = scratch_dir("upload");
         let path = dir.join("store.db");
         let writer = SqliteStore::open(&path).expect("open");
         let reader = SqliteStore::open(&path).expect("open a second connection");
@@ -957,9 +963,7 @@ mod tests {
 
     #[test]
     fn an_older_database_beside_someone_elses_body_file_is_refused_not_upgraded() {
-        let dir =
-            std::env::temp_dir().join(format!("agencylink-mixed-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let dir = scratch_dir("mixed");
         let path = dir.join("store.db");
         let conn = rusqlite::Connection::open(&path).expect("open");
         conn.execute_batch(
@@ -980,9 +984,7 @@ mod tests {
 
     #[test]
     fn a_damaged_or_missing_body_file_is_an_error_naming_the_record() {
-        let dir =
-            std::env::temp_dir().join(format!("agencylink-bodyfile-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let dir = scratch_dir("bodyfile");
         let path = dir.join("store.db");
         let bodies = dir.join("store.db-bodies");
         let store = SqliteStore::open(&path).expect("open");
