@@ -290,15 +290,15 @@ fn record_with_body(
     })
 }
 
-/// Write every record's index entries from rowid `from` on, each index's
-/// in hash order, so each index page is written once per upload rather
+/// Write every record's index entries from rowid `from` on, in each
+/// index's order, so each index page is written once per upload rather
 /// than once per batch (row-by-row indexing inserts at random places in
 /// B-trees larger than any cache the memory budget allows).
 ///
 /// The entries are sorted here rather than by SQLite's sorter (an
-/// `INSERT … SELECT … ORDER BY`), which took twice as long and twice the
-/// memory. At most [`RUN`] entries are held: a larger upload's index is
-/// written in several sorted runs, correct but with more page rewrites.
+/// `INSERT … SELECT … ORDER BY`), which took about twice as long. At most
+/// [`RUN`] entries are held: a larger upload's index is written in several
+/// sorted runs, correct but with more page rewrites.
 fn build_indexes(conn: &Connection, from: i64, rows: usize) -> StoreResult<()> {
     build_indexes_in_runs(conn, from, rows, RUN)
 }
