@@ -451,6 +451,7 @@ fn item_to_record(item: &Item) -> StoreResult<StoredRecord> {
         match_keys,
         links,
         body,
+        signature: None,
     })
 }
 

@@ -123,6 +123,7 @@ pub fn sample_record(
             .collect(),
         body: RecordBody::from_value(&serde_json::json!({"record_id": id, "fields": {"sex": "2"}}))
             .expect("an object"),
+        signature: None,
     }
 }
 

@@ -3,10 +3,14 @@
 //! borough), match keys and network links computed, a deterministic
 //! `record_id`, and provenance. Raw identifiers exist only in memory here.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::geography;
+use crate::linkage::{Signature, signature};
 use crate::ports::{Link, RecordBody, StoredRecord};
 use crate::pseudo::generalise::{age_at, age_band, parse_ymd};
 use crate::pseudo::{Pseudonymiser, Rejection, canonicalise};
@@ -114,7 +118,15 @@ pub struct CurateScratch {
     token: String,
     ref_token: String,
     derived: Vec<u8>,
+    // Signatures by their canonical (family, given, dob), so a person who
+    // fills many rows is encoded once. Raw values live here only in memory,
+    // as they do in the row; the map is dropped with the scratch.
+    signatures: HashMap<String, Arc<Signature>>,
 }
+
+/// Signatures kept per scratch before the cache starts again (bounds memory
+/// for an upload of millions of different people).
+const SIGNATURE_CACHE: usize = 1 << 16;
 
 /// Append `v` as JSON. Writing to a `Vec` cannot fail, and a JSON value or
 /// a string always serialises.
@@ -282,6 +294,7 @@ impl<'a> Curator<'a> {
             token,
             ref_token,
             derived,
+            signatures,
         } = scratch;
         ref_token.clear();
         if let Some(f) = fields.get(self.record_ref)
@@ -384,6 +397,30 @@ impl<'a> Curator<'a> {
         out.push(b'}');
         derived.push(b'}');
 
+        let signature = (family.is_some() || given.is_some() || dob.is_some())
+            .then(|| {
+                let mut key = String::new();
+                for part in [&family, &given, &dob] {
+                    // `\u{1}` cannot occur in a canonical name or date.
+                    key.push('\u{1}');
+                    key.push_str(part.as_deref().unwrap_or(""));
+                }
+                if let Some(s) = signatures.get(&key) {
+                    return Some(s.clone());
+                }
+                let s = Arc::new(signature(
+                    self.pseudo,
+                    family.as_deref(),
+                    given.as_deref(),
+                    dob.as_deref(),
+                )?);
+                if signatures.len() >= SIGNATURE_CACHE {
+                    signatures.clear();
+                }
+                signatures.insert(key, s.clone());
+                Some(s)
+            })
+            .flatten();
         let mut match_keys = Vec::new();
         if let Some(n) = &nhs {
             match_keys.push(self.pseudo.mk_nhs(n));
@@ -436,6 +473,7 @@ impl<'a> Curator<'a> {
             match_keys,
             links,
             body: RecordBody::from_curated(body),
+            signature,
         })
     }
 }

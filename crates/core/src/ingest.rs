@@ -6,6 +6,7 @@
 //! idempotent per record, so an ingest killed half-way and run again leaves no
 //! duplicate and conserved counts.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 use std::sync::mpsc;
 
@@ -14,12 +15,13 @@ use serde_json::{Map, Value, json};
 
 use crate::curate::{CurateScratch, Curator, Provenance, short_hash};
 use crate::lineage;
-use crate::link::{MergeStats, merge};
+use crate::link::{LinkSession, MergeStats, merge_and_link};
+use crate::linkage::LinkOutcome;
 use crate::ports::{ChainLog, RecordStore, StoreError, StoredRecord};
 use crate::pseudo::Pseudonymiser;
 use crate::read::{self, InputFormat};
 use crate::report::{JsonReportWriter, Summary};
-use crate::schema::Dataset;
+use crate::schema::{Dataset, MatchRole};
 use crate::validate::{RowError, RowValidator};
 
 /// Records per merge batch. Up to three batches are in memory at once (one
@@ -91,6 +93,16 @@ pub struct IngestSummary {
     pub records_unchanged: u64,
     /// Records linked to a person another record already established.
     pub people_linked: u64,
+    /// What probabilistic linkage did (all zero for an exact-only store).
+    pub linkage: LinkOutcome,
+    /// The linkage model version that scored this upload's pairs, when any
+    /// pair was scored (0 is the built-in default model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linkage_model: Option<u32>,
+    /// Accepted rows that lack a field linkage uses (`given_name`, `dob`),
+    /// by field: linked on what they have, and counted here so a reader of
+    /// the data quality knows.
+    pub missing_linkage_fields: BTreeMap<String, u64>,
     /// SHA-256 of the file.
     pub sha256: String,
     /// The file was ingested before; nothing changed.
@@ -154,7 +166,7 @@ pub fn ingest(
     // One upload is one store session: SQLite publishes it in one
     // transaction, so a killed ingest leaves nothing half-merged.
     records.begin_upload()?;
-    let (counts, merged) = match merge_rows(
+    let (counts, merged, session, missing) = match merge_rows(
         dataset,
         pseudo,
         records,
@@ -186,6 +198,9 @@ pub fn ingest(
     summary.records_replaced = merged.replaced;
     summary.records_unchanged = merged.unchanged;
     summary.people_linked = merged.linked;
+    summary.linkage = session.outcome;
+    summary.linkage_model = session.model().map(|m| m.version);
+    summary.missing_linkage_fields = missing;
 
     let replaced_uploads: Vec<Value> = earlier
         .iter()
@@ -226,6 +241,18 @@ pub fn ingest(
     event.insert("records_replaced".into(), json!(summary.records_replaced));
     event.insert("records_unchanged".into(), json!(summary.records_unchanged));
     event.insert("people_linked".into(), json!(summary.people_linked));
+    let mut linkage = serde_json::to_value(summary.linkage).unwrap_or_default();
+    if let (Some(obj), Some(model)) = (linkage.as_object_mut(), session.model()) {
+        obj.insert("model_version".into(), json!(model.version));
+        obj.insert("scheme".into(), json!(model.scheme));
+        obj.insert("match_threshold".into(), json!(model.match_threshold));
+        obj.insert("review_threshold".into(), json!(model.review_threshold));
+    }
+    event.insert("linkage".into(), linkage);
+    event.insert(
+        "missing_linkage_fields".into(),
+        json!(summary.missing_linkage_fields),
+    );
     if summary.records_replaced > 0 {
         event.insert("replaces_uploads".into(), Value::Array(replaced_uploads));
     }
@@ -259,16 +286,32 @@ fn merge_rows(
     input: &mut dyn BufRead,
     sinks: Sinks<'_>,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Summary, MergeStats), IngestError> {
+) -> Result<Merged, IngestError> {
+    // Which linkage fields the dataset has, so a row without one is counted.
+    let has = |role: MatchRole| dataset.fields().iter().any(|f| f.match_role == Some(role));
+    let (has_given, has_dob) = (has(MatchRole::Given), has(MatchRole::Dob));
     std::thread::scope(|scope| {
         let (batches, inbox) = mpsc::sync_channel::<Vec<StoredRecord>>(1);
-        let merger = scope.spawn(move || -> Result<MergeStats, StoreError> {
-            let mut merged = MergeStats::default();
-            for batch in inbox {
-                add(&mut merged, merge(records, batch)?);
-            }
-            Ok(merged)
-        });
+        let merger = scope.spawn(
+            move || -> Result<(MergeStats, LinkSession, BTreeMap<String, u64>), StoreError> {
+                let mut merged = MergeStats::default();
+                let mut session = LinkSession::new(upload);
+                let mut missing: BTreeMap<String, u64> = BTreeMap::new();
+                for batch in inbox {
+                    for r in &batch {
+                        let sig = r.signature.as_deref();
+                        if has_given && sig.is_none_or(|s| s.g.is_none()) {
+                            *missing.entry("given_name".into()).or_default() += 1;
+                        }
+                        if has_dob && sig.is_none_or(|s| s.d.is_none()) {
+                            *missing.entry("dob".into()).or_default() += 1;
+                        }
+                    }
+                    add(&mut merged, merge_and_link(records, batch, &mut session)?);
+                }
+                Ok((merged, session, missing))
+            },
+        );
         // A send fails only when the merger has stopped on an error, which
         // its join below returns.
         let curated = curate_rows(
@@ -291,9 +334,14 @@ fn merge_rows(
         };
         let counts = curated?;
         progress(counts.rows);
-        Ok((counts, merged?))
+        let (merged, session, missing) = merged?;
+        Ok((counts, merged, session, missing))
     })
 }
+
+/// What merging an upload's rows gave: the read counts, the exact merge,
+/// the linkage session and the rows missing a linkage field.
+type Merged = (Summary, MergeStats, LinkSession, BTreeMap<String, u64>);
 
 /// Read, validate and curate every row, writing the curated NDJSON and the
 /// rejection reports, and hand each batch of curated records to `merge`

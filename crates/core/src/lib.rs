@@ -9,6 +9,7 @@ pub mod geography;
 pub mod ingest;
 pub mod lineage;
 pub mod link;
+pub mod linkage;
 pub mod memory;
 pub mod network;
 pub mod ports;

@@ -15,7 +15,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::curate::short_hash;
-use crate::ports::{RecordStore, StoreResult, StoredRecord, WriteBatch};
+use crate::linkage::{LinkModel, LinkOutcome, current_model, link_new};
+use crate::ports::{RecordStore, SignatureEntry, StoreResult, StoredRecord, WriteBatch};
 
 /// What merging one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,8 +75,118 @@ fn same_content(old: &StoredRecord, new: &StoredRecord) -> bool {
         && old.event_date == new.event_date
 }
 
-/// Merge curated records (person ids unset) into the store.
+/// Merge curated records (person ids unset) into the store, by exact
+/// match keys only.
 pub fn merge(store: &dyn RecordStore, incoming: Vec<StoredRecord>) -> StoreResult<MergeStats> {
+    merge_exact(store, incoming, &mut Vec::new())
+}
+
+/// (signature, person) pairs one upload has already put in the linkage
+/// index are not put again; past this many the set is forgotten and the
+/// index's own answer is relied on, so memory stays bounded.
+const SEEN_CAP: usize = 1 << 20;
+
+/// One upload's probabilistic linkage: the model, and what it did so far.
+#[derive(Debug)]
+pub struct LinkSession {
+    upload_id: String,
+    model: Option<LinkModel>,
+    seen: HashSet<(String, String)>,
+    /// What the probabilistic stage did across the upload's batches.
+    pub outcome: LinkOutcome,
+}
+
+impl LinkSession {
+    /// A session for one upload.
+    pub fn new(upload_id: &str) -> Self {
+        LinkSession {
+            upload_id: upload_id.to_owned(),
+            model: None,
+            seen: HashSet::new(),
+            outcome: LinkOutcome::default(),
+        }
+    }
+
+    /// The model the session scores with, once it has loaded one.
+    pub fn model(&self) -> Option<&LinkModel> {
+        self.model.as_ref()
+    }
+}
+
+/// Merge curated records by exact match keys, then link their signatures
+/// probabilistically when the store keeps a linkage index.
+pub fn merge_and_link(
+    store: &dyn RecordStore,
+    incoming: Vec<StoredRecord>,
+    session: &mut LinkSession,
+) -> StoreResult<MergeStats> {
+    let mut entries = Vec::new();
+    let stats = merge_exact(store, incoming, &mut entries)?;
+    let Some(linkage) = store.linkage() else {
+        return Ok(stats);
+    };
+    if entries.is_empty() {
+        return Ok(stats);
+    }
+    if session.seen.len() > SEEN_CAP {
+        session.seen.clear();
+    }
+    entries.retain(|e| {
+        session
+            .seen
+            .insert((e.signature.id.clone(), e.person_id.clone()))
+    });
+    if entries.is_empty() {
+        return Ok(stats);
+    }
+    let fresh = linkage.put_signatures(&entries)?;
+    let new: Vec<SignatureEntry> = entries
+        .into_iter()
+        .zip(fresh)
+        .filter_map(|(e, f)| f.then_some(e))
+        .collect();
+    if new.is_empty() {
+        return Ok(stats);
+    }
+    let model = match &session.model {
+        Some(m) => m,
+        None => session.model.insert(current_model(linkage)?),
+    };
+    let outcome = link_new(store, linkage, model, &new, &session.upload_id)?;
+    session.outcome.add(&outcome);
+    Ok(stats)
+}
+
+/// Move every record of `losers` to `winner` and leave an alias from each
+/// loser, as exact linkage does when a record joins two people. Returns the
+/// records moved.
+pub fn merge_people(store: &dyn RecordStore, winner: &str, losers: &[String]) -> StoreResult<u64> {
+    let mut batch = WriteBatch::default();
+    let mut moved = 0;
+    for loser in losers.iter().filter(|l| l.as_str() != winner) {
+        batch.aliases.push((loser.clone(), winner.to_owned()));
+        for mut r in store.records_of_person(loser)? {
+            r.person_id = winner.to_owned();
+            for k in &r.match_keys {
+                batch.key_owners.push((k.clone(), winner.to_owned()));
+            }
+            batch.records.push(r);
+            moved += 1;
+        }
+    }
+    if !batch.is_empty() {
+        store.apply(&batch)?;
+    }
+    Ok(moved)
+}
+
+/// [`merge`], handing back each changed record's signature with the
+/// person it was given.
+fn merge_exact(
+    store: &dyn RecordStore,
+    incoming: Vec<StoredRecord>,
+    entries: &mut Vec<SignatureEntry>,
+) -> StoreResult<MergeStats> {
     let mut stats = MergeStats::default();
     // Within one batch the last row for a record id wins, as a later upload would.
     let mut last: HashMap<String, usize> = HashMap::new();
@@ -240,6 +351,15 @@ pub fn merge(store: &dyn RecordStore, incoming: Vec<StoredRecord>) -> StoreResul
         .filter(|o| o.match_keys.iter().any(|k| dropped.contains(k)))
         .map(|o| o.person_id.clone())
         .collect();
+    for r in &changed {
+        if let Some(sig) = &r.signature {
+            entries.push(SignatureEntry {
+                signature: sig.clone(),
+                person_id: r.person_id.clone(),
+                record_id: r.record_id.clone(),
+            });
+        }
+    }
     batch.records = changed;
     batch.records.extend(relabelled);
     store.apply(&batch)?;

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::{Mutex, MutexGuard};
 
+use crate::linkage::{LinkModel, ReviewItem, Signature};
 use crate::ports::{
-    ChainLog, ObjectMeta, ObjectStore, PutMode, RecordStore, StoreError, StoreResult, StoredRecord,
-    WriteBatch,
+    ChainLog, LinkageStore, ObjectMeta, ObjectStore, PutMode, RecordStore, SignatureEntry,
+    StoreError, StoreResult, StoredRecord, StoredSignature, WriteBatch,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,10 +107,113 @@ struct Records {
     aliases: HashMap<String, String>,
 }
 
+#[derive(Debug, Default)]
+struct Linkage {
+    signatures: HashMap<String, Signature>,
+    people: HashMap<String, BTreeMap<String, String>>,
+    blocks: HashMap<String, BTreeSet<String>>,
+    reviews: BTreeMap<String, ReviewItem>,
+    models: Vec<LinkModel>,
+}
+
 /// Records and indexes in maps.
 #[derive(Debug, Default)]
 pub struct MemoryRecordStore {
     inner: Mutex<Records>,
+    linkage: Mutex<Linkage>,
+}
+
+impl LinkageStore for MemoryRecordStore {
+    fn put_signatures(&self, entries: &[SignatureEntry]) -> StoreResult<Vec<bool>> {
+        let mut l = lock(&self.linkage);
+        let mut fresh = Vec::with_capacity(entries.len());
+        for e in entries {
+            let id = &e.signature.id;
+            if !l.signatures.contains_key(id) {
+                l.signatures.insert(id.clone(), (*e.signature).clone());
+                for b in &e.signature.b {
+                    l.blocks.entry(b.clone()).or_default().insert(id.clone());
+                }
+            }
+            let people = l.people.entry(id.clone()).or_default();
+            let new = !people.contains_key(&e.person_id);
+            if new {
+                people.insert(e.person_id.clone(), e.record_id.clone());
+            }
+            fresh.push(new);
+        }
+        Ok(fresh)
+    }
+
+    fn get_signatures(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredSignature>>> {
+        let l = lock(&self.linkage);
+        Ok(ids
+            .iter()
+            .map(|id| {
+                l.signatures.get(id).map(|s| StoredSignature {
+                    signature: s.clone(),
+                    people: l
+                        .people
+                        .get(id)
+                        .map(|p| p.iter().map(|(a, b)| (a.clone(), b.clone())).collect())
+                        .unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    fn signatures_in_block(&self, block: &str, limit: usize) -> StoreResult<Vec<String>> {
+        let l = lock(&self.linkage);
+        Ok(l.blocks
+            .get(block)
+            .map(|s| s.iter().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    fn scan_signatures(&self, visit: &mut dyn FnMut(StoredSignature) -> bool) -> StoreResult<()> {
+        let ids: Vec<String> = lock(&self.linkage).signatures.keys().cloned().collect();
+        for s in self.get_signatures(&ids)?.into_iter().flatten() {
+            if !visit(s) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn put_review(&self, item: &ReviewItem) -> StoreResult<()> {
+        lock(&self.linkage)
+            .reviews
+            .insert(item.id.clone(), item.clone());
+        Ok(())
+    }
+
+    fn get_review(&self, id: &str) -> StoreResult<Option<ReviewItem>> {
+        Ok(lock(&self.linkage).reviews.get(id).cloned())
+    }
+
+    fn review_items(&self) -> StoreResult<Vec<ReviewItem>> {
+        Ok(lock(&self.linkage).reviews.values().cloned().collect())
+    }
+
+    fn put_model(&self, model: &LinkModel) -> StoreResult<()> {
+        let mut l = lock(&self.linkage);
+        if l.models.iter().any(|m| m.version == model.version) {
+            return Err(StoreError::AlreadyExists(format!(
+                "linkage model version {}",
+                model.version
+            )));
+        }
+        l.models.push(model.clone());
+        Ok(())
+    }
+
+    fn model(&self) -> StoreResult<Option<LinkModel>> {
+        Ok(lock(&self.linkage)
+            .models
+            .iter()
+            .max_by_key(|m| m.version)
+            .cloned())
+    }
 }
 
 fn by_event(mut v: Vec<StoredRecord>) -> Vec<StoredRecord> {
@@ -213,10 +317,17 @@ impl RecordStore for MemoryRecordStore {
         Ok(lock(&self.inner).aliases.get(person_id).cloned())
     }
 
+    fn linkage(&self) -> Option<&dyn LinkageStore> {
+        Some(self)
+    }
+
     fn apply(&self, batch: &WriteBatch) -> StoreResult<()> {
         let mut inner = lock(&self.inner);
         for r in &batch.records {
-            inner.records.insert(r.record_id.clone(), r.clone());
+            let mut r = r.clone();
+            // Signatures live in the linkage index, not with the record.
+            r.signature = None;
+            inner.records.insert(r.record_id.clone(), r);
         }
         for k in &batch.key_removals {
             inner.key_owner.remove(k);

@@ -166,6 +166,11 @@ pub struct StoredRecord {
     pub links: Vec<Link>,
     /// The curated record (pseudonymised fields, derived fields, provenance).
     pub body: RecordBody,
+    /// The record's comparison encodings, from curation to the merge only:
+    /// they go to the linkage index ([`LinkageStore`]), never into the
+    /// record, so a record read back from a store has none.
+    #[serde(skip)]
+    pub signature: Option<std::sync::Arc<crate::linkage::Signature>>,
 }
 
 /// A curated record's body as JSON text: an object with `fields`, `derived`
@@ -326,6 +331,62 @@ pub trait RecordStore: Send + Sync {
         let _ = keep;
         Ok(())
     }
+    /// The probabilistic-linkage index kept beside the records, or `None`
+    /// for a store that links by exact match keys only.
+    fn linkage(&self) -> Option<&dyn LinkageStore> {
+        None
+    }
+}
+
+/// One record's signature, for the linkage index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignatureEntry {
+    /// The signature.
+    pub signature: std::sync::Arc<crate::linkage::Signature>,
+    /// The person the record belongs to.
+    pub person_id: String,
+    /// The record.
+    pub record_id: String,
+}
+
+/// A signature as the linkage index keeps it: the codes once, and every
+/// person some record carrying it belongs to (with one such record each).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSignature {
+    /// The signature.
+    pub signature: crate::linkage::Signature,
+    /// `(person_id, record_id)` pairs, by person id.
+    pub people: Vec<(String, String)>,
+}
+
+/// The probabilistic-linkage index: signatures by id and by blocking key,
+/// the clerical review queue and the linkage model.
+///
+/// Same contract as [`RecordStore::apply`]: inside an upload the writes are
+/// part of the upload's transaction where the backend has one; every write
+/// is idempotent so a replay converges where it has not.
+pub trait LinkageStore: Send + Sync {
+    /// Add signatures and their people. Returns, for each entry, whether
+    /// its (signature, person) pair is new to the index.
+    fn put_signatures(&self, entries: &[SignatureEntry]) -> StoreResult<Vec<bool>>;
+    /// Signatures by id, in the order asked; `None` for unknown ids.
+    fn get_signatures(&self, ids: &[String]) -> StoreResult<Vec<Option<StoredSignature>>>;
+    /// Ids of signatures under a blocking key, at most `limit` of them
+    /// (ask for one more than you will use to tell an oversized block).
+    fn signatures_in_block(&self, block: &str, limit: usize) -> StoreResult<Vec<String>>;
+    /// Every signature, in no particular order (model training only).
+    /// `visit` returning `false` stops.
+    fn scan_signatures(&self, visit: &mut dyn FnMut(StoredSignature) -> bool) -> StoreResult<()>;
+    /// Create or replace a review item (by id).
+    fn put_review(&self, item: &crate::linkage::ReviewItem) -> StoreResult<()>;
+    /// One review item.
+    fn get_review(&self, id: &str) -> StoreResult<Option<crate::linkage::ReviewItem>>;
+    /// Every review item, by id.
+    fn review_items(&self) -> StoreResult<Vec<crate::linkage::ReviewItem>>;
+    /// Store a model as the current one (its version must be new).
+    fn put_model(&self, model: &crate::linkage::LinkModel) -> StoreResult<()>;
+    /// The current model, or `None` before the first `link train`.
+    fn model(&self) -> StoreResult<Option<crate::linkage::LinkModel>>;
 }
 
 /// Conveniences over [`RecordStore`].

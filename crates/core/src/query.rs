@@ -1161,6 +1161,7 @@ mod tests {
                 "provenance": {"upload_id": "u_test", "row": 1, "key_id": "k1", "scheme": "agencylink-pseudo-v1"},
             }))
             .expect("an object"),
+            signature: None,
         }
     }
 

@@ -153,6 +153,7 @@ impl World {
                 "borough": r.borough, "fields": r.fields, "derived": r.derived, "links": r.links,
             }))
             .expect("an object"),
+            signature: None,
         });
     }
 

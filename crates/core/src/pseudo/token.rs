@@ -48,7 +48,17 @@ pub struct Pseudonymiser {
     key: Key,
     // Indexed by `Kind::index`.
     states: [Midstates; Kind::ALL.len()],
+    // `K("compare")`: the comparison encodings' own subkey, so no
+    // encoding can equal a token or a match key of the same value.
+    compare: Midstates,
 }
+
+/// The subkey name of the comparison encodings
+/// (`docs/comparison-encodings.md`): `K("compare")`.
+const COMPARE_SUBKEY: &str = "compare";
+
+/// Bytes of the MAC kept in a comparison code (80 bits: 16 base32 characters).
+const COMPARE_CODE_BYTES: usize = 10;
 
 /// HMAC-SHA256 with the key absorbed: the SHA-256 chaining values after the
 /// `key ^ ipad` and `key ^ opad` blocks. A MAC of a short message is then
@@ -158,9 +168,13 @@ fn mac_with(key: &[u8]) -> HmacSha256 {
 }
 
 fn derive_subkey(master: &MasterKey, kind: Kind) -> Zeroizing<[u8; 32]> {
+    derive_named_subkey(master, kind.as_str())
+}
+
+fn derive_named_subkey(master: &MasterKey, name: &str) -> Zeroizing<[u8; 32]> {
     let mut mac = mac_with(master.expose());
     mac.update(SUBKEY_LABEL.as_bytes());
-    mac.update(kind.as_str().as_bytes());
+    mac.update(name.as_bytes());
     Zeroizing::new(mac.finalize().into_bytes().into())
 }
 
@@ -168,7 +182,12 @@ impl Pseudonymiser {
     /// Derives every kind's subkey and keeps the key (for its id).
     pub fn new(key: Key) -> Self {
         let states = Kind::ALL.map(|kind| Midstates::new(&derive_subkey(key.master(), kind)));
-        Self { key, states }
+        let compare = Midstates::new(&derive_named_subkey(key.master(), COMPARE_SUBKEY));
+        Self {
+            key,
+            states,
+            compare,
+        }
     }
 
     /// The key id written into every token.
@@ -259,6 +278,19 @@ impl Pseudonymiser {
     #[doc(hidden)]
     pub fn subkey(&self, kind: Kind) -> [u8; 32] {
         *derive_subkey(self.key.master(), kind)
+    }
+
+    /// A comparison code: `base32lower(HMAC(K("compare"), parts…)[0..10])`,
+    /// appended to `out` (`docs/comparison-encodings.md`). Codes carry no
+    /// kind or key id: they never leave the linkage index.
+    pub fn compare_code_into(&self, parts: &[&[u8]], out: &mut String) {
+        let tag = self.compare.mac(parts);
+        let mut padded = [0u8; TOKEN_MAC_BYTES];
+        padded[..COMPARE_CODE_BYTES].copy_from_slice(&tag[..COMPARE_CODE_BYTES]);
+        let at = out.len();
+        base32_lower_into(&padded, out);
+        // 10 bytes are exactly 16 base32 characters; drop the padding's.
+        out.truncate(at + COMPARE_CODE_BYTES * 8 / 5);
     }
 
     fn match_token(&self, parts: &[&[u8]]) -> String {

@@ -282,6 +282,7 @@ fn record_with_body(
             match_keys,
             links,
             body,
+            signature: None,
         }),
         Err(e) => Err(StoreError::Backend {
             message: format!("record {record_id} is corrupt"),

@@ -1,0 +1,266 @@
+//! The incremental probabilistic stage: signatures new to the index are
+//! compared with the signatures that share a blocking key, never with the
+//! whole store, and each pair is linked, queued for review, or left apart.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::model::{LinkModel, compare};
+use super::review::{Decision, ReviewItem, ReviewStatus, review_id};
+use crate::link::merge_people;
+use crate::ports::{
+    LinkageStore, RecordStore, RecordStoreExt, SignatureEntry, StoreError, StoreResult,
+    StoredSignature,
+};
+
+/// Blocks holding more signatures than this are skipped (and counted): a
+/// key that common says little, and comparing it would be quadratic.
+pub const MAX_BLOCK: usize = 500;
+
+/// What one probabilistic pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LinkOutcome {
+    /// (signature, person) pairs new to the index, each compared.
+    pub signatures_new: u64,
+    /// Candidate pairs of people scored.
+    pub pairs_compared: u64,
+    /// Pairs linked because their probability reached the match threshold.
+    pub linked_by_score: u64,
+    /// Pairs linked because an analyst decided they match.
+    pub linked_by_review: u64,
+    /// Pairs newly queued for clerical review.
+    pub queued_for_review: u64,
+    /// Pairs kept apart by an analyst's non-match decision.
+    pub kept_apart_by_review: u64,
+    /// Blocking keys skipped because their block was too large.
+    pub oversized_blocks: u64,
+}
+
+impl LinkOutcome {
+    /// Add another pass's counts.
+    pub fn add(&mut self, o: &LinkOutcome) {
+        self.signatures_new += o.signatures_new;
+        self.pairs_compared += o.pairs_compared;
+        self.linked_by_score += o.linked_by_score;
+        self.linked_by_review += o.linked_by_review;
+        self.queued_for_review += o.queued_for_review;
+        self.kept_apart_by_review += o.kept_apart_by_review;
+        self.oversized_blocks += o.oversized_blocks;
+    }
+}
+
+/// The model in force: the stored one, or the built-in defaults.
+pub fn current_model(linkage: &dyn LinkageStore) -> StoreResult<LinkModel> {
+    Ok(linkage.model()?.unwrap_or_else(LinkModel::default_model))
+}
+
+/// Current person ids through aliases, and the people this pass joined.
+struct People<'a> {
+    store: &'a dyn RecordStore,
+    resolved: HashMap<String, String>,
+    parent: HashMap<String, String>,
+}
+
+impl<'a> People<'a> {
+    fn new(store: &'a dyn RecordStore) -> Self {
+        People {
+            store,
+            resolved: HashMap::new(),
+            parent: HashMap::new(),
+        }
+    }
+
+    /// The id `p` resolves to in the store, then through this pass's joins.
+    fn find(&mut self, p: &str) -> StoreResult<String> {
+        let mut id = match self.resolved.get(p) {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.store.resolve_person(p)?;
+                self.resolved.insert(p.to_owned(), r.clone());
+                r
+            }
+        };
+        while let Some(next) = self.parent.get(&id) {
+            id = next.clone();
+        }
+        Ok(id)
+    }
+
+    /// Join two roots; the smaller id survives, as in exact linkage.
+    fn union(&mut self, a: &str, b: &str) {
+        let (win, lose) = if a <= b { (a, b) } else { (b, a) };
+        self.parent.insert(lose.to_owned(), win.to_owned());
+    }
+}
+
+/// Non-match decisions as pairs of people, checked against this pass's joins.
+struct Apart {
+    pairs: Vec<(String, String)>,
+}
+
+impl Apart {
+    fn forbids(&self, people: &mut People<'_>, a: &str, b: &str) -> StoreResult<bool> {
+        for (x, y) in &self.pairs {
+            let (x, y) = (people.find(x)?, people.find(y)?);
+            if (x == a && y == b) || (x == b && y == a) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Compare each new (signature, person) with its blocks' signatures and
+/// link, queue or leave each pair. `entries` are the ones
+/// [`LinkageStore::put_signatures`] reported new.
+pub fn link_new(
+    records: &dyn RecordStore,
+    linkage: &dyn LinkageStore,
+    model: &LinkModel,
+    entries: &[SignatureEntry],
+    upload_id: &str,
+) -> StoreResult<LinkOutcome> {
+    let mut out = LinkOutcome::default();
+    if entries.is_empty() {
+        return Ok(out);
+    }
+    let items = linkage.review_items()?;
+    let mut known_items: HashSet<String> = items.iter().map(|i| i.id.clone()).collect();
+    let decided: HashMap<String, ReviewStatus> = items
+        .iter()
+        .filter(|i| !i.status.is_pending())
+        .map(|i| (i.id.clone(), i.status))
+        .collect();
+    let apart = Apart {
+        pairs: items
+            .iter()
+            .filter(|i| i.status == ReviewStatus::NonMatch)
+            .map(|i| (i.people[0].clone(), i.people[1].clone()))
+            .collect(),
+    };
+    let mut people = People::new(records);
+    let mut cache: HashMap<String, StoredSignature> = HashMap::new();
+    let mut queue: Vec<ReviewItem> = Vec::new();
+    for e in entries {
+        out.signatures_new += 1;
+        let mut candidates: BTreeSet<String> = BTreeSet::new();
+        for b in &e.signature.b {
+            let ids = linkage.signatures_in_block(b, MAX_BLOCK + 1)?;
+            if ids.len() > MAX_BLOCK {
+                out.oversized_blocks += 1;
+                continue;
+            }
+            candidates.extend(ids);
+        }
+        let missing: Vec<String> = candidates
+            .iter()
+            .filter(|c| !cache.contains_key(*c))
+            .cloned()
+            .collect();
+        for s in linkage.get_signatures(&missing)?.into_iter().flatten() {
+            cache.insert(s.signature.id.clone(), s);
+        }
+        for c in &candidates {
+            let Some(cs) = cache.get(c) else {
+                continue;
+            };
+            let pattern = compare(&e.signature, &cs.signature);
+            let id = review_id(&e.signature.id, c);
+            for (q, q_record) in &cs.people {
+                let p = people.find(&e.person_id)?;
+                let q = people.find(q)?;
+                if p == q {
+                    continue;
+                }
+                out.pairs_compared += 1;
+                match decided.get(&id) {
+                    Some(ReviewStatus::NonMatch) => {
+                        out.kept_apart_by_review += 1;
+                        continue;
+                    }
+                    Some(ReviewStatus::Match) => {
+                        people.union(&p, &q);
+                        out.linked_by_review += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+                let probability = model.probability(&pattern);
+                if probability >= model.match_threshold {
+                    if apart.forbids(&mut people, &p, &q)? {
+                        out.kept_apart_by_review += 1;
+                    } else {
+                        people.union(&p, &q);
+                        out.linked_by_score += 1;
+                    }
+                } else if probability >= model.review_threshold && known_items.insert(id.clone()) {
+                    let mine = (e.signature.id.clone(), p, e.record_id.clone());
+                    let theirs = (c.clone(), q, q_record.clone());
+                    let (a, b) = if mine.0 <= theirs.0 {
+                        (mine, theirs)
+                    } else {
+                        (theirs, mine)
+                    };
+                    queue.push(ReviewItem {
+                        id: id.clone(),
+                        signatures: [a.0, b.0],
+                        people: [a.1, b.1],
+                        records: [a.2, b.2],
+                        probability: (probability * 1e6).round() / 1e6,
+                        match_weight: (model.match_weight(&pattern) * 1e3).round() / 1e3,
+                        agreement: model.explain(&pattern),
+                        model_version: model.version,
+                        upload_id: upload_id.to_owned(),
+                        status: ReviewStatus::Open,
+                        decision: None,
+                    });
+                    out.queued_for_review += 1;
+                }
+            }
+        }
+    }
+    // Merge each group of people this pass joined into its smallest id.
+    let mut groups: HashMap<String, Vec<String>> = HashMap::new();
+    let joined: Vec<String> = people.parent.keys().cloned().collect();
+    for p in joined {
+        let root = people.find(&p)?;
+        groups.entry(root).or_default().push(p);
+    }
+    let mut roots: Vec<_> = groups.into_iter().collect();
+    roots.sort();
+    for (winner, mut losers) in roots {
+        losers.sort();
+        merge_people(records, &winner, &losers)?;
+    }
+    for item in &queue {
+        linkage.put_review(item)?;
+    }
+    Ok(out)
+}
+
+/// Record an analyst's decision on a review item. A match merges the two
+/// people now (the larger id becomes an alias of the smaller); a non-match
+/// keeps them from ever being linked by score. Returns the updated item.
+pub fn decide(
+    records: &dyn RecordStore,
+    linkage: &dyn LinkageStore,
+    id: &str,
+    decision: Decision,
+) -> StoreResult<ReviewItem> {
+    let mut item = linkage
+        .get_review(id)?
+        .ok_or_else(|| StoreError::NotFound(format!("review item {id}")))?;
+    if decision.status == ReviewStatus::Match {
+        let a = records.resolve_person(&item.people[0])?;
+        let b = records.resolve_person(&item.people[1])?;
+        if a != b {
+            let (winner, loser) = if a <= b { (a, b) } else { (b, a) };
+            merge_people(records, &winner, &[loser])?;
+        }
+    }
+    item.status = decision.status;
+    item.decision = Some(decision);
+    linkage.put_review(&item)?;
+    Ok(item)
+}
