@@ -45,6 +45,10 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         Command::Lineage(cmd) => lineage_print(backend.lineage.entries()?, cmd),
         Command::Query(cmd) => query_cmd(catalog, &backend, cmd),
         Command::AccessLog(args) => access_log(&backend, args.verify),
+        Command::Review(cmd) => {
+            crate::linkage_cmd::review(&backend.records, &backend.access_log, cmd)
+        }
+        Command::Link(cmd) => crate::linkage_cmd::link(&backend.records, &backend.lineage, cmd),
         _ => bail!("unsupported with --backend aws"),
     }
 }

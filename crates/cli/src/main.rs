@@ -21,6 +21,7 @@ mod analyst;
 #[cfg(feature = "aws")]
 mod aws;
 mod commands;
+mod linkage_cmd;
 mod profile_cmd;
 
 // Row shaping allocates many small strings; mimalloc halves that cost.
@@ -121,6 +122,13 @@ enum Command {
     Export(analyst::ExportArgs),
     /// Print the access log as JSON lines, or verify its hash chain (auditors).
     AccessLog(analyst::AccessLogArgs),
+    /// The clerical review queue of probabilistic linkage (analysts; every
+    /// call is in the access log).
+    #[command(subcommand)]
+    Review(linkage_cmd::ReviewCommand),
+    /// The probabilistic linkage model: re-estimate it, or print it.
+    #[command(subcommand)]
+    Link(linkage_cmd::LinkCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +269,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => commands::demo(&catalog, &cli.data_dir, args),
         Command::Profile(args) => profile_cmd::profile_cmd(&catalog, &cli.data_dir, args),
         Command::Synth(args) => commands::synth(&catalog, args),
+        Command::Review(cmd) => linkage_cmd::review_local(&cli.data_dir, cmd),
+        Command::Link(cmd) => linkage_cmd::link_local(&cli.data_dir, cmd),
     }
 }
 

@@ -779,20 +779,47 @@ pub fn log_read(log: &dyn ChainLog, read: &Read<'_>) -> Result<Value, QueryError
     Ok(lineage::append(log, entry)?)
 }
 
+/// Append an analyst's clerical-review decision to the access log before it
+/// takes effect. The entry names the item and the decision, never the
+/// reviewer's free-text reason (which stays with the item, where it can be
+/// corrected), so nothing an analyst types lands in the permanent log.
+pub fn log_review_decision(
+    log: &dyn ChainLog,
+    analyst: &str,
+    purpose: &str,
+    item_id: &str,
+    decision: &str,
+    time: &str,
+) -> Result<Value, QueryError> {
+    check_reader(analyst, purpose)?;
+    let mut entry = Map::new();
+    entry.insert("type".into(), json!("review_decision"));
+    entry.insert("analyst".into(), json!(analyst.trim()));
+    entry.insert("purpose".into(), json!(purpose.trim()));
+    entry.insert("action".into(), json!("review_decide"));
+    entry.insert("target".into(), json!(item_id));
+    entry.insert("decision".into(), json!(decision));
+    entry.insert("time".into(), json!(time));
+    Ok(lineage::append(log, entry)?)
+}
+
 /// Verify the access log: the hash chain (as for lineage), and that every
-/// entry is a read naming an analyst and a purpose.
+/// entry is a read (or a review decision) naming an analyst and a purpose.
 pub fn verify_access_log(entries: &[Value]) -> Result<usize, ChainProblem> {
     let n = lineage::verify(entries)?;
     for (i, e) in entries.iter().enumerate() {
         let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").trim();
-        if e.get("type").and_then(Value::as_str) != Some("read")
+        let kind = e.get("type").and_then(Value::as_str);
+        if !matches!(kind, Some("read" | "review_decision"))
             || text("analyst").is_empty()
             || text("purpose").is_empty()
         {
             return Err(ChainProblem {
                 position: i + 1,
                 seq: e.get("seq").and_then(Value::as_u64),
-                reason: "the entry is not a read naming an analyst and a purpose".into(),
+                reason:
+                    "the entry is not a read or a review decision naming an analyst and a purpose"
+                        .into(),
             });
         }
     }

@@ -29,6 +29,6 @@ pub use model::{
     levels,
 };
 pub use names::variant_roots;
-pub use review::{Decision, ReviewItem, ReviewStatus, review_id};
+pub use review::{Decision, ReviewItem, ReviewStatus, review_detail, review_id};
 pub use run::{LinkOutcome, MAX_BLOCK, current_model, decide, link_new};
 pub use train::{TrainOptions, train};

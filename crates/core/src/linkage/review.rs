@@ -6,9 +6,11 @@
 //! stands. An item holds only pseudonymous ids, levels and weights.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::model::Agreement;
 use crate::curate::short_hash;
+use crate::ports::{RecordStore, RecordStoreExt, StoreResult};
 
 /// Where an item stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +87,39 @@ pub fn review_id(a: &str, b: &str) -> String {
             10
         )
     )
+}
+
+/// What a reviewer sees of an item: the item (levels, weights, score) and,
+/// for each side, the person it belongs to now and one record's
+/// pseudonymised attributes (tokens, codes and generalised values, as the
+/// curated record holds them). Nothing here is a raw identifier.
+pub fn review_detail(records: &dyn RecordStore, item: &ReviewItem) -> StoreResult<Value> {
+    let found = records.get_records(&item.records)?;
+    let mut sides = Vec::new();
+    for (i, rec) in found.into_iter().enumerate() {
+        let person_now = records.resolve_person(&item.people[i])?;
+        let record = match rec {
+            Some(r) => {
+                let body = r.body.parse()?;
+                json!({
+                    "record_id": r.record_id,
+                    "agency": r.agency,
+                    "dataset": r.dataset,
+                    "event_date": r.event_date,
+                    "fields": body.get("fields").cloned().unwrap_or(Value::Null),
+                    "derived": body.get("derived").cloned().unwrap_or(Value::Null),
+                })
+            }
+            None => Value::Null,
+        };
+        sides.push(json!({
+            "signature": item.signatures[i],
+            "person_id": item.people[i],
+            "person_now": person_now,
+            "record": record,
+        }));
+    }
+    Ok(json!({"item": item, "sides": sides}))
 }
 
 #[cfg(test)]
