@@ -166,7 +166,7 @@ impl<'w> Generator<'w> {
                 Mistake::UnknownCode,
                 cols(&|c| c.code_list(plan.roles.as_ref()).is_some()),
             ),
-            (Mistake::BlankRequired, cols(&|c| c.required)),
+            (Mistake::BlankRequired, cols(&|c| c.mandatory)),
         ];
         mistakes.retain(|(_, c)| !c.is_empty());
         if invalid_rate > 0.0 && mistakes.is_empty() {

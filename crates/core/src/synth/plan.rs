@@ -508,6 +508,8 @@ pub(crate) enum Scope {
 pub(crate) struct Column {
     pub(crate) name: String,
     pub(crate) required: bool,
+    /// The schema requires it: a blank cell makes the row invalid.
+    pub(crate) mandatory: bool,
     pub(crate) match_role: Option<MatchRole>,
     pub(crate) concept: Option<String>,
     pub(crate) fill: Fill,
@@ -694,9 +696,19 @@ impl Plan {
             if matches!(fill, Fill::EventRef { .. }) && field.link.as_deref() == Some("intel") {
                 reports = true;
             }
+            // Agencies nearly always record a given name, and all but the
+            // police a date of birth: the schemas stopped requiring them so
+            // a row without one is accepted, not so that clean synthetic
+            // rows leave them out (the error model blanks them on purpose).
+            let recorded = match field.match_role {
+                Some(MatchRole::Given) => true,
+                Some(MatchRole::Dob) => dataset.agency_type.as_deref() != Some("police"),
+                _ => false,
+            };
             columns.push(Column {
                 name: field.name.clone(),
-                required: field.required,
+                required: field.required || recorded,
+                mandatory: field.required,
                 match_role: field.match_role,
                 concept: field.concept.clone(),
                 fill,
