@@ -4,6 +4,10 @@
 //! with the records' bodies in an append-only file beside it (see
 //! [`bodies`]).
 //!
+//! The probabilistic-linkage index lives in the same database (see
+//! [`linkage`]), so an upload's signatures and review items commit or roll
+//! back with its records.
+//!
 //! Records are appended to a plain rowid table; the indexes are tables this
 //! adapter keeps itself. An upload is one transaction: its rows are appended
 //! as they come, and their index entries are written once, when it is
@@ -12,6 +16,7 @@
 //! memory budget, and rewrites most of their pages with every batch.
 
 mod bodies;
+mod linkage;
 mod overlay;
 mod records;
 
@@ -74,6 +79,16 @@ CREATE TABLE IF NOT EXISTS key_owner (key TEXT PRIMARY KEY, person_id TEXT NOT N
 CREATE TABLE IF NOT EXISTS aliases (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lineage (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, entry TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS access_log (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, entry TEXT NOT NULL);
+-- The linkage index (see `linkage`): a signature's codes as JSON, the
+-- people whose records carry it (one record each), its blocking keys, the
+-- clerical review queue and every linkage model by version.
+CREATE TABLE IF NOT EXISTS link_signature (id TEXT PRIMARY KEY, codes TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link_signature_person (
+    sig TEXT NOT NULL, person_id TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (sig, person_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link_block (block TEXT NOT NULL, sig TEXT NOT NULL, PRIMARY KEY (block, sig)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link_review (id TEXT PRIMARY KEY, item TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link_model (version INTEGER PRIMARY KEY, model TEXT NOT NULL);
 ";
 
 fn db_err(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
@@ -679,6 +694,10 @@ mod tests {
         agencylink_core::conformance::chain_log(&store.access_log());
         let store = SqliteStore::open_in_memory().expect("open");
         agencylink_core::conformance::record_store_in_upload(&store);
+        let store = SqliteStore::open_in_memory().expect("open");
+        agencylink_core::conformance::linkage_store_conforms(
+            store.linkage().expect("a linkage index"),
+        );
     }
 
     /// A fresh directory for a test's database files.
