@@ -2,12 +2,17 @@
 //! must pass (memory, directory + SQLite, S3 + DynamoDB). Each panics with a
 //! message naming the broken rule. Call them on an empty store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
-use crate::ports::{
-    ChainLog, Link, ObjectStore, ObjectStoreExt, PutMode, RecordBody, RecordStore, RecordStoreExt,
-    StoreError, StoredRecord, WriteBatch,
+use crate::linkage::{
+    Agreement, Decision, LinkModel, ReviewItem, ReviewStatus, Signature, review_id,
 };
+use crate::ports::{
+    ChainLog, Link, LinkageStore, ObjectStore, ObjectStoreExt, PutMode, RecordBody, RecordStore,
+    RecordStoreExt, SignatureEntry, StoreError, StoredRecord, StoredSignature, WriteBatch,
+};
+use crate::pseudo::{Key, Pseudonymiser};
 
 /// Object store contract: put/get round trip, create-only, list by prefix,
 /// delete, bad keys refused, large objects streamed intact.
@@ -339,6 +344,243 @@ pub fn chain_log(log: &dyn ChainLog) {
     );
 }
 
+/// The pseudonymisation spec's published test key: signatures built with it
+/// are the same in every adapter's tests.
+const TEST_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// A signature for the suite, encoded under the published test key.
+pub fn sample_signature(family: &str, given: &str, dob: &str) -> Arc<Signature> {
+    let key = Key::from_base64("k1", TEST_KEY).expect("the published test key");
+    let p = Pseudonymiser::new(key);
+    Arc::new(
+        crate::linkage::signature(&p, Some(family), Some(given), Some(dob))
+            .expect("a signature from three values"),
+    )
+}
+
+/// A signature entry for the suite.
+pub fn sample_entry(signature: &Arc<Signature>, person: &str, record: &str) -> SignatureEntry {
+    SignatureEntry {
+        signature: signature.clone(),
+        person_id: person.to_owned(),
+        record_id: record.to_owned(),
+    }
+}
+
+/// An open review item for the pair `a`, `b` for the suite.
+pub fn sample_review(a: &Signature, b: &Signature, probability: f64) -> ReviewItem {
+    let (x, y) = if a.id <= b.id { (a, b) } else { (b, a) };
+    ReviewItem {
+        id: review_id(&x.id, &y.id),
+        signatures: [x.id.clone(), y.id.clone()],
+        people: ["p-1".to_owned(), "p-2".to_owned()],
+        records: ["r-1".to_owned(), "r-2".to_owned()],
+        probability,
+        match_weight: 3.25,
+        agreement: vec![Agreement {
+            comparison: "family_name".to_owned(),
+            level: "exact".to_owned(),
+            weight: 7.5,
+        }],
+        model_version: 1,
+        upload_id: "u1".to_owned(),
+        status: ReviewStatus::Open,
+        decision: None,
+    }
+}
+
+/// Linkage store contract: (signature, person) pairs reported new exactly
+/// once, signatures by id and by block (with the limit), the full scan,
+/// the review queue by id, and versioned models.
+pub fn linkage_store_conforms(store: &dyn LinkageStore) {
+    let kate = sample_signature("smith", "kate", "2010-03-07");
+    let katie = sample_signature("smith", "katie", "2010-03-07");
+    let omar = sample_signature("jones", "omar", "1999-11-30");
+    let ids = |sigs: &[&Arc<Signature>]| sigs.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+
+    // Empty.
+    assert_eq!(
+        store.get_signatures(&ids(&[&kate])).expect("get"),
+        vec![None],
+        "start from an empty index"
+    );
+    assert!(store.model().expect("model").is_none(), "no model at first");
+    assert!(store.review_items().expect("reviews").is_empty());
+    assert!(
+        store
+            .signatures_in_block(&kate.b[0], 10)
+            .expect("block")
+            .is_empty()
+    );
+
+    // Pairs: new once, whoever else shares the signature.
+    let fresh = store
+        .put_signatures(&[
+            sample_entry(&kate, "p-1", "r-1"),
+            sample_entry(&kate, "p-1", "r-2"),
+            sample_entry(&katie, "p-1", "r-3"),
+            sample_entry(&kate, "p-2", "r-4"),
+        ])
+        .expect("put");
+    assert_eq!(
+        fresh,
+        [true, false, true, true],
+        "a pair given twice in one call is new once; a second person on a signature is new"
+    );
+    let fresh = store
+        .put_signatures(&[
+            sample_entry(&kate, "p-1", "r-9"),
+            sample_entry(&omar, "p-3", "r-5"),
+            sample_entry(&katie, "p-1", "r-3"),
+        ])
+        .expect("put again");
+    assert_eq!(fresh, [false, true, false], "a known pair is not new");
+    assert_eq!(
+        store.put_signatures(&[]).expect("an empty put"),
+        Vec::<bool>::new()
+    );
+
+    // By id, in the order asked, with people by person id.
+    let stored = |s: &Arc<Signature>, people: &[(&str, &str)]| StoredSignature {
+        signature: (**s).clone(),
+        people: people
+            .iter()
+            .map(|(p, r)| ((*p).to_owned(), (*r).to_owned()))
+            .collect(),
+    };
+    let want_kate = stored(&kate, &[("p-1", "r-1"), ("p-2", "r-4")]);
+    let want_katie = stored(&katie, &[("p-1", "r-3")]);
+    let want_omar = stored(&omar, &[("p-3", "r-5")]);
+    let mut asked = ids(&[&katie]);
+    asked.push("s_unknown".to_owned());
+    asked.extend(ids(&[&kate]));
+    assert_eq!(
+        store.get_signatures(&asked).expect("get"),
+        vec![Some(want_katie.clone()), None, Some(want_kate.clone())],
+        "signatures come back whole, in order, each person once with the first record given"
+    );
+    assert!(store.get_signatures(&[]).expect("get none").is_empty());
+
+    // By block.
+    let block_set = |block: &str, limit: usize| -> BTreeSet<String> {
+        let got = store.signatures_in_block(block, limit).expect("block");
+        let set: BTreeSet<String> = got.iter().cloned().collect();
+        assert_eq!(set.len(), got.len(), "a block lists a signature once");
+        set
+    };
+    let shared: Vec<&String> = kate.b.iter().filter(|b| katie.b.contains(b)).collect();
+    assert!(
+        !shared.is_empty(),
+        "the fixture: kate and katie share a block"
+    );
+    for b in &shared {
+        assert_eq!(
+            block_set(b, 10),
+            BTreeSet::from([kate.id.clone(), katie.id.clone()]),
+            "a block holds every signature carrying it"
+        );
+        let one = block_set(b, 1);
+        assert!(
+            one.len() == 1 && (one.contains(&kate.id) || one.contains(&katie.id)),
+            "a block lookup returns at most `limit` ids"
+        );
+    }
+    for b in &omar.b {
+        assert_eq!(
+            block_set(b, 10),
+            BTreeSet::from([omar.id.clone()]),
+            "blocks are not shared by accident"
+        );
+    }
+    for b in kate.b.iter().filter(|b| !katie.b.contains(b)) {
+        assert_eq!(block_set(b, 10), BTreeSet::from([kate.id.clone()]));
+    }
+    assert!(block_set("no-such-block", 10).is_empty());
+
+    // The scan sees every signature, with its people, and can stop.
+    let mut seen = Vec::new();
+    store
+        .scan_signatures(&mut |s| {
+            seen.push(s);
+            true
+        })
+        .expect("scan");
+    seen.sort_by(|a, b| a.signature.id.cmp(&b.signature.id));
+    let mut want = vec![want_kate, want_katie, want_omar];
+    want.sort_by(|a, b| a.signature.id.cmp(&b.signature.id));
+    assert_eq!(seen, want, "the scan sees every signature and its people");
+    let mut visits = 0;
+    store
+        .scan_signatures(&mut |_| {
+            visits += 1;
+            false
+        })
+        .expect("scan");
+    assert_eq!(visits, 1, "visit returning false stops the scan");
+
+    // The review queue: create, replace, by id.
+    assert!(store.get_review("rv_none").expect("get").is_none());
+    let first = sample_review(&kate, &katie, 0.75);
+    let second = sample_review(&kate, &omar, 0.5);
+    store.put_review(&first).expect("put review");
+    store.put_review(&second).expect("put review");
+    assert_eq!(
+        store.get_review(&first.id).expect("get"),
+        Some(first.clone()),
+        "a review item comes back whole"
+    );
+    let mut decided = first.clone();
+    decided.status = ReviewStatus::NonMatch;
+    decided.decision = Some(Decision {
+        status: ReviewStatus::NonMatch,
+        analyst: "analyst-1".to_owned(),
+        reason: "different middle names on the source records".to_owned(),
+        purpose: "conformance".to_owned(),
+        time: "2026-01-02T03:04:05Z".to_owned(),
+    });
+    store.put_review(&decided).expect("replace review");
+    assert_eq!(
+        store.get_review(&first.id).expect("get"),
+        Some(decided.clone()),
+        "put replaces an item with the same id"
+    );
+    let mut by_id = vec![decided, second];
+    by_id.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        store.review_items().expect("reviews"),
+        by_id,
+        "review items are listed once each, by id"
+    );
+
+    // Models: versions are never overwritten; the highest is current.
+    let model = |version: u32, lambda: f64| LinkModel {
+        version,
+        lambda,
+        ..LinkModel::default_model()
+    };
+    store.put_model(&model(1, 1e-4)).expect("put model 1");
+    assert_eq!(store.model().expect("model"), Some(model(1, 1e-4)));
+    assert!(
+        matches!(
+            store.put_model(&model(1, 2e-4)),
+            Err(StoreError::AlreadyExists(_))
+        ),
+        "a model version is stored once"
+    );
+    assert_eq!(
+        store.model().expect("model"),
+        Some(model(1, 1e-4)),
+        "a refused model changes nothing"
+    );
+    store.put_model(&model(3, 3e-4)).expect("put model 3");
+    store.put_model(&model(2, 2e-4)).expect("put model 2");
+    assert_eq!(
+        store.model().expect("model"),
+        Some(model(3, 3e-4)),
+        "the current model is the highest version"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use crate::memory::{MemoryChainLog, MemoryObjectStore, MemoryRecordStore};
@@ -348,6 +590,7 @@ mod tests {
         super::object_store(&MemoryObjectStore::default());
         super::record_store(&MemoryRecordStore::default());
         super::record_store_in_upload(&MemoryRecordStore::default());
+        super::linkage_store_conforms(&MemoryRecordStore::default());
         super::chain_log(&MemoryChainLog::default());
     }
 }

@@ -4,6 +4,10 @@
 //! with the records' bodies in an append-only file beside it (see
 //! [`bodies`]).
 //!
+//! The probabilistic-linkage index lives in the same database (see
+//! [`linkage`]), so an upload's signatures and review items commit or roll
+//! back with its records.
+//!
 //! Records are appended to a plain rowid table; the indexes are tables this
 //! adapter keeps itself. An upload is one transaction: its rows are appended
 //! as they come, and their index entries are written once, when it is
@@ -12,6 +16,7 @@
 //! memory budget, and rewrites most of their pages with every batch.
 
 mod bodies;
+mod linkage;
 mod overlay;
 mod records;
 
@@ -74,6 +79,16 @@ CREATE TABLE IF NOT EXISTS key_owner (key TEXT PRIMARY KEY, person_id TEXT NOT N
 CREATE TABLE IF NOT EXISTS aliases (old_id TEXT PRIMARY KEY, new_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS lineage (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, entry TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS access_log (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, entry TEXT NOT NULL);
+-- The linkage index (see `linkage`): a signature's codes as JSON, the
+-- people whose records carry it (one record each), its blocking keys, the
+-- clerical review queue and every linkage model by version.
+CREATE TABLE IF NOT EXISTS link_signature (id TEXT PRIMARY KEY, codes TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link_signature_person (
+    sig TEXT NOT NULL, person_id TEXT NOT NULL, record_id TEXT NOT NULL, PRIMARY KEY (sig, person_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link_block (block TEXT NOT NULL, sig TEXT NOT NULL, PRIMARY KEY (block, sig)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link_review (id TEXT PRIMARY KEY, item TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS link_model (version INTEGER PRIMARY KEY, model TEXT NOT NULL);
 ";
 
 fn db_err(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
@@ -669,7 +684,9 @@ impl ChainLog for SqliteChainLog {
 #[cfg(test)]
 mod tests {
     use super::SqliteStore;
-    use agencylink_core::ports::{ChainLog, RecordStore, RecordStoreExt, StoredRecord, WriteBatch};
+    use agencylink_core::ports::{
+        ChainLog, LinkageStore, RecordStore, RecordStoreExt, StoredRecord, WriteBatch,
+    };
 
     #[test]
     fn sqlite_store_conforms() {
@@ -679,6 +696,252 @@ mod tests {
         agencylink_core::conformance::chain_log(&store.access_log());
         let store = SqliteStore::open_in_memory().expect("open");
         agencylink_core::conformance::record_store_in_upload(&store);
+        let store = SqliteStore::open_in_memory().expect("open");
+        agencylink_core::conformance::linkage_store_conforms(
+            store.linkage().expect("a linkage index"),
+        );
+    }
+
+    #[test]
+    fn the_linkage_index_conforms_inside_an_upload_and_is_published_with_it() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        store.begin_upload().expect("begin");
+        agencylink_core::conformance::linkage_store_conforms(&store);
+        // The suite's refused model version did not fail the upload.
+        store.end_upload(true).expect("publish");
+        let mut n = 0;
+        store
+            .scan_signatures(&mut |_| {
+                n += 1;
+                true
+            })
+            .expect("scan");
+        assert_eq!(n, 3, "published");
+        assert_eq!(store.review_items().expect("reviews").len(), 2);
+        assert_eq!(store.model().expect("model").map(|m| m.version), Some(3));
+    }
+
+    #[test]
+    fn a_rolled_back_upload_leaves_no_linkage_writes() {
+        use agencylink_core::conformance::{sample_entry, sample_review, sample_signature};
+        let dir = scratch_dir("linkage-rollback");
+        let path = dir.join("store.db");
+        let writer = SqliteStore::open(&path).expect("open");
+        let reader = SqliteStore::open(&path).expect("open a second connection");
+        let kate = sample_signature("smith", "kate", "2010-03-07");
+        let katie = sample_signature("smith", "katie", "2010-03-07");
+        let before = writer
+            .put_signatures(&[sample_entry(&kate, "p-1", "r-1")])
+            .expect("before");
+        assert_eq!(before, [true]);
+        let model = |version| agencylink_core::linkage::LinkModel {
+            version,
+            ..agencylink_core::linkage::LinkModel::default_model()
+        };
+        writer.put_model(&model(1)).expect("model 1");
+
+        writer.begin_upload().expect("begin");
+        writer
+            .apply(&batch(vec![rec("r-2", "p-2", &["k-2"])]))
+            .expect("a record");
+        let fresh = writer
+            .put_signatures(&[
+                sample_entry(&katie, "p-2", "r-2"),
+                sample_entry(&kate, "p-2", "r-2"),
+                sample_entry(&kate, "p-1", "r-1"),
+            ])
+            .expect("put");
+        assert_eq!(fresh, [true, true, false]);
+        let item = sample_review(&kate, &katie, 0.7);
+        writer.put_review(&item).expect("review");
+        writer.put_model(&model(2)).expect("model 2");
+        assert!(
+            matches!(
+                writer.put_model(&model(2)),
+                Err(agencylink_core::ports::StoreError::AlreadyExists(_))
+            ),
+            "refused inside the upload too"
+        );
+        // The writer sees its upload; another connection does not.
+        let people = |s: &SqliteStore, id: &str| {
+            s.get_signatures(&[id.to_owned()])
+                .expect("get")
+                .pop()
+                .flatten()
+                .map(|s| s.people.len())
+        };
+        assert_eq!(people(&writer, &kate.id), Some(2));
+        assert_eq!(people(&writer, &katie.id), Some(1));
+        assert_eq!(
+            writer.get_review(&item.id).expect("get"),
+            Some(item.clone())
+        );
+        assert_eq!(writer.model().expect("model").map(|m| m.version), Some(2));
+        assert_eq!(people(&reader, &kate.id), Some(1), "not yet published");
+        assert_eq!(people(&reader, &katie.id), None);
+        assert!(reader.get_review(&item.id).expect("get").is_none());
+        writer.end_upload(false).expect("roll back");
+
+        for s in [&writer, &reader] {
+            assert_eq!(people(s, &kate.id), Some(1), "rolled back");
+            assert_eq!(people(s, &katie.id), None, "no signature left behind");
+            for b in &katie.b {
+                assert_eq!(
+                    s.signatures_in_block(b, 10).expect("block"),
+                    kate.b
+                        .contains(b)
+                        .then(|| kate.id.clone())
+                        .into_iter()
+                        .collect::<Vec<_>>(),
+                    "no block entry left behind"
+                );
+            }
+            assert!(
+                s.review_items().expect("reviews").is_empty(),
+                "no review item"
+            );
+            assert_eq!(s.model().expect("model").map(|m| m.version), Some(1));
+            assert!(s.get_record("r-2").expect("get").is_none());
+        }
+        // What was rolled back is new again.
+        let again = writer
+            .put_signatures(&[sample_entry(&kate, "p-2", "r-2")])
+            .expect("put again");
+        assert_eq!(again, [true]);
+        drop((writer, reader));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_upload_refuses_linkage_writes_until_it_is_ended() {
+        use agencylink_core::conformance::{sample_entry, sample_signature};
+        let store = SqliteStore::open_in_memory().expect("open");
+        let kate = sample_signature("smith", "kate", "2010-03-07");
+        store.begin_upload().expect("begin");
+        super::lock(&store.conn)
+            .upload
+            .as_mut()
+            .expect("open upload")
+            .failed = true;
+        assert!(
+            store
+                .put_signatures(&[sample_entry(&kate, "p-1", "r-1")])
+                .is_err()
+        );
+        assert!(
+            store.end_upload(true).is_err(),
+            "a failed upload is not published"
+        );
+        assert_eq!(
+            store
+                .put_signatures(&[sample_entry(&kate, "p-1", "r-1")])
+                .expect("a write of its own"),
+            [true]
+        );
+    }
+
+    #[test]
+    fn the_linkage_index_survives_reopening_the_database() {
+        use agencylink_core::conformance::{sample_entry, sample_review, sample_signature};
+        let dir = scratch_dir("linkage-reopen");
+        let path = dir.join("store.db");
+        let kate = sample_signature("smith", "kate", "2010-03-07");
+        let katie = sample_signature("smith", "katie", "2010-03-07");
+        let item = sample_review(&kate, &katie, 0.6);
+        let model = agencylink_core::linkage::LinkModel {
+            version: 4,
+            ..agencylink_core::linkage::LinkModel::default_model()
+        };
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            store
+                .put_signatures(&[sample_entry(&kate, "p-1", "r-1")])
+                .expect("outside an upload");
+            store.begin_upload().expect("begin");
+            store
+                .put_signatures(&[sample_entry(&katie, "p-2", "r-2")])
+                .expect("inside an upload");
+            store.put_review(&item).expect("review");
+            store.put_model(&model).expect("model");
+            store.end_upload(true).expect("publish");
+        }
+        let store = SqliteStore::open(&path).expect("reopen");
+        let got = store
+            .get_signatures(&[kate.id.clone(), katie.id.clone()])
+            .expect("get");
+        assert_eq!(
+            got.iter()
+                .map(|s| s.as_ref().map(|s| (s.signature.clone(), s.people.clone())))
+                .collect::<Vec<_>>(),
+            [
+                Some(((*kate).clone(), vec![("p-1".to_owned(), "r-1".to_owned())])),
+                Some(((*katie).clone(), vec![("p-2".to_owned(), "r-2".to_owned())])),
+            ]
+        );
+        let shared = kate.b.iter().find(|b| katie.b.contains(b)).expect("shared");
+        assert_eq!(
+            store.signatures_in_block(shared, 10).expect("block").len(),
+            2
+        );
+        assert_eq!(store.review_items().expect("reviews"), [item]);
+        assert_eq!(store.model().expect("model"), Some(model));
+        assert_eq!(
+            store
+                .put_signatures(&[sample_entry(&kate, "p-1", "r-3")])
+                .expect("put"),
+            [false],
+            "known pairs stay known"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_database_from_before_the_linkage_index_gains_it() {
+        let dir = scratch_dir("linkage-upgrade");
+        let path = dir.join("store.db");
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            store
+                .apply(&batch(vec![rec("r-1", "p-1", &["k-1"])]))
+                .expect("a record");
+        }
+        {
+            let conn = rusqlite::Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "DROP TABLE link_signature; DROP TABLE link_signature_person; DROP TABLE link_block;
+                 DROP TABLE link_review; DROP TABLE link_model;",
+            )
+            .expect("the layout before the linkage index");
+        }
+        let store = SqliteStore::open(&path).expect("reopen");
+        assert!(
+            store.get_record("r-1").expect("get").is_some(),
+            "records kept"
+        );
+        agencylink_core::conformance::linkage_store_conforms(&store);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_signature_scan_streams_in_key_order_without_sorting() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let db = super::lock(&store.conn);
+        let plan: Vec<String> = db
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT s.id, s.codes, p.person_id, p.record_id FROM link_signature s LEFT JOIN link_signature_person p ON p.sig = s.id ORDER BY s.id, p.person_id",
+            )
+            .expect("plan")
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan");
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
     }
 
     /// A fresh directory for a test's database files.

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use agencylink_core::ports::{
-    Link, RecordStore, StoreError, StoreResult, StoredRecord, WriteBatch,
+    Link, LinkageStore, RecordStore, StoreError, StoreResult, StoredRecord, WriteBatch,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -127,7 +127,7 @@ fn flush_rows(conn: &Connection, up: &mut Upload) -> StoreResult<()> {
 
 /// Run reads in one read transaction (one snapshot, one lock round trip)
 /// unless a transaction is already open.
-fn read_scope<T>(
+pub(super) fn read_scope<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> StoreResult<T>,
 ) -> StoreResult<T> {
@@ -234,7 +234,7 @@ fn query_records(
 }
 
 /// Indexes of `items` in sorted order.
-fn sorted_order(items: &[String]) -> Vec<usize> {
+pub(super) fn sorted_order(items: &[String]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_unstable_by(|&a, &b| items[a].cmp(&items[b]));
     order
@@ -761,6 +761,10 @@ impl RecordStore for SqliteStore {
         } else {
             written
         }
+    }
+
+    fn linkage(&self) -> Option<&dyn LinkageStore> {
+        Some(self)
     }
 
     fn begin_upload(&self) -> StoreResult<()> {
