@@ -9,13 +9,19 @@
 //! pointers to records and drop pointers the record does not back, so a crash
 //! between the phases leaves stale pointers that nobody sees, and replaying
 //! the batch (Lambda retries) converges.
+//!
+//! The probabilistic-linkage index (`LinkageStore`) lives in the same table:
+//! see the `linkage` module.
+
+mod linkage;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
 use agencylink_core::ports::{
-    ChainLog, Link, RecordBody, RecordStore, StoreError, StoreResult, StoredRecord, WriteBatch,
+    ChainLog, Link, LinkageStore, RecordBody, RecordStore, StoreError, StoreResult, StoredRecord,
+    WriteBatch,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
@@ -248,7 +254,11 @@ impl DynamoStore {
     }
 
     async fn write_all(&self, writes: Writes) -> StoreResult<()> {
-        let requests = writes.into_requests()?;
+        self.write_requests(writes.into_requests()?).await
+    }
+
+    /// BatchWriteItem `requests`, in order, ≤25 a call, with leftovers retried.
+    async fn write_requests(&self, requests: Vec<WriteRequest>) -> StoreResult<()> {
         write_chunked(requests, self.backoff, |chunk| async move {
             let out = self
                 .client
@@ -268,6 +278,12 @@ impl DynamoStore {
 
     /// Consistent BatchGetItem of `keys` (deduplicated, ≤100 per call).
     async fn get_many(&self, keys: Vec<Item>) -> StoreResult<Vec<Item>> {
+        self.get_many_projected(keys, false).await
+    }
+
+    /// [`get_many`](Self::get_many), reading only the key attributes when
+    /// `keys_only` (an existence check pays for key bytes, not the item).
+    async fn get_many_projected(&self, keys: Vec<Item>, keys_only: bool) -> StoreResult<Vec<Item>> {
         let mut seen = HashSet::new();
         let mut pending: Vec<Item> = keys
             .into_iter()
@@ -283,9 +299,16 @@ impl DynamoStore {
         while !pending.is_empty() {
             let n = pending.len().min(MAX_BATCH_GET);
             let chunk: Vec<Item> = pending.drain(..n).collect();
-            let ka = KeysAndAttributes::builder()
+            let mut ka = KeysAndAttributes::builder()
                 .set_keys(Some(chunk))
-                .consistent_read(true)
+                .consistent_read(true);
+            if keys_only {
+                ka = ka
+                    .projection_expression("#pk, #sk")
+                    .expression_attribute_names("#pk", PK)
+                    .expression_attribute_names("#sk", SK);
+            }
+            let ka = ka
                 .build()
                 .map_err(|e| StoreError::backend("building a batch get", e))?;
             let out = self
@@ -585,6 +608,10 @@ impl RecordStore for DynamoStore {
             .item()
             .and_then(|i| text(i, "new_id"))
             .map(str::to_owned))
+    }
+
+    fn linkage(&self) -> Option<&dyn LinkageStore> {
+        Some(self)
     }
 
     fn apply(&self, batch: &WriteBatch) -> StoreResult<()> {
