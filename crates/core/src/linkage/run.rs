@@ -33,6 +33,9 @@ pub struct LinkOutcome {
     pub queued_for_review: u64,
     /// Pairs kept apart by an analyst's non-match decision.
     pub kept_apart_by_review: u64,
+    /// Pairs that scored a match but whose people carry different NHS
+    /// numbers or UPNs: queued for review instead of linked.
+    pub kept_apart_by_identifier: u64,
     /// Blocking keys skipped because their block was too large.
     pub oversized_blocks: u64,
 }
@@ -46,6 +49,7 @@ impl LinkOutcome {
         self.linked_by_review += o.linked_by_review;
         self.queued_for_review += o.queued_for_review;
         self.kept_apart_by_review += o.kept_apart_by_review;
+        self.kept_apart_by_identifier += o.kept_apart_by_identifier;
         self.oversized_blocks += o.oversized_blocks;
     }
 }
@@ -60,7 +64,15 @@ struct People<'a> {
     store: &'a dyn RecordStore,
     resolved: HashMap<String, String>,
     parent: HashMap<String, String>,
+    // Each root's NHS-number and UPN tokens, loaded when a pair of it
+    // first scores a match.
+    ids: HashMap<String, BTreeSet<String>>,
 }
+
+/// Field-token kinds that identify one person for certain: two people who
+/// each carry one, and no value in common, are different people however
+/// alike their names and dates of birth.
+const STRONG_KINDS: [&str; 2] = ["nhs_number:", "upn:"];
 
 impl<'a> People<'a> {
     fn new(store: &'a dyn RecordStore) -> Self {
@@ -68,7 +80,42 @@ impl<'a> People<'a> {
             store,
             resolved: HashMap::new(),
             parent: HashMap::new(),
+            ids: HashMap::new(),
         }
+    }
+
+    /// The NHS-number and UPN tokens on a root's records (by this pass's
+    /// joins too).
+    fn strong_ids(&mut self, root: &str) -> StoreResult<&BTreeSet<String>> {
+        if !self.ids.contains_key(root) {
+            let mut found = BTreeSet::new();
+            for r in self.store.records_of_person(root)? {
+                let body = r.body.parse()?;
+                if let Some(fields) = body.get("fields").and_then(|f| f.as_object()) {
+                    for v in fields.values().filter_map(|v| v.as_str()) {
+                        if STRONG_KINDS.iter().any(|k| v.starts_with(k)) {
+                            found.insert(v.to_owned());
+                        }
+                    }
+                }
+            }
+            self.ids.insert(root.to_owned(), found);
+        }
+        Ok(&self.ids[root])
+    }
+
+    /// Whether two roots carry different NHS numbers (or UPNs) and none in
+    /// common.
+    fn conflict(&mut self, a: &str, b: &str) -> StoreResult<bool> {
+        let ia = self.strong_ids(a)?.clone();
+        let ib = self.strong_ids(b)?;
+        Ok(STRONG_KINDS.iter().any(|k| {
+            let of = |s: &BTreeSet<String>| -> BTreeSet<String> {
+                s.iter().filter(|v| v.starts_with(k)).cloned().collect()
+            };
+            let (x, y) = (of(&ia), of(ib));
+            !x.is_empty() && !y.is_empty() && x.is_disjoint(&y)
+        }))
     }
 
     /// The id `p` resolves to in the store, then through this pass's joins.
@@ -88,9 +135,17 @@ impl<'a> People<'a> {
     }
 
     /// Join two roots; the smaller id survives, as in exact linkage.
-    fn union(&mut self, a: &str, b: &str) {
+    fn union(&mut self, a: &str, b: &str) -> StoreResult<()> {
+        // Load both sides' identifiers first, so the survivor's set is whole.
+        self.strong_ids(a)?;
+        self.strong_ids(b)?;
         let (win, lose) = if a <= b { (a, b) } else { (b, a) };
         self.parent.insert(lose.to_owned(), win.to_owned());
+        // The survivor carries both sides' identifiers from now on.
+        if let Some(lost) = self.ids.remove(lose) {
+            self.ids.entry(win.to_owned()).or_default().extend(lost);
+        }
+        Ok(())
     }
 }
 
@@ -180,21 +235,29 @@ pub fn link_new(
                         continue;
                     }
                     Some(ReviewStatus::Match) => {
-                        people.union(&p, &q);
+                        people.union(&p, &q)?;
                         out.linked_by_review += 1;
                         continue;
                     }
                     _ => {}
                 }
                 let probability = model.probability(&pattern);
+                let mut review = probability >= model.review_threshold;
                 if probability >= model.match_threshold {
                     if apart.forbids(&mut people, &p, &q)? {
                         out.kept_apart_by_review += 1;
+                        review = false;
+                    } else if people.conflict(&p, &q)? {
+                        // Names and dates agree but the NHS numbers or
+                        // UPNs do not: a person, not a score, decides.
+                        out.kept_apart_by_identifier += 1;
                     } else {
-                        people.union(&p, &q);
+                        people.union(&p, &q)?;
                         out.linked_by_score += 1;
+                        review = false;
                     }
-                } else if probability >= model.review_threshold && known_items.insert(id.clone()) {
+                }
+                if review && known_items.insert(id.clone()) {
                     let mine = (e.signature.id.clone(), p, e.record_id.clone());
                     let theirs = (c.clone(), q, q_record.clone());
                     let (a, b) = if mine.0 <= theirs.0 {
