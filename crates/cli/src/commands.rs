@@ -13,9 +13,9 @@ use agencylink_core::ports::{ChainLog, KeyProvider, ObjectStore, PutMode, Record
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::InputFormat;
 use agencylink_core::schema::{Catalog, Dataset};
-use agencylink_core::synth::{SynthOptions, World, write_csv_with_world};
 use agencylink_core::{geography, lineage};
 use agencylink_local::{DirObjectStore, LocalKeyProvider, SqliteStore};
+use agencylink_synth::{SynthOptions, World, write_csv_with_world};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
@@ -545,7 +545,7 @@ pub(crate) fn synth(catalog: &Catalog, args: SynthArgs) -> Result<ExitCode> {
         )),
         None => None,
     };
-    let stats = agencylink_core::synth::write_csv(
+    let stats = agencylink_synth::write_csv(
         ds,
         &opts,
         &mut out,

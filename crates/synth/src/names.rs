@@ -10,7 +10,7 @@
 //! when upper- or lower-cased (no `ß`, no dotted `İ`), so a case change never
 //! changes the match key.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// Sex, as the DfE CIN census records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

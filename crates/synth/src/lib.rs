@@ -1,5 +1,10 @@
-//! Synthetic agency extracts for tests, demos and benchmarks, with ground
-//! truth for linkage and group detection.
+//! agencylink-synth: synthetic agency extracts for tests, demos and
+//! benchmarks, with ground truth for linkage and group detection.
+//!
+//! This crate feeds the workspace's tests, the benches and `agencylink
+//! demo` / `agencylink synth`; it is **not part of the pipeline**. Core
+//! never depends on it (only core's tests and benches do), and nothing that
+//! ingests real data calls it.
 //!
 //! # What it makes
 //!
@@ -113,7 +118,7 @@ use std::io::Write;
 pub use names::{Ethnicity, Sex};
 pub use world::{Involvement, MAX_PEOPLE, Network, Person, Population, World};
 
-use crate::schema::Dataset;
+use agencylink_core::schema::Dataset;
 
 /// Why synthetic data could not be made.
 #[derive(Debug, thiserror::Error)]

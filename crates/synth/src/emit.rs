@@ -11,18 +11,18 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::calendar::{
+use crate::calendar::{
     DateStyle, Day, EVENT_END, EVENT_START, age_on, civil_from_days, is_leap, push_date,
 };
-use super::geo::{BOROUGHS, Postcode};
-use super::ids::{UPN_ALPHABET, make_upn, nhs_with_wrong_check, push_nhs, push_phone, push_vrm};
-use super::plan::{
+use crate::geo::{BOROUGHS, Postcode};
+use crate::ids::{UPN_ALPHABET, make_upn, nhs_with_wrong_check, push_nhs, push_phone, push_vrm};
+use crate::plan::{
     Codes, Column, Fill, Mode, Plan, RoleClass, Scope, Style, Subject, unknown_code_for,
 };
-use super::rng::{Rng, mix};
-use super::world::{Involvement, Person, World, local_id_text, network_label, person_label};
-use super::{SynthError, SynthStats};
-use crate::schema::{Dataset, MatchRole};
+use crate::rng::{Rng, mix};
+use crate::world::{Involvement, Person, World, local_id_text, network_label, person_label};
+use crate::{SynthError, SynthStats};
+use agencylink_core::schema::{Dataset, MatchRole};
 
 /// One deliberate mistake in an invalid row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -766,8 +766,8 @@ impl<'w> Generator<'w> {
                         out.push(';');
                     }
                     match item {
-                        crate::schema::ScalarType::String => push_token(out, rng, 6),
-                        crate::schema::ScalarType::Boolean => out.push_str("true"),
+                        agencylink_core::schema::ScalarType::String => push_token(out, rng, 6),
+                        agencylink_core::schema::ScalarType::Boolean => out.push_str("true"),
                         _ => {
                             let _ = write!(out, "{}", rng.below(10));
                         }
@@ -812,7 +812,7 @@ impl<'w> Generator<'w> {
         p: &Person,
         role: Option<usize>,
         class: RoleClass,
-        network: Option<&super::world::Network>,
+        network: Option<&crate::world::Network>,
         out: &mut String,
     ) {
         let style = &self.plan.style;
