@@ -106,6 +106,9 @@ enum Command {
     Lineage(commands::LineageCommand),
     /// Write a synthetic extract (safe values only) to stdout.
     Synth(commands::SynthArgs),
+    /// Write a two-agency linkage test set: a.csv (clean), b.csv (with
+    /// linkage errors) and their ground truth, for a child-only dataset.
+    SynthPair(commands::SynthPairArgs),
     /// Synthesise extracts for every dataset, ingest them, and summarise.
     Demo(commands::DemoArgs),
     /// Build the CSE problem profile: profile.json, one CSV per table and a
@@ -189,7 +192,11 @@ fn main() -> ExitCode {
 fn uses_store(command: &Command) -> bool {
     !matches!(
         command,
-        Command::Datasets | Command::Schema { .. } | Command::Validate { .. } | Command::Synth(_)
+        Command::Datasets
+            | Command::Schema { .. }
+            | Command::Validate { .. }
+            | Command::Synth(_)
+            | Command::SynthPair(_)
     )
 }
 
@@ -261,6 +268,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => commands::demo(&catalog, &cli.data_dir, args),
         Command::Profile(args) => profile_cmd::profile_cmd(&catalog, &cli.data_dir, args),
         Command::Synth(args) => commands::synth(&catalog, args),
+        Command::SynthPair(args) => commands::synth_pair(&catalog, args),
     }
 }
 

@@ -105,16 +105,21 @@
 //! [`World::networks`].
 
 mod calendar;
+mod corrupt;
 mod emit;
 mod geo;
 mod ids;
 mod names;
 mod plan;
 mod rng;
+mod variants;
 mod world;
+
+pub mod linkage;
 
 use std::io::Write;
 
+pub use corrupt::{ErrorKind, ErrorModel};
 pub use names::{Ethnicity, Sex};
 pub use world::{Involvement, MAX_PEOPLE, Network, Person, Population, World};
 
@@ -127,6 +132,13 @@ pub enum SynthError {
     /// `invalid_rate` is not a number from 0 to 1.
     #[error("invalid rate must be between 0 and 1, got {0}")]
     InvalidRate(f64),
+    /// An error model with a rate outside 0..=1 or an exclusive group of
+    /// rates summing above 1, or a row error rate out of reach.
+    #[error("error model: {0}")]
+    InvalidErrorModel(String),
+    /// Linkage pair options that do not add up.
+    #[error("linkage pair: {0}")]
+    InvalidPair(String),
     /// The population cannot be built.
     #[error("population: {0}")]
     Population(String),
@@ -160,6 +172,10 @@ pub struct SynthOptions {
     pub invalid_rate: f64,
     /// People in the world; `None` for [`Population::default`].
     pub population: Option<Population>,
+    /// Linkage errors in names and dates of birth of valid rows
+    /// ([`ErrorModel::none`] by default: output is then exactly what it was
+    /// before the model existed).
+    pub errors: ErrorModel,
 }
 
 impl SynthOptions {
@@ -170,6 +186,7 @@ impl SynthOptions {
             rows,
             invalid_rate: 0.0,
             population: None,
+            errors: ErrorModel::none(),
         }
     }
 }
@@ -181,6 +198,8 @@ pub struct SynthStats {
     pub rows: u64,
     /// Rows given a mistake (each has exactly one).
     pub invalid_rows: u64,
+    /// Rows given at least one linkage error ([`SynthOptions::errors`]).
+    pub error_rows: u64,
     /// Planted networks with at least one row in the output.
     pub networks: u32,
 }
@@ -208,7 +227,8 @@ pub fn write_csv_with_world(
     truth: Option<&mut dyn Write>,
 ) -> Result<SynthStats, SynthError> {
     check_rate(opts.invalid_rate)?;
-    let mut generator = emit::Generator::new(world, dataset, opts.seed, opts.invalid_rate)?;
+    let mut generator =
+        emit::Generator::new(world, dataset, opts.seed, opts.invalid_rate, opts.errors)?;
     generator.run(opts.rows, out, truth)
 }
 
