@@ -273,8 +273,8 @@ impl ErrorModel {
     /// (found by bisection to 1e-9). Every kind keeps its share of the
     /// default; `0` is [`ErrorModel::none`]. Refused when `target` is not
     /// in 0..=1 or needs a group's rates to sum above 1 (the date-of-birth
-    /// and given-name groups reach 1 first, at about ten times the default;
-    /// every target below about 0.99 is reachable).
+    /// and given-name groups reach 1 first, at about 10.5 times the default,
+    /// where the expected row rate is about 0.97).
     pub fn with_row_rate(target: f64) -> Result<Self, SynthError> {
         if !(0.0..=1.0).contains(&target) {
             return Err(SynthError::InvalidErrorModel(format!(
@@ -324,9 +324,10 @@ impl ErrorModel {
     /// date of birth) that get at least one error: one minus the chance
     /// that every roll misses, where the rolls for nicknames, phonetic
     /// variants and day-month swaps count only in the share of people they
-    /// can apply to (computed from the built-in name lists and the calendar;
-    /// about 30% of given names have a nickname, 36% of dates of birth a
-    /// swappable day). Rows are drawn from the people unevenly, so an
+    /// can apply to (computed from the built-in name lists and the calendar:
+    /// about 25% of people have a given name with a nickname in the table,
+    /// 29% one with a phonetic variant, 26% a family name with one, and 36%
+    /// of dates of birth a day that can swap with the month). Rows are drawn from the people unevenly, so an
     /// extract's own share differs a little; [`crate::SynthStats::error_rows`]
     /// counts it exactly.
     pub fn expected_row_rate(&self) -> f64 {
