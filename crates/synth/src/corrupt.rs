@@ -46,11 +46,12 @@
 //!
 //! With these rates about 22% of rows get at least one error
 //! ([`ErrorModel::expected_row_rate`]): about one row in ten has a typo in
-//! a name, one in twenty a changed date of birth. The figures are our
-//! choice, in the range that published evaluations of linkage between
-//! English health, education and social care records report for name and
-//! date-of-birth disagreement between true matches; they are not measured
-//! from any real data.
+//! a name, one in sixteen a changed date of birth, one in forty a nickname
+//! or variant spelling. The figures are our judgement of what is plausible
+//! for names and dates of birth keyed into different agencies' systems
+//! (typos and date slips most common, missing values rare in required
+//! fields); they are not measured from any data, and a benchmark that
+//! needs other figures sets its own rates.
 
 use crate::SynthError;
 use crate::calendar::{
