@@ -4,5 +4,6 @@ mod analyst;
 mod ingest;
 mod profile;
 mod pseudonymise;
+mod synth_errors;
 mod util;
 mod validate;

@@ -16,9 +16,9 @@ use agencylink_core::ports::{
     ChainLog, ObjectStore, ObjectStoreExt, PutMode, RecordStore, StoredRecord,
 };
 use agencylink_core::schema::Catalog;
-use agencylink_core::synth::{SynthOptions, World, write_csv_with_world};
 use agencylink_fn_api::Api;
 use agencylink_fn_ingest::{Ingestor, handle};
+use agencylink_synth::{SynthOptions, World, write_csv_with_world};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use support::{call, http_api};

@@ -13,9 +13,10 @@ use agencylink_core::ports::{ChainLog, KeyProvider, ObjectStore, PutMode, Record
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::InputFormat;
 use agencylink_core::schema::{Catalog, Dataset};
-use agencylink_core::synth::{SynthOptions, World, write_csv_with_world};
 use agencylink_core::{geography, lineage};
 use agencylink_local::{DirObjectStore, LocalKeyProvider, SqliteStore};
+use agencylink_synth::linkage::{PairOptions, write_pair};
+use agencylink_synth::{ErrorModel, SynthOptions, World, write_csv_with_world};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
@@ -532,12 +533,34 @@ pub(crate) struct SynthArgs {
     /// Write NDJSON ground truth (person per row, injected mistakes, planted networks) here.
     #[arg(long)]
     truth: Option<PathBuf>,
+    /// Linkage errors in names and dates of birth of valid rows: `none`
+    /// (the default), `default` (the documented model, about 22% of rows
+    /// with at least one error), or a number RATE from 0 to 1: the default
+    /// model with every rate multiplied by one factor chosen so that the
+    /// expected share of rows with at least one error is RATE.
+    #[arg(long, default_value = "none", value_parser = parse_errors)]
+    errors: ErrorModel,
+}
+
+/// `--errors none|default|RATE`.
+fn parse_errors(text: &str) -> Result<ErrorModel, String> {
+    match text {
+        "none" => Ok(ErrorModel::none()),
+        "default" => Ok(ErrorModel::default()),
+        _ => {
+            let rate: f64 = text.parse().map_err(|_| {
+                format!("expected none, default or a rate from 0 to 1, got `{text}`")
+            })?;
+            ErrorModel::with_row_rate(rate).map_err(|e| e.to_string())
+        }
+    }
 }
 
 pub(crate) fn synth(catalog: &Catalog, args: SynthArgs) -> Result<ExitCode> {
     let ds = crate::dataset(catalog, &args.dataset)?;
     let mut opts = SynthOptions::new(args.seed, args.rows);
     opts.invalid_rate = args.invalid_rate;
+    opts.errors = args.errors;
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut truth = match &args.truth {
         Some(p) => Some(BufWriter::new(
@@ -545,7 +568,7 @@ pub(crate) fn synth(catalog: &Catalog, args: SynthArgs) -> Result<ExitCode> {
         )),
         None => None,
     };
-    let stats = agencylink_core::synth::write_csv(
+    let stats = agencylink_synth::write_csv(
         ds,
         &opts,
         &mut out,
@@ -556,8 +579,77 @@ pub(crate) fn synth(catalog: &Catalog, args: SynthArgs) -> Result<ExitCode> {
         t.flush()?;
     }
     eprintln!(
-        "synth: {} rows of {}, {} with an injected mistake, {} planted networks",
-        stats.rows, ds.id, stats.invalid_rows, stats.networks
+        "synth: {} rows of {}, {} with an injected mistake, {} with linkage errors, {} planted networks",
+        stats.rows, ds.id, stats.invalid_rows, stats.error_rows, stats.networks
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `agencylink synth-pair`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SynthPairArgs {
+    /// Dataset id (one without a person_role column, e.g. council.missing_episode).
+    #[arg(long)]
+    dataset: String,
+    /// Distinct children in the test set (in file A, file B or both).
+    #[arg(long)]
+    people: u32,
+    /// Seed: fixes the people, the split and every row.
+    #[arg(long)]
+    seed: u64,
+    /// Share of the people (0 to 1) in file A.
+    #[arg(long, default_value_t = 0.8)]
+    share_a: f64,
+    /// Share of the people (0 to 1) in file B.
+    #[arg(long, default_value_t = 0.8)]
+    share_b: f64,
+    /// Share of the people (0 to 1) in both files.
+    #[arg(long, default_value_t = 0.6)]
+    overlap: f64,
+    /// Linkage errors in file B (file A is always clean): `default`, `none`
+    /// or a row error RATE from 0 to 1 (as for `synth --errors`).
+    #[arg(long, default_value = "default", value_parser = parse_errors)]
+    errors: ErrorModel,
+    /// Directory for a.csv, b.csv, a.truth.ndjson and b.truth.ndjson
+    /// (created if missing; existing files are replaced).
+    #[arg(long)]
+    out_dir: PathBuf,
+}
+
+pub(crate) fn synth_pair(catalog: &Catalog, args: SynthPairArgs) -> Result<ExitCode> {
+    let ds = crate::dataset(catalog, &args.dataset)?;
+    let opts = PairOptions {
+        share_a: args.share_a,
+        share_b: args.share_b,
+        overlap: args.overlap,
+        errors: args.errors,
+        ..PairOptions::new(args.seed, args.people)
+    };
+    fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let create = |name: &str| -> Result<BufWriter<File>> {
+        let p = args.out_dir.join(name);
+        Ok(BufWriter::new(
+            File::create(&p).with_context(|| format!("creating {}", p.display()))?,
+        ))
+    };
+    let (mut a, mut b) = (create("a.csv")?, create("b.csv")?);
+    let (mut ta, mut tb) = (create("a.truth.ndjson")?, create("b.truth.ndjson")?);
+    let stats = write_pair(ds, &opts, &mut a, &mut b, &mut ta, &mut tb)?;
+    for w in [&mut a, &mut b, &mut ta, &mut tb] {
+        w.flush()?;
+    }
+    eprintln!(
+        "synth-pair: {} people of {}: {} in both files, {} only in A, {} only in B; \
+         A {} rows (clean), B {} rows ({} with linkage errors)",
+        args.people,
+        ds.id,
+        stats.in_both,
+        stats.only_a,
+        stats.only_b,
+        stats.a.rows,
+        stats.b.rows,
+        stats.b.error_rows
     );
     Ok(ExitCode::SUCCESS)
 }

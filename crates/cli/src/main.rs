@@ -107,6 +107,9 @@ enum Command {
     Lineage(commands::LineageCommand),
     /// Write a synthetic extract (safe values only) to stdout.
     Synth(commands::SynthArgs),
+    /// Write a two-agency linkage test set: a.csv (clean), b.csv (with
+    /// linkage errors) and their ground truth, for a child-only dataset.
+    SynthPair(commands::SynthPairArgs),
     /// Synthesise extracts for every dataset, ingest them, and summarise.
     Demo(commands::DemoArgs),
     /// Build the CSE problem profile: profile.json, one CSV per table and a
@@ -197,7 +200,11 @@ fn main() -> ExitCode {
 fn uses_store(command: &Command) -> bool {
     !matches!(
         command,
-        Command::Datasets | Command::Schema { .. } | Command::Validate { .. } | Command::Synth(_)
+        Command::Datasets
+            | Command::Schema { .. }
+            | Command::Validate { .. }
+            | Command::Synth(_)
+            | Command::SynthPair(_)
     )
 }
 
@@ -271,6 +278,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Synth(args) => commands::synth(&catalog, args),
         Command::Review(cmd) => linkage_cmd::review_local(&cli.data_dir, cmd),
         Command::Link(cmd) => linkage_cmd::link_local(&cli.data_dir, cmd),
+        Command::SynthPair(args) => commands::synth_pair(&catalog, args),
     }
 }
 

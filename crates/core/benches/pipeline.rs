@@ -14,8 +14,8 @@ use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::{self, InputFormat};
 use agencylink_core::report::validate_all;
 use agencylink_core::schema::{Catalog, Dataset};
-use agencylink_core::synth::{SynthOptions, World, write_csv_with_world};
 use agencylink_core::validate::RowValidator;
+use agencylink_synth::{SynthOptions, World, write_csv_with_world};
 
 // The binary uses mimalloc; measure what ships.
 #[global_allocator]

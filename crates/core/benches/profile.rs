@@ -23,8 +23,8 @@ use agencylink_core::profile::{self, Edition, Settings};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::{self, InputFormat};
 use agencylink_core::schema::Catalog;
-use agencylink_core::synth::{SynthOptions, World, write_csv_with_world};
 use agencylink_core::validate::RowValidator;
+use agencylink_synth::{SynthOptions, World, write_csv_with_world};
 
 /// Records as JSON text by dataset, sorted by event date: a scan decodes
 /// each one, as a database adapter does.

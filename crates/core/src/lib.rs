@@ -19,5 +19,4 @@ pub mod query;
 pub mod read;
 pub mod report;
 pub mod schema;
-pub mod synth;
 pub mod validate;

@@ -12,8 +12,8 @@ use agencylink_core::ingest::{IngestSummary, Sinks, UploadInfo, ingest};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::InputFormat;
 use agencylink_core::schema::{Catalog, Dataset};
-use agencylink_core::synth::{SynthOptions, World, write_csv_with_world};
 use agencylink_local::SqliteStore;
+use agencylink_synth::{SynthOptions, World, write_csv_with_world};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

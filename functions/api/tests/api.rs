@@ -11,8 +11,8 @@ use agencylink_aws::{AgencyPolicy, AwsBackend, pipeline};
 use agencylink_core::ports::{ChainLog, ObjectStoreExt, PutMode, RecordStore};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::schema::Catalog;
-use agencylink_core::synth::{SynthOptions, write_csv};
 use agencylink_fn_api::Api;
+use agencylink_synth::{SynthOptions, write_csv};
 use support::{call, http_api, rest_api};
 
 const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

@@ -9,8 +9,8 @@ use agencylink_aws::{AgencyPolicy, AwsBackend};
 use agencylink_core::lineage;
 use agencylink_core::ports::{ChainLog, ObjectStore, ObjectStoreExt, PutMode, RecordStore};
 use agencylink_core::schema::Catalog;
-use agencylink_core::synth::{SynthOptions, write_csv};
 use agencylink_fn_ingest::{HandlerError, Ingestor, handle};
+use agencylink_synth::{SynthOptions, write_csv};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
 

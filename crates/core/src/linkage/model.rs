@@ -183,7 +183,7 @@ pub struct LinkModel {
 }
 
 /// The default match threshold (probability).
-pub const DEFAULT_MATCH_THRESHOLD: f64 = 0.99;
+pub const DEFAULT_MATCH_THRESHOLD: f64 = 0.95;
 /// The default review threshold (probability).
 pub const DEFAULT_REVIEW_THRESHOLD: f64 = 0.5;
 

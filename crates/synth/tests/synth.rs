@@ -9,10 +9,10 @@ use agencylink_core::pseudo::{Kind, canonicalise};
 use agencylink_core::read::{self, InputFormat};
 use agencylink_core::report::validate_all;
 use agencylink_core::schema::{Catalog, Dataset, MatchRole};
-use agencylink_core::synth::{
+use agencylink_core::validate::RowValidator;
+use agencylink_synth::{
     Population, SynthOptions, SynthStats, World, write_csv, write_csv_with_world,
 };
-use agencylink_core::validate::RowValidator;
 use serde_json::Value;
 
 /// Canonical (family, given, dob) triples.

@@ -22,11 +22,11 @@
 use std::collections::HashSet;
 
 use super::SynthError;
-use super::calendar::{Day, EVENT_END, EVENT_START, age_on, days_from_civil, iso};
-use super::geo::{BOROUGHS, Postcode, draw_borough};
-use super::ids::{PHONE_POOL, UPN_ALPHABET, draw_vrm, make_upn, nhs_from_body, phone_canonical};
-use super::names::{Ethnicity, Sex, draw_names};
-use super::rng::{Rng, cumulative};
+use crate::calendar::{Day, EVENT_END, EVENT_START, age_on, days_from_civil, iso};
+use crate::geo::{BOROUGHS, Postcode, draw_borough};
+use crate::ids::{PHONE_POOL, UPN_ALPHABET, draw_vrm, make_upn, nhs_from_body, phone_canonical};
+use crate::names::{Ethnicity, Sex, draw_names};
+use crate::rng::{Rng, cumulative};
 
 /// How many people the world holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,7 +390,7 @@ fn make_people(rng: &mut Rng, children: u32, total: u32) -> Result<Vec<Person>, 
         }
         let nhs = nhs.ok_or_else(|| exhausted("NHS number"))?;
         let upn = if child {
-            let (birth_year, _, _) = super::calendar::civil_from_days(dob);
+            let (birth_year, _, _) = crate::calendar::civil_from_days(dob);
             let mut found = None;
             for _ in 0..10_000 {
                 let temporary = rng

@@ -12,12 +12,12 @@
 use serde_json::Value;
 
 use super::SynthError;
-use super::calendar::DateStyle;
-use super::geo::BOROUGHS;
-use super::names::{Ethnicity, Sex};
-use super::rng::{Rng, cumulative, mix};
-use crate::pseudo::Kind;
-use crate::schema::{Dataset, Field, FieldType, MatchRole, ScalarType};
+use crate::calendar::DateStyle;
+use crate::geo::BOROUGHS;
+use crate::names::{Ethnicity, Sex};
+use crate::rng::{Rng, cumulative, mix};
+use agencylink_core::pseudo::Kind;
+use agencylink_core::schema::{Dataset, Field, FieldType, MatchRole, ScalarType};
 
 /// What kind of person a role code stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

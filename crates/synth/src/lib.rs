@@ -1,5 +1,10 @@
-//! Synthetic agency extracts for tests, demos and benchmarks, with ground
-//! truth for linkage and group detection.
+//! agencylink-synth: synthetic agency extracts for tests, demos and
+//! benchmarks, with ground truth for linkage and group detection.
+//!
+//! This crate feeds the workspace's tests, the benches and `agencylink
+//! demo` / `agencylink synth`; it is **not part of the pipeline**. Core
+//! never depends on it (only core's tests and benches do), and nothing that
+//! ingests real data calls it.
 //!
 //! # What it makes
 //!
@@ -64,12 +69,49 @@
 //! blank (`blank_required`; the column stays in the header). Rows without a
 //! mistake pass the schema and the identifier canonical-form checks.
 //!
+//! # Linkage errors
+//!
+//! With [`SynthOptions::errors`] set (it is [`ErrorModel::none`] by
+//! default), valid rows get the errors that make one person look different
+//! across agencies, in the name and date-of-birth fields only (`x-match:
+//! family`, `given`, `dob`): typos (QWERTY neighbour, OCR confusion,
+//! insertion, deletion, transposition), phonetic and transliteration
+//! variants (`Mohammed` / `Muhammad`), nicknames (`Tom` / `Thomas`),
+//! hyphenated, double-barrelled and swapped surnames, given and family name
+//! swapped, initials only, a blank given name, and a date of birth with day
+//! and month swapped, one digit wrong, the year one out, or blank. Each kind
+//! ([`ErrorKind`]) has its own rate; the default model
+//! ([`ErrorModel::default`], rates in the table below) gives about 22% of
+//! rows at least one error. Errors come from a stream of their own, one per
+//! row, so they never change which people or values the rows hold, and
+//! never fall on a row with an `invalid_rate` mistake. Values stay
+//! well-formed (names letters, spaces, hyphens and apostrophes in the row's
+//! letter case; dates real dates in the row's own format); a blank given
+//! name or date of birth is a blank cell, which a schema that requires the
+//! field rejects.
+//!
+//! | group | kind | default rate |
+//! |---|---|---|
+//! | typo, per name field | `keyboard_typo` 1.5%, `ocr_confusion` 0.5%, `insertion` 1%, `deletion` 1.25%, `transposition` 0.75% | 5% per field |
+//! | given name | `missing_given_name` 1%, `initial_only` 1.5%, `nickname` 4%, `phonetic_variant` 3% | |
+//! | family name | `hyphenated_surname` 1%, `double_barrelled_surname` 0.5%, `swapped_surname` 0.5%, `phonetic_variant` 3% | |
+//! | row | `names_swapped` 1% | |
+//! | date of birth | `dob_day_month_swapped` 5%, `dob_digit` 2.5%, `dob_year_off_by_one` 1%, `dob_missing` 1% | |
+//!
+//! Kinds in one group are exclusive (one roll); a kind that cannot apply
+//! (no nickname for the name, a day above 12) leaves the value alone and
+//! records nothing. See [`ErrorModel`] and `crates/synth/README.md`.
+//!
+//! [`linkage::write_pair`] builds on this: two agencies' extracts of the
+//! same children, one clean, one with errors, with disjoint ids.
+//!
 //! # Ground truth (`truth`)
 //!
 //! The optional truth writer gets NDJSON, one line per data row in order:
 //!
 //! ```json
-//! {"row":1,"person":"P00042","role":"victim","invalid":false,"mistake":null,"field":null,"network":"N003","linkable":true}
+//! {"row":1,"person":"P00042","role":"victim","invalid":false,"mistake":null,"field":null,"network":"N003","linkable":true,"errors":[]}
+//! {"row":2,"person":"P00107","role":"victim","invalid":false,"mistake":null,"field":null,"network":null,"linkable":true,"errors":[{"field":"given_name","kind":"nickname"},{"field":"dob","kind":"dob_digit"}]}
 //! ```
 //!
 //! - `row`: the data row number, 1-based, header excluded (as the validator
@@ -86,13 +128,22 @@
 //! - `linkable`: the row carries at least one complete, well-formed match
 //!   key: an NHS number, or family name, given name and date of birth, or a
 //!   UPN. (A mistake in one of those fields removes that key; on an invalid
-//!   row this says what the row would link by, although it is rejected.)
+//!   row this says what the row would link by, although it is rejected. A
+//!   linkage error that blanks a field removes its key too; one that only
+//!   changes a value does not: the key is complete, just different.)
+//! - `errors`: the linkage errors of the row, one `{"field","kind"}` per
+//!   cell an error changed (`names_swapped` changes two cells and is listed
+//!   for both), in the order applied; `kind` is an [`ErrorKind::name`].
+//!   Empty when none (always on invalid rows, and with
+//!   [`ErrorModel::none`]).
 //!
 //! The last line is a summary:
 //!
 //! ```json
-//! {"summary":{"rows":2000,"invalid_rows":0,"networks":[{"id":"N001","suspects":["P03012"],"victims":["P00017"]}]}}
+//! {"summary":{"rows":2000,"invalid_rows":0,"error_rows":0,"networks":[{"id":"N001","suspects":["P03012"],"victims":["P00017"]}]}}
 //! ```
+//!
+//! (`error_rows`: rows with at least one linkage error.)
 //!
 //! listing only networks with at least one row in the output, and for each
 //! only the suspects and victims that appear in its rows (so a truncated
@@ -100,20 +151,25 @@
 //! [`World::networks`].
 
 mod calendar;
+mod corrupt;
 mod emit;
 mod geo;
 mod ids;
 mod names;
 mod plan;
 mod rng;
+mod variants;
 mod world;
+
+pub mod linkage;
 
 use std::io::Write;
 
+pub use corrupt::{ErrorKind, ErrorModel};
 pub use names::{Ethnicity, Sex};
 pub use world::{Involvement, MAX_PEOPLE, Network, Person, Population, World};
 
-use crate::schema::Dataset;
+use agencylink_core::schema::Dataset;
 
 /// Why synthetic data could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +178,13 @@ pub enum SynthError {
     /// `invalid_rate` is not a number from 0 to 1.
     #[error("invalid rate must be between 0 and 1, got {0}")]
     InvalidRate(f64),
+    /// An error model with a rate outside 0..=1 or an exclusive group of
+    /// rates summing above 1, or a row error rate out of reach.
+    #[error("error model: {0}")]
+    InvalidErrorModel(String),
+    /// Linkage pair options that do not add up.
+    #[error("linkage pair: {0}")]
+    InvalidPair(String),
     /// The population cannot be built.
     #[error("population: {0}")]
     Population(String),
@@ -155,6 +218,10 @@ pub struct SynthOptions {
     pub invalid_rate: f64,
     /// People in the world; `None` for [`Population::default`].
     pub population: Option<Population>,
+    /// Linkage errors in names and dates of birth of valid rows
+    /// ([`ErrorModel::none`] by default: output is then exactly what it was
+    /// before the model existed).
+    pub errors: ErrorModel,
 }
 
 impl SynthOptions {
@@ -165,6 +232,7 @@ impl SynthOptions {
             rows,
             invalid_rate: 0.0,
             population: None,
+            errors: ErrorModel::none(),
         }
     }
 }
@@ -176,6 +244,8 @@ pub struct SynthStats {
     pub rows: u64,
     /// Rows given a mistake (each has exactly one).
     pub invalid_rows: u64,
+    /// Rows given at least one linkage error ([`SynthOptions::errors`]).
+    pub error_rows: u64,
     /// Planted networks with at least one row in the output.
     pub networks: u32,
 }
@@ -203,7 +273,8 @@ pub fn write_csv_with_world(
     truth: Option<&mut dyn Write>,
 ) -> Result<SynthStats, SynthError> {
     check_rate(opts.invalid_rate)?;
-    let mut generator = emit::Generator::new(world, dataset, opts.seed, opts.invalid_rate)?;
+    let mut generator =
+        emit::Generator::new(world, dataset, opts.seed, opts.invalid_rate, opts.errors)?;
     generator.run(opts.rows, out, truth)
 }
 

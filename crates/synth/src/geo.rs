@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// One of the ten GM boroughs.
 #[derive(Debug)]
@@ -193,9 +193,9 @@ mod tests {
         // A synthetic postcode must derive the borough its row states.
         for b in &BOROUGHS {
             for d in b.districts {
-                let derived = crate::geography::borough_for_district(d).map(|x| x.name);
+                let derived = agencylink_core::geography::borough_for_district(d).map(|x| x.name);
                 assert_eq!(derived, Some(b.name), "{d}");
-                let la = crate::geography::borough_by_name(b.name).map(|x| x.la_code);
+                let la = agencylink_core::geography::borough_by_name(b.name).map(|x| x.la_code);
                 assert_eq!(la, Some(b.dfe), "{}", b.name);
             }
         }

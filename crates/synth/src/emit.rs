@@ -11,18 +11,19 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::calendar::{
+use crate::calendar::{
     DateStyle, Day, EVENT_END, EVENT_START, age_on, civil_from_days, is_leap, push_date,
 };
-use super::geo::{BOROUGHS, Postcode};
-use super::ids::{UPN_ALPHABET, make_upn, nhs_with_wrong_check, push_nhs, push_phone, push_vrm};
-use super::plan::{
+use crate::corrupt::{Corruptor, ErrorKind, ErrorModel, RowPerson, Targets};
+use crate::geo::{BOROUGHS, Postcode};
+use crate::ids::{UPN_ALPHABET, make_upn, nhs_with_wrong_check, push_nhs, push_phone, push_vrm};
+use crate::plan::{
     Codes, Column, Fill, Mode, Plan, RoleClass, Scope, Style, Subject, unknown_code_for,
 };
-use super::rng::{Rng, mix};
-use super::world::{Involvement, Person, World, local_id_text, network_label, person_label};
-use super::{SynthError, SynthStats};
-use crate::schema::{Dataset, MatchRole};
+use crate::rng::{Rng, mix};
+use crate::world::{Involvement, Person, World, local_id_text, network_label, person_label};
+use crate::{SynthError, SynthStats};
+use agencylink_core::schema::{Dataset, MatchRole};
 
 /// One deliberate mistake in an invalid row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +76,26 @@ enum Phase {
         event: usize,
     },
     Background,
+    /// A given list of children, one record each (the linkage pair).
+    Listed {
+        next: usize,
+    },
 }
+
+/// Whose ids the rows carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ids {
+    /// The world's own: record refs from the row number, the person's
+    /// local id.
+    Own,
+    /// A second agency's: record refs numbered from 50,000,001 and person
+    /// ids from another bijection with an `S` prefix, so that no id matches
+    /// one written under [`Ids::Own`].
+    Second,
+}
+
+/// Record refs under [`Ids::Second`] start after this.
+const SECOND_REF_OFFSET: u64 = 50_000_000;
 
 pub(crate) struct Generator<'w> {
     world: &'w World,
@@ -105,6 +125,14 @@ pub(crate) struct Generator<'w> {
     family_cols: Vec<usize>,
     given_cols: Vec<usize>,
     dob_cols: Vec<usize>,
+    /// The linkage error model and this row's errors.
+    corrupt: Corruptor,
+    row_errors: Vec<(ErrorKind, usize)>,
+    /// The first date-of-birth cell written in this row, and its format.
+    dob_written: Option<(usize, DateStyle)>,
+    ids: Ids,
+    /// The people of [`Phase::Listed`].
+    listed: Vec<u32>,
 }
 
 impl std::fmt::Debug for Generator<'_> {
@@ -136,7 +164,9 @@ impl<'w> Generator<'w> {
         dataset: &Dataset,
         seed: u64,
         invalid_rate: f64,
+        errors: ErrorModel,
     ) -> Result<Self, SynthError> {
+        errors.check()?;
         let plan = Plan::new(dataset)?;
         let n = plan.columns.len();
         let cols = |pred: &dyn Fn(&Column) -> bool| -> Vec<usize> {
@@ -217,8 +247,38 @@ impl<'w> Generator<'w> {
             family_cols: role_of(MatchRole::Family),
             given_cols: role_of(MatchRole::Given),
             dob_cols: role_of(MatchRole::Dob),
+            corrupt: Corruptor::new(errors, seed, &dataset.id),
+            row_errors: Vec::new(),
+            dob_written: None,
+            ids: Ids::Own,
+            listed: Vec::new(),
             plan,
         })
+    }
+
+    /// Write one record for each of `people` (children, in this order)
+    /// instead of the dataset's usual events, with `ids`. Only for a dataset
+    /// without a role column.
+    pub(crate) fn listed(&mut self, people: Vec<u32>, ids: Ids) -> Result<(), SynthError> {
+        if self.plan.roles.is_some() {
+            return Err(SynthError::Unsupported {
+                dataset: String::new(),
+                field: "person_role".into(),
+                reason: "a linkage pair needs a dataset about children only".into(),
+            });
+        }
+        self.listed = people;
+        self.ids = ids;
+        self.phase = Phase::Listed { next: 0 };
+        Ok(())
+    }
+
+    /// Whether child `index` can appear in this dataset.
+    pub(crate) fn can_appear(&self, index: u32) -> bool {
+        self.world
+            .people
+            .get(index as usize)
+            .is_some_and(|p| p.child && self.eligible(p, false, false))
     }
 
     /// Write the header and `rows` rows; the truth file if asked.
@@ -263,8 +323,14 @@ impl<'w> Generator<'w> {
                 let row = stats.rows;
                 self.fill_row(&ev, person, role, class, row);
                 let mistake = self.maybe_mistake(&ev, person);
+                self.row_errors.clear();
                 if mistake.is_some() {
                     stats.invalid_rows += 1;
+                } else if !self.corrupt.is_none() {
+                    self.apply_errors(person, row);
+                    if !self.row_errors.is_empty() {
+                        stats.error_rows += 1;
+                    }
                 }
                 self.line.clear();
                 for (i, cell) in self.cells.iter().enumerate() {
@@ -344,8 +410,37 @@ impl<'w> Generator<'w> {
             }
             None => t.push_str("\"network\":null,"),
         }
-        let _ = writeln!(t, "\"linkable\":{linkable}}}");
+        let _ = write!(t, "\"linkable\":{linkable},\"errors\":[");
+        for (k, &(kind, col)) in self.row_errors.iter().enumerate() {
+            if k > 0 {
+                t.push(',');
+            }
+            let _ = write!(
+                t,
+                "{{\"field\":{},\"kind\":\"{}\"}}",
+                self.column_json[col],
+                kind.name()
+            );
+        }
+        t.push_str("]}\n");
         Ok(())
+    }
+
+    fn apply_errors(&mut self, person: u32, row: u64) {
+        let p = &self.world.people[person as usize];
+        let who = RowPerson {
+            given: p.given,
+            family: p.family,
+            ethnicity: p.ethnicity,
+            dob: p.dob,
+        };
+        let targets = Targets {
+            given: self.given_cols.first().copied(),
+            family: self.family_cols.first().copied(),
+            dob: self.dob_written,
+        };
+        self.corrupt
+            .apply(row, &who, targets, &mut self.cells, &mut self.row_errors);
     }
 
     fn write_summary(&self, t: &mut dyn Write, stats: &SynthStats) -> Result<(), SynthError> {
@@ -374,6 +469,7 @@ impl<'w> Generator<'w> {
         let summary = serde_json::json!({"summary": {
             "rows": stats.rows,
             "invalid_rows": stats.invalid_rows,
+            "error_rows": stats.error_rows,
             "networks": networks,
         }});
         serde_json::to_writer(&mut *t, &summary).map_err(std::io::Error::from)?;
@@ -499,6 +595,13 @@ impl<'w> Generator<'w> {
                         people,
                     });
                 }
+                Phase::Listed { next } => {
+                    self.phase = Phase::Listed { next: next + 1 };
+                    let Some(&child) = self.listed.get(next) else {
+                        return Err(SynthError::NoPeople);
+                    };
+                    return Ok(self.event_for_child(child));
+                }
                 Phase::Background => {
                     return Ok(if self.plan.roles.is_some() {
                         self.background_police_event()
@@ -543,15 +646,21 @@ impl<'w> Generator<'w> {
             if !self.eligible(p, false, false) {
                 continue;
             }
-            let (story, network) = match p.involvement {
-                Involvement::NetworkVictim => (0.6, p.network),
-                Involvement::BackgroundVictim => (0.35, None),
-                _ => (0.04, None),
-            };
-            let date = self.random_date();
-            return Ok(self.child_event(i as u32, date, story, network));
+            return Ok(self.event_for_child(i as u32));
         }
         Err(SynthError::NoPeople)
+    }
+
+    /// A background record about `child`.
+    fn event_for_child(&mut self, child: u32) -> Event {
+        let p = &self.world.people[child as usize];
+        let (story, network) = match p.involvement {
+            Involvement::NetworkVictim => (0.6, p.network),
+            Involvement::BackgroundVictim => (0.35, None),
+            _ => (0.04, None),
+        };
+        let date = self.random_date();
+        self.child_event(child, date, story, network)
     }
 
     /// A crime or report drawn from one background group: at most one
@@ -766,8 +875,8 @@ impl<'w> Generator<'w> {
                         out.push(';');
                     }
                     match item {
-                        crate::schema::ScalarType::String => push_token(out, rng, 6),
-                        crate::schema::ScalarType::Boolean => out.push_str("true"),
+                        agencylink_core::schema::ScalarType::String => push_token(out, rng, 6),
+                        agencylink_core::schema::ScalarType::Boolean => out.push_str("true"),
                         _ => {
                             let _ = write!(out, "{}", rng.below(10));
                         }
@@ -790,6 +899,7 @@ impl<'w> Generator<'w> {
         let p = &world.people[person as usize];
         let network = ev.network.and_then(|n| world.networks.get(n as usize));
         self.name_case = NameCase::draw(&self.plan.style, &mut self.rng);
+        self.dob_written = None;
         let mut cells = std::mem::take(&mut self.cells);
         for (i, cell) in cells.iter_mut().enumerate() {
             cell.clear();
@@ -797,7 +907,11 @@ impl<'w> Generator<'w> {
                 Scope::Event => cell.push_str(&self.event_cells[i]),
                 Scope::Row => {
                     if let Fill::RecordRef { prefix } = &self.plan.columns[i].fill {
-                        let _ = write!(cell, "{prefix}{row:08}");
+                        let number = match self.ids {
+                            Ids::Own => row,
+                            Ids::Second => row + SECOND_REF_OFFSET,
+                        };
+                        let _ = write!(cell, "{prefix}{number:08}");
                     }
                 }
                 Scope::Person => self.person_cell(i, p, role, class, network, cell),
@@ -812,7 +926,7 @@ impl<'w> Generator<'w> {
         p: &Person,
         role: Option<usize>,
         class: RoleClass,
-        network: Option<&super::world::Network>,
+        network: Option<&crate::world::Network>,
         out: &mut String,
     ) {
         let style = &self.plan.style;
@@ -851,7 +965,15 @@ impl<'w> Generator<'w> {
         let style = &self.plan.style;
         let rng = &mut self.rng;
         match &column.fill {
-            Fill::PersonRef => out.push_str(&local_id_text(p.child, p.local_id)),
+            Fill::PersonRef => match self.ids {
+                Ids::Own => out.push_str(&local_id_text(p.child, p.local_id)),
+                Ids::Second => {
+                    // Another bijection of the index onto 0..10^7 (104,729
+                    // is prime), under another prefix.
+                    let id = (u64::from(p.index) * 104_729 + 7_654_321) % 10_000_000;
+                    let _ = write!(out, "S{id:07}");
+                }
+            },
             Fill::FamilyName => push_name(out, p.family, self.name_case, true),
             Fill::GivenName => push_name(out, p.given, self.name_case, false),
             Fill::FullName => {
@@ -862,6 +984,9 @@ impl<'w> Generator<'w> {
             Fill::Dob => {
                 let s = style.dob_style(rng);
                 push_date(out, p.dob, s);
+                if self.dob_written.is_none() {
+                    self.dob_written = Some((i, s));
+                }
             }
             Fill::Nhs => push_nhs(out, p.nhs, rng, style.nhs_spaced),
             Fill::Upn => {

@@ -8,10 +8,10 @@
 
 use std::fmt::Write as _;
 
-use super::rng::Rng;
+use crate::rng::Rng;
 // The canonicaliser's own rules, so generated numbers agree with the
 // validator by construction.
-use crate::pseudo::canonical::{nhs_check_digit, upn_check_letter};
+use agencylink_core::pseudo::canonical::{nhs_check_digit, upn_check_letter};
 
 /// The UPN check-letter alphabet (no I, O or S).
 pub(crate) const UPN_ALPHABET: &[u8; 23] = b"ABCDEFGHJKLMNPQRTUVWXYZ";

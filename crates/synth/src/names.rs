@@ -10,7 +10,7 @@
 //! when upper- or lower-cased (no `ß`, no dotted `İ`), so a case change never
 //! changes the match key.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// Sex, as the DfE CIN census records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -583,6 +583,71 @@ pub(crate) fn draw_names(
     let family = rng.pick(family_pool.family).copied().unwrap_or("Smith");
     let given = rng.pick(given_list).copied().unwrap_or("Sam");
     (family, given)
+}
+
+/// The share of people whose given name satisfies `pred`, under the same
+/// draw as [`draw_names`] (ethnicity shares, either heritage of a mixed
+/// one, female and male lists equally likely).
+pub(crate) fn given_share(pred: impl Fn(&str) -> bool) -> f64 {
+    share(|pool| {
+        let frac = |list: &[&str]| {
+            list.iter().filter(|n| pred(n)).count() as f64 / list.len().max(1) as f64
+        };
+        (frac(pool.female) + frac(pool.male)) / 2.0
+    })
+}
+
+/// The share of people whose family name satisfies `pred` (as
+/// [`given_share`]).
+pub(crate) fn family_share(pred: impl Fn(&str) -> bool) -> f64 {
+    share(|pool| {
+        pool.family.iter().filter(|n| pred(n)).count() as f64 / pool.family.len().max(1) as f64
+    })
+}
+
+fn share(per_pool: impl Fn(&Pool) -> f64) -> f64 {
+    Ethnicity::ALL
+        .iter()
+        .map(|&(e, w)| {
+            let (a, b) = pools(e);
+            f64::from(w) / 1000.0 * (per_pool(a) + per_pool(b)) / 2.0
+        })
+        .sum()
+}
+
+/// A family name someone of `ethnicity` might have (for a second surname).
+pub(crate) fn draw_family_name(rng: &mut Rng, ethnicity: Ethnicity) -> &'static str {
+    let (a, b) = pools(ethnicity);
+    let pool = if rng.chance(0.5) { a } else { b };
+    rng.pick(pool.family).copied().unwrap_or("Smith")
+}
+
+/// Every given name in the lists.
+#[cfg(test)]
+pub(crate) fn all_given() -> Vec<&'static str> {
+    Ethnicity::ALL
+        .iter()
+        .flat_map(|&(e, _)| {
+            let (a, b) = pools(e);
+            [a.female, a.male, b.female, b.male]
+        })
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// Every family name in the lists.
+#[cfg(test)]
+pub(crate) fn all_family() -> Vec<&'static str> {
+    Ethnicity::ALL
+        .iter()
+        .flat_map(|&(e, _)| {
+            let (a, b) = pools(e);
+            [a.family, b.family]
+        })
+        .flatten()
+        .copied()
+        .collect()
 }
 
 #[cfg(test)]
