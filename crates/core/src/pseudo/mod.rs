@@ -13,6 +13,8 @@ mod token;
 pub use canonical::{Rejection, canonicalise, nhs_check_digit, upn_check_letter};
 pub use key::{Key, KeyError, KeyId, MasterKey};
 pub use token::Pseudonymiser;
+#[cfg(test)]
+pub(crate) use token::test_pseudonymiser;
 
 /// The scheme version recorded in lineage and provenance.
 pub const SCHEME: &str = "agencylink-pseudo-v1";
