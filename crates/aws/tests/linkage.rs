@@ -382,9 +382,9 @@ fn an_ingest_through_the_aws_pipeline_fills_the_linkage_index() {
     let catalog = agencylink_core::schema::Catalog::embedded().expect("catalog");
     let ds = catalog.get("council.cin_referral").expect("dataset");
     let mut csv = Vec::new();
-    agencylink_core::synth::write_csv(
+    agencylink_synth::write_csv(
         ds,
-        &agencylink_core::synth::SynthOptions::new(11, 60),
+        &agencylink_synth::SynthOptions::new(11, 60),
         &mut csv,
         None,
     )

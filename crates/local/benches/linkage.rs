@@ -391,7 +391,11 @@ fn main() {
             s.f1()
         );
     }
-    println!("true pairs: {}", rows.first().map_or(0, |r| r.1.truth));
+    println!(
+        "true pairs: {}; peak RSS {:.1} MiB",
+        rows.first().map_or(0, |r| r.1.truth),
+        support::peak_rss_mib()
+    );
     println!(
         "trained model: lambda {:.3e}, EM {} iterations (converged {}), m {:?}, u {:?}",
         trained.lambda,

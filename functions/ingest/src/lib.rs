@@ -118,8 +118,9 @@ pub enum Outcome {
     Ingested {
         /// The object key.
         key: String,
-        /// The core's summary.
-        summary: IngestSummary,
+        /// The core's summary (boxed: it is much larger than the other
+        /// variants).
+        summary: Box<IngestSummary>,
     },
     /// Refused by the agency policy or the key layout; recorded in lineage.
     Rejected {
@@ -348,7 +349,10 @@ pub fn process_object(
                 duplicate = summary.duplicate,
                 "ingested"
             );
-            Ok(Outcome::Ingested { key, summary })
+            Ok(Outcome::Ingested {
+                key,
+                summary: Box::new(summary),
+            })
         }
         Err(e) if e.is_retryable() => Err(e),
         Err(e) => {

@@ -327,3 +327,117 @@ pub fn decide(
     linkage.put_review(&item)?;
     Ok(item)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{sample_record, sample_signature};
+    use crate::link::{LinkSession, merge_and_link};
+    use crate::linkage::{TrainOptions, train};
+    use crate::memory::MemoryRecordStore;
+    use crate::ports::{RecordStoreExt, StoredRecord};
+
+    fn rec(id: &str, family: &str, given: &str, dob: &str) -> StoredRecord {
+        let key = format!("k-{id}");
+        let mut r = sample_record(id, "", "ds", "2025-01-01", &[&key], &[]);
+        r.signature = Some(sample_signature(family, given, dob));
+        r
+    }
+
+    fn ingest(store: &MemoryRecordStore, r: StoredRecord) -> LinkOutcome {
+        let mut session = LinkSession::new("u-test");
+        merge_and_link(store, vec![r], &mut session).expect("merge");
+        session.outcome
+    }
+
+    fn person(store: &MemoryRecordStore, id: &str) -> String {
+        let p = store
+            .get_record(id)
+            .expect("get")
+            .expect("record")
+            .person_id;
+        store.resolve_person(&p).expect("resolve")
+    }
+
+    #[test]
+    fn a_scored_link_joins_two_existing_people_with_an_alias() {
+        let store = MemoryRecordStore::default();
+        ingest(&store, rec("a", "smith", "katherine", "2010-03-07"));
+        let before = person(&store, "a");
+        let out = ingest(&store, rec("b", "smith", "kate", "2010-03-07"));
+        assert_eq!(out.linked_by_score, 1, "{out:?}");
+        assert_eq!(person(&store, "a"), person(&store, "b"));
+        let b_own = crate::link::person_id_for("k-b");
+        let (winner, loser) = if before < b_own {
+            (before, b_own)
+        } else {
+            (b_own, before)
+        };
+        assert_eq!(store.alias(&loser).expect("alias"), Some(winner));
+    }
+
+    #[test]
+    fn a_non_match_decision_keeps_a_pair_apart_however_high_it_scores() {
+        let store = MemoryRecordStore::default();
+        let linkage = store.linkage().expect("linkage");
+        ingest(&store, rec("c", "jones", "anna", "2011-05-05"));
+        let (sc, sd) = (
+            sample_signature("jones", "anna", "2011-05-05"),
+            sample_signature("jones", "ana", "2011-05-05"),
+        );
+        let mut item = crate::conformance::sample_review(&sc, &sd, 0.97);
+        item.people = [person(&store, "c"), "p_other".into()];
+        item.status = ReviewStatus::NonMatch;
+        linkage.put_review(&item).expect("put");
+        let out = ingest(&store, rec("d", "jones", "ana", "2011-05-05"));
+        assert_eq!(
+            (out.linked_by_score, out.kept_apart_by_review),
+            (0, 1),
+            "{out:?}"
+        );
+        assert_ne!(person(&store, "c"), person(&store, "d"));
+    }
+
+    #[test]
+    fn a_review_decision_merges_and_survives_retraining() {
+        let store = MemoryRecordStore::default();
+        let linkage = store.linkage().expect("linkage");
+        ingest(&store, rec("e", "brown", "james", "2012-01-01"));
+        let out = ingest(&store, rec("f", "brown", "jim", "2012-11-01"));
+        assert_eq!(out.queued_for_review, 1, "{out:?}");
+        assert_ne!(person(&store, "e"), person(&store, "f"));
+        let items = linkage.review_items().expect("items");
+        let item = &items[0];
+        assert_eq!(item.status, ReviewStatus::Open);
+        assert!(item.probability >= 0.5 && item.probability < 0.95);
+        // What a reviewer sees holds no raw value.
+        let shown = crate::linkage::review_detail(&store, item).expect("detail");
+        let text = shown.to_string().to_lowercase();
+        for raw in ["brown", "james", "jim", "2012-01-01", "2012-11-01"] {
+            assert!(!text.contains(raw), "{raw} in {text}");
+        }
+        let decided = decide(
+            &store,
+            linkage,
+            &item.id,
+            Decision {
+                status: ReviewStatus::Match,
+                analyst: "a.analyst".into(),
+                reason: "same school, same address".into(),
+                purpose: "Op Test".into(),
+                time: "2026-12-02T00:00:00Z".into(),
+            },
+        )
+        .expect("decide");
+        assert_eq!(decided.status, ReviewStatus::Match);
+        assert_eq!(person(&store, "e"), person(&store, "f"));
+        train(linkage, &TrainOptions::default()).expect("train");
+        let again = linkage.get_review(&item.id).expect("get").expect("item");
+        assert_eq!(again.status, ReviewStatus::Match);
+        assert_eq!(person(&store, "e"), person(&store, "f"));
+        // The same pair found again (a re-upload) is the same, decided item.
+        let out = ingest(&store, rec("g", "brown", "jim", "2012-11-01"));
+        assert_eq!(out.queued_for_review, 0, "{out:?}");
+        assert_eq!(linkage.review_items().expect("items").len(), 1);
+    }
+}

@@ -224,6 +224,8 @@ pub fn build(
     tables.push(groups::tracker(&ctx, &events, &nets));
     let details = groups::details(&ctx, &nets);
 
+    notes.push(linkage_note(store, &ctx.lineage)?);
+
     let edition = settings.edition;
     let networks: Option<Vec<NetworkDetail>> = match edition {
         Edition::Analyst => Some(details),
@@ -292,6 +294,71 @@ pub fn build(
         sources,
         method: notes,
         caveats,
+    })
+}
+
+/// How people were linked: the model and thresholds in force, where the
+/// links came from (exact keys, scores, review decisions, from lineage and
+/// the review queue), and what still waits for review.
+fn linkage_note(
+    store: &dyn RecordStore,
+    lineage: &[serde_json::Value],
+) -> Result<Note, ProfileError> {
+    let n =
+        |e: &serde_json::Value, k: &str| e.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let (mut exact, mut scored, mut reviewed_in_uploads) = (0u64, 0u64, 0u64);
+    for e in lineage
+        .iter()
+        .filter(|e| e.get("type").and_then(serde_json::Value::as_str) == Some("ingest"))
+    {
+        exact += n(e, "people_linked");
+        if let Some(l) = e.get("linkage") {
+            scored += n(l, "linked_by_score");
+            reviewed_in_uploads += n(l, "linked_by_review");
+        }
+    }
+    let Some(linkage) = store.linkage() else {
+        return Ok(Note {
+            topic: "Linkage".into(),
+            text: format!(
+                "People were linked by exact match keys only (NHS number, UPN, or family name, given name and date of birth together): {exact} record links. Records of one person written differently are counted as different people, so counts of people are overstated and multi-agency figures understated."
+            ),
+        });
+    };
+    let model = crate::linkage::current_model(linkage)?;
+    let items = linkage.review_items()?;
+    let decided_match = items
+        .iter()
+        .filter(|i| i.status == crate::linkage::ReviewStatus::Match)
+        .count() as u64;
+    let decided_apart = items
+        .iter()
+        .filter(|i| i.status == crate::linkage::ReviewStatus::NonMatch)
+        .count() as u64;
+    let waiting = items.iter().filter(|i| i.status.is_pending()).count();
+    let reviewed = decided_match + reviewed_in_uploads;
+    let total = (exact + scored + reviewed).max(1) as f64;
+    let pct = |x: u64| 100.0 * x as f64 / total;
+    let model_name = if model.version == 0 {
+        "the built-in model (version 0)".to_owned()
+    } else {
+        format!(
+            "model version {} (estimated from this store's data)",
+            model.version
+        )
+    };
+    Ok(Note {
+        topic: "Linkage".into(),
+        text: format!(
+            "People were linked first by exact match keys (NHS number, UPN, or family name, given name and date of birth together), then by probabilistic scores over keyed comparison codes of the name and date-of-birth fields ({scheme}, {model_name}): pairs scoring a match probability of {m} or more were linked, pairs from {r} up to that went to clerical review. Of {links} links, {pe:.1}% came from exact keys ({exact}), {ps:.1}% from scores ({scored}) and {pr:.1}% from analysts' review decisions ({reviewed}). {waiting} pairs wait for review and {decided_apart} were decided to be different people; until reviewed, a waiting pair counts as two people, so counts of people may be slightly overstated.",
+            scheme = model.scheme,
+            m = model.match_threshold,
+            r = model.review_threshold,
+            links = exact + scored + reviewed,
+            pe = pct(exact),
+            ps = pct(scored),
+            pr = pct(reviewed),
+        ),
     })
 }
 
