@@ -2,6 +2,7 @@
 
 mod analyst;
 mod ingest;
+mod linkage;
 mod profile;
 mod pseudonymise;
 mod synth_errors;

@@ -360,13 +360,13 @@ fn entry_names(layout: &Layout, grid: &Grid) -> Vec<String> {
             names.push(format!("cell({r},{c})"));
         }
     }
-    if grid.row_totals.is_some() {
-        for r in 0..layout.rows {
+    if let Some(rt) = &grid.row_totals {
+        for r in 0..rt.len() {
             names.push(format!("row_total({r})"));
         }
     }
-    if grid.col_totals.is_some() {
-        for c in 0..layout.cols {
+    if let Some(ct) = &grid.col_totals {
+        for c in 0..ct.len() {
             names.push(format!("col_total({c})"));
         }
     }
@@ -381,13 +381,15 @@ fn flatten(layout: &Layout, grid: &Grid, hidden: &Hidden) -> Vec<bool> {
             flat.push(hidden.cells.get(r).and_then(|x| x.get(c)).copied() == Some(true));
         }
     }
-    if grid.row_totals.is_some() {
-        for r in 0..layout.rows {
+    // Totals follow the grid's own lengths, as the layout's entries do: a
+    // table with no data rows still has a total per column.
+    if let Some(rt) = &grid.row_totals {
+        for r in 0..rt.len() {
             flat.push(hidden.row_totals.get(r).copied() == Some(true));
         }
     }
-    if grid.col_totals.is_some() {
-        for c in 0..layout.cols {
+    if let Some(ct) = &grid.col_totals {
+        for c in 0..ct.len() {
             flat.push(hidden.col_totals.get(c).copied() == Some(true));
         }
     }
@@ -404,11 +406,11 @@ fn unflatten(layout: &Layout, grid: &Grid, flat: &[bool]) -> Hidden {
         h.cells
             .push((0..layout.cols).map(|_| it.next() == Some(true)).collect());
     }
-    if grid.row_totals.is_some() {
-        h.row_totals = (0..layout.rows).map(|_| it.next() == Some(true)).collect();
+    if let Some(rt) = &grid.row_totals {
+        h.row_totals = rt.iter().map(|_| it.next() == Some(true)).collect();
     }
-    if grid.col_totals.is_some() {
-        h.col_totals = (0..layout.cols).map(|_| it.next() == Some(true)).collect();
+    if let Some(ct) = &grid.col_totals {
+        h.col_totals = ct.iter().map(|_| it.next() == Some(true)).collect();
     }
     h.grand_total = it.next() == Some(true);
     h
@@ -621,6 +623,21 @@ mod tests {
     use super::*;
     use crate::profile::table::Column;
     use proptest::prelude::*;
+
+    /// A table with no data rows but a total per column (a dataset with
+    /// no records in the period) once crashed the partner edition.
+    #[test]
+    fn a_grid_with_no_rows_but_column_totals_is_handled() {
+        let g = Grid {
+            cells: vec![],
+            row_totals: Some(vec![]),
+            col_totals: Some(vec![0, 0]),
+            grand_total: Some(0),
+        };
+        let h = suppress(&g, Rule::default());
+        assert_eq!(h.col_totals, vec![false, false]);
+        assert!(revealed(&g, &h).is_empty(), "{h:?}");
+    }
 
     fn grid(cells: &[&[u64]], row_totals: bool, col_totals: bool) -> Grid {
         let cells: Vec<Vec<u64>> = cells.iter().map(|r| r.to_vec()).collect();
