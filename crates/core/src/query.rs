@@ -54,6 +54,9 @@ pub enum QueryError {
     /// No record belongs to this person (after following aliases).
     #[error("no person with id {0} is in the store")]
     UnknownPerson(String),
+    /// No clerical review item has this id.
+    #[error("no review item {0}")]
+    UnknownReviewItem(String),
     /// The dataset is neither in the catalog nor in the store.
     #[error("unknown dataset {0}")]
     UnknownDataset(String),

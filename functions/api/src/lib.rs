@@ -10,6 +10,9 @@
 //! | `GET /lineage/verify` | auditor | recompute the chain and row counts |
 //! | `GET /lineage/uploads/{upload_id}` | auditor | one upload's events |
 //! | `GET /access-log` and `/access-log/verify` | auditor | who read what, and why |
+//! | `GET /review?purpose=…[&status=waiting\|decided\|all]` | analyst | the clerical review queue of probabilistic linkage |
+//! | `GET /review/{id}?purpose=…` | analyst | one pair: agreement levels, weights, both records' pseudonymised attributes |
+//! | `POST /review/{id}/decision` `{"decision":"match\|non-match\|unsure","reason","purpose"}` | analyst | decide a pair (in the access log before it takes effect) |
 //!
 //! The role and the reader's identity come only from the request context
 //! that API Gateway's authorizer fills in (a Lambda authorizer's `role` and
@@ -26,6 +29,7 @@ use std::time::Duration;
 
 use agencylink_aws::AwsBackend;
 use agencylink_core::lineage;
+use agencylink_core::linkage::{self, Decision, ReviewStatus};
 use agencylink_core::ports::{ChainLog, ObjectStore, PutMode, StoreError};
 use agencylink_core::query::{self, NetworkLimits, QueryError, Read};
 use agencylink_core::schema::Catalog;
@@ -157,7 +161,9 @@ fn store_failure(e: &StoreError) -> Response<Body> {
 fn query_failure(e: &QueryError) -> Response<Body> {
     match e {
         QueryError::NotAPersonId | QueryError::Reader(_) => error(400, &e.to_string()),
-        QueryError::UnknownPerson(_) | QueryError::UnknownDataset(_) => error(404, &e.to_string()),
+        QueryError::UnknownPerson(_)
+        | QueryError::UnknownReviewItem(_)
+        | QueryError::UnknownDataset(_) => error(404, &e.to_string()),
         QueryError::Store(s) => store_failure(s),
         _ => error(500, "the read failed"),
     }
@@ -173,8 +179,9 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Result<Response<Body>, lambd
 
 /// Route a request (synchronous; off the runtime's worker threads).
 pub fn route(api: &Api, req: &Request) -> Response<Body> {
-    if req.method() != lambda_http::http::Method::GET {
-        return error(405, "only GET is supported");
+    let post = req.method() == lambda_http::http::Method::POST;
+    if req.method() != lambda_http::http::Method::GET && !post {
+        return error(405, "only GET (and POST of a review decision) is supported");
     }
     let Some(who) = principal(req) else {
         return error(403, "no agencylink role in the request context");
@@ -189,7 +196,62 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let params = req.query_string_parameters();
     let param = |k: &str| params.first(k).map(str::to_owned);
+    if post {
+        return match (who.role.clone(), segments.as_slice()) {
+            (Role::Analyst, ["review", id, "decision"]) => review_decision(api, &who, id, req),
+            (Role::Auditor, ["review", ..]) => {
+                error(403, "auditors read lineage and the access log, not records")
+            }
+            _ => error(405, "only a review decision is POSTed"),
+        };
+    }
     match (who.role.clone(), segments.as_slice()) {
+        (Role::Analyst, ["review"]) => {
+            let which = param("status").unwrap_or_else(|| "waiting".into());
+            if !matches!(which.as_str(), "waiting" | "decided" | "all") {
+                return error(400, "status must be waiting, decided or all");
+            }
+            let target = format!("review_queue:{which}");
+            analyst_read(
+                api,
+                &who,
+                param("purpose"),
+                "review_list",
+                &target,
+                |store, _| {
+                    let linkage = linkage_of(store)?;
+                    let mut items: Vec<_> = linkage
+                        .review_items()?
+                        .into_iter()
+                        .filter(|i| match which.as_str() {
+                            "waiting" => i.status.is_pending(),
+                            "decided" => !i.status.is_pending(),
+                            _ => true,
+                        })
+                        .collect();
+                    items.sort_by(|a, b| {
+                        b.probability
+                            .total_cmp(&a.probability)
+                            .then_with(|| a.id.cmp(&b.id))
+                    });
+                    Ok((items.len() as u64, json!({ "items": items })))
+                },
+            )
+        }
+        (Role::Analyst, ["review", id]) => analyst_read(
+            api,
+            &who,
+            param("purpose"),
+            "review_show",
+            id,
+            |store, _| {
+                let linkage = linkage_of(store)?;
+                match linkage.get_review(id)? {
+                    Some(item) => Ok((1, linkage::review_detail(store, &item)?)),
+                    None => Err(QueryError::UnknownReviewItem((*id).to_owned())),
+                }
+            },
+        ),
         (Role::Analyst, ["people", id]) => analyst_read(
             api,
             &who,
@@ -263,13 +325,98 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
             },
             Err(e) => store_failure(&e),
         },
-        (Role::Auditor, ["people", ..] | ["export"]) => {
+        (Role::Auditor, ["people", ..] | ["export"] | ["review", ..]) => {
             error(403, "auditors read lineage and the access log, not records")
         }
         (Role::Analyst, ["lineage", ..] | ["access-log", ..]) => {
             error(403, "lineage and the access log are for auditors")
         }
         _ => error(404, "no such route"),
+    }
+}
+
+fn linkage_of(
+    store: &dyn agencylink_core::ports::RecordStore,
+) -> Result<&dyn agencylink_core::ports::LinkageStore, QueryError> {
+    store.linkage().ok_or_else(|| {
+        QueryError::Store(StoreError::Invalid(
+            "this store keeps no probabilistic-linkage index".into(),
+        ))
+    })
+}
+
+/// `POST /review/{id}/decision`: the decision goes to the access log (and
+/// its WORM copy) first; only then is it applied. The reviewer's reason is
+/// kept with the item, not in the permanent log.
+fn review_decision(api: &Api, who: &Principal, id: &str, req: &Request) -> Response<Body> {
+    let body: Value = match serde_json::from_slice(req.body().as_ref()) {
+        Ok(v) => v,
+        Err(_) => return error(400, "the body must be a JSON object"),
+    };
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    };
+    let (decision, reason, purpose) = (text("decision"), text("reason"), text("purpose"));
+    let status = match decision.as_str() {
+        "match" => ReviewStatus::Match,
+        "non-match" => ReviewStatus::NonMatch,
+        "unsure" => ReviewStatus::Unsure,
+        _ => return error(400, "decision must be match, non-match or unsure"),
+    };
+    if reason.is_empty() || reason.chars().any(char::is_control) || reason.chars().count() > 500 {
+        return error(
+            400,
+            "reason must say why, on one line of at most 500 characters",
+        );
+    }
+    if let Err(e) = query::check_reader(&who.actor, &purpose) {
+        return query_failure(&e);
+    }
+    let store = &api.backend.records;
+    let linkage = match linkage_of(store) {
+        Ok(l) => l,
+        Err(e) => return query_failure(&e),
+    };
+    match linkage.get_review(id) {
+        Ok(Some(_)) => {}
+        Ok(None) => return error(404, "no such review item"),
+        Err(e) => return store_failure(&e),
+    }
+    let time = agencylink_aws::now_rfc3339();
+    let entry = match query::log_review_decision(
+        &api.backend.access_log,
+        &who.actor,
+        &purpose,
+        id,
+        &decision,
+        &time,
+    ) {
+        Ok(entry) => entry,
+        Err(e) => return query_failure(&e),
+    };
+    if let Some(archive) = &api.backend.archive
+        && let Err(e) = archive.archive("access-log", &entry)
+    {
+        lambda_http::tracing::warn!(error = %e, "access-log entry not archived");
+    }
+    match linkage::decide(
+        store,
+        linkage,
+        id,
+        Decision {
+            status,
+            analyst: who.actor.clone(),
+            reason,
+            purpose,
+            time,
+        },
+    ) {
+        Ok(item) => respond(200, &json!({ "item": item })),
+        Err(e) => store_failure(&e),
     }
 }
 
@@ -293,7 +440,7 @@ fn analyst_read(
     }
     let (rows, answer) = match read(&api.backend.records, &api.catalog) {
         Ok((rows, body)) => (rows, Ok(body)),
-        Err(e @ QueryError::UnknownPerson(_)) => (0, Err(e)),
+        Err(e @ (QueryError::UnknownPerson(_) | QueryError::UnknownReviewItem(_))) => (0, Err(e)),
         Err(e) => return query_failure(&e),
     };
     let time = agencylink_aws::now_rfc3339();

@@ -243,3 +243,115 @@ fn auditors_read_and_verify_lineage() {
     );
     assert!(api.backend().records.datasets().expect("datasets").len() == 2);
 }
+
+/// A review item for two records of the store, as the linkage stage writes
+/// one (the pair's people are two different store people).
+fn queue_item(api: &Api) -> agencylink_core::linkage::ReviewItem {
+    let mut recs = Vec::new();
+    api.backend()
+        .records
+        .scan_dataset("police.cse_crime", None, None, &mut |r| {
+            if recs
+                .iter()
+                .all(|x: &agencylink_core::ports::StoredRecord| x.person_id != r.person_id)
+            {
+                recs.push(r);
+            }
+            recs.len() < 2
+        })
+        .expect("scan");
+    let (a, b) = (
+        agencylink_core::conformance::sample_signature("smith", "kate", "2010-03-07"),
+        agencylink_core::conformance::sample_signature("smith", "katherine", "2010-07-03"),
+    );
+    let mut item = agencylink_core::conformance::sample_review(&a, &b, 0.8);
+    item.people = [recs[0].person_id.clone(), recs[1].person_id.clone()];
+    item.records = [recs[0].record_id.clone(), recs[1].record_id.clone()];
+    api.backend()
+        .records
+        .linkage()
+        .expect("linkage")
+        .put_review(&item)
+        .expect("queue");
+    item
+}
+
+fn with_body(req: lambda_http::Request, body: serde_json::Value) -> lambda_http::Request {
+    let (parts, _) = req.into_parts();
+    lambda_http::Request::from_parts(parts, lambda_http::Body::from(body.to_string()))
+}
+
+#[test]
+fn analysts_review_the_linkage_queue_and_every_step_is_logged() {
+    use agencylink_core::ports::RecordStoreExt;
+    let Some(m) = moto() else { return };
+    let api = seeded(&m, "api-review");
+    let item = queue_item(&api);
+    let purpose = [("purpose", "Op Aurora linkage review")];
+    // Auditors see no queue and decide nothing.
+    let (s, _) = call(
+        &api,
+        http_api("GET", "/review", &purpose, "auditor", "aud-1"),
+    );
+    assert_eq!(s, 403);
+    let (s, body) = call(
+        &api,
+        http_api("GET", "/review", &purpose, "analyst", "an-1"),
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["items"][0]["id"], item.id.as_str());
+    let path = format!("/review/{}", item.id);
+    let (s, body) = call(&api, http_api("GET", &path, &purpose, "analyst", "an-1"));
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body["sides"][0]["record"]["record_id"],
+        item.records[0].as_str()
+    );
+    let (s, _) = call(
+        &api,
+        http_api("GET", "/review/rv_nope", &purpose, "analyst", "an-1"),
+    );
+    assert_eq!(s, 404);
+    // A decision: bad bodies are refused before anything is logged.
+    let decide = format!("/review/{}/decision", item.id);
+    let before = api.backend().access_log.entries().expect("log").len();
+    for bad in [
+        serde_json::json!({"decision": "maybe", "reason": "x", "purpose": "p"}),
+        serde_json::json!({"decision": "match", "reason": "", "purpose": "p"}),
+        serde_json::json!({"decision": "match", "reason": "x", "purpose": ""}),
+    ] {
+        let req = with_body(http_api("POST", &decide, &[], "analyst", "an-1"), bad);
+        let (s, _) = call(&api, req);
+        assert_eq!(s, 400);
+    }
+    assert_eq!(
+        api.backend().access_log.entries().expect("log").len(),
+        before
+    );
+    let req = with_body(
+        http_api("POST", &decide, &[], "analyst", "an-1"),
+        serde_json::json!({"decision": "match", "reason": "same placement", "purpose": "Op Aurora"}),
+    );
+    let (s, body) = call(&api, req);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["item"]["status"], "match");
+    let records = &api.backend().records;
+    assert_eq!(
+        records.resolve_person(&item.people[0]).expect("resolve"),
+        records.resolve_person(&item.people[1]).expect("resolve"),
+        "a match merges the two people"
+    );
+    let log = api.backend().access_log.entries().expect("log");
+    let actions: Vec<&str> = log.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        ["review_list", "review_show", "review_show", "review_decide"]
+    );
+    let last = log.last().expect("entry");
+    assert_eq!(last["decision"], "match");
+    assert!(
+        !last.to_string().contains("same placement"),
+        "no reason in the log"
+    );
+    assert!(agencylink_core::query::verify_access_log(&log).is_ok());
+}
