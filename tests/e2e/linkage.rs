@@ -135,6 +135,25 @@ fn linkage_review_decisions_and_retraining_work_end_to_end() {
     assert_eq!(summary["linkage_model"], 0, "the built-in model scored");
     assert!(linkage["pairs_compared"].as_u64().expect("count") > 0);
 
+    // The linkage index holds codes only: no value of the extracts.
+    let conn = rusqlite::Connection::open(s.path("d/agencylink.db")).expect("open");
+    let mut dump = String::new();
+    for sql in [
+        "SELECT id || ' ' || codes FROM link_signature",
+        "SELECT block || ' ' || sig FROM link_block",
+        "SELECT sig || ' ' || person_id || ' ' || record_id FROM link_signature_person",
+        "SELECT item FROM link_review",
+    ] {
+        let mut stmt = conn.prepare(sql).expect("query");
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("rows");
+        for r in rows {
+            dump.push_str(&r.expect("row"));
+            dump.push('\n');
+        }
+    }
+    assert!(dump.len() > 10_000, "the index was written");
+    assert_no_raw(&raw, "the linkage index", &dump);
+
     // The queue, as an analyst reads it.
     let mut args = vec!["review", "list", "--data-dir", "d"];
     args.extend(reader());

@@ -283,8 +283,11 @@ fn a_large_put_signatures_batch_is_a_few_batched_calls() {
     let store = DynamoStore::new(client, rt().handle().clone(), &b.settings.table);
     let l: &dyn LinkageStore = store.linkage().expect("linkage");
     let p = pseudo();
-    // 600 distinct signatures, 1000 entries (400 a second person on one of them).
-    let sigs: Vec<Arc<Signature>> = (0..600)
+    // Enough for several full batches of every call while moto stays quick:
+    // 120 distinct signatures, 200 entries (80 a second person on one of them).
+    const SIGS: usize = 120;
+    const ENTRIES: usize = 200;
+    let sigs: Vec<Arc<Signature>> = (0..SIGS)
         .map(|i| {
             sig(
                 &p,
@@ -294,8 +297,8 @@ fn a_large_put_signatures_batch_is_a_few_batched_calls() {
             )
         })
         .collect();
-    let entries: Vec<SignatureEntry> = (0..1000)
-        .map(|i| entry(&sigs[i % 600], &format!("p_{i}"), &format!("r_{i}")))
+    let entries: Vec<SignatureEntry> = (0..ENTRIES)
+        .map(|i| entry(&sigs[i % SIGS], &format!("p_{i}"), &format!("r_{i}")))
         .collect();
     let blocks = sigs
         .iter()
@@ -309,7 +312,7 @@ fn a_large_put_signatures_batch_is_a_few_batched_calls() {
     let count = |op: &str| sent.iter().filter(|(o, _)| o == op).count();
     let items = |op: &str| -> usize { sent.iter().filter(|(o, _)| o == op).map(|(_, n)| n).sum() };
     eprintln!(
-        "put_signatures of 1000 new entries (600 signatures, {blocks} block entries): \
+        "put_signatures of {ENTRIES} new entries ({SIGS} signatures, {blocks} block entries): \
          {} BatchGetItem ({} keys), {} BatchWriteItem ({} items), {} calls in all",
         count("BatchGetItem"),
         items("BatchGetItem"),
@@ -319,15 +322,15 @@ fn a_large_put_signatures_batch_is_a_few_batched_calls() {
     );
     assert_eq!(
         items("BatchGetItem"),
-        600 + 1000,
+        SIGS + ENTRIES,
         "one existence check per key"
     );
     assert_eq!(
         count("BatchGetItem"),
-        16,
+        (SIGS + ENTRIES).div_ceil(100),
         "100 keys a call, whole calls per lane"
     );
-    assert_eq!(items("BatchWriteItem"), blocks + 600 + 1000);
+    assert_eq!(items("BatchWriteItem"), blocks + SIGS + ENTRIES);
     assert!(
         sent.iter()
             .filter(|(o, _)| o == "BatchWriteItem")
@@ -335,7 +338,7 @@ fn a_large_put_signatures_batch_is_a_few_batched_calls() {
     );
     assert_eq!(
         count("BatchWriteItem"),
-        blocks.div_ceil(25) + 1600usize.div_ceil(25),
+        blocks.div_ceil(25) + (SIGS + ENTRIES).div_ceil(25),
         "full batches of 25 but for the last of each phase"
     );
     assert_eq!(sent.len(), count("BatchGetItem") + count("BatchWriteItem"));
@@ -356,10 +359,10 @@ fn a_large_put_signatures_batch_is_a_few_batched_calls() {
     assert!(got.iter().all(Option::is_some));
     assert_eq!(
         got.iter().flatten().map(|s| s.people.len()).sum::<usize>(),
-        1000
+        ENTRIES
     );
     eprintln!(
-        "get_signatures of 600 ids: {} Query calls",
+        "get_signatures of {SIGS} ids: {} Query calls",
         calls.take().len()
     );
     let mut scanned = HashSet::new();
@@ -370,9 +373,12 @@ fn a_large_put_signatures_batch_is_a_few_batched_calls() {
         true
     })
     .expect("scan");
-    assert_eq!(scanned.len(), 600);
-    assert_eq!(people, 1000);
-    eprintln!("scan_signatures of 600: {} Query calls", calls.take().len());
+    assert_eq!(scanned.len(), SIGS);
+    assert_eq!(people, ENTRIES);
+    eprintln!(
+        "scan_signatures of {SIGS}: {} Query calls",
+        calls.take().len()
+    );
 }
 
 #[test]

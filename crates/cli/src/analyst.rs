@@ -342,11 +342,21 @@ pub(crate) fn lineage_export(
         return Ok(ExitCode::from(1));
     }
     let mut out = BufWriter::new(io::stdout().lock());
-    for e in &entries {
+    // Uploads are runs over datasets; a linkage-model run (`link_train`)
+    // reads no dataset and is left to `lineage list`.
+    let uploads: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| matches!(e["type"].as_str(), Some("ingest" | "failure")))
+        .collect();
+    for e in &uploads {
         serde_json::to_writer(&mut out, &query::openlineage_event(e, catalog))?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
-    eprintln!("{} OpenLineage run events", entries.len());
+    eprintln!(
+        "{} OpenLineage run events ({} other lineage events, such as linkage-model runs, are in `lineage list`)",
+        uploads.len(),
+        entries.len() - uploads.len()
+    );
     Ok(ExitCode::SUCCESS)
 }

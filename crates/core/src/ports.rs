@@ -374,6 +374,19 @@ pub trait LinkageStore: Send + Sync {
     /// Ids of signatures under a blocking key, at most `limit` of them
     /// (ask for one more than you will use to tell an oversized block).
     fn signatures_in_block(&self, block: &str, limit: usize) -> StoreResult<Vec<String>>;
+    /// [`signatures_in_block`](Self::signatures_in_block) for each of
+    /// `blocks`, in the order asked. A backend with a round trip per call
+    /// overrides it to ask concurrently.
+    fn signatures_in_blocks(
+        &self,
+        blocks: &[String],
+        limit: usize,
+    ) -> StoreResult<Vec<Vec<String>>> {
+        blocks
+            .iter()
+            .map(|b| self.signatures_in_block(b, limit))
+            .collect()
+    }
     /// Every signature, in no particular order (model training only).
     /// `visit` returning `false` stops.
     fn scan_signatures(&self, visit: &mut dyn FnMut(StoredSignature) -> bool) -> StoreResult<()>;

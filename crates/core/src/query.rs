@@ -933,6 +933,7 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
                 "records_replaced": n("records_replaced"),
                 "records_unchanged": n("records_unchanged"),
                 "people_linked": n("people_linked"),
+                "linkage": event.get("linkage").cloned().unwrap_or(Value::Null),
                 "replaces_uploads": event.get("replaces_uploads").cloned().unwrap_or(json!([])),
                 "lineage_seq": n("seq"),
                 "lineage_hash": s("hash"),

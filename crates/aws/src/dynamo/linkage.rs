@@ -187,6 +187,44 @@ impl DynamoStore {
             .collect())
     }
 
+    /// The ids under one blocking key, at most `limit`.
+    async fn block_ids(&self, block: &str, limit: usize) -> StoreResult<Vec<String>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let pk = block_pk(block);
+        let mut start: Option<Item> = None;
+        loop {
+            let left = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .limit(left)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error("reading a linkage block", e))?;
+            out.extend(
+                page.items()
+                    .iter()
+                    .filter_map(|i| text(i, SK))
+                    .map(str::to_owned),
+            );
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() && out.len() < limit => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// One signature partition, consistently: the signature and its people.
     async fn signature_partition(&self, id: &str) -> StoreResult<Option<StoredSignature>> {
         let mut part = Partition::default();
@@ -320,41 +358,27 @@ impl LinkageStore for DynamoStore {
     /// A consistent Query of `BLK#block` with `Limit` (paged only if the
     /// 1 MB page limit cuts it first).
     fn signatures_in_block(&self, block: &str, limit: usize) -> StoreResult<Vec<String>> {
-        let mut out = Vec::new();
-        if limit == 0 {
-            return Ok(out);
-        }
-        let pk = block_pk(block);
+        block_on(&self.handle, self.block_ids(block, limit))
+    }
+
+    /// [`Self::signatures_in_block`] for many keys, up to [`LANES`] Queries
+    /// at once: one upload batch asks for thousands.
+    fn signatures_in_blocks(
+        &self,
+        blocks: &[String],
+        limit: usize,
+    ) -> StoreResult<Vec<Vec<String>>> {
         block_on(&self.handle, async {
-            let mut start: Option<Item> = None;
-            loop {
-                let left = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .consistent_read(true)
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", PK)
-                    .expression_attribute_values(":pk", s(pk.clone()))
-                    .limit(left)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(|e| store_error("reading a linkage block", e))?;
-                out.extend(
-                    page.items()
-                        .iter()
-                        .filter_map(|i| text(i, SK))
-                        .map(str::to_owned),
-                );
-                match page.last_evaluated_key() {
-                    Some(k) if !k.is_empty() && out.len() < limit => start = Some(k.clone()),
-                    _ => break,
+            let lanes = in_lanes(blocks.to_vec(), 1, |lane| async move {
+                let mut out = Vec::with_capacity(lane.len());
+                for b in lane {
+                    out.push(self.block_ids(&b, limit).await?);
                 }
-            }
-            out.truncate(limit);
-            Ok(out)
+                Ok(out)
+            })
+            .await?;
+            // Lanes are contiguous runs, so their concatenation keeps the order asked.
+            Ok(lanes.into_iter().flatten().collect())
         })
     }
 

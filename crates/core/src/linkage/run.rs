@@ -195,28 +195,48 @@ pub fn link_new(
             .collect(),
     };
     let mut people = People::new(records);
-    let mut cache: HashMap<String, StoredSignature> = HashMap::new();
+    // Every block and every candidate signature of the batch, fetched in
+    // two calls (a backend with a round trip per key asks concurrently).
+    let mut blocks: Vec<String> = entries
+        .iter()
+        .flat_map(|e| e.signature.b.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    blocks.sort();
+    let found = linkage.signatures_in_blocks(&blocks, MAX_BLOCK + 1)?;
+    let mut members: HashMap<&str, Vec<String>> = HashMap::new();
+    for (b, ids) in blocks.iter().zip(found) {
+        if ids.len() > MAX_BLOCK {
+            out.oversized_blocks += 1;
+        } else {
+            members.insert(b.as_str(), ids);
+        }
+    }
+    let wanted: Vec<String> = members
+        .values()
+        .flatten()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let cache: HashMap<String, StoredSignature> = linkage
+        .get_signatures(&wanted)?
+        .into_iter()
+        .flatten()
+        .map(|s| (s.signature.id.clone(), s))
+        .collect();
     let mut queue: Vec<ReviewItem> = Vec::new();
     for e in entries {
         out.signatures_new += 1;
-        let mut candidates: BTreeSet<String> = BTreeSet::new();
-        for b in &e.signature.b {
-            let ids = linkage.signatures_in_block(b, MAX_BLOCK + 1)?;
-            if ids.len() > MAX_BLOCK {
-                out.oversized_blocks += 1;
-                continue;
-            }
-            candidates.extend(ids);
-        }
-        let missing: Vec<String> = candidates
+        let candidates: BTreeSet<&String> = e
+            .signature
+            .b
             .iter()
-            .filter(|c| !cache.contains_key(*c))
-            .cloned()
+            .filter_map(|b| members.get(b.as_str()))
+            .flatten()
             .collect();
-        for s in linkage.get_signatures(&missing)?.into_iter().flatten() {
-            cache.insert(s.signature.id.clone(), s);
-        }
-        for c in &candidates {
+        for c in candidates {
             let Some(cs) = cache.get(c) else {
                 continue;
             };
