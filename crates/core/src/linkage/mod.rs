@@ -25,8 +25,8 @@ pub use encode::{
 };
 pub use model::{
     Agreement, COMPARISONS, DEFAULT_MATCH_THRESHOLD, DEFAULT_REVIEW_THRESHOLD, DOB_LEVELS,
-    EmResult, FAMILY_LEVELS, GIVEN_LEVELS, LinkModel, Pattern, Training, compare, em, estimate_u,
-    levels,
+    EmResult, FAMILY_LEVELS, GIVEN_LEVELS, LinkModel, Pattern, Training, compare, em, em_truncated,
+    estimate_u, levels,
 };
 pub use names::variant_roots;
 pub use review::{Decision, ReviewItem, ReviewStatus, review_detail, review_id};

@@ -13,7 +13,10 @@
 //! pairs of signatures (almost all different people), `m` and the share of
 //! matches among blocked pairs by expectation maximisation over the pairs
 //! that blocking finds, and the prior `λ` for a random pair from the
-//! expected number of matches over all pairs.
+//! expected number of matches over all pairs. Pairs are of *distinct*
+//! signatures, so the pattern "exact on every field both have" is never
+//! seen (such records share a signature); EM imputes that cell each
+//! iteration ([`em_truncated`]) rather than underestimate exact agreement.
 
 use std::collections::HashMap;
 
@@ -199,12 +202,14 @@ pub struct Agreement {
 }
 
 impl LinkModel {
-    /// The built-in parameters used until `link train` stores a model:
-    /// `m` from the error rates the synthetic error model documents for a
-    /// second agency's extract, `u` from random pairs of the synthetic
-    /// population's signatures, `λ` for a store of about ten thousand
-    /// signatures. `docs/comparison-encodings.md` gives the precision and
-    /// recall they reach.
+    /// The built-in parameters used until `link train` stores a model.
+    /// They are set by hand, not estimated: `m` from the rates of the
+    /// synthetic error model (`crates/synth/README.md`: about one row in
+    /// five of a second agency's extract carries an error), `u` of the
+    /// order that random pairs of a Greater Manchester-like population
+    /// show, and `λ` for a store of about ten thousand signatures. The
+    /// README gives the precision and recall they and a trained model reach
+    /// on the linkage bench.
     pub fn default_model() -> Self {
         LinkModel {
             version: 0,
@@ -299,8 +304,10 @@ pub struct EmResult {
     /// `u` per comparison per level among blocked pairs (not used for
     /// scoring: blocked non-matches agree more often than random ones).
     pub u_blocked: [Vec<f64>; 3],
-    /// The share of blocked pairs that match.
+    /// The share of blocked pairs that match (imputed pairs included).
     pub lambda_blocked: f64,
+    /// The share of the observed pairs that match (imputed ones left out).
+    pub observed_match_share: f64,
     /// Iterations run.
     pub iterations: u32,
     /// Whether the parameters stopped moving before the cap.
@@ -311,6 +318,35 @@ pub struct EmResult {
 /// a two-class mixture where each comparison's level is independent given
 /// the class. Starts from `start`'s `m` and a flat `u`.
 pub fn em(patterns: &HashMap<Pattern, u64>, start: &LinkModel, max_iter: u32) -> EmResult {
+    em_inner(patterns, start, max_iter, false)
+}
+
+/// [`em`] over pairs of *distinct signatures*: two records that agree
+/// exactly on every field they both have share one signature, so the
+/// "all exact" pattern of each presence mask is never observed. Each
+/// iteration imputes that unobserved cell for both classes (its expected
+/// count given the class's mass on the mask's observed patterns), which is
+/// EM for truncated data; without it `m` of the exact levels is
+/// underestimated and fuzzy levels overweighted.
+pub fn em_truncated(
+    patterns: &HashMap<Pattern, u64>,
+    start: &LinkModel,
+    max_iter: u32,
+) -> EmResult {
+    em_inner(patterns, start, max_iter, true)
+}
+
+/// The pattern whose every present comparison is exact.
+fn all_exact(mask: [bool; 3]) -> Pattern {
+    std::array::from_fn(|c| mask[c].then_some(0))
+}
+
+fn em_inner(
+    patterns: &HashMap<Pattern, u64>,
+    start: &LinkModel,
+    max_iter: u32,
+    truncated: bool,
+) -> EmResult {
     let mut m = start.m.clone();
     let mut u: [Vec<f64>; 3] = std::array::from_fn(|c| {
         let n = levels(c).len();
@@ -320,6 +356,7 @@ pub fn em(patterns: &HashMap<Pattern, u64>, start: &LinkModel, max_iter: u32) ->
         v
     });
     let mut lambda = 0.1f64;
+    let mut observed_share = 0.0f64;
     let total: f64 = patterns.values().map(|&k| k as f64).sum();
     let mut iterations = 0;
     let mut converged = false;
@@ -328,6 +365,7 @@ pub fn em(patterns: &HashMap<Pattern, u64>, start: &LinkModel, max_iter: u32) ->
             m,
             u_blocked: u,
             lambda_blocked: lambda,
+            observed_match_share: 0.0,
             iterations,
             converged: true,
         };
@@ -337,6 +375,10 @@ pub fn em(patterns: &HashMap<Pattern, u64>, start: &LinkModel, max_iter: u32) ->
         let mut m_acc: [Vec<f64>; 3] = std::array::from_fn(|c| vec![0.0; levels(c).len()]);
         let mut u_acc: [Vec<f64>; 3] = std::array::from_fn(|c| vec![0.0; levels(c).len()]);
         let mut match_mass = 0.0;
+        let mut observed_mass = 0.0;
+        // Each class's mass per presence mask, for the imputed cells.
+        let mut mask_mass: HashMap<[bool; 3], (f64, f64)> = HashMap::new();
+        let mut grand = total;
         for (p, &k) in patterns {
             let k = k as f64;
             let mut pm = lambda;
@@ -349,10 +391,38 @@ pub fn em(patterns: &HashMap<Pattern, u64>, start: &LinkModel, max_iter: u32) ->
             }
             let post = if pm + pu > 0.0 { pm / (pm + pu) } else { 0.0 };
             match_mass += k * post;
+            observed_mass += k * post;
+            let e = mask_mass
+                .entry(std::array::from_fn(|c| p[c].is_some()))
+                .or_default();
+            e.0 += k * post;
+            e.1 += k * (1.0 - post);
             for (c, l) in p.iter().enumerate() {
                 if let Some(l) = l {
                     m_acc[c][*l as usize] += k * post;
                     u_acc[c][*l as usize] += k * (1.0 - post);
+                }
+            }
+        }
+        if truncated {
+            for (mask, (mass_m, mass_u)) in mask_mass {
+                let cell = all_exact(mask);
+                let prob = |params: &[Vec<f64>; 3]| -> f64 {
+                    (0..3)
+                        .filter(|&c| mask[c])
+                        .map(|c| params[c][0])
+                        .product::<f64>()
+                        .min(0.999)
+                };
+                let (pm, pu) = (prob(&m), prob(&u));
+                let (add_m, add_u) = (mass_m * pm / (1.0 - pm), mass_u * pu / (1.0 - pu));
+                match_mass += add_m;
+                grand += add_m + add_u;
+                for (c, l) in cell.iter().enumerate() {
+                    if let Some(l) = l {
+                        m_acc[c][*l as usize] += add_m;
+                        u_acc[c][*l as usize] += add_u;
+                    }
                 }
             }
         }
@@ -368,7 +438,8 @@ pub fn em(patterns: &HashMap<Pattern, u64>, start: &LinkModel, max_iter: u32) ->
         };
         let new_m = normalise(&m_acc);
         let new_u = normalise(&u_acc);
-        let new_lambda = match_mass / total;
+        let new_lambda = match_mass / grand;
+        observed_share = observed_mass / total;
         let delta = new_m
             .iter()
             .zip(&m)
@@ -386,6 +457,7 @@ pub fn em(patterns: &HashMap<Pattern, u64>, start: &LinkModel, max_iter: u32) ->
         m,
         u_blocked: u,
         lambda_blocked: lambda,
+        observed_match_share: observed_share,
         iterations,
         converged,
     }
@@ -468,6 +540,53 @@ mod tests {
         assert!(
             (model.match_weight(&missing) - model.match_weight(&all) + model.weight(2, 0)).abs()
                 < 1e-9
+        );
+    }
+
+    /// Pairs of distinct signatures never show the all-exact pattern; EM
+    /// that imputes it still recovers the model, and plain EM does not.
+    #[test]
+    fn em_recovers_parameters_when_the_all_exact_cell_is_unobservable() {
+        let m_true: [Vec<f64>; 3] = [
+            vec![0.8, 0.1, 0.04, 0.03, 0.01, 0.02],
+            vec![0.7, 0.1, 0.08, 0.04, 0.04, 0.01, 0.03],
+            vec![0.85, 0.05, 0.07, 0.03],
+        ];
+        let u_true: [Vec<f64>; 3] = [
+            vec![0.05, 0.02, 0.01, 0.06, 0.005, 0.855],
+            vec![0.04, 0.02, 0.02, 0.05, 0.1, 0.005, 0.765],
+            vec![0.01, 0.005, 0.1, 0.885],
+        ];
+        let lambda = 0.2;
+        let n = 1_000_000.0;
+        let mut patterns: HashMap<Pattern, u64> = HashMap::new();
+        for f in 0..6 {
+            for g in 0..7 {
+                for d in 0..4 {
+                    if (f, g, d) == (0, 0, 0) {
+                        continue; // never observed
+                    }
+                    let pm = m_true[0][f] * m_true[1][g] * m_true[2][d];
+                    let pu = u_true[0][f] * u_true[1][g] * u_true[2][d];
+                    let k = (n * (lambda * pm + (1.0 - lambda) * pu)).round() as u64;
+                    if k > 0 {
+                        patterns.insert([Some(f as u8), Some(g as u8), Some(d as u8)], k);
+                    }
+                }
+            }
+        }
+        let start = LinkModel::default_model();
+        let fit = em_truncated(&patterns, &start, 1000);
+        for (c, truth) in m_true.iter().enumerate() {
+            for (l, want) in truth.iter().enumerate() {
+                assert!((fit.m[c][l] - want).abs() < 0.02, "m[{c}][{l}] {fit:?}");
+            }
+        }
+        assert!((fit.lambda_blocked - lambda).abs() < 0.01, "{fit:?}");
+        let plain = em(&patterns, &start, 1000);
+        assert!(
+            plain.m[0][0] < m_true[0][0] - 0.1,
+            "without imputation exact agreement is underestimated: {plain:?}"
         );
     }
 

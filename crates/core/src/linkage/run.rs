@@ -23,7 +23,9 @@ pub const MAX_BLOCK: usize = 500;
 pub struct LinkOutcome {
     /// (signature, person) pairs new to the index, each compared.
     pub signatures_new: u64,
-    /// Candidate pairs of people scored.
+    /// Candidate pairs scored: (new signature, person of a signature
+    /// sharing a blocking key), less those already the same person when
+    /// the pair scored high enough to matter.
     pub pairs_compared: u64,
     /// Pairs linked because their probability reached the match threshold.
     pub linked_by_score: u64,
@@ -242,6 +244,14 @@ pub fn link_new(
             };
             let pattern = compare(&e.signature, &cs.signature);
             let id = review_id(&e.signature.id, c);
+            let probability = model.probability(&pattern);
+            // Most candidates score far below review: they need no more
+            // than the comparison, not even their people's current ids
+            // (each a store read).
+            if probability < model.review_threshold && !decided.contains_key(&id) {
+                out.pairs_compared += cs.people.len() as u64;
+                continue;
+            }
             for (q, q_record) in &cs.people {
                 let p = people.find(&e.person_id)?;
                 let q = people.find(q)?;
@@ -261,7 +271,6 @@ pub fn link_new(
                     }
                     _ => {}
                 }
-                let probability = model.probability(&pattern);
                 let mut review = probability >= model.review_threshold;
                 if probability >= model.match_threshold {
                     if apart.forbids(&mut people, &p, &q)? {

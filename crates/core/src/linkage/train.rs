@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::model::{LinkModel, Pattern, Training, compare, em, estimate_u};
+use super::model::{LinkModel, Pattern, Training, compare, em_truncated, estimate_u};
 use super::run::{MAX_BLOCK, current_model};
 use crate::linkage::encode::COMPARE_SCHEME;
 use crate::ports::{LinkageStore, StoreResult};
@@ -97,7 +97,9 @@ pub fn train(linkage: &dyn LinkageStore, opts: &TrainOptions) -> StoreResult<Lin
         drawn += 1;
     }
 
-    let fit = em(&blocked, &previous, opts.max_iterations);
+    // Pairs of distinct signatures never agree exactly on every field both
+    // have (such records share one signature): EM imputes that cell.
+    let fit = em_truncated(&blocked, &previous, opts.max_iterations);
     let u = if drawn > 0 {
         estimate_u(&random)
     } else {
@@ -106,7 +108,7 @@ pub fn train(linkage: &dyn LinkageStore, opts: &TrainOptions) -> StoreResult<Lin
     // The prior for a random pair: the matches EM expects among blocked
     // pairs, over all pairs (blocking finds nearly all matches).
     let lambda = if all_pairs > 0 {
-        (fit.lambda_blocked * blocked_pairs as f64 / all_pairs as f64).clamp(1e-9, 0.5)
+        (fit.observed_match_share * blocked_pairs as f64 / all_pairs as f64).clamp(1e-9, 0.5)
     } else {
         previous.lambda
     };
@@ -128,7 +130,7 @@ pub fn train(linkage: &dyn LinkageStore, opts: &TrainOptions) -> StoreResult<Lin
             random_pairs: drawn,
             iterations: fit.iterations,
             converged: fit.converged,
-            blocked_match_share: fit.lambda_blocked,
+            blocked_match_share: fit.observed_match_share,
         }),
     };
     linkage.put_model(&model)?;
