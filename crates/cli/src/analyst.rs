@@ -92,6 +92,30 @@ pub(crate) struct AccessLogArgs {
     pub(crate) verify: bool,
 }
 
+/// Append a read to an access log (any backend's) before any data goes
+/// out; the entry as stored is returned.
+pub(crate) fn record_read(
+    log: &dyn ChainLog,
+    reader: &Reader,
+    action: &str,
+    target: &str,
+    rows: u64,
+    time: &str,
+) -> Result<serde_json::Value> {
+    query::log_read(
+        log,
+        &query::Read {
+            analyst: &reader.analyst,
+            purpose: &reader.purpose,
+            action,
+            target,
+            rows_returned: rows,
+            time,
+        },
+    )
+    .context("the read could not be recorded in the access log, so no data was returned")
+}
+
 /// Record a read; the entry's seq is returned for the note on stderr.
 fn log_read(
     store: &SqliteStore,
@@ -101,18 +125,7 @@ fn log_read(
     rows: u64,
 ) -> Result<u64> {
     let time = crate::commands::now_rfc3339();
-    let entry = query::log_read(
-        &store.access_log(),
-        &query::Read {
-            analyst: &reader.analyst,
-            purpose: &reader.purpose,
-            action,
-            target,
-            rows_returned: rows,
-            time: &time,
-        },
-    )
-    .context("the read could not be recorded in the access log, so no data was returned")?;
+    let entry = record_read(&store.access_log(), reader, action, target, rows, &time)?;
     Ok(entry
         .get("seq")
         .and_then(serde_json::Value::as_u64)

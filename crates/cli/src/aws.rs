@@ -46,7 +46,14 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         Command::Query(cmd) => query_cmd(catalog, &backend, cmd),
         Command::AccessLog(args) => access_log(&backend, args.verify),
         Command::Review(cmd) => {
-            crate::linkage_cmd::review(&backend.records, &backend.access_log, cmd)
+            // Each access-log entry also goes to the WORM archive, as reads do.
+            let archive = |entry: &serde_json::Value| -> Result<()> {
+                if let Some(a) = &backend.archive {
+                    a.archive("access-log", entry)?;
+                }
+                Ok(())
+            };
+            crate::linkage_cmd::review(&backend.records, &backend.access_log, &archive, cmd)
         }
         Command::Link(cmd) => crate::linkage_cmd::link(&backend.records, &backend.lineage, cmd),
         _ => bail!("unsupported with --backend aws"),
@@ -104,18 +111,8 @@ fn log_read(
     rows: u64,
 ) -> Result<u64> {
     let time = agencylink_aws::now_rfc3339();
-    let entry = query::log_read(
-        &backend.access_log,
-        &query::Read {
-            analyst: &reader.analyst,
-            purpose: &reader.purpose,
-            action,
-            target,
-            rows_returned: rows,
-            time: &time,
-        },
-    )
-    .context("the read could not be recorded in the access log, so no data was returned")?;
+    let entry =
+        crate::analyst::record_read(&backend.access_log, reader, action, target, rows, &time)?;
     if let Some(archive) = &backend.archive {
         archive.archive("access-log", &entry)?;
     }

@@ -13,7 +13,7 @@ use agencylink_core::query;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, json};
 
-use crate::analyst::Reader;
+use crate::analyst::{Reader, record_read};
 
 /// `agencylink review …`.
 #[derive(Debug, clap::Subcommand)]
@@ -112,13 +112,15 @@ fn check_threshold(name: &str, p: Option<f64>) -> Result<()> {
 /// `review` on the embedded store.
 pub(crate) fn review_local(data_dir: &Path, cmd: ReviewCommand) -> Result<ExitCode> {
     let store = crate::commands::open_existing_store(data_dir)?;
-    review(&store, &store.access_log(), cmd)
+    review(&store, &store.access_log(), &|_| Ok(()), cmd)
 }
 
-/// `review` on any store: `log` is its access log.
+/// `review` on any store: `log` is its access log, and `archive` keeps a
+/// further copy of each entry where the backend has one (AWS: WORM).
 pub(crate) fn review(
     store: &dyn RecordStore,
     log: &dyn ChainLog,
+    archive: &dyn Fn(&serde_json::Value) -> Result<()>,
     cmd: ReviewCommand,
 ) -> Result<ExitCode> {
     let linkage = linkage_of(store)?;
@@ -142,14 +144,14 @@ pub(crate) fn review(
                     .then_with(|| a.id.cmp(&b.id))
             });
             let target = format!("review_queue:{status:?}").to_lowercase();
-            log_read(
+            archive(&record_read(
                 log,
                 &reader,
                 "review_list",
                 &target,
                 items.len() as u64,
                 &time,
-            )?;
+            )?)?;
             for item in &items {
                 serde_json::to_writer(&mut out, item)?;
                 writeln!(out)?;
@@ -160,14 +162,14 @@ pub(crate) fn review(
             query::check_reader(&reader.analyst, &reader.purpose)?;
             let item = linkage.get_review(&id)?;
             // A look-up is a read even when nothing is found.
-            log_read(
+            archive(&record_read(
                 log,
                 &reader,
                 "review_show",
                 &id,
                 u64::from(item.is_some()),
                 &time,
-            )?;
+            )?)?;
             let Some(item) = item else {
                 bail!("no review item {id}");
             };
@@ -202,10 +204,12 @@ pub(crate) fn review(
                 _ => "unsure",
             };
             // Logged first: a decision that cannot be logged is not made.
-            query::log_review_decision(log, &reader.analyst, &reader.purpose, &id, word, &time)
-                .context(
-                    "the decision could not be recorded in the access log, so it was not made",
-                )?;
+            let entry =
+                query::log_review_decision(log, &reader.analyst, &reader.purpose, &id, word, &time)
+                    .context(
+                        "the decision could not be recorded in the access log, so it was not made",
+                    )?;
+            archive(&entry)?;
             let item = linkage::decide(
                 store,
                 linkage,
@@ -223,29 +227,6 @@ pub(crate) fn review(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn log_read(
-    log: &dyn ChainLog,
-    reader: &Reader,
-    action: &str,
-    target: &str,
-    rows: u64,
-    time: &str,
-) -> Result<()> {
-    query::log_read(
-        log,
-        &query::Read {
-            analyst: &reader.analyst,
-            purpose: &reader.purpose,
-            action,
-            target,
-            rows_returned: rows,
-            time,
-        },
-    )
-    .context("the read could not be recorded in the access log, so no data was returned")?;
-    Ok(())
 }
 
 /// `link` on the embedded store.

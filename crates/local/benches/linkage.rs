@@ -226,6 +226,30 @@ fn blocking(dir: &Path, p: &Pseudonymiser, truth: &HashMap<(String, u64), String
     (ratio(found, pairs), candidates)
 }
 
+/// One linker's row: ingest both extracts under `model` into a fresh store,
+/// score it, and name it (from the model and the review queue's length).
+fn timed(
+    dir: &Path,
+    name: &str,
+    ds: &Dataset,
+    p: &Pseudonymiser,
+    model: &LinkModel,
+    truth: &HashMap<(String, u64), String>,
+    label: impl Fn(&LinkModel, usize) -> String,
+) -> (SqliteStore, (String, Score, f64)) {
+    let t = Instant::now();
+    let (store, got) = run(dir, name, ds, p, Some(model));
+    let secs = t.elapsed().as_secs_f64();
+    let queue = store
+        .linkage()
+        .expect("linkage")
+        .review_items()
+        .expect("items")
+        .len();
+    let row = (label(model, queue), score(truth, &got), secs);
+    (store, row)
+}
+
 fn splink(dir: &Path) -> Option<(Score, f64)> {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     let venv = here.join("../../target/linkage-bench-venv");
@@ -325,55 +349,37 @@ fn main() {
         review_threshold: 2.0,
         ..LinkModel::default_model()
     };
-    let t = Instant::now();
-    let (_, got) = run(&dir, "exact", ds, &p, Some(&exact_only));
-    rows.push((
-        "agencylink, exact keys only".into(),
-        score(&truth, &got),
-        t.elapsed().as_secs_f64(),
-    ));
-
+    let (_, row) = timed(&dir, "exact", ds, &p, &exact_only, &truth, |_, _| {
+        "agencylink, exact keys only".into()
+    });
+    rows.push(row);
     let default = LinkModel {
         version: 1,
         match_threshold: threshold.unwrap_or(LinkModel::default_model().match_threshold),
         ..LinkModel::default_model()
     };
-    let t = Instant::now();
-    let (store, got) = run(&dir, "default", ds, &p, Some(&default));
-    let secs = t.elapsed().as_secs_f64();
-    let queue = store
-        .linkage()
-        .expect("linkage")
-        .review_items()
-        .expect("items")
-        .len();
-    rows.push((
+    let (store, row) = timed(&dir, "default", ds, &p, &default, &truth, |m, queue| {
         format!(
             "agencylink, built-in model, p >= {} (review queue {queue})",
-            default.match_threshold
-        ),
-        score(&truth, &got),
-        secs,
-    ));
-    let trained =
-        linkage::train(store.linkage().expect("linkage"), &TrainOptions::default()).expect("train");
-    let t = Instant::now();
-    let (store, got) = run(&dir, "trained", ds, &p, Some(&trained));
-    let secs = t.elapsed().as_secs_f64();
-    let queue = store
-        .linkage()
-        .expect("linkage")
-        .review_items()
-        .expect("items")
-        .len();
-    rows.push((
+            m.match_threshold
+        )
+    });
+    rows.push(row);
+    let trained = linkage::train(
+        store.linkage().expect("linkage"),
+        &TrainOptions {
+            match_threshold: threshold,
+            ..TrainOptions::default()
+        },
+    )
+    .expect("train");
+    let (_, row) = timed(&dir, "trained", ds, &p, &trained, &truth, |m, queue| {
         format!(
             "agencylink, EM-trained model, p >= {} (review queue {queue})",
-            trained.match_threshold
-        ),
-        score(&truth, &got),
-        secs,
-    ));
+            m.match_threshold
+        )
+    });
+    rows.push(row);
     if !no_splink && let Some((s, secs)) = splink(&dir) {
         rows.push(("Splink 5, cleartext, EM-trained, p >= 0.9".into(), s, secs));
     }
