@@ -15,7 +15,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::curate::short_hash;
-use crate::linkage::{LinkModel, LinkOutcome, current_model, link_new};
+use crate::linkage::{LinkModel, LinkOutcome, current_model};
 use crate::ports::{RecordStore, SignatureEntry, StoreResult, StoredRecord, WriteBatch};
 
 /// What merging one batch did.
@@ -92,6 +92,10 @@ pub struct LinkSession {
     upload_id: String,
     model: Option<LinkModel>,
     seen: HashSet<(String, String)>,
+    // Signatures this upload compared and linked to no one: a later record
+    // with the same signature would be compared the same way.
+    alone: HashSet<String>,
+    queue: Option<crate::linkage::QueueState>,
     /// What the probabilistic stage did across the upload's batches.
     pub outcome: LinkOutcome,
 }
@@ -103,6 +107,8 @@ impl LinkSession {
             upload_id: upload_id.to_owned(),
             model: None,
             seen: HashSet::new(),
+            alone: HashSet::new(),
+            queue: None,
             outcome: LinkOutcome::default(),
         }
     }
@@ -131,6 +137,12 @@ pub fn merge_and_link(
     if session.seen.len() > SEEN_CAP {
         session.seen.clear();
     }
+    if session.alone.len() > SEEN_CAP {
+        session.alone.clear();
+    }
+    let before = entries.len();
+    entries.retain(|e| !session.alone.contains(&e.signature.id));
+    session.outcome.repeats_not_compared += (before - entries.len()) as u64;
     entries.retain(|e| {
         session
             .seen
@@ -152,8 +164,26 @@ pub fn merge_and_link(
         Some(m) => m,
         None => session.model.insert(current_model(linkage)?),
     };
-    let outcome = link_new(store, linkage, model, &new, &session.upload_id)?;
+    let queue = match &mut session.queue {
+        Some(q) => q,
+        None => session
+            .queue
+            .insert(crate::linkage::QueueState::load(linkage)?),
+    };
+    let (outcome, joined) = crate::linkage::link_new_joined(
+        store,
+        linkage,
+        model,
+        &new,
+        &session.upload_id,
+        Some(queue),
+    )?;
     session.outcome.add(&outcome);
+    for e in &new {
+        if !joined.contains(&e.person_id) {
+            session.alone.insert(e.signature.id.clone());
+        }
+    }
     Ok(stats)
 }
 

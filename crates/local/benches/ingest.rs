@@ -63,6 +63,10 @@ fn main() {
         s.people_linked,
         peak_rss_mib()
     );
+    println!(
+        "probabilistic linkage: {}",
+        serde_json::to_string(&s.linkage).unwrap_or_default()
+    );
     if std::env::var_os("AGENCYLINK_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     } else {

@@ -31,4 +31,5 @@ pub use model::{
 pub use names::variant_roots;
 pub use review::{Decision, ReviewItem, ReviewStatus, review_detail, review_id};
 pub use run::{LinkOutcome, MAX_BLOCK, current_model, decide, link_new};
+pub(crate) use run::{QueueState, link_new_joined};
 pub use train::{TrainOptions, train};

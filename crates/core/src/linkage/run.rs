@@ -40,6 +40,11 @@ pub struct LinkOutcome {
     pub kept_apart_by_identifier: u64,
     /// Blocking keys skipped because their block was too large.
     pub oversized_blocks: u64,
+    /// Records whose signature this upload had already compared for
+    /// another person and linked to no one: the comparison would be the
+    /// same, so the record stays its own person without it (typically a
+    /// suspect the police never had a date of birth for, one record a crime).
+    pub repeats_not_compared: u64,
 }
 
 impl LinkOutcome {
@@ -53,6 +58,7 @@ impl LinkOutcome {
         self.kept_apart_by_review += o.kept_apart_by_review;
         self.kept_apart_by_identifier += o.kept_apart_by_identifier;
         self.oversized_blocks += o.oversized_blocks;
+        self.repeats_not_compared += o.repeats_not_compared;
     }
 }
 
@@ -151,7 +157,39 @@ impl<'a> People<'a> {
     }
 }
 
+/// What the review queue says, read once per upload: which pairs are
+/// queued already, which are decided, and which people were decided apart.
+/// Items this upload queues are added as it goes.
+#[derive(Debug, Default)]
+pub(crate) struct QueueState {
+    known: HashSet<String>,
+    decided: HashMap<String, ReviewStatus>,
+    apart: Apart,
+}
+
+impl QueueState {
+    pub(crate) fn load(linkage: &dyn LinkageStore) -> StoreResult<Self> {
+        let items = linkage.review_items()?;
+        Ok(QueueState {
+            known: items.iter().map(|i| i.id.clone()).collect(),
+            decided: items
+                .iter()
+                .filter(|i| !i.status.is_pending())
+                .map(|i| (i.id.clone(), i.status))
+                .collect(),
+            apart: Apart {
+                pairs: items
+                    .iter()
+                    .filter(|i| i.status == ReviewStatus::NonMatch)
+                    .map(|i| (i.people[0].clone(), i.people[1].clone()))
+                    .collect(),
+            },
+        })
+    }
+}
+
 /// Non-match decisions as pairs of people, checked against this pass's joins.
+#[derive(Debug, Default)]
 struct Apart {
     pairs: Vec<(String, String)>,
 }
@@ -178,24 +216,33 @@ pub fn link_new(
     entries: &[SignatureEntry],
     upload_id: &str,
 ) -> StoreResult<LinkOutcome> {
+    Ok(link_new_joined(records, linkage, model, entries, upload_id, None)?.0)
+}
+
+/// [`link_new`], also returning every person id this pass joined to
+/// another (so a caller can tell which entries linked).
+pub(crate) fn link_new_joined(
+    records: &dyn RecordStore,
+    linkage: &dyn LinkageStore,
+    model: &LinkModel,
+    entries: &[SignatureEntry],
+    upload_id: &str,
+    queue_state: Option<&mut QueueState>,
+) -> StoreResult<(LinkOutcome, HashSet<String>)> {
     let mut out = LinkOutcome::default();
     if entries.is_empty() {
-        return Ok(out);
+        return Ok((out, HashSet::new()));
     }
-    let items = linkage.review_items()?;
-    let mut known_items: HashSet<String> = items.iter().map(|i| i.id.clone()).collect();
-    let decided: HashMap<String, ReviewStatus> = items
-        .iter()
-        .filter(|i| !i.status.is_pending())
-        .map(|i| (i.id.clone(), i.status))
-        .collect();
-    let apart = Apart {
-        pairs: items
-            .iter()
-            .filter(|i| i.status == ReviewStatus::NonMatch)
-            .map(|i| (i.people[0].clone(), i.people[1].clone()))
-            .collect(),
+    let mut fresh = None;
+    let queue_state = match queue_state {
+        Some(q) => q,
+        None => fresh.insert(QueueState::load(linkage)?),
     };
+    let QueueState {
+        known: known_items,
+        decided,
+        apart,
+    } = queue_state;
     let mut people = People::new(records);
     // Every block and every candidate signature of the batch, fetched in
     // two calls (a backend with a round trip per key asks concurrently).
@@ -248,7 +295,12 @@ pub fn link_new(
             // Most candidates score far below review: they need no more
             // than the comparison, not even their people's current ids
             // (each a store read).
-            if probability < model.review_threshold && !decided.contains_key(&id) {
+            // So do pairs that can only be queued when their item is queued
+            // already: the records of one person written without a match
+            // key (a suspect police never had a date of birth for) share a
+            // signature, and each new one would meet all the others.
+            let only_review = probability < model.match_threshold && !decided.contains_key(&id);
+            if only_review && (probability < model.review_threshold || known_items.contains(&id)) {
                 out.pairs_compared += cs.people.len() as u64;
                 continue;
             }
@@ -321,14 +373,25 @@ pub fn link_new(
     }
     let mut roots: Vec<_> = groups.into_iter().collect();
     roots.sort();
+    let mut joined: HashSet<String> = HashSet::new();
     for (winner, mut losers) in roots {
         losers.sort();
         merge_people(records, &winner, &losers)?;
+        joined.insert(winner);
+        joined.extend(losers);
     }
+    // Entries name people as they were before this pass's aliases.
+    let before: Vec<(String, String)> = people
+        .resolved
+        .iter()
+        .filter(|(_, now)| joined.contains(*now))
+        .map(|(was, now)| (was.clone(), now.clone()))
+        .collect();
+    joined.extend(before.into_iter().map(|(was, _)| was));
     for item in &queue {
         linkage.put_review(item)?;
     }
-    Ok(out)
+    Ok((out, joined))
 }
 
 /// Record an analyst's decision on a review item. A match merges the two
