@@ -40,10 +40,12 @@ pub struct LinkOutcome {
     pub kept_apart_by_identifier: u64,
     /// Blocking keys skipped because their block was too large.
     pub oversized_blocks: u64,
-    /// Records whose signature this upload had already compared for
-    /// another person and linked to no one: the comparison would be the
-    /// same, so the record stays its own person without it (typically a
-    /// suspect the police never had a date of birth for, one record a crime).
+    /// Records whose signature this upload had already compared and linked
+    /// to no one: comparing it again would give the same answer, so it is
+    /// not compared again. Most are further records of a person the exact
+    /// keys already hold; the others stay their own people, as the first
+    /// did (typically a suspect police never had a date of birth for, one
+    /// record per crime).
     pub repeats_not_compared: u64,
 }
 
