@@ -2,6 +2,8 @@
 //! truth, that rates are what they say, that rows stay valid, and that
 //! turning errors on changes nothing else.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use agencylink_core::pseudo::{Kind, canonicalise};
@@ -22,23 +24,7 @@ struct Output {
 
 impl Output {
     fn records(&self) -> Vec<Record> {
-        let mut r = csv::Reader::from_reader(&self.csv[..]);
-        let header: Vec<String> = r
-            .headers()
-            .expect("header")
-            .iter()
-            .map(str::to_owned)
-            .collect();
-        r.records()
-            .map(|rec| {
-                let rec = rec.expect("record");
-                header
-                    .iter()
-                    .cloned()
-                    .zip(rec.iter().map(str::to_owned))
-                    .collect()
-            })
-            .collect()
+        support::csv_rows(&self.csv)
     }
     /// Per row: `(field, kind)` errors.
     fn errors(&self) -> Vec<Vec<(String, ErrorKind)>> {

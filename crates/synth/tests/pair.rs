@@ -1,5 +1,7 @@
 //! The two-agency linkage test set.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use agencylink_core::schema::Catalog;
@@ -24,22 +26,7 @@ fn pair(opts: &PairOptions) -> Result<Pair, SynthError> {
 }
 
 fn rows(csv: &[u8]) -> Vec<BTreeMap<String, String>> {
-    let mut r = csv::Reader::from_reader(csv);
-    let header: Vec<String> = r
-        .headers()
-        .expect("header")
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    r.records()
-        .map(|rec| {
-            header
-                .iter()
-                .cloned()
-                .zip(rec.expect("row").iter().map(str::to_owned))
-                .collect()
-        })
-        .collect()
+    support::csv_rows(csv)
 }
 
 fn truth(t: &[u8]) -> Vec<Value> {

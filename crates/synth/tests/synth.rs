@@ -3,6 +3,8 @@
 //! output is reproducible, the same people cross datasets, and the planted
 //! networks are the only groups with more than one suspect.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use agencylink_core::pseudo::{Kind, canonicalise};
@@ -38,23 +40,7 @@ impl Output {
     }
     /// The data rows as `column -> cell` maps.
     fn records(&self) -> Vec<BTreeMap<String, String>> {
-        let mut r = csv::Reader::from_reader(&self.csv[..]);
-        let header: Vec<String> = r
-            .headers()
-            .expect("header")
-            .iter()
-            .map(str::to_owned)
-            .collect();
-        r.records()
-            .map(|rec| {
-                let rec = rec.expect("record");
-                header
-                    .iter()
-                    .cloned()
-                    .zip(rec.iter().map(str::to_owned))
-                    .collect()
-            })
-            .collect()
+        support::csv_rows(&self.csv)
     }
 }
 
