@@ -45,18 +45,35 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         Command::Lineage(cmd) => lineage_print(backend.lineage.entries()?, cmd),
         Command::Query(cmd) => query_cmd(catalog, &backend, cmd),
         Command::AccessLog(args) => access_log(&backend, args.verify),
-        Command::Review(cmd) => {
-            // Each access-log entry also goes to the WORM archive, as reads do.
-            let archive = |entry: &serde_json::Value| -> Result<()> {
-                if let Some(a) = &backend.archive {
-                    a.archive("access-log", entry)?;
-                }
-                Ok(())
-            };
-            crate::linkage_cmd::review(&backend.records, &backend.access_log, &archive, cmd)
-        }
-        Command::Link(cmd) => crate::linkage_cmd::link(&backend.records, &backend.lineage, cmd),
+        // Each access-log entry and lineage event also goes to the WORM
+        // archive, as reads' and ingests' do.
+        Command::Review(cmd) => crate::linkage_cmd::review(
+            &backend.records,
+            &backend.access_log,
+            &worm(&backend, "access-log"),
+            cmd,
+        ),
+        Command::Link(cmd) => crate::linkage_cmd::link(
+            &backend.records,
+            &backend.lineage,
+            &worm(&backend, "lineage"),
+            cmd,
+        ),
         _ => bail!("unsupported with --backend aws"),
+    }
+}
+
+/// Copies a chained entry to the deployment's WORM archive under `log`
+/// (nothing when none is configured).
+fn worm<'a>(
+    backend: &'a AwsBackend,
+    log: &'static str,
+) -> impl Fn(&serde_json::Value) -> Result<()> + 'a {
+    move |entry| {
+        if let Some(a) = &backend.archive {
+            a.archive(log, entry)?;
+        }
+        Ok(())
     }
 }
 
@@ -113,9 +130,7 @@ fn log_read(
     let time = agencylink_aws::now_rfc3339();
     let entry =
         crate::analyst::record_read(&backend.access_log, reader, action, target, rows, &time)?;
-    if let Some(archive) = &backend.archive {
-        archive.archive("access-log", &entry)?;
-    }
+    worm(backend, "access-log")(&entry)?;
     Ok(entry
         .get("seq")
         .and_then(serde_json::Value::as_u64)

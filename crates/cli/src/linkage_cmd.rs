@@ -232,13 +232,15 @@ pub(crate) fn review(
 /// `link` on the embedded store.
 pub(crate) fn link_local(data_dir: &Path, cmd: LinkCommand) -> Result<ExitCode> {
     let store = crate::commands::open_existing_store(data_dir)?;
-    link(&store, &store.lineage(), cmd)
+    link(&store, &store.lineage(), &|_| Ok(()), cmd)
 }
 
-/// `link` on any store: `lineage_log` is its lineage log.
+/// `link` on any store: `lineage_log` is its lineage log, and `archive`
+/// keeps a further copy of each event where the backend has one (AWS: WORM).
 pub(crate) fn link(
     store: &dyn RecordStore,
     lineage_log: &dyn ChainLog,
+    archive: &dyn Fn(&serde_json::Value) -> Result<()>,
     cmd: LinkCommand,
 ) -> Result<ExitCode> {
     let linkage = linkage_of(store)?;
@@ -284,7 +286,7 @@ pub(crate) fn link(
             event.insert("review_threshold".into(), json!(model.review_threshold));
             event.insert("training".into(), json!(model.training));
             event.insert("time".into(), json!(crate::commands::now_rfc3339()));
-            lineage::append(lineage_log, event)?;
+            archive(&lineage::append(lineage_log, event)?)?;
             serde_json::to_writer_pretty(&mut out, &model)?;
             writeln!(out)?;
             eprintln!("stored linkage model version {}", model.version);
