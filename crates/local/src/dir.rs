@@ -1,12 +1,16 @@
 //! The directory object store: `landing/`, `curated/`, `reports/` … under
 //! the data directory. Writes go to a temporary file in the same directory
-//! and are renamed into place, so a reader never sees half an object.
+//! (see [`crate::fsafe`]) and are renamed into place, so a reader never sees
+//! half an object.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use agencylink_core::memory::check_object_key;
+
+use crate::fsafe::{TEMP_PREFIX, TempFile};
 use agencylink_core::ports::{ObjectMeta, ObjectStore, PutMode, StoreError, StoreResult};
 
 /// Objects as files under a root directory.
@@ -25,6 +29,11 @@ impl DirObjectStore {
         DirObjectStore { root: root.into() }
     }
 
+    /// The directory it is rooted at.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn path(&self, key: &str) -> StoreResult<PathBuf> {
         check_object_key(key)?;
         Ok(self.root.join(key))
@@ -32,55 +41,33 @@ impl DirObjectStore {
 
     /// A scratch file for writing object `key`: in the object's own
     /// directory (so [`put_file`](Self::put_file) can rename it into place
-    /// without a copy) and named so listings skip it.
-    pub fn scratch_path(&self, key: &str) -> StoreResult<PathBuf> {
+    /// without a copy), with an unpredictable name that listings skip.
+    pub fn scratch(&self, key: &str) -> StoreResult<TempFile> {
         let path = self.path(key)?;
         let dir = path.parent().unwrap_or(&self.root);
         fs::create_dir_all(dir).map_err(|e| io_err("creating the object directory", e))?;
-        Ok(dir.join(format!(
-            ".tmp-{}-{}",
-            std::process::id(),
-            path.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        )))
+        let hint = path
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        TempFile::create_in(dir, &hint).map_err(|e| io_err("creating a scratch file", e))
     }
 
-    /// Publish a finished scratch file from [`scratch_path`](Self::scratch_path)
-    /// as `key`: synced to disk, then renamed into place, so a reader never
+    /// Publish a finished scratch file from [`scratch`](Self::scratch) as
+    /// `key`: synced to disk, then renamed into place, so a reader never
     /// sees half an object. The scratch file is gone afterwards either way.
-    pub fn put_file(&self, key: &str, scratch: &Path, mode: PutMode) -> StoreResult<ObjectMeta> {
+    pub fn put_file(&self, key: &str, scratch: TempFile, mode: PutMode) -> StoreResult<ObjectMeta> {
         let path = self.path(key)?;
-        let synced = File::open(scratch).and_then(|f| {
-            f.sync_all()?;
-            f.metadata()
-        });
-        let size = match synced {
-            Ok(meta) => meta.len(),
-            Err(e) => {
-                let _ = fs::remove_file(scratch);
-                return Err(io_err("writing the object", e));
+        match scratch.persist(&path, mode == PutMode::Overwrite) {
+            Ok(size) => Ok(ObjectMeta {
+                key: key.to_owned(),
+                size,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Err(StoreError::AlreadyExists(key.to_owned()))
             }
-        };
-        if mode == PutMode::Create {
-            // hard_link fails if the target exists: create-only without a race.
-            let linked = fs::hard_link(scratch, &path);
-            let _ = fs::remove_file(scratch);
-            match linked {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(StoreError::AlreadyExists(key.to_owned()));
-                }
-                Err(e) => return Err(io_err("placing the object", e)),
-            }
-        } else if let Err(e) = fs::rename(scratch, &path) {
-            let _ = fs::remove_file(scratch);
-            return Err(io_err("placing the object", e));
+            Err(e) => Err(io_err("placing the object", e)),
         }
-        Ok(ObjectMeta {
-            key: key.to_owned(),
-            size,
-        })
     }
 
     fn walk(&self, dir: &Path, out: &mut Vec<ObjectMeta>) -> io::Result<()> {
@@ -95,7 +82,8 @@ impl DirObjectStore {
             let path = entry.path();
             if ft.is_dir() {
                 self.walk(&path, out)?;
-            } else if ft.is_file() && !entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            } else if ft.is_file() && !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+            {
                 let rel = path.strip_prefix(&self.root).unwrap_or(&path);
                 let key = rel
                     .components()
@@ -117,22 +105,25 @@ impl ObjectStore for DirObjectStore {
         if mode == PutMode::Create && self.path(key)?.exists() {
             return Err(StoreError::AlreadyExists(key.to_owned()));
         }
-        let tmp = self.scratch_path(key)?;
-        let written = (|| {
-            let mut f = File::create(&tmp)?;
+        let tmp = self.scratch(key)?;
+        let written = tmp.handle().and_then(|mut f| {
             io::copy(data, &mut f)?;
             f.flush()
-        })();
+        });
         if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
             return Err(io_err("writing the object", e));
         }
-        self.put_file(key, &tmp, mode)
+        self.put_file(key, tmp, mode)
     }
 
     fn get(&self, key: &str) -> StoreResult<Box<dyn Read + Send>> {
         let path = self.path(key)?;
-        match File::open(&path) {
+        // An object is never a symlink: one planted here is not followed.
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(crate::fsafe::NOFOLLOW)
+            .open(&path);
+        match opened {
             Ok(f) => Ok(Box::new(io::BufReader::with_capacity(1 << 16, f))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::NotFound(key.to_owned()))
@@ -143,7 +134,7 @@ impl ObjectStore for DirObjectStore {
 
     fn head(&self, key: &str) -> StoreResult<ObjectMeta> {
         let path = self.path(key)?;
-        match fs::metadata(&path) {
+        match fs::symlink_metadata(&path) {
             Ok(m) if m.is_file() => Ok(ObjectMeta {
                 key: key.to_owned(),
                 size: m.len(),

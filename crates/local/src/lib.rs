@@ -3,6 +3,7 @@
 //! (records, people, lineage, access log).
 
 mod dir;
+pub mod fsafe;
 mod keyfile;
 mod sqlite;
 

@@ -70,14 +70,9 @@ impl Bodies {
     /// Open (creating if needed) the body file at `path`, readable by its
     /// owner only: the bodies are pseudonymised records.
     pub(super) fn open(path: &Path) -> StoreResult<Self> {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let file = opts.open(path).map_err(io_err("opening"))?;
+        // A symlink planted at this name would have every body appended to
+        // (and truncated in) whatever file it points at.
+        let file = crate::fsafe::open_nofollow(path, true).map_err(io_err("opening"))?;
         Ok(Bodies {
             backing: Backing::File(file),
             written: 0,

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use agencylink_core::ports::{ChainLog, Link, RecordBody, StoreError, StoreResult, StoredRecord};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use bodies::{Bodies, BodyAt};
 use overlay::Overlay;
@@ -158,7 +158,13 @@ impl SqliteStore {
     /// Open (creating if needed) the database at `path`, and its body file
     /// beside it (`path` with `-bodies` added).
     pub fn open(path: &Path) -> StoreResult<Self> {
-        let conn = Connection::open(path).map_err(db_err("opening the database"))?;
+        // Not through a symlink: one planted at the database's name would
+        // have SQLite write the store into another file.
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(db_err("opening the database"))?;
         let mut bodies_path = path.as_os_str().to_owned();
         bodies_path.push("-bodies");
         Self::init(conn, Bodies::open(Path::new(&bodies_path))?)
