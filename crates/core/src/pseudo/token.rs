@@ -51,11 +51,18 @@ pub struct Pseudonymiser {
     // `K("compare")`: the comparison encodings' own subkey, so no
     // encoding can equal a token or a match key of the same value.
     compare: Midstates,
+    // `K("label")`: names of things that are not identifiers but may
+    // carry one (an upload's file name), so they can be told apart in
+    // lineage without being shown or guessed.
+    label: Midstates,
 }
 
 /// The subkey name of the comparison encodings
 /// (`docs/comparison-encodings.md`): `K("compare")`.
 const COMPARE_SUBKEY: &str = "compare";
+
+/// The subkey name of keyed labels ([`Pseudonymiser::label`]): `K("label")`.
+const LABEL_SUBKEY: &str = "label";
 
 /// Bytes of the MAC kept in a comparison code (80 bits: 16 base32 characters).
 const COMPARE_CODE_BYTES: usize = 10;
@@ -183,10 +190,12 @@ impl Pseudonymiser {
     pub fn new(key: Key) -> Self {
         let states = Kind::ALL.map(|kind| Midstates::new(&derive_subkey(key.master(), kind)));
         let compare = Midstates::new(&derive_named_subkey(key.master(), COMPARE_SUBKEY));
+        let label = Midstates::new(&derive_named_subkey(key.master(), LABEL_SUBKEY));
         Self {
             key,
             states,
             compare,
+            label,
         }
     }
 
@@ -291,6 +300,21 @@ impl Pseudonymiser {
         base32_lower_into(&padded, out);
         // 10 bytes are exactly 16 base32 characters; drop the padding's.
         out.truncate(at + COMPARE_CODE_BYTES * 8 / 5);
+    }
+
+    /// A keyed label: `base32lower(HMAC(K("label"), domain | 0x00 | value)[0..10])`,
+    /// 16 characters. For text that is no identifier's field but may hold
+    /// one, such as an extract's file name ("smith_referral.csv"): equal
+    /// values get equal labels, and without the key nobody can test a
+    /// guess against one.
+    pub fn label(&self, domain: &str, value: &[u8]) -> String {
+        let tag = self.label.mac(&[domain.as_bytes(), &[0], value]);
+        let mut padded = [0u8; TOKEN_MAC_BYTES];
+        padded[..COMPARE_CODE_BYTES].copy_from_slice(&tag[..COMPARE_CODE_BYTES]);
+        let mut out = String::with_capacity(32);
+        base32_lower_into(&padded, &mut out);
+        out.truncate(COMPARE_CODE_BYTES * 8 / 5);
+        out
     }
 
     fn match_token(&self, parts: &[&[u8]]) -> String {
