@@ -7,8 +7,7 @@
 //! `agencylink_core::query`; this module opens the store, orders the steps
 //! and writes the output.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -182,63 +181,29 @@ pub(crate) fn query(catalog: &Catalog, data_dir: &Path, cmd: QueryCommand) -> Re
     }
 }
 
-/// Removes a partial export unless it was handed over.
-struct Partial {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// A new file only this user can read: exports are pseudonymised but still
-/// sensitive.
-fn create_private(path: &Path) -> io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
-}
-
 pub(crate) fn export(catalog: &Catalog, data_dir: &Path, args: ExportArgs) -> Result<ExitCode> {
     query::check_reader(&args.reader.analyst, &args.reader.purpose)?;
     let store = crate::commands::open_existing_store(data_dir)?;
     let plan = query::plan_export(&store, catalog, args.dataset.as_deref())?;
     // The row count goes into the access log before any row leaves, so rows
     // are staged in a private file first (next to --out, so handing over is
-    // a rename; else in the data directory, which holds this data anyway).
-    let stamp = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
-    let staging = match &args.out {
+    // a rename; else in the data directory, which holds this data anyway),
+    // under an unpredictable name that an interrupted run removes.
+    let staging_dir = match &args.out {
         Some(out) => {
-            let name = out
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .context("--out must name a file")?;
-            out.with_file_name(format!(".{name}.partial-{stamp}"))
+            out.file_name().context("--out must name a file")?;
+            let dir = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            agencylink_local::fsafe::check_output_dir(&dir)?;
+            dir
         }
-        None => data_dir.join(format!(".export-{stamp}.partial")),
+        None => data_dir.to_path_buf(),
     };
-    let mut partial = Partial {
-        path: staging.clone(),
-        keep: false,
-    };
-    let file =
-        create_private(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let staging = agencylink_local::fsafe::TempFile::create_in(&staging_dir, "export.partial")
+        .with_context(|| format!("creating a staging file in {}", staging_dir.display()))?;
+    let file = staging.handle()?;
     let mut failure: Option<anyhow::Error> = None;
     let rows = match args.format {
         ExportFormat::Csv => {
@@ -288,16 +253,17 @@ pub(crate) fn export(catalog: &Catalog, data_dir: &Path, args: ExportArgs) -> Re
     let seq = log_read(&store, &args.reader, "export", target, rows)?;
     match &args.out {
         Some(out) => {
-            fs::rename(&staging, out)
+            staging
+                .persist(out, true)
                 .with_context(|| format!("moving the export to {}", out.display()))?;
-            partial.keep = true;
             eprintln!(
                 "exported {rows} rows to {}; this read is access-log entry {seq}",
                 out.display()
             );
         }
         None => {
-            let mut staged = File::open(&staging)?;
+            let mut staged = staging.handle()?;
+            staged.rewind()?;
             let mut out = io::stdout().lock();
             io::copy(&mut staged, &mut out)?;
             out.flush()?;

@@ -3,18 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use agencylink_core::curate::short_hash;
 use agencylink_core::ingest::{IngestSummary, Sinks, UploadInfo, ingest, upload_id};
-use agencylink_core::ports::{ChainLog, KeyProvider, ObjectStore, PutMode, RecordStore};
+use agencylink_core::ports::{ChainLog, KeyProvider, PutMode, RecordStore};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::InputFormat;
 use agencylink_core::schema::{Catalog, Dataset};
 use agencylink_core::{geography, lineage};
-use agencylink_local::{DirObjectStore, LocalKeyProvider, SqliteStore};
+use agencylink_local::{DirObjectStore, LocalKeyProvider, SqliteStore, fsafe};
 use agencylink_synth::linkage::{PairOptions, write_pair};
 use agencylink_synth::{ErrorModel, SynthOptions, World, write_csv_with_world};
 use anyhow::{Context, Result, bail};
@@ -55,15 +54,43 @@ pub(crate) fn open_existing_store(data_dir: &Path) -> Result<SqliteStore> {
             data_dir.display()
         );
     }
+    prepare_data_dir(data_dir)?;
     Ok(SqliteStore::open(&db)?)
 }
 
 fn open_local(data_dir: &Path) -> Result<Local> {
-    fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    prepare_data_dir(data_dir)?;
     Ok(Local {
         objects: DirObjectStore::new(data_dir),
         store: SqliteStore::open(&data_dir.join(DB_FILE))?,
     })
+}
+
+/// Every command that opens the store first makes sure the data directory
+/// is private (created 0700; refused if others can write to it; tightened,
+/// with a warning, if they can read it) and removes what an interrupted
+/// run left behind, saying so on stderr.
+pub(crate) fn prepare_data_dir(data_dir: &Path) -> Result<()> {
+    for note in fsafe::prepare_private_dir(data_dir)? {
+        eprintln!("warning: {note}");
+    }
+    let swept = fsafe::sweep(data_dir)
+        .with_context(|| format!("clearing leftovers in {}", data_dir.display()))?;
+    if swept.landing > 0 {
+        eprintln!(
+            "removed {} raw extract copies that an interrupted ingest left under {}",
+            swept.landing,
+            data_dir.join("landing").display()
+        );
+    }
+    if swept.temporary > 0 {
+        eprintln!(
+            "removed {} temporary files that an interrupted command left in {}",
+            swept.temporary,
+            data_dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// RFC 3339 UTC time now (the core reads no clock).
@@ -107,7 +134,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Land, ingest and clean up one file; returns the summary.
+/// Ingest one file; returns the summary.
 fn ingest_file(
     local: &Local,
     key: &Pseudonymiser,
@@ -118,25 +145,28 @@ fn ingest_file(
     progress: bool,
 ) -> Result<IngestSummary> {
     check_agency(agency)?;
-    // The landing name is neutral, since agencies name files after people
-    // ("smith_referral.csv") and the key ends up in lineage; it is stable per
-    // source path, so re-running after a crash replaces a stale raw copy.
-    let source = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-    let name = short_hash(&[source.to_string_lossy().as_bytes()], 10);
+    // The extract is read once, into a copy that has no name (so no exit,
+    // not even SIGKILL, leaves it on disk) and hashed on the way; the
+    // ingest then reads the copy, so it sees exactly the bytes it hashed
+    // even if someone edits the source meanwhile.
+    let mut copy = fsafe::anonymous_file_in(local.objects.root())
+        .context("making a private copy of the extract")?;
+    let mut reader = HashingReader {
+        inner: File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
+        hasher: Sha256::new(),
+    };
+    io::copy(&mut reader, &mut copy).with_context(|| format!("reading {}", file.display()))?;
+    copy.rewind()?;
+    let sha = hex(&reader.hasher.finalize());
+    // What lineage calls the source: agencies name files after people
+    // ("smith_referral.csv"), so not the name, nor an unkeyed hash of it
+    // that a guess could be checked against, but a random id.
     let ext = if format == InputFormat::Csv {
         "csv"
     } else {
         "ndjson"
     };
-    let landing = format!("landing/{agency}/{}/{name}.{ext}", ds.id);
-    let mut reader = HashingReader {
-        inner: File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
-        hasher: Sha256::new(),
-    };
-    local
-        .objects
-        .put_from(&landing, &mut reader, PutMode::Overwrite)?;
-    let sha = hex(&reader.hasher.finalize());
+    let source = format!("landing/{agency}/{}/{}.{ext}", ds.id, random_id()?);
     let show_progress = progress && io::stderr().is_terminal();
     let upload = upload_id(agency, &ds.id, &sha);
     let curated_key = format!("curated/{agency}/{}/{upload}.ndjson", ds.id);
@@ -145,67 +175,64 @@ fn ingest_file(
     // The outputs are written beside where they will be published, so
     // publishing is a rename, not a copy of the whole curated file, and
     // pseudonymised data never sits in the system's temporary directory.
-    let (cur_p, json_p, csv_p) = (
-        local.objects.scratch_path(&curated_key)?,
-        local.objects.scratch_path(&json_key)?,
-        local.objects.scratch_path(&csv_key)?,
-    );
-    let result = (|| -> Result<IngestSummary> {
-        let mut curated = BufWriter::new(File::create(&cur_p)?);
-        let mut rj = BufWriter::new(File::create(&json_p)?);
-        let mut rc = BufWriter::new(File::create(&csv_p)?);
-        let info = UploadInfo {
-            agency: agency.to_owned(),
-            sha256: sha.clone(),
-            source: landing.clone(),
-            format,
-            time: now_rfc3339(),
-            outputs: vec![curated_key.clone(), json_key.clone(), csv_key.clone()],
-        };
-        let mut input = BufReader::with_capacity(1 << 16, local.objects.get(&landing)?);
-        let lineage_log = local.store.lineage();
-        let summary = ingest(
-            ds,
-            key,
-            &local.store,
-            &lineage_log,
-            &info,
-            &mut input,
-            Sinks {
-                curated: &mut curated,
-                report_json: &mut rj,
-                report_csv: &mut rc,
-            },
-            |rows| {
-                // A progress line only for a person watching; logs stay clean.
-                if show_progress {
-                    eprint!("\r  {}: {rows} rows processed", ds.id);
-                }
-            },
-        )?;
-        if show_progress {
-            eprintln!();
-        }
-        curated.flush()?;
-        rj.flush()?;
-        rc.flush()?;
-        if !summary.duplicate {
-            for (path, key) in [
-                (&cur_p, &curated_key),
-                (&json_p, &json_key),
-                (&csv_p, &csv_key),
-            ] {
-                local.objects.put_file(key, path, PutMode::Overwrite)?;
+    let scratch = [
+        local.objects.scratch(&curated_key)?,
+        local.objects.scratch(&json_key)?,
+        local.objects.scratch(&csv_key)?,
+    ];
+    let mut curated = BufWriter::new(scratch[0].handle()?);
+    let mut rj = BufWriter::new(scratch[1].handle()?);
+    let mut rc = BufWriter::new(scratch[2].handle()?);
+    let info = UploadInfo {
+        agency: agency.to_owned(),
+        sha256: sha,
+        source,
+        format,
+        time: now_rfc3339(),
+        outputs: vec![curated_key.clone(), json_key.clone(), csv_key.clone()],
+    };
+    let mut input = BufReader::with_capacity(1 << 16, copy);
+    let lineage_log = local.store.lineage();
+    let summary = ingest(
+        ds,
+        key,
+        &local.store,
+        &lineage_log,
+        &info,
+        &mut input,
+        Sinks {
+            curated: &mut curated,
+            report_json: &mut rj,
+            report_csv: &mut rc,
+        },
+        |rows| {
+            // A progress line only for a person watching; logs stay clean.
+            if show_progress {
+                eprint!("\r  {}: {rows} rows processed", ds.id);
             }
-        }
-        Ok(summary)
-    })();
-    for p in [&cur_p, &json_p, &csv_p] {
-        let _ = fs::remove_file(p);
+        },
+    )?;
+    if show_progress {
+        eprintln!();
     }
-    // The raw extract holds identifiers: it never outlives the ingest.
-    local.objects.delete(&landing)?;
-    result
+    curated.flush()?;
+    rj.flush()?;
+    rc.flush()?;
+    if !summary.duplicate {
+        for (tmp, key) in scratch.into_iter().zip([&curated_key, &json_key, &csv_key]) {
+            local.objects.put_file(key, tmp, PutMode::Overwrite)?;
+        }
+    }
+    // Unpublished scratch files are removed as they drop; the copy of the
+    // extract goes with its handle.
+    Ok(summary)
+}
+
+/// 128 random bits, hex.
+pub(crate) fn random_id() -> Result<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("OS randomness: {e}"))?;
+    Ok(hex(&b))
 }
 
 pub(crate) fn ingest_cmd(catalog: &Catalog, data_dir: &Path, args: IngestArgs) -> Result<ExitCode> {

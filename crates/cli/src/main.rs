@@ -21,6 +21,7 @@ mod analyst;
 #[cfg(feature = "aws")]
 mod aws;
 mod commands;
+mod interrupt;
 mod linkage_cmd;
 mod profile_cmd;
 
@@ -176,6 +177,8 @@ enum ReportArg {
 }
 
 fn main() -> ExitCode {
+    interrupt::private_umask();
+    interrupt::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

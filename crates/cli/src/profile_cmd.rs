@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -149,6 +150,9 @@ pub(crate) fn write_profile(
         }
     }
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // Others who can write here could plant a symlink or swap a file
+    // between our write and a reader's open.
+    agencylink_local::fsafe::check_output_dir(out)?;
     // A partner edition written over an analyst one must not leave the
     // analyst tables (tracker, networks: pseudonymous ids) behind.
     let old_json = out.join("profile.json");
@@ -194,12 +198,18 @@ pub(crate) fn write_profile(
     })
 }
 
-/// Write via a temporary file and rename, so a reader never opens half a file.
+/// Write via a temporary file and rename, so a reader never opens half a
+/// file; the temporary name is unpredictable and created new, so nothing
+/// planted at it is followed, and an interrupted run removes it.
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    let tmp = agencylink_local::fsafe::TempFile::create_in(dir, name)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.handle()
+        .and_then(|mut f| f.write_all(bytes))
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(&path, true)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 
