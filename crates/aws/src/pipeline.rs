@@ -189,11 +189,24 @@ pub fn ingest_landing(
         tmp.0.join("report.csv"),
     ];
     let file_name = key.rsplit('/').next().unwrap_or(key);
+    let format = InputFormat::from_file_name(file_name);
+    // Lineage is permanent and read widely; agencies name files after
+    // people, so it gets a keyed label of the name, never the name.
+    let source = format!(
+        "landing/{agency}/{}/{}.{}",
+        dataset.id,
+        pseudo.label("landing", file_name.as_bytes()),
+        if format == InputFormat::Csv {
+            "csv"
+        } else {
+            "ndjson"
+        }
+    );
     let info = UploadInfo {
         agency: agency.to_owned(),
         sha256: sha,
-        source: key.to_owned(),
-        format: InputFormat::from_file_name(file_name),
+        source,
+        format,
         time: time.to_owned(),
         outputs: outputs.to_vec(),
     };
@@ -263,21 +276,26 @@ pub fn archive_upload(backend: &AwsBackend, upload: &str) -> Result<(), StoreErr
 /// Record an upload that was not processed (an agency or dataset outside the
 /// policy, a malformed key) as a lineage `failure` event, archive it, and
 /// delete the landing object: raw data nobody may ingest is not kept.
+///
+/// The key's file name is not recorded (agencies name files after people):
+/// lineage gets its keyed label when `pseudo` is given, else nothing.
 pub fn reject_landing(
     backend: &AwsBackend,
+    pseudo: Option<&Pseudonymiser>,
     key: &str,
     code: &str,
     reason: &str,
     time: &str,
 ) -> Result<Value, StoreError> {
     let parts = parse_landing_key(key);
+    let source = pseudo.map(|p| format!("landing/label/{}", p.label("landing", key.as_bytes())));
     let mut event = Map::new();
     event.insert("type".into(), json!("failure"));
     event.insert("code".into(), json!(code));
     event.insert("reason".into(), json!(reason));
     event.insert("agency".into(), json!(parts.as_ref().map(|p| p.agency)));
     event.insert("dataset".into(), json!(parts.as_ref().map(|p| p.dataset)));
-    event.insert("source".into(), json!(key));
+    event.insert("source".into(), json!(source));
     event.insert("time".into(), json!(time));
     let stored = lineage::append(&backend.lineage, event)?;
     if let Some(archive) = &backend.archive {

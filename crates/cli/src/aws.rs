@@ -90,24 +90,26 @@ fn ingest(catalog: &Catalog, backend: &AwsBackend, args: IngestArgs) -> Result<E
         "AGENCYLINK_KEY_SECRET_ID is not set: the AWS backend reads its key from Secrets Manager",
     )?;
     let pseudo = Pseudonymiser::new(keys.key()?);
-    let name = args
-        .file
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| !n.starts_with('.') && !n.contains('/'))
-        .unwrap_or("upload");
-    let landing = format!("landing/{}/{}/{name}", args.agency, ds.id);
+    let format = crate::input_format(args.format, &args.file);
+    // The landing key is a random name with the format's extension (which
+    // the pipeline reads the format from): the local file name may name a
+    // person, and S3 keys show up in access logs and event payloads.
+    let ext = match format {
+        agencylink_core::read::InputFormat::Csv => "csv",
+        agencylink_core::read::InputFormat::Ndjson => "ndjson",
+    };
+    let landing = format!(
+        "landing/{}/{}/upload-{}.{ext}",
+        args.agency,
+        ds.id,
+        crate::commands::random_id()?
+    );
     let mut file =
         File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
     backend
         .objects
         .put_from(&landing, &mut file, PutMode::Overwrite)
         .with_context(|| format!("uploading to {landing}"))?;
-    let format = crate::input_format(args.format, &args.file);
-    if format != agencylink_core::read::InputFormat::from_file_name(name) {
-        // The pipeline reads the format from the landing key's name.
-        bail!("with --backend aws the file name must say the format (.csv, .ndjson or .jsonl)");
-    }
     let summary = pipeline::ingest_landing(
         backend,
         &pseudo,

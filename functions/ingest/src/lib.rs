@@ -307,7 +307,12 @@ pub fn process_object(
     };
     if let Some((code, reason)) = refusal {
         warn!(%key, code, "upload rejected by policy");
-        pipeline::reject_landing(backend, &key, code, &reason, time)?;
+        let pseudo = backend
+            .keys
+            .as_ref()
+            .and_then(|k| k.key().ok())
+            .map(Pseudonymiser::new);
+        pipeline::reject_landing(backend, pseudo.as_ref(), &key, code, &reason, time)?;
         return Ok(Outcome::Rejected {
             key,
             code: code.to_owned(),
