@@ -5,6 +5,7 @@ mod ingest;
 mod linkage;
 mod profile;
 mod pseudonymise;
+mod raw;
 mod synth_errors;
 mod util;
 mod validate;
