@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::csv_safe::quoted;
 use crate::curate::{CurateScratch, Curator, Provenance, short_hash};
 use crate::lineage;
 use crate::link::{LinkSession, MergeStats, merge_and_link};
@@ -420,22 +421,13 @@ fn add(total: &mut MergeStats, s: MergeStats) {
 }
 
 fn write_csv_error(out: &mut dyn Write, e: &RowError) -> io::Result<()> {
-    let cell = |s: &str| {
-        // Neutralise spreadsheet formulas and quote every text cell.
-        let s = if s.starts_with(['=', '+', '-', '@']) {
-            format!("'{s}")
-        } else {
-            s.to_owned()
-        };
-        format!("\"{}\"", s.replace('"', "\"\""))
-    };
     writeln!(
         out,
         "{},{},{},{},{}",
         e.row,
         e.line,
-        cell(&e.field),
-        cell(&e.code),
-        cell(&e.message)
+        quoted(&e.field),
+        quoted(&e.code),
+        quoted(&e.message)
     )
 }
