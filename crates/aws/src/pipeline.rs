@@ -239,9 +239,10 @@ pub fn ingest_landing(
     let mut write_outputs = !summary.duplicate;
     if summary.duplicate {
         // An earlier delivery may have merged and logged the upload and then
-        // died before its outputs were stored. They depend only on the file
-        // and the key, so derive them again (against throwaway stores: the
-        // real ones already have everything) and store what is missing.
+        // died before its outputs were stored. They depend only on the file,
+        // the key and the date of the upload's (S3 event) time, so derive
+        // them again (against throwaway stores: the real ones already have
+        // everything) and store what is missing.
         let mut missing = false;
         for out in &outputs {
             missing |= !backend.objects.exists(out)?;

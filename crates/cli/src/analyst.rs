@@ -11,6 +11,7 @@ use std::io::{self, BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use agencylink_core::csv_safe::neutralise;
 use agencylink_core::ports::ChainLog;
 use agencylink_core::query::{self, NetworkLimits, QueryError};
 use agencylink_core::schema::Catalog;
@@ -208,7 +209,9 @@ pub(crate) fn export(catalog: &Catalog, data_dir: &Path, args: ExportArgs) -> Re
     let rows = match args.format {
         ExportFormat::Csv => {
             let mut w = csv::WriterBuilder::new().from_writer(BufWriter::new(file));
-            w.write_record(&plan.columns)?;
+            // Column names come from the schemas, which may be a directory
+            // of someone's making: the header is neutralised like any cell.
+            w.write_record(plan.columns.iter().map(|c| neutralise(c).into_owned()))?;
             let n = query::export_rows(&store, catalog, &plan, &mut |row| {
                 let written = query::csv_record(&plan.columns, &row)
                     .map_err(anyhow::Error::from)

@@ -12,7 +12,7 @@ use agencylink_core::pseudo::{Kind, Pseudonymiser, canonicalise};
 use agencylink_core::read::{self, InputFormat};
 use agencylink_core::report::{JsonReportWriter, validate_all};
 use agencylink_core::schema::{Catalog, Dataset};
-use agencylink_core::validate::RowValidator;
+use agencylink_core::validate::{DateBounds, RowValidator};
 use agencylink_local::LocalKeyProvider;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -379,7 +379,7 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
     let file = Path::new(&args.input);
     let input = BufReader::with_capacity(1 << 16, open_input(file)?);
     let mut rows = read::open(input_format(args.format, file), input, ds);
-    let validator = RowValidator::new(ds);
+    let validator = RowValidator::new(ds).with_date_bounds(today_bounds()?);
     let curator = Curator::new(
         ds,
         &p,
@@ -422,10 +422,16 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
     })
 }
 
+/// The date bounds for rows checked now: no date after today (UTC) plus the
+/// core's margin, none before 1900. The core reads no clock.
+fn today_bounds() -> Result<DateBounds> {
+    DateBounds::on(&commands::now_rfc3339()).context("the system clock gives no usable date")
+}
+
 fn validate(ds: &Dataset, format: InputFormat, report: ReportArg, file: &Path) -> Result<ExitCode> {
     let input = BufReader::with_capacity(1 << 16, open_input(file)?);
     let mut rows = read::open(format, input, ds);
-    let validator = RowValidator::new(ds);
+    let validator = RowValidator::new(ds).with_date_bounds(today_bounds()?);
     let stdout = io::stdout().lock();
     let summary = if report == ReportArg::Json {
         let mut json = JsonReportWriter::start(BufWriter::new(stdout), &ds.id)?;

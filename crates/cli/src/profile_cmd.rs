@@ -34,7 +34,8 @@ pub(crate) struct ProfileArgs {
     /// First day of the period (YYYY-MM-DD); by default 12 months before --to.
     #[arg(long, value_name = "DATE")]
     from: Option<String>,
-    /// Last day of the period (YYYY-MM-DD); by default the latest event in the store.
+    /// Last day of the period (YYYY-MM-DD); by default the latest event in
+    /// the store, or today if that is earlier.
     #[arg(long, value_name = "DATE")]
     to: Option<String>,
     /// Who it is for: police analysts (complete) or partner agencies

@@ -42,14 +42,13 @@ impl CurateError {
     /// The validation-report error for `row`, in the same shape as the
     /// validator's own `identifier` errors.
     pub fn row_error(&self, row: &Row) -> RowError {
-        RowError {
-            row: row.row,
-            line: row.line,
-            field: self.field.clone(),
-            pointer: format!("/{}", self.field),
-            code: "identifier".into(),
-            message: self.to_string(),
-        }
+        RowError::new(
+            row,
+            self.field.as_str(),
+            format!("/{}", self.field),
+            "identifier",
+            self.to_string(),
+        )
     }
 }
 

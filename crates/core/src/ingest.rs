@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::csv_safe::quoted;
 use crate::curate::{CurateScratch, Curator, Provenance, short_hash};
 use crate::lineage;
 use crate::link::{LinkSession, MergeStats, merge_and_link};
@@ -22,7 +23,7 @@ use crate::pseudo::Pseudonymiser;
 use crate::read::{self, InputFormat};
 use crate::report::{JsonReportWriter, Summary};
 use crate::schema::{Dataset, MatchRole};
-use crate::validate::{RowError, RowValidator};
+use crate::validate::{DateBounds, RowError, RowValidator};
 
 /// Records per merge batch. Up to three batches are in memory at once (one
 /// being curated, one queued, one being merged) at ~2.5 KB a record; the
@@ -40,6 +41,10 @@ pub enum IngestError {
     /// Writing an output failed.
     #[error("writing an output: {0}")]
     Io(#[from] io::Error),
+    /// The upload's time is not an RFC 3339 date-time, so the latest date a
+    /// row may carry is not known.
+    #[error("the upload time `{0}` is not an RFC 3339 date-time")]
+    Time(String),
 }
 
 /// What the caller supplies about the upload.
@@ -53,7 +58,9 @@ pub struct UploadInfo {
     pub source: String,
     /// Input format.
     pub format: InputFormat,
-    /// Event time, RFC 3339 (the core reads no clock).
+    /// Event time, RFC 3339 (the core reads no clock). Its date is also
+    /// "today" for the rows' date bounds: no date field may be later than
+    /// it plus [`crate::validate::FUTURE_MARGIN_DAYS`].
     pub time: String,
     /// Object keys the caller will store the outputs under.
     pub outputs: Vec<String>,
@@ -129,6 +136,11 @@ pub fn upload_id(agency: &str, dataset: &str, sha256: &str) -> String {
     )
 }
 
+/// The date bounds of an upload's rows: "today" is the date of its time.
+fn date_bounds(info: &UploadInfo) -> Result<DateBounds, IngestError> {
+    DateBounds::on(&info.time).ok_or_else(|| IngestError::Time(info.time.clone()))
+}
+
 /// Run one upload.
 #[allow(clippy::too_many_arguments)]
 pub fn ingest(
@@ -141,6 +153,8 @@ pub fn ingest(
     sinks: Sinks<'_>,
     mut progress: impl FnMut(u64),
 ) -> Result<IngestSummary, IngestError> {
+    // Refused before anything is read or begun.
+    date_bounds(info)?;
     let upload = upload_id(&info.agency, &dataset.id, &info.sha256);
     let mut summary = IngestSummary {
         upload_id: upload.clone(),
@@ -355,7 +369,7 @@ fn curate_rows(
     sinks: Sinks<'_>,
     merge: &mut dyn FnMut(Vec<StoredRecord>, u64) -> bool,
 ) -> Result<Summary, IngestError> {
-    let validator = RowValidator::new(dataset);
+    let validator = RowValidator::new(dataset).with_date_bounds(date_bounds(info)?);
     let curator = Curator::new(
         dataset,
         pseudo,
@@ -420,22 +434,141 @@ fn add(total: &mut MergeStats, s: MergeStats) {
 }
 
 fn write_csv_error(out: &mut dyn Write, e: &RowError) -> io::Result<()> {
-    let cell = |s: &str| {
-        // Neutralise spreadsheet formulas and quote every text cell.
-        let s = if s.starts_with(['=', '+', '-', '@']) {
-            format!("'{s}")
-        } else {
-            s.to_owned()
-        };
-        format!("\"{}\"", s.replace('"', "\"\""))
-    };
     writeln!(
         out,
         "{},{},{},{},{}",
         e.row,
         e.line,
-        cell(&e.field),
-        cell(&e.code),
-        cell(&e.message)
+        quoted(&e.field),
+        quoted(&e.code),
+        quoted(&e.message)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{MemoryChainLog, MemoryRecordStore};
+    use crate::pseudo::test_pseudonymiser;
+    use crate::validate::tests::ds;
+
+    /// Ingest `input`; the summary, the lineage log and the outputs (curated,
+    /// JSON report, CSV report) as text.
+    fn run(
+        input: &str,
+        format: InputFormat,
+        time: &str,
+    ) -> Result<(IngestSummary, MemoryChainLog, [String; 3]), IngestError> {
+        let ds = ds();
+        let (records, log) = (MemoryRecordStore::default(), MemoryChainLog::default());
+        let info = UploadInfo {
+            agency: "bury-council".into(),
+            sha256: "00".repeat(32),
+            source: "landing/x".into(),
+            format,
+            time: time.into(),
+            outputs: Vec::new(),
+        };
+        let (mut cur, mut rj, mut rc) = (Vec::new(), Vec::new(), Vec::new());
+        let summary = ingest(
+            &ds,
+            &test_pseudonymiser(),
+            &records,
+            &log,
+            &info,
+            &mut input.as_bytes(),
+            Sinks {
+                curated: &mut cur,
+                report_json: &mut rj,
+                report_csv: &mut rc,
+            },
+            |_| {},
+        )?;
+        let text = |b: Vec<u8>| String::from_utf8(b).expect("utf-8");
+        Ok((summary, log, [text(cur), text(rj), text(rc)]))
+    }
+
+    fn lineage_text(log: &MemoryChainLog) -> String {
+        serde_json::to_string(&log.entries().expect("entries")).expect("json")
+    }
+
+    #[test]
+    fn a_headerless_file_and_an_odd_key_leave_no_trace() {
+        const NOW: &str = "2026-07-01T12:00:00Z";
+        let (s, log, outs) = run(
+            "R-0001,2026-01-01,Jane Doe,Bury\nR-0002,2026-01-02,Doe,Bolton\n",
+            InputFormat::Csv,
+            NOW,
+        )
+        .expect("ingest");
+        assert_eq!(s.file_errors[0].code, "unknown_column");
+        let (s2, log2, outs2) = run(
+            "{\"record_ref\":\"R-0003\",\"event_date\":\"2026-01-01\",\"Jane Smith 07700 900123\":true}\n",
+            InputFormat::Ndjson,
+            NOW,
+        )
+        .expect("ingest");
+        assert_eq!(s2.rows_rejected, 1);
+        let all = [
+            serde_json::to_string(&s).expect("json"),
+            serde_json::to_string(&s2).expect("json"),
+            lineage_text(&log),
+            lineage_text(&log2),
+        ]
+        .into_iter()
+        .chain(outs)
+        .chain(outs2)
+        .collect::<Vec<_>>()
+        .join("\n");
+        for secret in ["R-000", "Jane", "Doe", "Smith", "07700", "900123"] {
+            assert!(!all.contains(secret), "{secret:?} leaked:\n{all}");
+        }
+    }
+
+    #[test]
+    fn dates_are_bounded_by_the_upload_time() {
+        let csv = "record_ref,event_date\nR1,2026-07-02\nR2,2026-07-03\nR3,1850-01-01\n";
+        let (s, log, [_, _, report]) =
+            run(csv, InputFormat::Csv, "2026-07-01T23:00:00Z").expect("ingest");
+        assert_eq!((s.rows_accepted, s.rows_rejected), (1, 2));
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines.len(), 3, "{report}");
+        assert!(
+            lines[1]
+                .starts_with("2,3,\"event_date\",\"date_range\",\"event_date is after 2026-07-02")
+        );
+        assert!(
+            lines[2]
+                .starts_with("3,4,\"event_date\",\"date_range\",\"event_date is before 1900-01-01")
+        );
+        let event = &log.entries().expect("entries")[0];
+        assert_eq!(
+            event["rejections"],
+            json!([{"field": "event_date", "code": "date_range", "count": 2}])
+        );
+        assert!(matches!(
+            run(csv, InputFormat::Csv, "yesterday"),
+            Err(IngestError::Time(_))
+        ));
+    }
+
+    #[test]
+    fn rejection_csv_cells_are_neutralised() {
+        let mut e = RowError {
+            row: 1,
+            line: 2,
+            field: "=cmd".into(),
+            pointer: String::new(),
+            code: "\tx".into(),
+            message: "@sum \"x\"".into(),
+        };
+        let mut out = Vec::new();
+        write_csv_error(&mut out, &e).expect("write");
+        e.message = "\r-1".into();
+        write_csv_error(&mut out, &e).expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "1,2,\"'=cmd\",\"'\tx\",\"'@sum \"\"x\"\"\"\n1,2,\"'=cmd\",\"'\tx\",\"'\r-1\"\n"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 //! readers and writers it is handed; adapters implement the ports.
 
 pub mod conformance;
+pub mod csv_safe;
 pub mod curate;
 pub mod geography;
 pub mod ingest;

@@ -58,18 +58,23 @@ pub enum FileError {
         /// The first line with a NUL byte.
         line: u64,
     },
-    /// A header column the schema does not have.
-    #[error("column `{column}` is not in the {dataset} schema")]
+    /// A header cell that is not a field of the schema. Named by position
+    /// only: a file without a header row has data (a child's name, a
+    /// reference) where the header should be, and whatever it holds must
+    /// not reach a report or lineage.
+    #[error(
+        "column {column} of the header is not a field of the {dataset} schema (its text is not shown): the first row must be the header, with the schema's field names"
+    )]
     UnknownColumn {
-        /// The column name.
-        column: String,
+        /// The column's position in the header, 1-based.
+        column: usize,
         /// The dataset.
         dataset: String,
     },
     /// A header column given twice.
     #[error("column `{column}` appears more than once in the header")]
     DuplicateColumn {
-        /// The column name.
+        /// The schema's name for the column.
         column: String,
     },
     /// A required field has no column.
@@ -140,6 +145,23 @@ pub struct Row {
     /// when the reader knows it (CSV); empty otherwise. Lets curation place
     /// values without hashing their names again.
     pub(crate) fields: Vec<usize>,
+    /// NDJSON keys that are not fields of the schema: how many, and the
+    /// 1-based positions in the line of the first [`UNKNOWN_KEYS_SHOWN`].
+    /// The keys themselves are dropped as the line is read (a key can be
+    /// a child's name), so only their positions can reach a report.
+    pub(crate) unknown_keys: UnknownKeys,
+}
+
+/// How many unknown NDJSON keys a row's error lists by position.
+pub const UNKNOWN_KEYS_SHOWN: usize = 5;
+
+/// Unknown NDJSON keys of one line, by position.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct UnknownKeys {
+    /// How many keys of the line are not schema fields.
+    pub(crate) count: usize,
+    /// The 1-based positions of the first few.
+    pub(crate) first: Vec<usize>,
 }
 
 /// A stream of rows from an extract.
@@ -159,7 +181,7 @@ pub fn open<'a, R: BufRead + 'a>(
 ) -> Box<dyn RowSource + 'a> {
     match format {
         InputFormat::Csv => Box::new(CsvRows::new(input, dataset)),
-        InputFormat::Ndjson => Box::new(NdjsonRows::new(input)),
+        InputFormat::Ndjson => Box::new(NdjsonRows::new(input, dataset)),
     }
 }
 
@@ -241,6 +263,7 @@ fn empty_row() -> Row {
         value: Value::Object(Map::new()),
         problem: None,
         fields: Vec::new(),
+        unknown_keys: UnknownKeys::default(),
     }
 }
 
@@ -346,13 +369,13 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
             let name = name.trim();
             let Some(field) = self.dataset.field(name) else {
                 return Err(FileError::UnknownColumn {
-                    column: name.to_owned(),
+                    column: i + 1,
                     dataset: self.dataset.id.clone(),
                 });
             };
-            if !seen.insert(name.to_owned()) {
+            if !seen.insert(field.name.clone()) {
                 return Err(FileError::DuplicateColumn {
-                    column: name.to_owned(),
+                    column: field.name.clone(),
                 });
             }
             self.columns.push((field.name.clone(), field.ty));
@@ -471,8 +494,9 @@ impl<R: BufRead> RowSource for CsvRows<'_, R> {
     }
 }
 
-struct NdjsonRows<R: BufRead> {
+struct NdjsonRows<'a, R: BufRead> {
     input: R,
+    dataset: &'a Dataset,
     buf: Vec<u8>,
     line: u64,
     rows: u64,
@@ -480,10 +504,11 @@ struct NdjsonRows<R: BufRead> {
     current: Row,
 }
 
-impl<R: BufRead> NdjsonRows<R> {
-    fn new(input: R) -> Self {
+impl<'a, R: BufRead> NdjsonRows<'a, R> {
+    fn new(input: R, dataset: &'a Dataset) -> Self {
         NdjsonRows {
             input,
+            dataset,
             buf: Vec::with_capacity(1024),
             line: 0,
             rows: 0,
@@ -522,10 +547,25 @@ impl<R: BufRead> NdjsonRows<R> {
                 continue;
             }
             self.rows += 1;
+            let mut unknown = UnknownKeys::default();
             let (value, problem) = match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(mut map)) => {
-                    // A JSON null is an absent field, as an empty CSV cell is.
-                    map.retain(|_, v| !v.is_null());
+                    // A JSON null is an absent field, as an empty CSV cell
+                    // is. A key the schema does not have is dropped here and
+                    // kept only as its position (`retain` visits the keys in
+                    // the line's order).
+                    let mut position = 0;
+                    map.retain(|k, v| {
+                        position += 1;
+                        if self.dataset.field_index(k).is_none() {
+                            unknown.count += 1;
+                            if unknown.first.len() < UNKNOWN_KEYS_SHOWN {
+                                unknown.first.push(position);
+                            }
+                            return false;
+                        }
+                        !v.is_null()
+                    });
                     (map, None)
                 }
                 Ok(_) => (Map::new(), Some(RowShapeProblem::NotObject)),
@@ -537,12 +577,13 @@ impl<R: BufRead> NdjsonRows<R> {
                 value: Value::Object(value),
                 problem,
                 fields: Vec::new(),
+                unknown_keys: unknown,
             }));
         }
     }
 }
 
-impl<R: BufRead> RowSource for NdjsonRows<R> {
+impl<R: BufRead> RowSource for NdjsonRows<'_, R> {
     fn next_row(&mut self) -> Option<Result<&Row, FileError>> {
         if self.finished {
             return None;

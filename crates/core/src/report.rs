@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::read::{FileError, RowSource};
-use crate::validate::{RowError, RowValidator};
+use crate::validate::{RowError, RowValidator, cap_message};
 
 /// How many row numbers the text summary lists per rule.
 const FIRST_ROWS: usize = 5;
@@ -27,7 +27,7 @@ impl From<&FileError> for FileProblem {
     fn from(e: &FileError) -> Self {
         FileProblem {
             code: e.code().to_owned(),
-            message: e.to_string(),
+            message: cap_message(e.to_string()),
         }
     }
 }

@@ -1,14 +1,20 @@
 //! Row validation: the compiled JSON Schema plus the identifier canonical-form
-//! checks, turned into errors a council data officer can act on.
+//! checks and the date bounds, turned into errors a council data officer can
+//! act on.
 //!
 //! Every error names the row, the source line, the field, a JSON pointer and a
-//! stable code. A value is quoted only when it is a short code from a field
-//! that holds no identifier; identifier values are never repeated.
+//! stable code. Errors end up in reports, lineage and on stderr, so nothing
+//! from the input reaches them but schema field names and, in a field that
+//! holds no identifier, a bad value shaped like a code ([`code_shaped`]):
+//! a misplaced name or phone number is described, never quoted. Unknown
+//! NDJSON keys are named by position, and messages are capped at
+//! [`MESSAGE_MAX`] characters.
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::profile::dates::{format_day, parse_day};
 use crate::pseudo::{Kind, canonical};
 use crate::read::{Row, RowShapeProblem};
 use crate::schema::{Dataset, Field, FieldType, ScalarType};
@@ -25,34 +31,160 @@ pub struct RowError {
     /// JSON pointer into the row, e.g. `/assessment_factors/2`.
     pub pointer: String,
     /// Stable code: `required`, `type`, `enum`, `format`, `pattern`,
-    /// `minimum`, `maximum`, `identifier`, `unknown_field`, `cells`, `json`, …
+    /// `minimum`, `maximum`, `identifier`, `date_range`, `unknown_field`,
+    /// `cells`, `json`, …
     pub code: String,
-    /// Plain English, never quoting an identifier.
+    /// Plain English, never quoting an identifier, at most [`MESSAGE_MAX`]
+    /// characters.
     pub message: String,
 }
 
-/// Longest value we are willing to quote back in a message.
-const QUOTE_MAX: usize = 24;
+impl RowError {
+    /// An error about `row`, its message capped at [`MESSAGE_MAX`].
+    pub(crate) fn new(
+        row: &Row,
+        field: impl Into<String>,
+        pointer: impl Into<String>,
+        code: &str,
+        message: String,
+    ) -> RowError {
+        RowError {
+            row: row.row,
+            line: row.line,
+            field: field.into(),
+            pointer: pointer.into(),
+            code: code.to_owned(),
+            message: cap_message(message),
+        }
+    }
+}
+
+/// The longest message (in characters) a row or file error carries. Messages
+/// are built from field names, codes and numbers, so this only bites on a
+/// schema with very long names; it keeps every report line and lineage entry
+/// small whatever the input.
+pub const MESSAGE_MAX: usize = 300;
+
+/// `message`, cut to [`MESSAGE_MAX`] characters (the last one `…`) when longer.
+pub fn cap_message(mut message: String) -> String {
+    if message.char_indices().nth(MESSAGE_MAX).is_some()
+        && let Some((at, _)) = message.char_indices().nth(MESSAGE_MAX - 1)
+    {
+        message.truncate(at);
+        message.push('…');
+    }
+    message
+}
+
+/// The longest bad value quoted back in a message.
+pub const QUOTE_MAX: usize = 16;
+
+/// Whether a value that failed a check has the shape of a code, and so may
+/// be quoted back (`borough "Boltn" is not an allowed code`): 1 to
+/// [`QUOTE_MAX`] characters, each an ASCII letter or digit or one of
+/// `- _ . /`, with no run of three or more digits. A name (it has a space or
+/// is long), a phone number, an NHS number, a reference or a date (all have
+/// runs of digits), an email address (`@`) or a formula (`=`) is not
+/// code-shaped and is described without its value.
+pub fn code_shaped(text: &str) -> bool {
+    let mut digits = 0;
+    !text.is_empty()
+        && text.len() <= QUOTE_MAX
+        && text.bytes().all(|b| {
+            digits = if b.is_ascii_digit() { digits + 1 } else { 0 };
+            digits < 3 && (b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+        })
+}
+
+/// The earliest date any `format: date` field may hold. Nothing the
+/// partnership records happened before it; an earlier date is a typing
+/// mistake (`1024` for `2024`) or a system's "no date" filler.
+pub const EARLIEST_DATE: &str = "1900-01-01";
+
+/// How many days after the upload's own date (UTC) a `format: date` field
+/// may be: one, for an extract made late in the evening in UK summer time.
+pub const FUTURE_MARGIN_DAYS: i32 = 1;
+
+/// The dates a `format: date` field may hold: from [`EARLIEST_DATE`] to,
+/// when the caller says what day it is, that day plus
+/// [`FUTURE_MARGIN_DAYS`]. The core reads no clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateBounds {
+    earliest: i32,
+    latest: Option<i32>,
+}
+
+impl DateBounds {
+    /// Only the earliest date; no upper bound.
+    pub fn earliest_only() -> DateBounds {
+        DateBounds {
+            earliest: parse_day(EARLIEST_DATE).unwrap_or(i32::MIN),
+            latest: None,
+        }
+    }
+
+    /// The bounds on `today`, given as `YYYY-MM-DD` or as an RFC 3339
+    /// date-time (its date is used); `None` when it is neither.
+    pub fn on(today: &str) -> Option<DateBounds> {
+        let day = today.get(..10).and_then(parse_day)?;
+        let rest = &today[10..];
+        if !(rest.is_empty() || rest.starts_with(['T', 't', ' '])) {
+            return None;
+        }
+        Some(DateBounds {
+            latest: Some(day + FUTURE_MARGIN_DAYS),
+            ..DateBounds::earliest_only()
+        })
+    }
+
+    /// The latest date accepted, `YYYY-MM-DD`, when there is one.
+    pub fn latest(&self) -> Option<String> {
+        self.latest.map(format_day)
+    }
+}
 
 /// Validates shaped rows of one dataset.
 #[derive(Debug)]
 pub struct RowValidator<'a> {
     dataset: &'a Dataset,
     identifiers: Vec<(&'a str, Kind)>,
+    /// By field index: a `format: date` field that holds no identifier (a
+    /// date of birth is the canonicaliser's to check).
+    is_date: Vec<bool>,
+    bounds: DateBounds,
 }
 
 impl<'a> RowValidator<'a> {
-    /// A validator for `dataset`.
+    /// A validator for `dataset`, with dates bounded below only: callers that
+    /// know the date use [`Self::with_date_bounds`] (ingest does, from the
+    /// upload's time).
     pub fn new(dataset: &'a Dataset) -> Self {
         let identifiers = dataset
             .fields()
             .iter()
             .filter_map(|f| f.identifier.map(|k| (f.name.as_str(), k)))
             .collect();
+        let is_date = dataset
+            .fields()
+            .iter()
+            .map(|f| {
+                f.format.as_deref() == Some("date")
+                    && f.ty == FieldType::String
+                    && !f.is_identifier()
+            })
+            .collect();
         RowValidator {
             dataset,
             identifiers,
+            is_date,
+            bounds: DateBounds::earliest_only(),
         }
+    }
+
+    /// The same validator with these date bounds.
+    pub fn with_date_bounds(mut self, bounds: DateBounds) -> Self {
+        self.bounds = bounds;
+        self
     }
 
     /// The dataset being validated.
@@ -70,9 +202,10 @@ impl<'a> RowValidator<'a> {
         out.len() == before
     }
 
-    /// The row's shape and the compiled schema only (no identifier
-    /// canonical forms); returns whether both passed. [`Self::check`] is this
-    /// then [`Self::check_identifiers`], unless the shape is broken.
+    /// The row's shape, its keys, the compiled schema and the date bounds
+    /// (no identifier canonical forms); returns whether all passed.
+    /// [`Self::check`] is this then [`Self::check_identifiers`], unless the
+    /// shape is broken.
     pub fn check_schema(&self, row: &Row, out: &mut Vec<RowError>) -> bool {
         if let Some(problem) = &row.problem {
             let (code, message) = match problem {
@@ -88,23 +221,92 @@ impl<'a> RowValidator<'a> {
                     "the line is JSON but not an object with named fields".to_owned(),
                 ),
             };
-            out.push(RowError {
-                row: row.row,
-                line: row.line,
-                field: String::new(),
-                pointer: String::new(),
-                code: code.to_owned(),
-                message,
-            });
+            out.push(RowError::new(row, "", "", code, message));
             return false;
         }
-        if self.dataset.validator().is_valid(&row.value) {
-            return true;
+        let before = out.len();
+        self.check_unknown_keys(row, out);
+        if !self.dataset.validator().is_valid(&row.value) {
+            for e in self.dataset.validator().iter_errors(&row.value) {
+                out.push(self.describe(row, &e));
+            }
         }
-        for e in self.dataset.validator().iter_errors(&row.value) {
-            out.push(self.describe(row, &e));
+        self.check_dates(row, out, before);
+        out.len() == before
+    }
+
+    /// One error for the NDJSON keys the schema does not have, by position.
+    fn check_unknown_keys(&self, row: &Row, out: &mut Vec<RowError>) {
+        let unknown = &row.unknown_keys;
+        if unknown.count == 0 {
+            return;
         }
-        false
+        let mut list: Vec<String> = unknown.first.iter().map(usize::to_string).collect();
+        if unknown.count > unknown.first.len() {
+            list.push(format!("{} more", unknown.count - unknown.first.len()));
+        }
+        let (noun, verb) = if unknown.count == 1 {
+            ("key", "is not a field")
+        } else {
+            ("keys", "are not fields")
+        };
+        out.push(RowError::new(
+            row,
+            "",
+            "",
+            "unknown_field",
+            format!(
+                "{noun} {} of the line {verb} of the {} schema (the key text is not shown)",
+                list.join(", "),
+                self.dataset.id
+            ),
+        ));
+    }
+
+    /// Every date field within the bounds, skipping a field that already has
+    /// an error in `out[since..]` (a date that is not a date says enough).
+    fn check_dates(&self, row: &Row, out: &mut Vec<RowError>, since: usize) {
+        let Some(map) = row.value.as_object() else {
+            return;
+        };
+        let fields = self.dataset.fields();
+        // The CSV reader says which field each entry is (checked by a name
+        // compare); other rows are looked up.
+        let hints = row.fields.iter().map(Some).chain(std::iter::repeat(None));
+        for ((name, value), hint) in map.iter().zip(hints) {
+            let index = match hint {
+                Some(&i) if fields.get(i).is_some_and(|f| f.name == *name) => Some(i),
+                _ => self.dataset.field_index(name),
+            };
+            if !index.is_some_and(|i| self.is_date[i]) {
+                continue;
+            }
+            let Some(day) = value.as_str().filter(|s| s.len() == 10).and_then(parse_day) else {
+                continue;
+            };
+            let message = if day < self.bounds.earliest {
+                format!(
+                    "{name} is before {EARLIEST_DATE}, the earliest date accepted (value not shown)"
+                )
+            } else if let Some(latest) = self.bounds.latest.filter(|&l| day > l) {
+                format!(
+                    "{name} is after {}, the latest date accepted (today plus {FUTURE_MARGIN_DAYS} day; value not shown)",
+                    format_day(latest)
+                )
+            } else {
+                continue;
+            };
+            if out[since..].iter().any(|e| e.field == *name) {
+                continue;
+            }
+            out.push(RowError::new(
+                row,
+                name.as_str(),
+                format!("/{name}"),
+                "date_range",
+                message,
+            ));
+        }
     }
 
     /// Check every identifier's canonical form, skipping a field that already
@@ -117,30 +319,40 @@ impl<'a> RowValidator<'a> {
                 if out[since..].iter().any(|e| e.field == name) {
                     continue;
                 }
-                out.push(RowError {
-                    row: row.row,
-                    line: row.line,
-                    field: name.to_owned(),
-                    pointer: format!("/{name}"),
-                    code: "identifier".to_owned(),
-                    message: format!("{name} is not a valid {}: {reason}", kind_noun(kind)),
-                });
+                out.push(RowError::new(
+                    row,
+                    name,
+                    format!("/{name}"),
+                    "identifier",
+                    format!("{name} is not a valid {}: {reason}", kind_noun(kind)),
+                ));
             }
         }
     }
 
     fn describe(&self, row: &Row, e: &jsonschema::ValidationError<'_>) -> RowError {
-        let pointer = e.instance_path().to_string();
-        let mut field_name = pointer
-            .trim_start_matches('/')
-            .split('/')
+        let path = e.instance_path().to_string();
+        let mut segments = path.trim_start_matches('/').split('/');
+        let top = segments
             .next()
             .unwrap_or("")
             .replace("~1", "/")
             .replace("~0", "~");
-        let is_item = pointer.matches('/').count() > 1;
+        // Only a field the schema names, and item numbers within it, may
+        // appear: a pointer into anything else would carry input text.
+        let field = self.dataset.field(&top);
+        let items: Vec<&str> = segments.collect();
+        let is_item = !items.is_empty();
+        let (mut field_name, pointer) = match field {
+            Some(f) if items.iter().all(|s| s.bytes().all(|b| b.is_ascii_digit())) => {
+                (f.name.clone(), path.clone())
+            }
+            Some(f) => (f.name.clone(), format!("/{}", f.name)),
+            None => (String::new(), String::new()),
+        };
         let (code, message) = match e.kind() {
             ValidationErrorKind::Required { property } => {
+                // The name comes from the schema's `required`, not the input.
                 field_name = property.as_str().unwrap_or_default().to_owned();
                 (
                     "required",
@@ -148,23 +360,28 @@ impl<'a> RowValidator<'a> {
                 )
             }
             ValidationErrorKind::AdditionalProperties { unexpected } => {
-                let names = unexpected.join(", ");
-                field_name = unexpected.first().cloned().unwrap_or_default();
+                // The readers drop unknown keys before validation; should one
+                // get here, it is counted, not named.
+                field_name.clear();
                 (
                     "unknown_field",
-                    format!("field {names} is not in the {} schema", self.dataset.id),
+                    format!(
+                        "{} fields are not in the {} schema (names not shown)",
+                        unexpected.len(),
+                        self.dataset.id
+                    ),
                 )
             }
             other => {
-                let field = self.dataset.field(&field_name);
                 let subject = match (field, is_item) {
                     (Some(_), true) => format!("an item of {field_name}"),
-                    _ => field_name.clone(),
+                    (Some(_), false) => field_name.clone(),
+                    (None, _) => "the row".to_owned(),
                 };
                 let shown = quotable(field, e.instance());
                 let with_value = |s: &str| match &shown {
                     Some(v) => format!("{subject} {v} {s}"),
-                    None => format!("{subject} {s}"),
+                    None => format!("{subject} (value not shown) {s}"),
                 };
                 match other {
                     ValidationErrorKind::Enum { .. } => {
@@ -219,18 +436,12 @@ impl<'a> RowValidator<'a> {
                 }
             }
         };
-        RowError {
-            row: row.row,
-            line: row.line,
-            field: field_name,
-            pointer,
-            code: code.to_owned(),
-            message,
-        }
+        RowError::new(row, field_name, pointer, code, message)
     }
 }
 
-/// The value in quotes when it is safe and short enough to show.
+/// The value in quotes when its field holds no identifier and it is
+/// [`code_shaped`].
 fn quotable(field: Option<&Field>, v: &Value) -> Option<String> {
     let field = field?;
     if field.is_identifier() {
@@ -242,8 +453,7 @@ fn quotable(field: Option<&Field>, v: &Value) -> Option<String> {
         Value::Bool(b) => b.to_string(),
         _ => return None,
     };
-    (text.chars().count() <= QUOTE_MAX && !text.chars().any(char::is_control))
-        .then(|| format!("{text:?}"))
+    code_shaped(&text).then(|| format!("\"{text}\""))
 }
 
 fn type_noun(field: Option<&Field>, kind: &TypeKind, is_item: bool) -> String {
@@ -280,5 +490,228 @@ pub fn kind_noun(kind: Kind) -> &'static str {
         Kind::LocalRef => "reference",
         Kind::Upn => "UPN",
         Kind::Match => "match key",
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::read::{self, FileError, InputFormat};
+
+    const SCHEMA: &str = r#"{
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "type": "object", "additionalProperties": false,
+      "required": ["record_ref", "event_date"],
+      "properties": {
+        "record_ref": {"type": "string", "x-identifier": "local_ref", "x-concept": "record_ref"},
+        "event_date": {"type": "string", "format": "date", "x-concept": "event_date"},
+        "end_date": {"type": "string", "format": "date"},
+        "dob": {"type": "string", "x-identifier": "date"},
+        "borough": {"type": "string", "enum": ["Bolton", "Bury"], "x-concept": "borough"},
+        "cse_flag": {"type": "boolean", "x-concept": "cse_flag"},
+        "n": {"type": "integer", "minimum": 0, "maximum": 20}
+      }
+    }"#;
+
+    /// A small dataset with a code list, a boolean, a bounded number, an
+    /// identifier and two date fields (also used by the ingest tests).
+    pub(crate) fn ds() -> Dataset {
+        Dataset::parse("test.validate.v1.schema.json", SCHEMA).expect("valid schema")
+    }
+
+    /// Every error of every row of `text`, validated as on 2026-07-01.
+    fn errors(format: InputFormat, text: &str) -> Vec<RowError> {
+        let d = ds();
+        let bounds = DateBounds::on("2026-07-01T23:30:00Z").expect("a date");
+        let v = RowValidator::new(&d).with_date_bounds(bounds);
+        let mut src = read::open(format, text.as_bytes(), &d);
+        let mut out = Vec::new();
+        while let Some(row) = src.next_row() {
+            v.check(row.expect("row"), &mut out);
+        }
+        out
+    }
+
+    fn assert_no_trace(errors: &[RowError], secrets: &[&str]) {
+        let text = serde_json::to_string(errors).expect("json");
+        for s in secrets {
+            assert!(!text.contains(s), "{s:?} leaked: {text}");
+        }
+    }
+
+    #[test]
+    fn code_shapes() {
+        for yes in ["Boltn", "XX", "10A", "-5", "maybe", "a.b/c_d-e", "99"] {
+            assert!(code_shaped(yes), "{yes:?}");
+        }
+        for no in [
+            "",
+            "Jane Doe",
+            "07700 900123",
+            "07700900123",
+            "9434765919",
+            "2024-13-45",
+            "jd@example.org",
+            "=1+2",
+            "AVeryLongCodeWord",
+            "A\tB",
+            "Zoë",
+        ] {
+            assert!(!code_shaped(no), "{no:?}");
+        }
+    }
+
+    #[test]
+    fn messages_are_capped() {
+        let long = "x".repeat(MESSAGE_MAX * 3);
+        let capped = cap_message(long);
+        assert_eq!(capped.chars().count(), MESSAGE_MAX);
+        assert!(capped.ends_with('…'));
+        let exact = "é".repeat(MESSAGE_MAX);
+        assert_eq!(cap_message(exact.clone()), exact);
+    }
+
+    #[test]
+    fn bad_values_are_quoted_only_when_code_shaped() {
+        let errs = errors(
+            InputFormat::Csv,
+            "record_ref,event_date,borough,cse_flag,n\n\
+             R1,2026-01-01,Jane Doe,07700 900123,250\n\
+             R2,2026-01-01,Boltn,maybe,-5\n",
+        );
+        assert_no_trace(&errs, &["Jane", "Doe", "07700", "900123", "250"]);
+        let msg = |row: u64, field: &str| {
+            errs.iter()
+                .find(|e| e.row == row && e.field == field)
+                .map(|e| e.message.clone())
+                .unwrap_or_else(|| panic!("no error on row {row} {field}: {errs:?}"))
+        };
+        assert_eq!(
+            msg(1, "borough"),
+            "borough (value not shown) is not an allowed code"
+        );
+        assert!(msg(1, "cse_flag").starts_with("cse_flag (value not shown) must be true or false"));
+        assert_eq!(
+            msg(1, "n"),
+            "n (value not shown) is above the maximum of 20"
+        );
+        assert_eq!(
+            msg(2, "borough"),
+            "borough \"Boltn\" is not an allowed code"
+        );
+        assert!(msg(2, "cse_flag").starts_with("cse_flag \"maybe\" must be"));
+        assert_eq!(msg(2, "n"), "n \"-5\" is below the minimum of 0");
+    }
+
+    #[test]
+    fn unknown_ndjson_keys_are_reported_by_position_only() {
+        let errs = errors(
+            InputFormat::Ndjson,
+            "{\"record_ref\":\"R1\",\"Jane Smith 9434765919\":1,\"event_date\":\"2026-01-01\",\"x\":null}\n\
+             {\"a1\":1,\"a2\":2,\"a3\":3,\"a4\":4,\"a5\":5,\"a6\":6,\"a7\":7,\"record_ref\":\"R2\",\"event_date\":\"2026-01-01\"}\n",
+        );
+        assert_no_trace(&errs, &["Jane", "Smith", "9434765919", "a1", "a7"]);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(
+            (
+                errs[0].code.as_str(),
+                errs[0].field.as_str(),
+                errs[0].pointer.as_str()
+            ),
+            ("unknown_field", "", "")
+        );
+        assert!(
+            errs[0]
+                .message
+                .starts_with("keys 2, 4 of the line are not fields"),
+            "{}",
+            errs[0].message
+        );
+        assert!(
+            errs[1]
+                .message
+                .starts_with("keys 1, 2, 3, 4, 5, 2 more of the line"),
+            "{}",
+            errs[1].message
+        );
+    }
+
+    #[test]
+    fn a_headerless_csv_names_no_cell() {
+        let d = ds();
+        let big = "J".repeat(1 << 20);
+        for first in [
+            "R1,2026-01-01,Jane Doe".to_owned(),
+            format!("record_ref,event_date,{big}"),
+        ] {
+            let text = format!("{first}\nR2,2026-01-02,Bury\n");
+            let mut src = read::open(InputFormat::Csv, text.as_bytes(), &d);
+            let Some(Err(e)) = src.next_row() else {
+                panic!("expected a file error");
+            };
+            let column = if first.starts_with("R1") { 1 } else { 3 };
+            assert_eq!(
+                e,
+                FileError::UnknownColumn {
+                    column,
+                    dataset: d.id.clone()
+                }
+            );
+            let problem = crate::report::FileProblem::from(&e);
+            assert!(problem.message.len() < 400);
+            for s in ["R1", "Jane", "JJJ"] {
+                assert!(!problem.message.contains(s), "{}", problem.message);
+            }
+        }
+    }
+
+    #[test]
+    fn dates_are_bounded() {
+        let errs = errors(
+            InputFormat::Csv,
+            "record_ref,event_date,end_date\n\
+             R1,9999-12-31,\n\
+             R2,1850-06-01,\n\
+             R3,2026-07-02,1899-12-31\n\
+             R4,1900-01-01,2026-07-03\n\
+             R5,2026-02-30,\n",
+        );
+        let got: Vec<(u64, &str, &str)> = errs
+            .iter()
+            .map(|e| (e.row, e.field.as_str(), e.code.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (1, "event_date", "date_range"),
+                (2, "event_date", "date_range"),
+                (3, "end_date", "date_range"),
+                (4, "end_date", "date_range"),
+                (5, "event_date", "format"),
+            ]
+        );
+        assert_eq!(
+            errs[0].message,
+            "event_date is after 2026-07-02, the latest date accepted (today plus 1 day; value not shown)"
+        );
+        assert_eq!(
+            errs[1].message,
+            "event_date is before 1900-01-01, the earliest date accepted (value not shown)"
+        );
+        assert_no_trace(&errs, &["9999", "1850", "1899", "2026-07-03"]);
+    }
+
+    #[test]
+    fn date_bounds_need_a_date() {
+        let b = DateBounds::on("2026-12-31").expect("a date");
+        assert_eq!(b.latest().as_deref(), Some("2027-01-01"));
+        assert_eq!(
+            DateBounds::on("2024-02-28T23:59:59Z").and_then(|b| b.latest()),
+            Some("2024-02-29".to_owned())
+        );
+        for bad in ["", "now", "2026-02-30", "2026-07-01junk"] {
+            assert_eq!(DateBounds::on(bad), None, "{bad:?}");
+        }
+        assert_eq!(DateBounds::earliest_only().latest(), None);
     }
 }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agencylink_aws::AwsBackend;
+use agencylink_core::csv_safe::neutralise;
 use agencylink_core::lineage;
 use agencylink_core::linkage::{self, Decision, ReviewStatus};
 use agencylink_core::ports::{ChainLog, ObjectStore, PutMode, StoreError};
@@ -500,7 +501,13 @@ fn export(
             let mut out = BufWriter::new(File::create(&tmp).map_err(io)?);
             let mut failed: Option<QueryError> = None;
             if csv {
-                let header: Vec<String> = plan.columns.iter().map(|c| csv_field(c)).collect();
+                // The header is neutralised like every cell (column names
+                // come from the schemas).
+                let header: Vec<String> = plan
+                    .columns
+                    .iter()
+                    .map(|c| csv_field(&neutralise(c)))
+                    .collect();
                 writeln!(out, "{}", header.join(",")).map_err(io)?;
             }
             let n = query::export_rows(store, catalog, &plan, &mut |row| {

@@ -141,9 +141,14 @@ pub fn build(
     let c = collect(store, plans, &to_scan, to_text.as_deref())?;
 
     let latest = c.facts.iter().map(|f| f.day).max();
+    // The default end is the latest event, but never after the day the
+    // profile is made: one row dated in the future (stored before dates
+    // were bounded, or by a custom schema) must not move the period past
+    // every real record and empty it.
+    let today = settings.generated_at.get(..10).and_then(parse_day);
     let to = match (to_arg, latest) {
         (Some(t), _) => t,
-        (None, Some(l)) => l,
+        (None, Some(l)) => today.map_or(l, |t| l.min(t)),
         (None, None) => return Err(ProfileError::NoRecords),
     };
     let from = from_arg.unwrap_or_else(|| add_months(to, -12) + 1);

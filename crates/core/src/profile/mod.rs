@@ -27,7 +27,7 @@ pub mod table;
 pub mod threat;
 
 mod build;
-mod dates;
+pub(crate) mod dates;
 mod facts;
 mod groups;
 mod html;
@@ -109,7 +109,8 @@ impl std::str::FromStr for Edition {
 pub struct Settings {
     /// First day of the period (`YYYY-MM-DD`); default: 12 months before `to`.
     pub from: Option<String>,
-    /// Last day of the period; default: the latest event in the store.
+    /// Last day of the period; default: the latest event in the store or
+    /// the date of `generated_at`, whichever is earlier.
     pub to: Option<String>,
     /// Edition.
     pub edition: Edition,
@@ -125,7 +126,8 @@ pub struct Settings {
     pub suppression: disclosure::Rule,
     /// The threat score's weights and thresholds.
     pub threat: threat::ThreatSettings,
-    /// When the profile is made (RFC 3339; the core reads no clock).
+    /// When the profile is made (RFC 3339; the core reads no clock). Its
+    /// date caps the default end of the period.
     pub generated_at: String,
 }
 
@@ -159,7 +161,7 @@ pub struct Period {
     pub previous_from: String,
     /// Its last day (the day before `from`).
     pub previous_to: String,
-    /// Whether `from` and `to` were defaults (12 months to the latest event).
+    /// Whether `from` and `to` were defaults (12 months to the latest event, or to today if earlier).
     pub default: bool,
 }
 

@@ -7,6 +7,8 @@
 
 use serde::ser::{Serialize, Serializer};
 
+use crate::csv_safe::quoted;
+
 /// One value in a table.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
@@ -273,14 +275,14 @@ impl Table {
     /// The table as CSV (RFC 4180, header first).
     pub fn to_csv(&self) -> String {
         let mut out = String::new();
-        let header: Vec<String> = self.columns.iter().map(|c| csv_text(&c.id)).collect();
+        let header: Vec<String> = self.columns.iter().map(|c| quoted(&c.id)).collect();
         out.push_str(&header.join(","));
         out.push_str("\r\n");
         for row in &self.rows {
             let cells: Vec<String> = row
                 .iter()
                 .map(|c| match c {
-                    Cell::Text(_) | Cell::Suppressed => csv_text(&c.csv()),
+                    Cell::Text(_) | Cell::Suppressed => quoted(&c.csv()),
                     _ => c.csv(),
                 })
                 .collect();
@@ -297,17 +299,6 @@ pub fn percent(num: Option<u64>, den: Option<u64>) -> Cell {
         (Some(n), Some(d)) if d > 0 => Cell::Number(n as f64 * 100.0 / d as f64),
         _ => Cell::Empty,
     }
-}
-
-/// A quoted CSV text cell. Text that a spreadsheet would run as a formula
-/// gets a leading apostrophe, as the rejection reports do.
-fn csv_text(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 #[cfg(test)]

@@ -600,6 +600,39 @@ fn the_default_period_is_twelve_months_to_the_latest_event() {
     ));
 }
 
+/// A record dated in the future (stored before dates were bounded, or under
+/// a custom schema) does not carry the default period past today.
+#[test]
+fn the_default_period_ends_no_later_than_today() {
+    let mut w = network_world();
+    w.missing("far_future", "9999-12-31");
+    let (store, log) = w.store();
+    let on = |generated_at: &str| {
+        let s = Settings {
+            generated_at: generated_at.into(),
+            ..Settings::default()
+        };
+        build(&catalog(), &store, &log, &s).expect("profile").period
+    };
+    let p = on("2026-07-01T10:00:00Z");
+    assert_eq!(
+        (p.from.as_str(), p.to.as_str()),
+        ("2025-07-02", "2026-07-01")
+    );
+    assert!(p.default);
+    // Before the latest real event, today is the end; an analyst's --to
+    // is taken as given.
+    assert_eq!(on("2026-06-01T00:00:00Z").to, "2026-06-01");
+    let chosen = build(
+        &catalog(),
+        &store,
+        &log,
+        &settings("2026-01-01", "2026-06-30"),
+    )
+    .expect("profile");
+    assert_eq!(chosen.period.to, "2026-06-30");
+}
+
 #[test]
 fn both_editions_validate_and_the_partner_edition_carries_no_ids() {
     let w = network_world();
