@@ -2,6 +2,7 @@
 
 mod analyst;
 mod ingest;
+mod keys;
 mod linkage;
 mod profile;
 mod pseudonymise;

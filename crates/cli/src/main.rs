@@ -3,7 +3,7 @@
 //! found and reported, 2 the command could not do its job).
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -97,8 +97,11 @@ enum Command {
     /// Pseudonymise one value, or a whole extract to curated NDJSON.
     ///
     /// With `--kind`, prints the token of VALUE (exit 1 with the reason, never
-    /// the value, when it is rejected). With `--dataset`, streams curated
-    /// NDJSON for FILE to stdout and the rejected rows' errors to stderr.
+    /// the value, when it is rejected). With `--kind K -`, reads one value per
+    /// line from standard input and prints one token per line (an empty line
+    /// for a rejected value), so no identifier sits on the command line. With
+    /// `--dataset`, streams curated NDJSON for FILE to stdout and the rejected
+    /// rows' errors to stderr.
     Pseudonymise(PseudonymiseArgs),
     /// Validate, pseudonymise and merge an extract into the local store.
     Ingest(commands::IngestArgs),
@@ -159,7 +162,9 @@ struct PseudonymiseArgs {
     /// Input format for --dataset.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
-    /// The value (with --kind) or the extract file (with --dataset).
+    /// The value (with --kind; `-` reads one value per line from standard
+    /// input, which keeps identifiers out of `ps` and shell history) or the
+    /// extract file (with --dataset; `-` for standard input).
     input: String,
 }
 
@@ -342,10 +347,23 @@ fn input_format(format: Option<FormatArg>, file: &Path) -> InputFormat {
 fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> Result<ExitCode> {
     if let Some(kind) = &args.kind {
         let kind: Kind = kind.parse()?;
-        if args.canonical {
-            return Ok(match canonicalise(kind, &args.input, &args.agency) {
-                Ok(c) => {
-                    println!("{c}");
+        // The key is loaded only for tokens: --canonical needs none.
+        let p = if args.canonical {
+            None
+        } else {
+            Some(Pseudonymiser::new(commands::load_key(data_dir)?))
+        };
+        let one = |value: &str| match &p {
+            Some(p) => p.pseudonymise(kind, value, &args.agency),
+            None => canonicalise(kind, value, &args.agency).map(|c| c.to_string()),
+        };
+        if args.input != "-" {
+            eprintln!(
+                "note: a value on the command line can be seen by other users (ps) and stays in shell history; pass - to read values from standard input"
+            );
+            return Ok(match one(&args.input) {
+                Ok(out) => {
+                    println!("{out}");
                     ExitCode::SUCCESS
                 }
                 Err(reason) => {
@@ -354,16 +372,33 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
                 }
             });
         }
-        let p = Pseudonymiser::new(commands::load_key(data_dir)?);
-        return Ok(match p.pseudonymise(kind, &args.input, &args.agency) {
-            Ok(token) => {
-                println!("{token}");
-                ExitCode::SUCCESS
+        // One value per line in, one line per value out, in order: a
+        // rejected value gives an empty line (its reason, never the value,
+        // goes to stderr with the line number) so outputs stay aligned.
+        let mut out = BufWriter::new(io::stdout().lock());
+        let mut rejected = 0u64;
+        for (i, line) in io::stdin().lock().lines().enumerate() {
+            let line = line.with_context(|| {
+                format!(
+                    "reading standard input line {} (values must be UTF-8 text)",
+                    i + 1
+                )
+            })?;
+            let value = line.strip_suffix('\r').unwrap_or(&line);
+            match one(value) {
+                Ok(token) => writeln!(out, "{token}")?,
+                Err(reason) => {
+                    rejected += 1;
+                    writeln!(out)?;
+                    eprintln!("rejected: line {}: {kind}: {reason}", i + 1);
+                }
             }
-            Err(reason) => {
-                eprintln!("rejected: {kind}: {reason}");
-                ExitCode::from(1)
-            }
+        }
+        out.flush()?;
+        return Ok(if rejected > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
         });
     }
     let id = args.dataset.as_deref().unwrap_or_default();
