@@ -6,6 +6,7 @@ mod keys;
 mod linkage;
 mod profile;
 mod pseudonymise;
+mod schemas;
 mod synth_errors;
 mod util;
 mod validate;

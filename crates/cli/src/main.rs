@@ -11,7 +11,7 @@ use agencylink_core::curate::{Curator, Provenance};
 use agencylink_core::pseudo::{Kind, Pseudonymiser, canonicalise};
 use agencylink_core::read::{self, InputFormat};
 use agencylink_core::report::{JsonReportWriter, validate_all};
-use agencylink_core::schema::{Catalog, Dataset};
+use agencylink_core::schema::{Catalog, Dataset, SchemaError};
 use agencylink_core::validate::RowValidator;
 use agencylink_local::LocalKeyProvider;
 use anyhow::{Context, Result, bail};
@@ -33,8 +33,25 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "agencylink", version, about, propagate_version = true)]
 struct Cli {
     /// Read dataset schemas from this directory instead of the embedded ones.
+    /// Each is compared with the embedded schema of the same dataset (a
+    /// warning when it differs); one that no longer pseudonymises a field
+    /// the embedded schema does is refused unless --allow-schema-changes.
+    /// Lineage records every schema's SHA-256 and origin.
     #[arg(long, global = true, value_name = "DIR", env = "AGENCYLINK_SCHEMAS")]
     schemas: Option<PathBuf>,
+    /// Use --schemas even where a schema no longer treats a field of the
+    /// embedded schema as an identifier (missing, no x-identifier, or
+    /// another kind): those values are then stored unpseudonymised. Warned
+    /// about on every run and recorded in lineage.
+    /// AGENCYLINK_ALLOW_SCHEMA_CHANGES takes 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        global = true,
+        env = "AGENCYLINK_ALLOW_SCHEMA_CHANGES",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    allow_schema_changes: bool,
     /// The data directory (objects, SQLite store, key file).
     #[arg(
         long,
@@ -214,7 +231,7 @@ fn uses_store(command: &Command) -> bool {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let catalog = load_catalog(cli.schemas.as_deref())?;
+    let catalog = load_catalog(cli.schemas.as_deref(), cli.allow_schema_changes)?;
     if cli.backend == BackendArg::Aws && uses_store(&cli.command) {
         #[cfg(feature = "aws")]
         return aws::run(&catalog, cli.command);
@@ -287,9 +304,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn load_catalog(dir: Option<&Path>) -> Result<Catalog> {
+fn load_catalog(dir: Option<&Path>, allow_schema_changes: bool) -> Result<Catalog> {
+    let embedded = Catalog::embedded()?;
     let Some(dir) = dir else {
-        return Ok(Catalog::embedded()?);
+        return Ok(embedded);
     };
     let mut files = Vec::new();
     for entry in
@@ -310,9 +328,58 @@ fn load_catalog(dir: Option<&Path>) -> Result<Catalog> {
     if files.is_empty() {
         bail!("no *.schema.json files in {}", dir.display());
     }
-    Ok(Catalog::from_sources(
+    // Sorted so that errors and warnings come in the same order every run.
+    files.sort();
+    let catalog = Catalog::from_directory(
         files.iter().map(|(n, t)| (n.as_str(), t.as_str())),
-    )?)
+        &embedded,
+        allow_schema_changes,
+    )
+    .map_err(|e| {
+        let hint = if matches!(e, SchemaError::IdentifiersRemoved { .. }) {
+            " (refused; pass --allow-schema-changes to use it anyway and store those values raw)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })
+    .with_context(|| format!("schemas in {}", dir.display()))?;
+    for ds in catalog.all() {
+        let p = &ds.provenance;
+        let short = &p.sha256[..12];
+        if !p.identifiers_removed.is_empty() {
+            let changes: Vec<String> = p
+                .identifiers_removed
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            eprintln!(
+                "warning: {}/{} (sha256 {short}…): dataset {} v{}: {}; those fields are not pseudonymised as the embedded schema does (allowed by --allow-schema-changes; recorded in lineage)",
+                dir.display(),
+                ds.file,
+                ds.id,
+                ds.version,
+                changes.join("; ")
+            );
+        } else if p.differs_from_embedded == Some(true) {
+            eprintln!(
+                "warning: {}/{} (sha256 {short}…): dataset {} v{} differs from the embedded schema; its hash is recorded in lineage",
+                dir.display(),
+                ds.file,
+                ds.id,
+                ds.version
+            );
+        } else if p.differs_from_embedded.is_none() {
+            eprintln!(
+                "note: {}/{} (sha256 {short}…): dataset {} v{} has no embedded schema; its hash is recorded in lineage",
+                dir.display(),
+                ds.file,
+                ds.id,
+                ds.version
+            );
+        }
+    }
+    Ok(catalog)
 }
 
 fn dataset<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Dataset> {
