@@ -3,10 +3,12 @@
 mod analyst;
 mod hygiene;
 mod ingest;
+mod keys;
 mod linkage;
 mod profile;
 mod pseudonymise;
 mod raw;
+mod schemas;
 mod synth_errors;
 mod util;
 mod validate;

@@ -89,8 +89,15 @@ fn truncate(s: &str) -> &str {
     &s[..end]
 }
 
+/// The binary under test: the one cargo built, or `AGENCYLINK_E2E_BIN` (a
+/// release build, or a private copy when several worktrees share one
+/// target directory and another build may replace the binary mid-run).
 pub(crate) fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_agencylink")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("AGENCYLINK_E2E_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_agencylink").to_owned())
+    })
 }
 
 /// Run `agencylink ARGS` in `cwd`.
@@ -110,9 +117,19 @@ pub(crate) fn run_in(cwd: &Path, args: &[&str]) -> Run {
 /// Run `agencylink ARGS` with `input` on standard input.
 #[allow(dead_code)]
 pub(crate) fn run_stdin(cwd: &Path, args: &[&str], input: &[u8]) -> Run {
+    run_stdin_env(cwd, args, input, &[])
+}
+
+/// Run `agencylink ARGS` with `input` on standard input and extra
+/// environment variables (the key variables are cleared unless given).
+pub(crate) fn run_stdin_env(cwd: &Path, args: &[&str], input: &[u8], env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(bin())
         .args(args)
         .current_dir(cwd)
+        .env_remove("AGENCYLINK_KEY")
+        .env_remove("AGENCYLINK_KEY_ID")
+        .env_remove("AGENCYLINK_DATA_DIR")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

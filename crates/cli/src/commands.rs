@@ -23,8 +23,23 @@ use sha2::{Digest, Sha256};
 const DB_FILE: &str = "agencylink.db";
 
 /// Load the key: `AGENCYLINK_KEY` + `AGENCYLINK_KEY_ID`, or the key file.
+/// Never creates one: a read-only command on the wrong data directory must
+/// fail rather than mint a key whose tokens match nothing in the store.
 pub(crate) fn load_key(data_dir: &Path) -> Result<Key> {
     Ok(LocalKeyProvider::from_env(data_dir)?.key()?)
+}
+
+/// The key for commands that write the store (`ingest`, `demo`): created,
+/// and said so on stderr, when the data directory has none yet.
+pub(crate) fn load_or_create_key(data_dir: &Path) -> Result<Key> {
+    let (key, created) = LocalKeyProvider::from_env(data_dir)?.key_or_init()?;
+    if created {
+        eprintln!(
+            "created a new key in {} (mode 0600); keep it secret and backed up",
+            data_dir.display()
+        );
+    }
+    Ok(key)
 }
 
 /// Agency ids are `[a-z0-9-]{1,64}`.
@@ -238,7 +253,7 @@ pub(crate) fn random_id() -> Result<String> {
 pub(crate) fn ingest_cmd(catalog: &Catalog, data_dir: &Path, args: IngestArgs) -> Result<ExitCode> {
     let ds = crate::dataset(catalog, &args.dataset)?;
     let local = open_local(data_dir)?;
-    let key = Pseudonymiser::new(load_key(data_dir)?);
+    let key = Pseudonymiser::new(load_or_create_key(data_dir)?);
     let format = crate::input_format(args.format, &args.file);
     let summary = ingest_file(&local, &key, &args.agency, ds, format, &args.file, true)?;
     report_ingest(&summary, "")
@@ -434,7 +449,7 @@ fn split_by_agency(ds: &Dataset, csv_path: &Path, dir: &Path) -> Result<Vec<(Str
 pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let local = open_local(data_dir)?;
-    let key = Pseudonymiser::new(load_key(data_dir)?);
+    let key = Pseudonymiser::new(load_or_create_key(data_dir)?);
     let world = World::new(args.seed, Default::default())?;
     let work = data_dir.join("demo-extracts");
     fs::create_dir_all(&work)?;

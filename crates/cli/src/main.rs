@@ -3,7 +3,7 @@
 //! found and reported, 2 the command could not do its job).
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -11,7 +11,7 @@ use agencylink_core::curate::{Curator, Provenance};
 use agencylink_core::pseudo::{Kind, Pseudonymiser, canonicalise};
 use agencylink_core::read::{self, InputFormat};
 use agencylink_core::report::{JsonReportWriter, validate_all};
-use agencylink_core::schema::{Catalog, Dataset};
+use agencylink_core::schema::{Catalog, Dataset, SchemaError};
 use agencylink_core::validate::{DateBounds, RowValidator};
 use agencylink_local::LocalKeyProvider;
 use anyhow::{Context, Result, bail};
@@ -34,8 +34,25 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "agencylink", version, about, propagate_version = true)]
 struct Cli {
     /// Read dataset schemas from this directory instead of the embedded ones.
+    /// Each is compared with the embedded schema of the same dataset (a
+    /// warning when it differs); one that no longer pseudonymises a field
+    /// the embedded schema does is refused unless --allow-schema-changes.
+    /// Lineage records every schema's SHA-256 and origin.
     #[arg(long, global = true, value_name = "DIR", env = "AGENCYLINK_SCHEMAS")]
     schemas: Option<PathBuf>,
+    /// Use --schemas even where a schema no longer treats a field of the
+    /// embedded schema as an identifier (missing, no x-identifier, or
+    /// another kind): those values are then stored unpseudonymised. Warned
+    /// about on every run and recorded in lineage.
+    /// AGENCYLINK_ALLOW_SCHEMA_CHANGES takes 1/0, true/false, yes/no, on/off.
+    #[arg(
+        long,
+        global = true,
+        env = "AGENCYLINK_ALLOW_SCHEMA_CHANGES",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    allow_schema_changes: bool,
     /// The data directory (objects, SQLite store, key file).
     #[arg(
         long,
@@ -98,8 +115,11 @@ enum Command {
     /// Pseudonymise one value, or a whole extract to curated NDJSON.
     ///
     /// With `--kind`, prints the token of VALUE (exit 1 with the reason, never
-    /// the value, when it is rejected). With `--dataset`, streams curated
-    /// NDJSON for FILE to stdout and the rejected rows' errors to stderr.
+    /// the value, when it is rejected). With `--kind K -`, reads one value per
+    /// line from standard input and prints one token per line (an empty line
+    /// for a rejected value), so no identifier sits on the command line. With
+    /// `--dataset`, streams curated NDJSON for FILE to stdout and the rejected
+    /// rows' errors to stderr.
     Pseudonymise(PseudonymiseArgs),
     /// Validate, pseudonymise and merge an extract into the local store.
     Ingest(commands::IngestArgs),
@@ -160,7 +180,9 @@ struct PseudonymiseArgs {
     /// Input format for --dataset.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
-    /// The value (with --kind) or the extract file (with --dataset).
+    /// The value (with --kind; `-` reads one value per line from standard
+    /// input, which keeps identifiers out of `ps` and shell history) or the
+    /// extract file (with --dataset; `-` for standard input).
     input: String,
 }
 
@@ -212,7 +234,7 @@ fn uses_store(command: &Command) -> bool {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let catalog = load_catalog(cli.schemas.as_deref())?;
+    let catalog = load_catalog(cli.schemas.as_deref(), cli.allow_schema_changes)?;
     if cli.backend == BackendArg::Aws && uses_store(&cli.command) {
         #[cfg(feature = "aws")]
         return aws::run(&catalog, cli.command);
@@ -285,9 +307,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn load_catalog(dir: Option<&Path>) -> Result<Catalog> {
+fn load_catalog(dir: Option<&Path>, allow_schema_changes: bool) -> Result<Catalog> {
+    let embedded = Catalog::embedded()?;
     let Some(dir) = dir else {
-        return Ok(Catalog::embedded()?);
+        return Ok(embedded);
     };
     let mut files = Vec::new();
     for entry in
@@ -308,9 +331,58 @@ fn load_catalog(dir: Option<&Path>) -> Result<Catalog> {
     if files.is_empty() {
         bail!("no *.schema.json files in {}", dir.display());
     }
-    Ok(Catalog::from_sources(
+    // Sorted so that errors and warnings come in the same order every run.
+    files.sort();
+    let catalog = Catalog::from_directory(
         files.iter().map(|(n, t)| (n.as_str(), t.as_str())),
-    )?)
+        &embedded,
+        allow_schema_changes,
+    )
+    .map_err(|e| {
+        let hint = if matches!(e, SchemaError::IdentifiersRemoved { .. }) {
+            " (refused; pass --allow-schema-changes to use it anyway and store those values raw)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })
+    .with_context(|| format!("schemas in {}", dir.display()))?;
+    for ds in catalog.all() {
+        let p = &ds.provenance;
+        let short = &p.sha256[..12];
+        if !p.identifiers_removed.is_empty() {
+            let changes: Vec<String> = p
+                .identifiers_removed
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            eprintln!(
+                "warning: {}/{} (sha256 {short}…): dataset {} v{}: {}; those fields are not pseudonymised as the embedded schema does (allowed by --allow-schema-changes; recorded in lineage)",
+                dir.display(),
+                ds.file,
+                ds.id,
+                ds.version,
+                changes.join("; ")
+            );
+        } else if p.differs_from_embedded == Some(true) {
+            eprintln!(
+                "warning: {}/{} (sha256 {short}…): dataset {} v{} differs from the embedded schema; its hash is recorded in lineage",
+                dir.display(),
+                ds.file,
+                ds.id,
+                ds.version
+            );
+        } else if p.differs_from_embedded.is_none() {
+            eprintln!(
+                "note: {}/{} (sha256 {short}…): dataset {} v{} has no embedded schema; its hash is recorded in lineage",
+                dir.display(),
+                ds.file,
+                ds.id,
+                ds.version
+            );
+        }
+    }
+    Ok(catalog)
 }
 
 fn dataset<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Dataset> {
@@ -345,10 +417,23 @@ fn input_format(format: Option<FormatArg>, file: &Path) -> InputFormat {
 fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> Result<ExitCode> {
     if let Some(kind) = &args.kind {
         let kind: Kind = kind.parse()?;
-        if args.canonical {
-            return Ok(match canonicalise(kind, &args.input, &args.agency) {
-                Ok(c) => {
-                    println!("{c}");
+        // The key is loaded only for tokens: --canonical needs none.
+        let p = if args.canonical {
+            None
+        } else {
+            Some(Pseudonymiser::new(commands::load_key(data_dir)?))
+        };
+        let one = |value: &str| match &p {
+            Some(p) => p.pseudonymise(kind, value, &args.agency),
+            None => canonicalise(kind, value, &args.agency).map(|c| c.to_string()),
+        };
+        if args.input != "-" {
+            eprintln!(
+                "note: a value on the command line can be seen by other users (ps) and stays in shell history; pass - to read values from standard input"
+            );
+            return Ok(match one(&args.input) {
+                Ok(out) => {
+                    println!("{out}");
                     ExitCode::SUCCESS
                 }
                 Err(reason) => {
@@ -357,16 +442,33 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
                 }
             });
         }
-        let p = Pseudonymiser::new(commands::load_key(data_dir)?);
-        return Ok(match p.pseudonymise(kind, &args.input, &args.agency) {
-            Ok(token) => {
-                println!("{token}");
-                ExitCode::SUCCESS
+        // One value per line in, one line per value out, in order: a
+        // rejected value gives an empty line (its reason, never the value,
+        // goes to stderr with the line number) so outputs stay aligned.
+        let mut out = BufWriter::new(io::stdout().lock());
+        let mut rejected = 0u64;
+        for (i, line) in io::stdin().lock().lines().enumerate() {
+            let line = line.with_context(|| {
+                format!(
+                    "reading standard input line {} (values must be UTF-8 text)",
+                    i + 1
+                )
+            })?;
+            let value = line.strip_suffix('\r').unwrap_or(&line);
+            match one(value) {
+                Ok(token) => writeln!(out, "{token}")?,
+                Err(reason) => {
+                    rejected += 1;
+                    writeln!(out)?;
+                    eprintln!("rejected: line {}: {kind}: {reason}", i + 1);
+                }
             }
-            Err(reason) => {
-                eprintln!("rejected: {kind}: {reason}");
-                ExitCode::from(1)
-            }
+        }
+        out.flush()?;
+        return Ok(if rejected > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
         });
     }
     let id = args.dataset.as_deref().unwrap_or_default();

@@ -236,6 +236,12 @@ pub fn ingest(
     event.insert("agency".into(), json!(info.agency));
     event.insert("dataset".into(), json!(dataset.id));
     event.insert("schema_version".into(), json!(dataset.version));
+    // Which schema the rows were checked and pseudonymised against: its
+    // hash, and whether it was the build's own or read from a directory.
+    event.insert(
+        "schema".into(),
+        dataset.provenance.to_lineage(&dataset.file),
+    );
     event.insert("scheme".into(), json!(pseudo.scheme()));
     event.insert("key_id".into(), json!(pseudo.kid().as_str()));
     event.insert("file_sha256".into(), json!(info.sha256));

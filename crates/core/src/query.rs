@@ -913,6 +913,9 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
                 "agency": s("agency"),
                 "dataset": dataset,
                 "schema_version": event.get("schema_version").cloned().unwrap_or(Value::Null),
+                // Embedded or from a directory, with its SHA-256; null for
+                // events recorded before lineage kept it.
+                "schema": event.get("schema").cloned().unwrap_or(Value::Null),
                 "scheme": s("scheme"),
                 "key_id": s("key_id"),
                 "file_sha256": s("file_sha256"),
@@ -964,7 +967,16 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
         .get("schema_version")
         .and_then(Value::as_u64)
         .and_then(|v| u32::try_from(v).ok());
-    if let Some(ds) = version.and_then(|v| catalog.get_version(dataset, v)) {
+    // The fields come from today's catalog: only when it holds the very
+    // schema the upload used (same hash), or the event predates the hash.
+    let recorded_sha = event
+        .get("schema")
+        .and_then(|s| s.get("sha256"))
+        .and_then(Value::as_str);
+    if let Some(ds) = version
+        .and_then(|v| catalog.get_version(dataset, v))
+        .filter(|ds| recorded_sha.is_none_or(|sha| sha == ds.provenance.sha256))
+    {
         let fields: Vec<Value> = ds
             .fields()
             .iter()
@@ -1651,5 +1663,39 @@ mod tests {
                 .as_str()
                 .is_some_and(|m| m.contains("encoding"))
         );
+    }
+
+    #[test]
+    fn openlineage_carries_the_schema_hash_and_checks_it_against_the_catalog() {
+        let cat = catalog();
+        let ds = cat.get(CRIME_DS).expect("crime");
+        let base = json!({
+            "type": "ingest", "upload_id": "u_abc", "agency": "test-police", "dataset": CRIME_DS,
+            "schema_version": 1, "rows_in": 1, "rows_accepted": 1, "rows_rejected": 0,
+            "rejections": [], "file_errors": [], "outputs": [], "time": "2025-01-01T00:00:00Z",
+            "seq": 1, "prev_hash": null, "hash": "h",
+        });
+        // An event from before lineage recorded the schema: no hash, and the
+        // catalog's fields are still described.
+        let old = openlineage_event(&base, &cat);
+        assert_eq!(
+            old["run"]["facets"]["agencylink_upload"]["schema"],
+            Value::Null
+        );
+        assert!(old["inputs"][0]["facets"]["schema"]["fields"].is_array());
+
+        let mut recorded = base.clone();
+        recorded["schema"] = ds.provenance.to_lineage(&ds.file);
+        let ol = openlineage_event(&recorded, &cat);
+        let schema = &ol["run"]["facets"]["agencylink_upload"]["schema"];
+        assert_eq!(schema["origin"], "directory");
+        assert_eq!(schema["sha256"], ds.provenance.sha256.as_str());
+        assert!(ol["inputs"][0]["facets"]["schema"]["fields"].is_array());
+
+        // Another schema than today's catalog holds: its fields are not
+        // passed off as the upload's.
+        recorded["schema"]["sha256"] = json!("0".repeat(64));
+        let other = openlineage_event(&recorded, &cat);
+        assert!(other["inputs"][0]["facets"].get("schema").is_none());
     }
 }

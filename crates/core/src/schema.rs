@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::pseudo::Kind;
 
@@ -54,6 +55,41 @@ pub enum SchemaError {
         /// What is wrong.
         message: String,
     },
+    /// A `pattern` (or `patternProperties` key) that the linear-time regex
+    /// engine does not accept: backreferences and lookaround can take
+    /// exponential time on a crafted cell, so no schema may use them.
+    #[error(
+        "{file}: dataset {dataset}, field `{field}`: rule `{rule}` must be a regular expression without backreferences or lookaround (matched in linear time): {reason}"
+    )]
+    Pattern {
+        /// The schema file.
+        file: String,
+        /// The dataset id.
+        dataset: String,
+        /// The property whose sub-schema holds the pattern, or the JSON
+        /// pointer to it when it is outside `properties`.
+        field: String,
+        /// `pattern` or `patternProperties`.
+        rule: String,
+        /// What the regex engine said.
+        reason: String,
+    },
+    /// A schema read from a directory no longer pseudonymises a field that
+    /// the embedded schema of the same dataset does.
+    #[error(
+        "{file}: dataset {dataset} v{version} would store identifiers unpseudonymised: {}",
+        describe_changes(changes)
+    )]
+    IdentifiersRemoved {
+        /// The schema file.
+        file: String,
+        /// The dataset id.
+        dataset: String,
+        /// The version.
+        version: u32,
+        /// Each field that lost its identifier treatment.
+        changes: Vec<IdentifierChange>,
+    },
     /// Two files define the same dataset and version.
     #[error("{file}: dataset {dataset} v{version} is defined twice")]
     Duplicate {
@@ -64,6 +100,133 @@ pub enum SchemaError {
         /// The version.
         version: u32,
     },
+}
+
+fn describe_changes(changes: &[IdentifierChange]) -> String {
+    changes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Where a dataset's schema came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaOrigin {
+    /// Embedded in this build from `schemas/`.
+    Embedded,
+    /// Read at run time (`--schemas DIR`, or any text handed to
+    /// [`Catalog::from_sources`] / [`Dataset::parse`]).
+    Directory,
+}
+
+impl SchemaOrigin {
+    /// `embedded` or `directory`, as recorded in lineage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaOrigin::Embedded => "embedded",
+            SchemaOrigin::Directory => "directory",
+        }
+    }
+}
+
+/// A field that the embedded schema of a dataset pseudonymises and a
+/// directory schema of the same dataset does not (or not as the same kind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifierChange {
+    /// The field name.
+    pub field: String,
+    /// Its `x-identifier` in the embedded schema.
+    pub embedded: Kind,
+    /// What the directory schema says instead.
+    pub now: FieldNow,
+}
+
+/// What a directory schema does with a field the embedded schema treats as
+/// an identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldNow {
+    /// The field is not in the schema.
+    Missing,
+    /// The field has no `x-identifier`: its values would be kept raw.
+    NotIdentifier,
+    /// A different identifier kind (other canonical form, other tokens).
+    OtherKind(Kind),
+}
+
+impl std::fmt::Display for IdentifierChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (field, was) = (&self.field, self.embedded);
+        match self.now {
+            FieldNow::Missing => write!(
+                f,
+                "field `{field}` (x-identifier `{was}` in the embedded schema) is missing"
+            ),
+            FieldNow::NotIdentifier => write!(
+                f,
+                "field `{field}` has no x-identifier (`{was}` in the embedded schema)"
+            ),
+            FieldNow::OtherKind(k) => write!(
+                f,
+                "field `{field}` has x-identifier `{k}` (`{was}` in the embedded schema)"
+            ),
+        }
+    }
+}
+
+/// Where a dataset's schema came from and how it compares with the build's,
+/// recorded with every upload so that a schema that is not the embedded one
+/// is visible in lineage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaProvenance {
+    /// Embedded or read from a directory.
+    pub origin: SchemaOrigin,
+    /// SHA-256 (hex) of the schema file's bytes.
+    pub sha256: String,
+    /// For a directory schema: whether it differs (as JSON) from the
+    /// embedded schema it was compared with; `None` when the dataset has no
+    /// embedded schema or the schema is the embedded one.
+    pub differs_from_embedded: Option<bool>,
+    /// Identifier fields of the embedded schema that this one does not
+    /// pseudonymise (only ever non-empty when that was explicitly allowed).
+    pub identifiers_removed: Vec<IdentifierChange>,
+}
+
+impl SchemaProvenance {
+    /// The `schema` object of a lineage event.
+    pub fn to_lineage(&self, file: &str) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("origin".into(), Value::from(self.origin.as_str()));
+        m.insert("sha256".into(), Value::from(self.sha256.clone()));
+        if self.origin == SchemaOrigin::Directory {
+            m.insert("file".into(), Value::from(file));
+            m.insert(
+                "embedded_counterpart".into(),
+                Value::from(self.differs_from_embedded.is_some()),
+            );
+            if let Some(differs) = self.differs_from_embedded {
+                m.insert("differs_from_embedded".into(), Value::from(differs));
+            }
+            if !self.identifiers_removed.is_empty() {
+                m.insert(
+                    "identifiers_removed".into(),
+                    self.identifiers_removed
+                        .iter()
+                        .map(|c| Value::from(c.field.clone()))
+                        .collect(),
+                );
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+/// Hex SHA-256 of bytes.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// How a CSV cell is turned into a JSON value before validation.
@@ -174,6 +337,9 @@ pub struct Dataset {
     pub source: String,
     /// The parsed schema.
     pub schema: Value,
+    /// Where the schema came from, its hash, and how it compares with the
+    /// embedded one.
+    pub provenance: SchemaProvenance,
     fields: Vec<Field>,
     // Looked up for every cell of every row; the keys are the schema's own
     // names, so a fast non-keyed hasher is safe here.
@@ -192,8 +358,13 @@ impl std::fmt::Debug for Dataset {
 }
 
 impl Dataset {
-    /// Parse and compile one schema file.
+    /// Parse and compile one schema file read at run time
+    /// ([`SchemaOrigin::Directory`]).
     pub fn parse(file: &str, text: &str) -> Result<Dataset, SchemaError> {
+        Dataset::parse_from(file, text, SchemaOrigin::Directory)
+    }
+
+    fn parse_from(file: &str, text: &str, origin: SchemaOrigin) -> Result<Dataset, SchemaError> {
         let (id, version) = parse_file_name(file).ok_or_else(|| SchemaError::FileName {
             file: file.to_owned(),
         })?;
@@ -206,9 +377,13 @@ impl Dataset {
             message,
         };
         jsonschema::meta::validate(&schema).map_err(|e| invalid(e.to_string()))?;
+        check_patterns(file, &id, &schema, "")?;
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
             .should_validate_formats(true)
+            // The linear-time engine for every schema: a custom schema's
+            // pattern must not be able to stall an ingest on a crafted cell.
+            .with_pattern_options(jsonschema::PatternOptions::regex())
             .build(&schema)
             .map_err(|e| invalid(e.to_string()))?;
         let props = schema
@@ -253,6 +428,12 @@ impl Dataset {
                 .map(str::to_owned),
             source: text.to_owned(),
             schema: schema.clone(),
+            provenance: SchemaProvenance {
+                origin,
+                sha256: sha256_hex(text.as_bytes()),
+                differs_from_embedded: None,
+                identifiers_removed: Vec::new(),
+            },
             fields,
             by_name,
             validator,
@@ -322,6 +503,118 @@ impl Dataset {
     pub fn versioned_id(&self) -> String {
         format!("{}.v{}", self.id, self.version)
     }
+}
+
+/// Keywords whose values are data or annotations, not sub-schemas: a
+/// `pattern` key inside them is not a regular expression.
+fn is_data_keyword(key: &str) -> bool {
+    matches!(key, "enum" | "const" | "examples" | "default") || key.starts_with("x-")
+}
+
+/// Refuse any `pattern` or `patternProperties` key that the linear-time
+/// engine does not accept, naming the field it belongs to. Each is compiled
+/// by jsonschema itself with the engine the validator uses, so this accepts
+/// exactly what the validator will (ECMA-262 translation included).
+fn check_patterns(
+    file: &str,
+    dataset: &str,
+    node: &Value,
+    pointer: &str,
+) -> Result<(), SchemaError> {
+    let Value::Object(map) = node else {
+        if let Value::Array(items) = node {
+            for (i, item) in items.iter().enumerate() {
+                check_patterns(file, dataset, item, &format!("{pointer}/{i}"))?;
+            }
+        }
+        return Ok(());
+    };
+    let refuse = |rule: &str, reason: String| {
+        // `/properties/<field>/…` names the field; anything else (e.g. under
+        // `$defs`) is named by its JSON pointer.
+        let field = pointer
+            .strip_prefix("/properties/")
+            .map(|rest| {
+                rest.split('/')
+                    .next()
+                    .unwrap_or(rest)
+                    .replace("~1", "/")
+                    .replace("~0", "~")
+            })
+            .unwrap_or_else(|| {
+                if pointer.is_empty() {
+                    "/".to_owned()
+                } else {
+                    pointer.to_owned()
+                }
+            });
+        SchemaError::Pattern {
+            file: file.to_owned(),
+            dataset: dataset.to_owned(),
+            field,
+            rule: rule.to_owned(),
+            reason,
+        }
+    };
+    for (key, value) in map {
+        if is_data_keyword(key) {
+            continue;
+        }
+        match (key.as_str(), value) {
+            ("pattern", Value::String(p)) => {
+                linear_pattern(&serde_json::json!({ "pattern": p }))
+                    .map_err(|reason| refuse("pattern", reason))?;
+            }
+            ("patternProperties", Value::Object(props)) => {
+                for p in props.keys() {
+                    linear_pattern(
+                        &serde_json::json!({ "patternProperties": { p.as_str(): true } }),
+                    )
+                    .map_err(|reason| refuse("patternProperties", reason))?;
+                }
+            }
+            _ => {}
+        }
+        let escaped = key.replace('~', "~0").replace('/', "~1");
+        check_patterns(file, dataset, value, &format!("{pointer}/{escaped}"))?;
+    }
+    Ok(())
+}
+
+fn linear_pattern(schema: &Value) -> Result<(), String> {
+    jsonschema::options()
+        .with_pattern_options(jsonschema::PatternOptions::regex())
+        .build(schema)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// How a directory schema compares with the embedded schema of the same
+/// dataset: whether it differs at all, and which embedded identifier fields
+/// it no longer pseudonymises as the same kind.
+fn compare_with_embedded(ds: &Dataset, embedded: &Dataset) -> (bool, Vec<IdentifierChange>) {
+    let differs = ds.schema != embedded.schema;
+    let changes = embedded
+        .fields()
+        .iter()
+        .filter_map(|e| {
+            let kind = e.identifier?;
+            let now = match ds.field(&e.name) {
+                None => FieldNow::Missing,
+                Some(f) => match f.identifier {
+                    None => FieldNow::NotIdentifier,
+                    Some(k) if k != kind => FieldNow::OtherKind(k),
+                    Some(_) => return None,
+                },
+            };
+            Some(IdentifierChange {
+                field: e.name.clone(),
+                embedded: kind,
+                now,
+            })
+        })
+        .collect();
+    (differs, changes)
 }
 
 fn parse_file_name(file: &str) -> Option<(String, u32)> {
@@ -460,16 +753,62 @@ pub struct Catalog {
 impl Catalog {
     /// The schemas embedded in this build (from `schemas/`).
     pub fn embedded() -> Result<Catalog, SchemaError> {
-        Catalog::from_sources(embedded::EMBEDDED.iter().copied())
+        Catalog::build(
+            embedded::EMBEDDED.iter().copied(),
+            SchemaOrigin::Embedded,
+            Ok,
+        )
     }
 
-    /// Build a catalog from `(file name, file text)` pairs, e.g. a `--schemas DIR`.
+    /// Build a catalog from `(file name, file text)` pairs read at run time,
+    /// without comparing them with the embedded schemas (tests, tools).
     pub fn from_sources<'a>(
         sources: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Catalog, SchemaError> {
+        Catalog::build(sources, SchemaOrigin::Directory, Ok)
+    }
+
+    /// Build a catalog from a schema directory's `(file name, file text)`
+    /// pairs, guarded against the embedded catalog: each schema is compared
+    /// with the embedded schema of the same dataset (the same version, or
+    /// else the newest), and one that no longer pseudonymises a field the
+    /// embedded schema does (the field missing, without `x-identifier`, or
+    /// with another kind) is refused unless `allow_identifier_changes`.
+    /// What was found is kept in each dataset's [`SchemaProvenance`].
+    pub fn from_directory<'a>(
+        sources: impl IntoIterator<Item = (&'a str, &'a str)>,
+        embedded: &Catalog,
+        allow_identifier_changes: bool,
+    ) -> Result<Catalog, SchemaError> {
+        Catalog::build(sources, SchemaOrigin::Directory, |mut ds| {
+            let base = embedded
+                .get_version(&ds.id, ds.version)
+                .or_else(|| embedded.get(&ds.id));
+            if let Some(base) = base {
+                let (differs, changes) = compare_with_embedded(&ds, base);
+                if !changes.is_empty() && !allow_identifier_changes {
+                    return Err(SchemaError::IdentifiersRemoved {
+                        file: ds.file.clone(),
+                        dataset: ds.id.clone(),
+                        version: ds.version,
+                        changes,
+                    });
+                }
+                ds.provenance.differs_from_embedded = Some(differs);
+                ds.provenance.identifiers_removed = changes;
+            }
+            Ok(ds)
+        })
+    }
+
+    fn build<'a>(
+        sources: impl IntoIterator<Item = (&'a str, &'a str)>,
+        origin: SchemaOrigin,
+        check: impl Fn(Dataset) -> Result<Dataset, SchemaError>,
+    ) -> Result<Catalog, SchemaError> {
         let mut cat = Catalog::default();
         for (file, text) in sources {
-            let ds = Dataset::parse(file, text)?;
+            let ds = check(Dataset::parse_from(file, text, origin)?)?;
             let versions = cat.versions.entry(ds.id.clone()).or_default();
             if versions.contains_key(&ds.version) {
                 return Err(SchemaError::Duplicate {
@@ -498,6 +837,11 @@ impl Catalog {
         self.versions
             .values()
             .filter_map(|v| v.values().next_back())
+    }
+
+    /// Every version of every dataset, by id then version.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Dataset>> {
+        self.versions.values().flat_map(BTreeMap::values)
     }
 
     /// Whether the catalog is empty.
@@ -560,5 +904,190 @@ mod tests {
         assert!(matches!(err, SchemaError::FileName { .. }));
         let no_ref = MINI.replace("\"x-concept\": \"record_ref\"", "\"x-concept\": \"other\"");
         assert!(Dataset::parse("test.mini.v1.schema.json", &no_ref).is_err());
+    }
+
+    #[test]
+    fn embedded_and_directory_schemas_carry_their_hash_and_origin() {
+        let cat = Catalog::embedded().expect("embedded");
+        let ds = cat.get("police.cse_crime").expect("crime");
+        assert_eq!(ds.provenance.origin, SchemaOrigin::Embedded);
+        assert_eq!(ds.provenance.sha256, sha256_hex(ds.source.as_bytes()));
+        assert_eq!(ds.provenance.sha256.len(), 64);
+        assert_eq!(
+            ds.provenance.to_lineage(&ds.file),
+            serde_json::json!({"origin": "embedded", "sha256": ds.provenance.sha256})
+        );
+        // A byte-identical copy read from a directory is still a directory
+        // schema (and says so), but it differs in nothing.
+        let copy = Catalog::from_directory([(ds.file.as_str(), ds.source.as_str())], &cat, false)
+            .expect("copy");
+        let c = copy.get("police.cse_crime").expect("crime");
+        assert_eq!(c.provenance.origin, SchemaOrigin::Directory);
+        assert_eq!(c.provenance.sha256, ds.provenance.sha256);
+        assert_eq!(c.provenance.differs_from_embedded, Some(false));
+    }
+
+    /// The crime schema with every `x-identifier` (and what depends on it) removed.
+    fn stripped(text: &str) -> String {
+        let mut v: Value = serde_json::from_str(text).expect("json");
+        for prop in v["properties"].as_object_mut().expect("props").values_mut() {
+            if let Some(p) = prop.as_object_mut() {
+                for k in ["x-identifier", "x-match", "x-generalise"] {
+                    p.remove(k);
+                }
+            }
+        }
+        serde_json::to_string_pretty(&v).expect("json")
+    }
+
+    #[test]
+    fn a_directory_schema_without_the_embedded_identifiers_is_refused_unless_allowed() {
+        let cat = Catalog::embedded().expect("embedded");
+        let ds = cat.get("police.cse_crime").expect("crime");
+        let text = stripped(&ds.source);
+        let err = Catalog::from_directory([(ds.file.as_str(), text.as_str())], &cat, false)
+            .expect_err("refused");
+        let msg = err.to_string();
+        assert!(
+            matches!(err, SchemaError::IdentifiersRemoved { .. }),
+            "{msg}"
+        );
+        assert!(msg.contains("police.cse_crime"), "{msg}");
+        let dob = ds
+            .fields()
+            .iter()
+            .find(|f| f.match_role == Some(MatchRole::Dob))
+            .expect("a dob field");
+        assert!(
+            msg.contains(&format!("field `{}` has no x-identifier (`date`", dob.name)),
+            "{msg}"
+        );
+        let allowed = Catalog::from_directory([(ds.file.as_str(), text.as_str())], &cat, true)
+            .expect("allowed");
+        let a = allowed.get("police.cse_crime").expect("crime");
+        assert_eq!(a.provenance.differs_from_embedded, Some(true));
+        let removed = a.provenance.to_lineage(&a.file)["identifiers_removed"].clone();
+        assert!(
+            removed
+                .as_array()
+                .is_some_and(|r| r.contains(&Value::from(dob.name.clone()))),
+            "{removed}"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_rekinded_identifier_field_is_refused() {
+        let cat = Catalog::embedded().expect("embedded");
+        let ds = cat.get("police.cse_crime").expect("crime");
+        let dob = ds
+            .fields()
+            .iter()
+            .find(|f| f.match_role == Some(MatchRole::Dob))
+            .expect("dob")
+            .name
+            .clone();
+        let mut v = ds.schema.clone();
+        let props = v["properties"].as_object_mut().expect("props");
+        props.shift_remove(&dob);
+        if let Some(req) = v["required"].as_array_mut() {
+            req.retain(|r| r != &Value::from(dob.clone()));
+        }
+        let text = v.to_string();
+        let err = Catalog::from_directory([(ds.file.as_str(), text.as_str())], &cat, false)
+            .expect_err("missing refused");
+        assert!(
+            err.to_string().contains(&format!(
+                "field `{dob}` (x-identifier `date` in the embedded schema) is missing"
+            )),
+            "{err}"
+        );
+        // Another kind changes the tokens: refused too.
+        let record_ref = ds.field_for("record_ref").expect("ref").name.clone();
+        let mut v = ds.schema.clone();
+        v["properties"][&record_ref]["x-identifier"] = Value::from("email");
+        let text = v.to_string();
+        let err = Catalog::from_directory([(ds.file.as_str(), text.as_str())], &cat, false)
+            .expect_err("other kind refused");
+        assert!(err.to_string().contains("x-identifier `email`"), "{err}");
+    }
+
+    #[test]
+    fn a_custom_dataset_is_allowed_and_marked_as_from_a_directory() {
+        let cat = Catalog::embedded().expect("embedded");
+        let custom = Catalog::from_directory([("test.mini.v2.schema.json", MINI)], &cat, false)
+            .expect("a new dataset is a feature");
+        let ds = custom.get("test.mini").expect("mini");
+        assert_eq!(ds.provenance.differs_from_embedded, None);
+        let l = ds.provenance.to_lineage(&ds.file);
+        assert_eq!(l["origin"], "directory");
+        assert_eq!(l["embedded_counterpart"], false);
+        assert_eq!(l["file"], "test.mini.v2.schema.json");
+        assert_eq!(l["sha256"], sha256_hex(MINI.as_bytes()));
+    }
+
+    #[test]
+    fn patterns_must_suit_a_linear_time_engine() {
+        let with = |pattern: &str| {
+            MINI.replace(
+                "\"tags\": {",
+                &format!(
+                    "\"code\": {{\"type\": \"string\", \"pattern\": {}}},\n        \"tags\": {{",
+                    Value::from(pattern)
+                ),
+            )
+        };
+        let ok = Dataset::parse("test.mini.v1.schema.json", &with("^[A-Z]{2}[0-9]{6}$"))
+            .expect("a plain pattern");
+        assert!(ok.field("code").is_some());
+        for bad in ["^(a+)\\1$", "^(?=a)a$", "^(?<!x)y$", "(?<n>a)\\k<n>"] {
+            let err = Dataset::parse("test.mini.v1.schema.json", &with(bad))
+                .expect_err("backreference or lookaround refused");
+            let msg = err.to_string();
+            assert!(
+                matches!(&err, SchemaError::Pattern { dataset, field, rule, .. }
+                    if dataset == "test.mini" && field == "code" && rule == "pattern"),
+                "{bad}: {msg}"
+            );
+            assert!(
+                msg.contains("field `code`") && msg.contains("rule `pattern`"),
+                "{msg}"
+            );
+        }
+        // patternProperties and patterns under $defs are checked as well.
+        let pp = MINI.replace(
+            "\"properties\": {",
+            "\"patternProperties\": {\"^(x)\\\\1$\": true},\n      \"properties\": {",
+        );
+        let err = Dataset::parse("test.mini.v1.schema.json", &pp).expect_err("patternProperties");
+        assert!(
+            matches!(err, SchemaError::Pattern { ref rule, .. } if rule == "patternProperties"),
+            "{err}"
+        );
+        // A code list entry or an annotation called `pattern` is data, not a regex.
+        let data = MINI.replace(
+            "\"tags\": {",
+            "\"kind\": {\"type\": \"string\", \"enum\": [\"pattern\"], \"x-codes\": {\"pattern\": \"(a)\\\\1 a pattern of abuse\"}},\n        \"tags\": {",
+        );
+        Dataset::parse("test.mini.v1.schema.json", &data).expect("data is not a pattern");
+    }
+
+    #[test]
+    fn embedded_patterns_still_validate_under_the_linear_engine() {
+        let cat = Catalog::embedded().expect("embedded");
+        let ds = cat.get("education.absence").expect("absence");
+        let (name, _) = ds.schema["properties"]
+            .as_object()
+            .expect("props")
+            .iter()
+            .find(|(_, p)| p.get("pattern").is_some())
+            .expect("a field with a pattern");
+        let field = |v: &str| serde_json::json!({ name.as_str(): v });
+        let sub = serde_json::json!({"properties": {name.as_str(): ds.schema["properties"][name]}});
+        let v = jsonschema::options()
+            .with_pattern_options(jsonschema::PatternOptions::regex())
+            .build(&sub)
+            .expect("compiles");
+        assert!(v.is_valid(&field("123456")));
+        assert!(!v.is_valid(&field("12345a")));
     }
 }
