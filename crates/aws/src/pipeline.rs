@@ -195,7 +195,7 @@ pub fn ingest_landing(
     let source = format!(
         "landing/{agency}/{}/{}.{}",
         dataset.id,
-        pseudo.label("landing", file_name.as_bytes()),
+        pseudo.label("landing", key.as_bytes()),
         if format == InputFormat::Csv {
             "csv"
         } else {
@@ -274,22 +274,30 @@ pub fn archive_upload(backend: &AwsBackend, upload: &str) -> Result<(), StoreErr
     Ok(())
 }
 
+/// What lineage and logs call a landing object: agencies name files after
+/// people, so not its key but a keyed label of it, `landing/label/<label>`
+/// (the same key, the same label; nobody without the key can test a guess),
+/// or `landing/label/withheld` when the key cannot be had.
+pub fn key_label(pseudo: Option<&Pseudonymiser>, key: &str) -> String {
+    match pseudo {
+        Some(p) => format!("landing/label/{}", p.label("landing", key.as_bytes())),
+        None => "landing/label/withheld".to_owned(),
+    }
+}
+
 /// Record an upload that was not processed (an agency or dataset outside the
 /// policy, a malformed key) as a lineage `failure` event, archive it, and
 /// delete the landing object: raw data nobody may ingest is not kept.
-///
-/// The key's file name is not recorded (agencies name files after people):
-/// lineage gets its keyed label when `pseudo` is given, else nothing.
+/// `source` is the key's [`key_label`], never the key.
 pub fn reject_landing(
     backend: &AwsBackend,
-    pseudo: Option<&Pseudonymiser>,
+    source: &str,
     key: &str,
     code: &str,
     reason: &str,
     time: &str,
 ) -> Result<Value, StoreError> {
     let parts = parse_landing_key(key);
-    let source = pseudo.map(|p| format!("landing/label/{}", p.label("landing", key.as_bytes())));
     let mut event = Map::new();
     event.insert("type".into(), json!("failure"));
     event.insert("code".into(), json!(code));

@@ -273,10 +273,18 @@ pub fn process_object(
             reason: "not under landing/".into(),
         });
     }
+    // Logs and lineage name the object by a keyed label: its key holds
+    // the file name, which often names a child.
+    let pseudo = backend
+        .keys
+        .as_ref()
+        .and_then(|k| k.key().ok())
+        .map(Pseudonymiser::new);
+    let source = pipeline::key_label(pseudo.as_ref(), &key);
     match backend.objects.head(&key) {
         Ok(_) => {}
         Err(StoreError::NotFound(_)) => {
-            info!(%key, "landing object already handled");
+            info!(%source, "landing object already handled");
             return Ok(Outcome::AlreadyHandled { key });
         }
         Err(e) => return Err(e.into()),
@@ -306,13 +314,8 @@ pub fn process_object(
         },
     };
     if let Some((code, reason)) = refusal {
-        warn!(%key, code, "upload rejected by policy");
-        let pseudo = backend
-            .keys
-            .as_ref()
-            .and_then(|k| k.key().ok())
-            .map(Pseudonymiser::new);
-        pipeline::reject_landing(backend, pseudo.as_ref(), &key, code, &reason, time)?;
+        warn!(%source, code, "upload rejected by policy");
+        pipeline::reject_landing(backend, &source, &key, code, &reason, time)?;
         return Ok(Outcome::Rejected {
             key,
             code: code.to_owned(),
@@ -346,7 +349,7 @@ pub fn process_object(
     match result {
         Ok(summary) => {
             info!(
-                %key,
+                %source,
                 upload_id = %summary.upload_id,
                 rows_in = summary.rows_in,
                 rows_accepted = summary.rows_accepted,
@@ -361,7 +364,7 @@ pub fn process_object(
         }
         Err(e) if e.is_retryable() => Err(e),
         Err(e) => {
-            error!(%key, error = %e, "non-retryable failure; recorded in lineage");
+            error!(%source, error = %e, "non-retryable failure; recorded in lineage");
             // Keep the landing object for an operator to re-drive after the
             // fix; the bucket's lifecycle rule is the backstop.
             let mut event = serde_json::Map::new();
@@ -370,7 +373,7 @@ pub fn process_object(
             event.insert("reason".into(), Value::from(e.to_string()));
             event.insert("agency".into(), Value::from(parts.agency));
             event.insert("dataset".into(), Value::from(parts.dataset));
-            event.insert("source".into(), Value::from(key.as_str()));
+            event.insert("source".into(), Value::from(source.as_str()));
             event.insert("time".into(), Value::from(time));
             let stored = agencylink_core::lineage::append(&backend.lineage, event)?;
             if let Some(archive) = &backend.archive {
