@@ -300,8 +300,20 @@ fn planted_symlinks_are_not_followed() {
 fn a_data_directory_others_can_reach_is_refused_or_made_private() {
     let s = Scratch::new("raw-perms");
     let file = small_extract(&s);
-    // Made under this test's umask (usually 022): still private throughout.
-    ingest(&s, "d", &file).expect_code(0);
+    // Made under umask 022, as most shells have it: still private throughout.
+    let made = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "umask 022 && exec \"$0\" ingest --data-dir d --agency gmp-police --dataset police.cse_crime \"$1\"",
+            bin(),
+            file.to_str().expect("path"),
+        ])
+        .current_dir(&s.dir)
+        .env_remove("AGENCYLINK_KEY")
+        .env_remove("AGENCYLINK_KEY_ID")
+        .output()
+        .expect("run under umask 022");
+    assert!(made.status.success(), "{made:?}");
     for f in files_under(&s.path("d")) {
         let mode = std::fs::metadata(&f).expect("meta").mode();
         assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", f.display());
