@@ -357,7 +357,18 @@ fn every_csv_output_neutralises_formula_cells_headers_included() {
         ],
         0,
     );
-    run(&["profile", "--out", "profile"], 0);
+    run(
+        &[
+            "profile",
+            "--out",
+            "profile",
+            "--analyst",
+            "a.analyst",
+            "--purpose",
+            "Op Test",
+        ],
+        0,
+    );
 
     let mut outputs = vec![export.clone()];
     for dir in [s.path("d/reports"), s.path("profile")] {
@@ -473,7 +484,21 @@ fn event_dates_out_of_bounds_are_rejected_and_leave_the_period_alone() {
     let summary = ingest(&s, "bury-council", ds, path).expect_code(1).json();
     assert_eq!(summary["rows_rejected"], 2);
     assert_eq!(summary["rows_accepted"], 38);
-    let profile = run_in(&s.dir, &["profile", "--data-dir", "d", "--out", "p"]).expect_code(0);
+    let profile = run_in(
+        &s.dir,
+        &[
+            "profile",
+            "--data-dir",
+            "d",
+            "--out",
+            "p",
+            "--analyst",
+            "a.analyst",
+            "--purpose",
+            "Op Test",
+        ],
+    )
+    .expect_code(0);
     let period = &profile.json()["period"];
     assert_eq!(period["to"], latest_real.as_str(), "{period}");
 }

@@ -145,11 +145,15 @@ fn the_demo_ends_with_a_profile_and_both_editions_validate() {
             "2026-02-30",
             "--out",
             "x",
+            "--analyst",
+            "test analyst",
+            "--purpose",
+            "checking dates",
         ],
     )
     .expect_code(2);
     let none = run_in(&s.dir, &["profile", "--data-dir", "empty", "--out", "x"]).expect_code(2);
-    assert!(none.stderr.contains("no store"), "{}", none.stderr);
+    assert!(none.stderr.contains("no agencylink store"), "{}", none.stderr);
 }
 
 /// Synthesise police crimes and intelligence with ground truth, ingest
@@ -210,6 +214,10 @@ fn the_planted_networks_are_found_exactly() {
             "2026-12-31",
             "--out",
             "p",
+            "--analyst",
+            "test analyst",
+            "--purpose",
+            "checking the planted networks",
         ],
     )
     .expect_code(0);
@@ -508,4 +516,89 @@ fn the_html_opens_in_headless_chromium_without_errors_or_requests() {
             shot.display()
         );
     }
+}
+
+#[test]
+fn the_analyst_edition_is_a_logged_read_and_the_partner_edition_is_not() {
+    let s = Scratch::new("profile-access");
+    run_in(&s.dir, &["demo", "--data-dir", "d", "--rows", "300"]).expect_code(0);
+    let log = |s: &Scratch| -> Vec<serde_json::Value> {
+        run_in(&s.dir, &["access-log", "--data-dir", "d"])
+            .expect_code(0)
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("entry"))
+            .collect()
+    };
+    // The demo's own analyst edition is in the log.
+    let before = log(&s);
+    assert!(
+        before.iter().any(|e| e["action"] == "profile_analyst"),
+        "{before:?}"
+    );
+
+    // Without a reader the analyst edition is refused and nothing is written.
+    let refused = run_in(&s.dir, &["profile", "--data-dir", "d", "--out", "a"]).expect_code(2);
+    assert!(refused.stderr.contains("--analyst"), "{}", refused.stderr);
+    assert!(!s.path("a").exists());
+    run_in(
+        &s.dir,
+        &[
+            "profile",
+            "--data-dir",
+            "d",
+            "--out",
+            "a",
+            "--analyst",
+            "a.analyst",
+            "--purpose",
+            "",
+        ],
+    )
+    .expect_code(2);
+    assert!(!s.path("a").exists());
+    assert_eq!(log(&s).len(), before.len(), "a refused read is not logged");
+
+    // With one, it is written and logged, with who, why and what.
+    run_in(
+        &s.dir,
+        &[
+            "profile",
+            "--data-dir",
+            "d",
+            "--out",
+            "a",
+            "--analyst",
+            "a.analyst",
+            "--purpose",
+            "Op Test: quarterly review",
+        ],
+    )
+    .expect_code(0);
+    assert!(s.path("a/profile.html").is_file());
+    let after = log(&s);
+    assert_eq!(after.len(), before.len() + 1);
+    let e = after.last().expect("entry");
+    assert_eq!(e["action"], "profile_analyst");
+    assert_eq!(e["analyst"], "a.analyst");
+    assert_eq!(e["purpose"], "Op Test: quarterly review");
+    assert!(e["rows_returned"].as_u64().expect("rows") > 0, "{e}");
+
+    // The partner edition (aggregates, suppressed) is not a read of
+    // personal data.
+    run_in(
+        &s.dir,
+        &[
+            "profile",
+            "--data-dir",
+            "d",
+            "--edition",
+            "partner",
+            "--out",
+            "p",
+        ],
+    )
+    .expect_code(0);
+    assert_eq!(log(&s).len(), after.len());
+    run_in(&s.dir, &["access-log", "--verify", "--data-dir", "d"]).expect_code(0);
 }

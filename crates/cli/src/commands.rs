@@ -498,12 +498,20 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
     }
     // Group-based networks come from the profile, which also treats one
     // suspect's key-less records (no date of birth) as one person.
+    // The demo's profile is the analyst edition: its read is logged like
+    // anyone else's.
+    let reader = crate::analyst::Reader {
+        analyst: "agencylink demo".into(),
+        purpose: "demonstration on synthetic data".into(),
+    };
+    let access_log = local.store.access_log();
     let profile = crate::profile_cmd::write_profile(
         catalog,
         &local.store,
         &local.store.lineage(),
         &crate::profile_cmd::demo_settings(),
         &data_dir.join("profile"),
+        &mut |p| crate::profile_cmd::log_analyst_edition(&access_log, &reader, p).map(|_| ()),
     )?;
     let groups = profile.profile.networks.as_ref().map_or(0, Vec::len);
     let multi = agencies_of.values().filter(|a| a.len() >= 2).count();

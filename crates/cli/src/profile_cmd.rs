@@ -10,14 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use crate::analyst::Reader;
 use agencylink_core::ports::{ChainLog, RecordStore};
 use agencylink_core::profile::{self, Edition, Profile, Settings};
 use agencylink_core::schema::Catalog;
-use agencylink_local::SqliteStore;
 use anyhow::{Context, Result, bail};
-
-/// The SQLite file inside the data directory (as `ingest` writes it).
-const DB_FILE: &str = "agencylink.db";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum EditionArg {
@@ -52,6 +49,14 @@ pub(crate) struct ProfileArgs {
     /// (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// Your name or user id: the analyst edition holds the tracker and
+    /// pseudonymous ids, so building it is a read recorded in the access
+    /// log (not needed for the partner edition).
+    #[arg(long, value_name = "NAME")]
+    analyst: Option<String>,
+    /// Why you need the analyst edition, recorded in the access log.
+    #[arg(long, value_name = "TEXT")]
+    purpose: Option<String>,
 }
 
 /// What was written.
@@ -68,14 +73,21 @@ pub(crate) fn profile_cmd(
     data_dir: &Path,
     args: ProfileArgs,
 ) -> Result<ExitCode> {
-    let db = data_dir.join(DB_FILE);
-    if !db.is_file() {
-        bail!(
-            "no store in {}: ingest extracts first (or run `agencylink demo`)",
-            data_dir.display()
-        );
-    }
-    let store = SqliteStore::open(&db)?;
+    let store = crate::commands::open_existing_store(data_dir)?;
+    // Who reads the analyst edition is checked before anything is read.
+    let reader = match (args.edition, &args.analyst, &args.purpose) {
+        (EditionArg::Partner, _, _) => None,
+        (EditionArg::Analyst, Some(analyst), Some(purpose)) => {
+            agencylink_core::query::check_reader(analyst, purpose)?;
+            Some(Reader {
+                analyst: analyst.clone(),
+                purpose: purpose.clone(),
+            })
+        }
+        (EditionArg::Analyst, _, _) => bail!(
+            "the analyst edition holds the tracker and pseudonymous ids: give --analyst NAME and --purpose TEXT (both go into the access log), or build --edition partner"
+        ),
+    };
     let settings = Settings {
         from: args.from,
         to: args.to,
@@ -88,7 +100,17 @@ pub(crate) fn profile_cmd(
         generated_at: crate::commands::now_rfc3339(),
         ..Settings::default()
     };
-    let w = write_profile(catalog, &store, &store.lineage(), &settings, &args.out)?;
+    let w = write_profile(
+        catalog,
+        &store,
+        &store.lineage(),
+        &settings,
+        &args.out,
+        &mut |p| match &reader {
+            Some(r) => log_analyst_edition(&store.access_log(), r, p).map(|_| ()),
+            None => Ok(()),
+        },
+    )?;
     let p = &w.profile;
     let groups = p
         .table("network_tiers")
@@ -117,12 +139,35 @@ pub(crate) fn profile_cmd(
 }
 
 /// Build the profile and write its files into `out`.
+/// Record that `reader` built the analyst edition `p`: the rows are every
+/// table's rows, the target its period.
+pub(crate) fn log_analyst_edition(
+    access_log: &dyn ChainLog,
+    reader: &Reader,
+    p: &Profile,
+) -> Result<serde_json::Value> {
+    let rows: usize = p.tables.iter().map(|t| t.rows.len()).sum();
+    crate::analyst::record_read(
+        access_log,
+        reader,
+        "profile_analyst",
+        &format!("profile {}..{}", p.period.from, p.period.to),
+        rows as u64,
+        &crate::commands::now_rfc3339(),
+    )
+}
+
+/// Build the profile and write it to `out`. `before_write` runs once the
+/// profile is built and before any file is written: the analyst edition's
+/// access-log entry goes there, so a read that cannot be logged writes
+/// nothing.
 pub(crate) fn write_profile(
     catalog: &Catalog,
     store: &dyn RecordStore,
     lineage: &dyn ChainLog,
     settings: &Settings,
     out: &Path,
+    before_write: &mut dyn FnMut(&Profile) -> Result<()>,
 ) -> Result<Written> {
     let started = Instant::now();
     let profile = profile::build(catalog, store, lineage, settings)?;
@@ -150,6 +195,7 @@ pub(crate) fn write_profile(
             );
         }
     }
+    before_write(&profile)?;
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     // Others who can write here could plant a symlink or swap a file
     // between our write and a reader's open.
