@@ -31,12 +31,28 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check \
-    'moto[server]==5.2.5' 'cfn-lint==1.58.0' 'checkov==3.3.30'
+    'moto[server]==5.2.5' 'cfn-lint==1.58.0' 'checkov==3.3.30' 'aws-sam-translator==1.115.0'
 
 echo "== infra: cfn-lint and checkov" >&2
 .venv/bin/cfn-lint infra/template.yaml
 .venv/bin/checkov --quiet --compact --skip-download --framework cloudformation \
     --file infra/template.yaml
+
+# IAM proven, not assumed: the template after the SAM transform (offline,
+# aws-sam-translator) through a real IAM policy evaluator (npm
+# @cloud-copilot/iam-simulate, pinned by tests/iam/package-lock.json) over
+# tests/iam/matrix.json; also fails when infra/README.md's table is stale.
+echo "== infra: IAM matrix" >&2
+command -v node >/dev/null 2>&1 || { echo "node (20 or later) and npm are needed for the IAM matrix" >&2; exit 1; }
+(
+    cd tests/iam
+    # npm ci wipes node_modules: only when the lock file changed.
+    if ! cmp -s package-lock.json node_modules/.agencylink-lock; then
+        npm ci --no-audit --no-fund --loglevel=error
+        cp package-lock.json node_modules/.agencylink-lock
+    fi
+)
+.venv/bin/python tests/iam/check.py
 
 echo "== moto server" >&2
 mkdir -p tests/artifacts
