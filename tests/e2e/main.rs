@@ -5,6 +5,7 @@ mod hygiene;
 mod ingest;
 mod keys;
 mod linkage;
+mod policy;
 mod profile;
 mod pseudonymise;
 mod raw;

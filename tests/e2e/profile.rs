@@ -153,7 +153,11 @@ fn the_demo_ends_with_a_profile_and_both_editions_validate() {
     )
     .expect_code(2);
     let none = run_in(&s.dir, &["profile", "--data-dir", "empty", "--out", "x"]).expect_code(2);
-    assert!(none.stderr.contains("no agencylink store"), "{}", none.stderr);
+    assert!(
+        none.stderr.contains("no agencylink store"),
+        "{}",
+        none.stderr
+    );
 }
 
 /// Synthesise police crimes and intelligence with ground truth, ingest

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use agencylink_core::ingest::{IngestSummary, Sinks, UploadInfo, ingest, upload_id};
+use agencylink_core::policy::AgencyPolicy;
 use agencylink_core::ports::{ChainLog, KeyProvider, PutMode, RecordStore};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::InputFormat;
@@ -250,8 +251,59 @@ pub(crate) fn random_id() -> Result<String> {
     Ok(hex(&b))
 }
 
+/// The upload policy's file in the data directory.
+const POLICY_FILE: &str = "agencies.json";
+
+/// The upload policy, if the data directory has one.
+fn load_policy(data_dir: &Path) -> Result<Option<AgencyPolicy>> {
+    let path = data_dir.join(POLICY_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => AgencyPolicy::parse(&text)
+            .map(Some)
+            .map_err(|why| anyhow::anyhow!("{}: {why}", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Refuse an upload the policy does not allow, naming the agency and the
+/// dataset; with no policy, say that anyone may upload anything.
+fn check_policy(data_dir: &Path, agency: &str, dataset: &str) -> Result<()> {
+    match load_policy(data_dir)? {
+        Some(policy) => policy.check(agency, dataset).with_context(|| {
+            format!(
+                "refused by the upload policy in {}",
+                data_dir.join(POLICY_FILE).display()
+            )
+        }),
+        None => {
+            eprintln!(
+                "warning: {} has no upload policy ({POLICY_FILE}): any agency may upload any dataset; see `agencylink agencies --help`",
+                data_dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `agencylink agencies`.
+pub(crate) fn agencies_cmd(data_dir: &Path) -> Result<ExitCode> {
+    match load_policy(data_dir)? {
+        Some(policy) => {
+            print!("{}", policy.to_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => bail!(
+            "no upload policy at {}: write one as {{\"agency-id\": [\"dataset.id\", …]}} (\"*\" for every dataset); `agencylink demo` writes the demo's",
+            data_dir.join(POLICY_FILE).display()
+        ),
+    }
+}
+
 pub(crate) fn ingest_cmd(catalog: &Catalog, data_dir: &Path, args: IngestArgs) -> Result<ExitCode> {
     let ds = crate::dataset(catalog, &args.dataset)?;
+    check_agency(&args.agency)?;
+    check_policy(data_dir, &args.agency, &ds.id)?;
     let local = open_local(data_dir)?;
     let key = Pseudonymiser::new(load_or_create_key(data_dir)?);
     let format = crate::input_format(args.format, &args.file);
@@ -451,6 +503,25 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
     let local = open_local(data_dir)?;
     let key = Pseudonymiser::new(load_or_create_key(data_dir)?);
     let world = World::new(args.seed, Default::default())?;
+    // The demo partnership's upload policy: each agency its own kind of
+    // dataset, as a real partnership would write it.
+    if load_policy(data_dir)?.is_none() {
+        let mut pairs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for ds in catalog.latest() {
+            let boroughs = geography::BOROUGHS.iter().map(|b| Some(b.name));
+            for b in std::iter::once(None).chain(boroughs) {
+                let agency = agency_for(ds, b);
+                let list = pairs.entry(agency).or_default();
+                if !list.contains(&ds.id) {
+                    list.push(ds.id.clone());
+                }
+            }
+        }
+        let text = serde_json::to_string_pretty(&pairs)? + "\n";
+        // Checked by the same parser ingest uses.
+        AgencyPolicy::parse(&text).map_err(|why| anyhow::anyhow!("demo policy: {why}"))?;
+        fs::write(data_dir.join(POLICY_FILE), text)?;
+    }
     let work = data_dir.join("demo-extracts");
     fs::create_dir_all(&work)?;
     let mut uploads = 0u64;
@@ -466,6 +537,7 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
         }
         let parts = split_by_agency(ds, &path, &work)?;
         for (agency, part) in parts {
+            check_policy(data_dir, &agency, &ds.id)?;
             let s = ingest_file(&local, &key, &agency, ds, InputFormat::Csv, &part, false)?;
             eprintln!(
                 "  {:<22} {:<34} rows {:>6}  accepted {:>6}  rejected {:>4}",

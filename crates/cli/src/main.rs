@@ -87,6 +87,9 @@ enum BackendArg {
 enum Command {
     /// List the datasets agencies can upload, with a one-line description.
     Datasets,
+    /// Print the upload policy (`DATA_DIR/agencies.json`): which agencies
+    /// may upload which datasets, as JSON. `ingest` enforces it.
+    Agencies,
     /// Print a dataset's JSON Schema.
     Schema {
         /// Dataset id, e.g. police.cse_crime.
@@ -244,6 +247,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         );
     }
     match cli.command {
+        Command::Agencies => commands::agencies_cmd(&cli.data_dir),
         Command::Datasets => {
             let mut out = io::stdout().lock();
             for ds in catalog.latest() {

@@ -13,6 +13,7 @@ pub mod link;
 pub mod linkage;
 pub mod memory;
 pub mod network;
+pub mod policy;
 pub mod ports;
 pub mod profile;
 pub mod pseudo;
