@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::util::{Run, Scratch, run_in};
+use crate::util::{Run, Scratch, ingest_in, run_in};
 use crate::validate::{identifier_values, synth};
 
 /// Every file under `dir`, recursively, as bytes (the store, its WAL and
@@ -73,19 +73,7 @@ fn lineage_views(s: &Scratch) -> Vec<Run> {
 
 /// `agencylink ingest` of `path` into the data directory `d`.
 fn ingest(s: &Scratch, agency: &str, dataset: &str, path: &str) -> Run {
-    run_in(
-        &s.dir,
-        &[
-            "ingest",
-            "--data-dir",
-            "d",
-            "--agency",
-            agency,
-            "--dataset",
-            dataset,
-            path,
-        ],
-    )
+    ingest_in(&s.dir, "d", agency, dataset, path)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! commands never create a key, a planted or exposed key file is refused,
 //! and `pseudonymise --kind K -` keeps values off the command line.
 
-use crate::util::{Scratch, run_in, run_stdin_env};
+use crate::util::{Scratch, ingest_in, run_in, run_stdin_env};
 
 const TEST_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const TEST_ENV: [(&str, &str); 2] = [("AGENCYLINK_KEY", TEST_KEY), ("AGENCYLINK_KEY_ID", "test1")];
@@ -56,18 +56,12 @@ fn read_only_commands_never_create_a_key() {
 
     // Ingest is what creates a key, and says so.
     let (file, _) = crate::validate::synth(&s, "police.cse_crime", 20, 3, 0.0);
-    let ingest = run_in(
+    let ingest = ingest_in(
         &s.dir,
-        &[
-            "ingest",
-            "--data-dir",
-            "d",
-            "--agency",
-            "gmp-police",
-            "--dataset",
-            "police.cse_crime",
-            file.to_str().expect("path"),
-        ],
+        "d",
+        "gmp-police",
+        "police.cse_crime",
+        file.to_str().expect("path"),
     )
     .expect_code(0);
     assert!(

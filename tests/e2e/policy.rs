@@ -1,7 +1,7 @@
 //! The upload policy of the embedded store (`DATA_DIR/agencies.json`): the
 //! same agency → datasets rule as on AWS, enforced by `ingest`.
 
-use crate::util::{Scratch, run_in};
+use crate::util::{Scratch, ingest_in, run_in};
 use crate::validate::synth;
 
 fn lineage_events(s: &Scratch) -> usize {
@@ -35,20 +35,7 @@ fn ingest_enforces_the_agency_policy_that_demo_writes() {
             "`stranger-agency` is not in the configured list",
         ),
     ] {
-        let run = run_in(
-            &s.dir,
-            &[
-                "ingest",
-                "--data-dir",
-                "d",
-                "--agency",
-                agency,
-                "--dataset",
-                "police.cse_crime",
-                path,
-            ],
-        )
-        .expect_code(2);
+        let run = ingest_in(&s.dir, "d", agency, "police.cse_crime", path).expect_code(2);
         assert!(run.stderr.contains(words), "{agency}: {}", run.stderr);
         assert!(run.stderr.contains("agencies.json"), "{}", run.stderr);
     }
@@ -57,20 +44,7 @@ fn ingest_enforces_the_agency_policy_that_demo_writes() {
         before,
         "a refused upload changes nothing"
     );
-    run_in(
-        &s.dir,
-        &[
-            "ingest",
-            "--data-dir",
-            "d",
-            "--agency",
-            "gmp-police",
-            "--dataset",
-            "police.cse_crime",
-            path,
-        ],
-    )
-    .expect_code(0);
+    ingest_in(&s.dir, "d", "gmp-police", "police.cse_crime", path).expect_code(0);
     assert_eq!(lineage_events(&s), before + 1);
 
     // A policy that is not the documented JSON is an error naming the file.
@@ -83,18 +57,12 @@ fn ingest_enforces_the_agency_policy_that_demo_writes() {
 fn without_a_policy_ingest_warns_that_anyone_may_upload() {
     let s = Scratch::new("policy-none");
     let (file, _) = synth(&s, "police.cse_crime", 20, 3, 0.0);
-    let run = run_in(
+    let run = ingest_in(
         &s.dir,
-        &[
-            "ingest",
-            "--data-dir",
-            "d",
-            "--agency",
-            "rochdale-council",
-            "--dataset",
-            "police.cse_crime",
-            file.to_str().expect("path"),
-        ],
+        "d",
+        "rochdale-council",
+        "police.cse_crime",
+        file.to_str().expect("path"),
     )
     .expect_code(0);
     assert!(

@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::util::{Scratch, bin, run_in};
+use crate::util::{Scratch, bin, ingest_in, run_in};
 use crate::validate::synth;
 
 /// Every regular file under `dir`, symlinks not followed.
@@ -199,18 +199,12 @@ fn an_interrupted_or_killed_ingest_leaves_no_raw_value_behind() {
     assert!(!stale.exists());
 
     // And the finished ingest leaves nothing raw either.
-    run_in(
+    ingest_in(
         &s.dir,
-        &[
-            "ingest",
-            "--data-dir",
-            "d",
-            "--agency",
-            "gmp-police",
-            "--dataset",
-            "police.cse_crime",
-            file.to_str().expect("path"),
-        ],
+        "d",
+        "gmp-police",
+        "police.cse_crime",
+        file.to_str().expect("path"),
     )
     .expect_code(0);
     assert_no_raw_values(&s.path("d"), &names);
@@ -226,18 +220,12 @@ fn small_extract(s: &Scratch) -> PathBuf {
 }
 
 fn ingest(s: &Scratch, data_dir: &str, file: &Path) -> crate::util::Run {
-    run_in(
+    ingest_in(
         &s.dir,
-        &[
-            "ingest",
-            "--data-dir",
-            data_dir,
-            "--agency",
-            "gmp-police",
-            "--dataset",
-            "police.cse_crime",
-            file.to_str().expect("path"),
-        ],
+        data_dir,
+        "gmp-police",
+        "police.cse_crime",
+        file.to_str().expect("path"),
     )
 }
 

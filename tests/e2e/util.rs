@@ -181,3 +181,26 @@ pub(crate) fn scrub_base32(text: &str) -> String {
     flush(&mut run, &mut out);
     out
 }
+
+/// `agencylink ingest --data-dir DATA_DIR --agency AGENCY --dataset DATASET FILE` in `cwd`.
+pub(crate) fn ingest_in(
+    cwd: &Path,
+    data_dir: &str,
+    agency: &str,
+    dataset: &str,
+    file: &str,
+) -> Run {
+    run_in(
+        cwd,
+        &[
+            "ingest",
+            "--data-dir",
+            data_dir,
+            "--agency",
+            agency,
+            "--dataset",
+            dataset,
+            file,
+        ],
+    )
+}
