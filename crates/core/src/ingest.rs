@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::csv_safe::quoted;
 use crate::curate::{CurateScratch, Curator, Provenance, short_hash};
 use crate::lineage;
-use crate::link::{LinkSession, MergeStats, merge_and_link};
+use crate::link::{LinkSession, MergeStats, merge_and_link_returning};
 use crate::linkage::LinkOutcome;
 use crate::ports::{ChainLog, RecordStore, StoreError, StoredRecord};
 use crate::pseudo::Pseudonymiser;
@@ -312,6 +312,12 @@ fn merge_rows(
     let (has_given, has_dob) = (has(MatchRole::Given), has(MatchRole::Dob));
     std::thread::scope(|scope| {
         let (batches, inbox) = mpsc::sync_channel::<Vec<StoredRecord>>(1);
+        // The merger hands each batch's records back once merged, and this
+        // thread, which allocated them, frees them: a free on the thread
+        // that allocated is cheaper and its memory is reused by the next
+        // rows, and the merger is the one on the critical path. Freed on
+        // the next row read, so at most about one batch waits.
+        let (spent_out, spent) = mpsc::channel::<Vec<StoredRecord>>();
         let merger = scope.spawn(
             move || -> Result<(MergeStats, LinkSession, BTreeMap<String, u64>), StoreError> {
                 let mut merged = MergeStats::default();
@@ -327,7 +333,14 @@ fn merge_rows(
                             *missing.entry("dob".into()).or_default() += 1;
                         }
                     }
-                    add(&mut merged, merge_and_link(records, batch, &mut session)?);
+                    let mut done = Vec::with_capacity(batch.len());
+                    add(
+                        &mut merged,
+                        merge_and_link_returning(records, batch, &mut session, &mut done)?,
+                    );
+                    // The curating thread may have finished: then it frees
+                    // what is left once it has read every row.
+                    let _ = spent_out.send(done);
                 }
                 Ok((merged, session, missing))
             },
@@ -346,8 +359,14 @@ fn merge_rows(
                 progress(rows);
                 sent
             },
+            &mut || while spent.try_recv().is_ok() {},
         );
         drop(batches);
+        // Free the rest as the merger finishes with them; the loop ends
+        // when the merger drops its sender (done or failed).
+        for done in spent {
+            drop(done);
+        }
         let merged = match merger.join() {
             Ok(merged) => merged,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -365,7 +384,9 @@ type Merged = (Summary, MergeStats, LinkSession, BTreeMap<String, u64>);
 
 /// Read, validate and curate every row, writing the curated NDJSON and the
 /// rejection reports, and hand each batch of curated records to `merge`
-/// (which says whether to go on) with the count of rows read so far.
+/// (which says whether to go on) with the count of rows read so far;
+/// `free` is called once a row to free what the merger is done with.
+#[allow(clippy::too_many_arguments)]
 fn curate_rows(
     dataset: &Dataset,
     pseudo: &Pseudonymiser,
@@ -374,6 +395,7 @@ fn curate_rows(
     input: &mut dyn BufRead,
     sinks: Sinks<'_>,
     merge: &mut dyn FnMut(Vec<StoredRecord>, u64) -> bool,
+    free: &mut dyn FnMut(),
 ) -> Result<Summary, IngestError> {
     let validator = RowValidator::new(dataset).with_date_bounds(date_bounds(info)?);
     let curator = Curator::new(
@@ -392,6 +414,7 @@ fn curate_rows(
     let mut pending = Vec::with_capacity(BATCH);
     let mut scratch = CurateScratch::default();
     while let Some(next) = rows.next_row() {
+        free();
         let row = match next {
             Ok(row) => row,
             Err(e) => {

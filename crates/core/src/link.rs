@@ -78,7 +78,7 @@ fn same_content(old: &StoredRecord, new: &StoredRecord) -> bool {
 /// Merge curated records (person ids unset) into the store, by exact
 /// match keys only.
 pub fn merge(store: &dyn RecordStore, incoming: Vec<StoredRecord>) -> StoreResult<MergeStats> {
-    merge_exact(store, incoming, &mut Vec::new())
+    merge_exact(store, incoming, &mut Vec::new(), &mut Vec::new())
 }
 
 /// (signature, person) pairs one upload has already put in the linkage
@@ -126,8 +126,22 @@ pub fn merge_and_link(
     incoming: Vec<StoredRecord>,
     session: &mut LinkSession,
 ) -> StoreResult<MergeStats> {
+    merge_and_link_returning(store, incoming, session, &mut Vec::new())
+}
+
+/// [`merge_and_link`], handing the records it is done with to `spent`
+/// instead of dropping them, so a caller can free them on the thread that
+/// allocated them: ingest's curating thread frees them there as local
+/// frees, which its next rows' allocations reuse, rather than the merging
+/// thread paying for cross-thread frees on the critical path.
+pub fn merge_and_link_returning(
+    store: &dyn RecordStore,
+    incoming: Vec<StoredRecord>,
+    session: &mut LinkSession,
+    spent: &mut Vec<StoredRecord>,
+) -> StoreResult<MergeStats> {
     let mut entries = Vec::new();
-    let stats = merge_exact(store, incoming, &mut entries)?;
+    let stats = merge_exact(store, incoming, &mut entries, spent)?;
     let Some(linkage) = store.linkage() else {
         return Ok(stats);
     };
@@ -216,29 +230,47 @@ fn merge_exact(
     store: &dyn RecordStore,
     incoming: Vec<StoredRecord>,
     entries: &mut Vec<SignatureEntry>,
+    spent: &mut Vec<StoredRecord>,
 ) -> StoreResult<MergeStats> {
     let mut stats = MergeStats::default();
     // Within one batch the last row for a record id wins, as a later upload would.
-    let mut last: HashMap<String, usize> = HashMap::new();
-    for (i, r) in incoming.iter().enumerate() {
-        if let Some(prev) = last.insert(r.record_id.clone(), i) {
-            let _ = prev;
-            stats.replaced += 1;
+    // (Borrowed ids: a batch is all records new to the map, so owned keys
+    // were one allocation and copy a record for nothing.)
+    let keep: Option<Vec<bool>> = {
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(incoming.len());
+        for (i, r) in incoming.iter().enumerate() {
+            if last.insert(r.record_id.as_str(), i).is_some() {
+                stats.replaced += 1;
+            }
         }
-    }
-    let mut incoming: Vec<StoredRecord> = incoming
-        .into_iter()
-        .enumerate()
-        .filter(|(i, r)| last.get(&r.record_id) == Some(i))
-        .map(|(_, r)| r)
-        .collect();
+        (last.len() != incoming.len()).then(|| {
+            incoming
+                .iter()
+                .enumerate()
+                .map(|(i, r)| last.get(r.record_id.as_str()) == Some(&i))
+                .collect()
+        })
+    };
+    let mut incoming: Vec<StoredRecord> = match keep {
+        // No id twice (the usual batch): keep the vector as it is.
+        None => incoming,
+        Some(keep) => incoming
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(r, k)| k.then_some(r))
+            .collect(),
+    };
     let ids: Vec<String> = incoming.iter().map(|r| r.record_id.clone()).collect();
     let existing = store.get_records(&ids)?;
     let mut changed = Vec::new();
     let mut old_versions = Vec::new();
     for (mut r, old) in incoming.drain(..).zip(existing) {
         match old {
-            Some(old) if same_content(&old, &r) => stats.unchanged += 1,
+            Some(old) if same_content(&old, &r) => {
+                stats.unchanged += 1;
+                spent.push(r);
+                spent.push(old);
+            }
             Some(old) => {
                 stats.replaced += 1;
                 r.person_id = old.person_id.clone();
@@ -393,6 +425,8 @@ fn merge_exact(
     batch.records = changed;
     batch.records.extend(relabelled);
     store.apply(&batch)?;
+    spent.append(&mut batch.records);
+    spent.append(&mut old_versions);
 
     if !dropped.is_empty() {
         let mut cleanup = WriteBatch::default();

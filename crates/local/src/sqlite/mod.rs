@@ -132,6 +132,12 @@ struct Upload {
     /// Ids the last `get_records` found neither in the id index nor among
     /// the upload's rows; writing them need not look in the index again.
     unindexed: std::collections::HashSet<String>,
+    /// The id index was empty when the upload began (the store's first
+    /// upload, or an empty store) and nothing has been indexed since: the
+    /// upload's overlay alone says which ids are stored, and a probe of
+    /// the empty index per id, a statement step each, is skipped. The
+    /// upload holds the write lock, so no other writer can index rows.
+    index_empty: bool,
     /// Datasets already listed in `datasets`.
     datasets: std::collections::HashSet<String>,
     /// Opened by `apply` for one batch, not by `begin_upload`.

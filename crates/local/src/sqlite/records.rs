@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     Bodies, BodyAt, Db, Overlay, RECORD, SqliteStore, Upload, bodies_end, build_indexes, date_key,
-    date_key_of, date_number, db_err, json, lock, row_to_record, set_bodies_end, token_hash,
+    date_key_of, date_number, db_err, lock, row_to_record, set_bodies_end, token_hash,
 };
 
 impl Db {
@@ -35,15 +35,20 @@ impl Db {
             .and_then(|start| {
                 let committed = bodies_end(&self.conn)?;
                 self.bodies.begin(committed)?;
-                Ok((start, committed))
+                let indexed: bool = self
+                    .conn
+                    .query_row("SELECT EXISTS (SELECT 1 FROM id_index)", [], |r| r.get(0))
+                    .map_err(db_err("starting an upload"))?;
+                Ok((start, committed, indexed))
             });
         match start {
-            Ok((start, bodies_from)) => {
+            Ok((start, bodies_from, indexed)) => {
                 self.upload = Some(Upload {
                     start,
                     rows: Overlay::default(),
                     datasets: HashSet::new(),
                     unindexed: HashSet::new(),
+                    index_empty: !indexed,
                     implicit,
                     failed: false,
                     bodies_from,
@@ -116,6 +121,7 @@ fn flush_rows(conn: &Connection, up: &mut Upload) -> StoreResult<()> {
     // The rows leave the overlay for the index: an id found nowhere
     // before may be in the index now.
     up.unindexed.clear();
+    up.index_empty = false;
     // Free the overlay before the build takes its memory.
     up.rows = Overlay::default();
     let built = build_indexes(conn, from, n);
@@ -166,7 +172,7 @@ fn candidate_rids(conn: &Connection, up: Option<&Upload>, id: &str) -> StoreResu
                 .into_iter()
                 .map(|offset| up.start + i64::try_from(offset).unwrap_or(i64::MAX)),
         );
-        if up.unindexed.contains(id) {
+        if up.index_empty || up.unindexed.contains(id) {
             return Ok(out);
         }
     }
@@ -257,6 +263,12 @@ fn write_batch(
     batch: &WriteBatch,
     overlay_rows: usize,
 ) -> StoreResult<()> {
+    // Prepared once for the batch: a cached statement is found by hashing
+    // its whole SQL text, which cost as much as binding a record.
+    let mut insert_stmt = conn
+        .prepare_cached(INSERT)
+        .map_err(db_err("preparing a write"))?;
+    let mut scratch = BindScratch::default();
     for r in &batch.records {
         if !up.datasets.contains(&r.dataset) {
             conn.prepare_cached("INSERT OR IGNORE INTO datasets (name) VALUES (?1)")
@@ -267,7 +279,7 @@ fn write_batch(
         }
         match find_rid(conn, Some(up), &r.record_id)? {
             None => {
-                insert(conn, bodies, None, r)?;
+                insert_with(&mut insert_stmt, bodies, None, r, &mut scratch)?;
                 // The overlay addresses rows by offset from the upload's
                 // first rowid; the write lock guarantees they are consecutive.
                 let expected = up.start + i64::try_from(up.rows.len()).unwrap_or(i64::MAX);
@@ -331,16 +343,48 @@ fn write_batch(
     Ok(())
 }
 
+/// Reused text buffers for a record's JSON columns: four a record,
+/// allocated once per batch rather than once per record.
+#[derive(Default)]
+pub(super) struct BindScratch {
+    keys: String,
+    links: String,
+    key_hashes: String,
+    link_hashes: String,
+    hashes: Vec<i64>,
+}
+
+/// `v` as JSON into `out` (cleared first).
+fn json_into<T: serde::Serialize + ?Sized>(out: &mut String, v: &T) -> StoreResult<()> {
+    let mut bytes = std::mem::take(out).into_bytes();
+    bytes.clear();
+    let written = serde_json::to_writer(&mut bytes, v);
+    // serde_json writes UTF-8 only; the check is a scan of a short buffer.
+    *out = String::from_utf8(bytes).unwrap_or_default();
+    written.map_err(|e| StoreError::backend("encoding JSON", e))
+}
+
 /// Bind a record's columns but its body's place as `?1` to `?14`.
-fn bind_record(stmt: &mut rusqlite::CachedStatement<'_>, r: &StoredRecord) -> StoreResult<()> {
-    let hashes = |tokens: &mut dyn Iterator<Item = &String>| {
-        let list: Vec<i64> = tokens.map(|t| token_hash(t)).collect();
-        json(&list)
-    };
-    let keys = json(&r.match_keys)?;
-    let links = json(&r.links)?;
-    let key_hashes = hashes(&mut r.match_keys.iter())?;
-    let link_hashes = hashes(&mut r.links.iter().map(|l| &l.token))?;
+fn bind_record(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    r: &StoredRecord,
+    scratch: &mut BindScratch,
+) -> StoreResult<()> {
+    let BindScratch {
+        keys,
+        links,
+        key_hashes,
+        link_hashes,
+        hashes,
+    } = scratch;
+    json_into(keys, &r.match_keys)?;
+    json_into(links, &r.links)?;
+    hashes.clear();
+    hashes.extend(r.match_keys.iter().map(|t| token_hash(t)));
+    json_into(key_hashes, hashes)?;
+    hashes.clear();
+    hashes.extend(r.links.iter().map(|l| token_hash(&l.token)));
+    json_into(link_hashes, hashes)?;
     let texts: [(usize, &str); 10] = [
         (1, &r.record_id),
         (2, &r.person_id),
@@ -348,10 +392,10 @@ fn bind_record(stmt: &mut rusqlite::CachedStatement<'_>, r: &StoredRecord) -> St
         (4, &r.dataset),
         (5, &r.event_date),
         (6, &r.upload_id),
-        (8, &keys),
-        (9, &links),
-        (13, &key_hashes),
-        (14, &link_hashes),
+        (8, keys),
+        (9, links),
+        (13, key_hashes),
+        (14, link_hashes),
     ];
     for (i, v) in texts {
         stmt.raw_bind_parameter(i, v)
@@ -392,16 +436,28 @@ pub(super) fn insert(
     rid: Option<i64>,
     r: &StoredRecord,
 ) -> StoreResult<i64> {
-    let at = bodies.append(r.body.as_str().as_bytes())?;
     let mut stmt = conn
         .prepare_cached(INSERT)
         .map_err(db_err("preparing a write"))?;
-    bind_record(&mut stmt, r)?;
-    bind_body(&mut stmt, at)?;
+    insert_with(&mut stmt, bodies, rid, r, &mut BindScratch::default())?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// [`insert`] with the statement already prepared (`INSERT`), for a loop.
+fn insert_with(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    bodies: &mut Bodies,
+    rid: Option<i64>,
+    r: &StoredRecord,
+    scratch: &mut BindScratch,
+) -> StoreResult<()> {
+    let at = bodies.append(r.body.as_str().as_bytes())?;
+    bind_record(stmt, r, scratch)?;
+    bind_body(stmt, at)?;
     stmt.raw_bind_parameter(18, rid)
         .map_err(db_err("writing a record"))?;
     stmt.raw_execute().map_err(db_err("writing a record"))?;
-    Ok(conn.last_insert_rowid())
+    Ok(())
 }
 
 /// Appends a record: its columns as `?1` to `?17`, its rowid as `?18`
@@ -424,7 +480,7 @@ fn update(conn: &Connection, bodies: &mut Bodies, rid: i64, r: &StoredRecord) ->
             "UPDATE records SET record_id = ?1, person_id = ?2, agency = ?3, dataset = ?4, event_date = ?5, upload_id = ?6, row = ?7, match_keys = ?8, links = ?9, id_hash = ?10, person_hash = ?11, date_key = ?12, key_hashes = ?13, link_hashes = ?14, body_at = ?15, body_len = ?16, body_crc = ?17 WHERE rowid = ?18",
         )
         .map_err(db_err("preparing a write"))?;
-    bind_record(&mut stmt, r)?;
+    bind_record(&mut stmt, r, &mut BindScratch::default())?;
     bind_body(&mut stmt, at)?;
     stmt.raw_bind_parameter(18, rid)
         .map_err(db_err("writing a record"))?;
