@@ -18,9 +18,9 @@
 //! token (`cognito:groups`, see [`auth`]) and the reader's identity from its
 //! `sub`, never from a `custom:` attribute or anything else the caller can
 //! write. Agency uploaders, key custodians and operators read nothing here.
-//! Every analyst read is written to the access log, with the stated purpose,
-//! before any data is returned; if the log cannot be written, nothing is
-//! returned.
+//! Every analyst read is written to the access log and to its write-once
+//! (WORM) copy, with the stated purpose, before any data is returned; if
+//! either cannot be written, nothing is returned.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -338,10 +338,8 @@ fn review_decision(api: &Api, who: &Principal, id: &str, req: &Request) -> Respo
         Ok(entry) => entry,
         Err(e) => return query_failure(&e),
     };
-    if let Some(archive) = &api.backend.archive
-        && let Err(e) = archive.archive("access-log", &entry)
-    {
-        lambda_http::tracing::warn!(error = %e, "access-log entry not archived");
+    if let Some(refused) = archive_access(api, &entry) {
+        return refused;
     }
     match linkage::decide(
         store,
@@ -358,6 +356,28 @@ fn review_decision(api: &Api, who: &Principal, id: &str, req: &Request) -> Respo
         Ok(item) => respond(200, &json!({ "item": item })),
         Err(e) => store_failure(&e),
     }
+}
+
+/// Write the WORM copy of an access-log entry. Its failure answers like a
+/// failed table write (nothing returned, nothing applied): the chained log
+/// is in a table the stack's own roles can rewrite, so a read whose
+/// write-once copy is missing would be a read an insider could hide. The
+/// entry stays in the table, so an auditor still sees the attempt.
+/// `None` when the copy is written (or no archive is configured), else the
+/// error response to send instead of the data.
+fn archive_access(api: &Api, entry: &Value) -> Option<Response<Body>> {
+    let archive = api.backend.archive.as_ref()?;
+    archive.archive("access-log", entry).err().map(|e| {
+        lambda_http::tracing::error!(error = %e, "access-log entry not archived; nothing returned");
+        if e.is_retryable() {
+            error(
+                503,
+                "the audit archive is unavailable; nothing was returned; try again",
+            )
+        } else {
+            error(500, "the audit archive failed; nothing was returned")
+        }
+    })
 }
 
 /// Run an analyst read, log it (with the purpose), and only then answer. A
@@ -399,11 +419,8 @@ fn analyst_read(
         Ok(entry) => entry,
         Err(e) => return query_failure(&e),
     };
-    if let Some(archive) = &api.backend.archive
-        && let Err(e) = archive.archive("access-log", &entry)
-    {
-        // The read is in the chained log already; the WORM copy is a backstop.
-        lambda_http::tracing::warn!(error = %e, "access-log entry not archived");
+    if let Some(refused) = archive_access(api, &entry) {
+        return refused;
     }
     match answer {
         Ok(body) => respond(200, &body),

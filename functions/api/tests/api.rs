@@ -489,3 +489,70 @@ fn each_cognito_group_maps_to_its_role_and_nothing_else_does() {
     let log = api.backend().access_log.entries().expect("log");
     assert_eq!(log.len(), 2, "only the two analyst reads were logged");
 }
+
+#[test]
+fn an_analyst_read_whose_worm_copy_cannot_be_written_returns_nothing() {
+    use agencylink_core::ports::RecordStoreExt as _;
+    let Some(m) = moto() else { return };
+    let mut backend = seeded_backend(&m, "api-worm");
+    // The archive points at a bucket that does not exist: every WORM write fails.
+    let gone = agencylink_aws::testing::unique("gone-audit");
+    backend.archive = Some(agencylink_aws::S3Archive::new(
+        backend.s3().clone(),
+        agencylink_aws::testing::rt().handle().clone(),
+        &gone,
+        1,
+    ));
+    let api = Arc::new(Api::new(backend, Catalog::embedded().expect("catalog")));
+    let person = some_person(&api);
+    let item = queue_item(&api);
+    let purpose = [("purpose", "Op Aurora strategic profile")];
+    for (path, q) in [
+        (format!("/people/{person}"), &purpose[..]),
+        (format!("/people/{person}/network"), &purpose[..]),
+        ("/review".to_owned(), &purpose[..]),
+        (format!("/review/{}", item.id), &purpose[..]),
+        ("/export".to_owned(), &purpose[..]),
+    ] {
+        let (s, body) = call(&api, http_api("GET", &path, q, "analyst", "an-1"));
+        assert!((500..600).contains(&s), "{path}: {s} {body}");
+        let text = body.to_string();
+        assert_eq!(
+            body.as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["error".to_owned()]),
+            "{path}: an error and nothing else: {text}"
+        );
+        assert!(!text.contains(&person), "{path}: no data: {text}");
+    }
+    // A decision whose WORM copy fails is not applied.
+    let req = with_body(
+        http_api(
+            "POST",
+            &format!("/review/{}/decision", item.id),
+            &[],
+            "analyst",
+            "an-1",
+        ),
+        json!({"decision": "match", "reason": "same placement", "purpose": "Op Aurora"}),
+    );
+    let (s, body) = call(&api, req);
+    assert!((500..600).contains(&s), "{s} {body}");
+    let records = &api.backend().records;
+    assert_ne!(
+        records.resolve_person(&item.people[0]).expect("resolve"),
+        records.resolve_person(&item.people[1]).expect("resolve"),
+        "the match was not applied"
+    );
+    let still = records
+        .linkage()
+        .expect("linkage")
+        .get_review(&item.id)
+        .expect("get")
+        .expect("item");
+    assert!(still.status.is_pending());
+    // The attempts stay in the chained log, so auditors still see them.
+    let log = api.backend().access_log.entries().expect("log");
+    assert_eq!(log.len(), 6);
+    assert!(agencylink_core::query::verify_access_log(&log).is_ok());
+}
