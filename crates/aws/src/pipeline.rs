@@ -6,7 +6,7 @@
 //! upload id needs the file's SHA-256 before the first row, and the copy is a
 //! stable snapshot) → `core::ingest` → curated NDJSON and rejection reports
 //! to the data bucket (multipart when large) → the upload's lineage events
-//! archived (WORM) → the landing object deleted. Every step is idempotent, so
+//! archived (WORM) → every version of the landing object deleted. Every step is idempotent, so
 //! a retried delivery converges and a repeated one changes nothing.
 
 use std::fs::{self, File};
@@ -259,7 +259,9 @@ pub fn ingest_landing(
         }
     }
     archive_upload(backend, &summary.upload_id)?;
-    backend.objects.delete(key)?;
+    // Every version: the landing bucket is versioned, and a plain delete
+    // would keep the raw extract as a noncurrent version.
+    backend.objects.delete_all_versions(key)?;
     Ok(summary)
 }
 
@@ -310,7 +312,7 @@ pub fn reject_landing(
     if let Some(archive) = &backend.archive {
         archive.archive("lineage", &stored)?;
     }
-    backend.objects.delete(key)?;
+    backend.objects.delete_all_versions(key)?;
     Ok(stored)
 }
 

@@ -79,6 +79,66 @@ impl S3ObjectStore {
             .map_err(|e| store_error(format!("presigning {key}"), e))
     }
 
+    /// Delete every version of `key`, delete markers included, and return
+    /// how many there were. In a versioned bucket (the landing bucket is
+    /// one) a plain delete only puts a delete marker in front: the bytes stay
+    /// as a noncurrent version until lifecycle expires it. A raw extract must
+    /// not outlive its ingest, so each version is deleted by id. Needs
+    /// `s3:ListBucketVersions` on the bucket and `s3:DeleteObjectVersion` on
+    /// the key; in an unversioned bucket the one version is `null`.
+    pub fn delete_all_versions(&self, key: &str) -> StoreResult<usize> {
+        check_object_key(key)?;
+        let bucket = self.bucket_for(key).to_owned();
+        block_on(&self.handle, async {
+            let mut versions: Vec<String> = Vec::new();
+            let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+            loop {
+                let page = self
+                    .client
+                    .list_object_versions()
+                    .bucket(&bucket)
+                    .prefix(key)
+                    .set_key_marker(key_marker.take())
+                    .set_version_id_marker(version_marker.take())
+                    .send()
+                    .await
+                    .map_err(|e| store_error(format!("listing the versions of {key}"), e))?;
+                // The prefix also matches longer keys: keep this key's only.
+                let ours = page
+                    .versions()
+                    .iter()
+                    .filter(|v| v.key() == Some(key))
+                    .filter_map(|v| v.version_id())
+                    .chain(
+                        page.delete_markers()
+                            .iter()
+                            .filter(|d| d.key() == Some(key))
+                            .filter_map(|d| d.version_id()),
+                    );
+                versions.extend(ours.map(str::to_owned));
+                if page.is_truncated() != Some(true) {
+                    break;
+                }
+                key_marker = page.next_key_marker().map(str::to_owned);
+                version_marker = page.next_version_id_marker().map(str::to_owned);
+                if key_marker.is_none() && version_marker.is_none() {
+                    break;
+                }
+            }
+            for v in &versions {
+                self.client
+                    .delete_object()
+                    .bucket(&bucket)
+                    .key(key)
+                    .version_id(v)
+                    .send()
+                    .await
+                    .map_err(|e| store_error(format!("deleting a version of {key}"), e))?;
+            }
+            Ok(versions.len())
+        })
+    }
+
     /// The S3 client (for presigning and tools).
     pub fn client(&self) -> &Client {
         &self.client

@@ -387,3 +387,117 @@ fn probe_child() {
     }
     let _ = moto();
 }
+
+/// The versions (and delete markers) of `key` left in `bucket`.
+fn versions_left(b: &AwsBackend, bucket: &str, key: &str) -> usize {
+    let out = rt()
+        .block_on(
+            b.s3()
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(key)
+                .send(),
+        )
+        .expect("list versions");
+    out.versions()
+        .iter()
+        .filter(|v| v.key() == Some(key))
+        .count()
+        + out
+            .delete_markers()
+            .iter()
+            .filter(|d| d.key() == Some(key))
+            .count()
+}
+
+#[test]
+fn no_version_of_a_landing_object_survives_its_ingest() {
+    use agencylink_aws::sdk::s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    use agencylink_core::pseudo::{Key, Pseudonymiser};
+    use agencylink_core::schema::Catalog;
+    let Some(m) = moto() else { return };
+    let b = backend(&m, "landing-versions");
+    let landing = b.settings.landing_bucket.clone();
+    // Versioned, as the template makes the landing bucket.
+    rt().block_on(
+        b.s3()
+            .put_bucket_versioning()
+            .bucket(&landing)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send(),
+    )
+    .expect("versioning");
+    let catalog = Catalog::embedded().expect("catalog");
+    let ds = catalog.get("police.cse_crime").expect("dataset");
+    let mut csv = Vec::new();
+    agencylink_synth::write_csv(
+        ds,
+        &agencylink_synth::SynthOptions::new(7, 20),
+        &mut csv,
+        None,
+    )
+    .expect("synth");
+    let key = "landing/gmp-police/police.cse_crime/extract.csv";
+    // Two versions (an agency re-sent the file) and a neighbour whose key
+    // the first one's is a prefix of: that one is not ours to delete.
+    b.objects
+        .put(key, b"an earlier attempt", PutMode::Overwrite)
+        .expect("v1");
+    b.objects.put(key, &csv, PutMode::Overwrite).expect("v2");
+    let neighbour = "landing/gmp-police/police.cse_crime/extract.csv.part2";
+    b.objects
+        .put(neighbour, b"x", PutMode::Overwrite)
+        .expect("neighbour");
+    assert_eq!(versions_left(&b, &landing, key), 2);
+    let pseudo = Pseudonymiser::new(
+        Key::from_base64("k1", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").expect("key"),
+    );
+    agencylink_aws::pipeline::ingest_landing(
+        &b,
+        &pseudo,
+        ds,
+        "gmp-police",
+        key,
+        "2026-03-02T09:00:00Z",
+        &std::env::temp_dir(),
+    )
+    .expect("ingest");
+    assert_eq!(
+        versions_left(&b, &landing, key),
+        0,
+        "no version or delete marker of the raw extract remains"
+    );
+    assert!(matches!(b.objects.head(key), Err(StoreError::NotFound(_))));
+    assert_eq!(versions_left(&b, &landing, neighbour), 1, "only that key");
+    // A refused upload is deleted the same way.
+    let refused = "landing/stranger/police.cse_crime/x.csv";
+    b.objects
+        .put(refused, &csv, PutMode::Overwrite)
+        .expect("put");
+    agencylink_aws::pipeline::reject_landing(
+        &b,
+        "landing/label/x",
+        refused,
+        "unknown_agency",
+        "not in the policy",
+        "2026-03-02T09:00:00Z",
+    )
+    .expect("reject");
+    assert_eq!(versions_left(&b, &landing, refused), 0);
+    // Deleting what is already gone (a redelivered event) is not an error.
+    assert_eq!(b.objects.delete_all_versions(key).expect("again"), 0);
+    // Unversioned buckets (the CLI's scratch setups) work too.
+    let plain = "curated/x/plain.ndjson";
+    b.objects
+        .put(plain, b"{}", PutMode::Overwrite)
+        .expect("put");
+    assert_eq!(b.objects.delete_all_versions(plain).expect("plain"), 1);
+    assert!(matches!(
+        b.objects.head(plain),
+        Err(StoreError::NotFound(_))
+    ));
+}

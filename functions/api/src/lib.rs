@@ -14,14 +14,14 @@
 //! | `GET /review/{id}?purpose=…` | analyst | one pair: agreement levels, weights, both records' pseudonymised attributes |
 //! | `POST /review/{id}/decision` `{"decision":"match\|non-match\|unsure","reason","purpose"}` | analyst | decide a pair (in the access log before it takes effect) |
 //!
-//! The role and the reader's identity come only from the request context
-//! that API Gateway's authorizer fills in (a Lambda authorizer's `role` and
-//! `actor`, or JWT claims `agencylink_role` / `custom:agencylink_role` and
-//! `sub`), never from anything the caller sends. Every analyst read is written
-//! to the access log, with the stated purpose, before any data is returned;
-//! if the log cannot be written, nothing is returned.
+//! The role comes only from the Cognito user pool's groups in the verified
+//! token (`cognito:groups`, see [`auth`]) and the reader's identity from its
+//! `sub`, never from a `custom:` attribute or anything else the caller can
+//! write. Agency uploaders, key custodians and operators read nothing here.
+//! Every analyst read is written to the access log and to its write-once
+//! (WORM) copy, with the stated purpose, before any data is returned; if
+//! either cannot be written, nothing is returned.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
@@ -34,9 +34,12 @@ use agencylink_core::linkage::{self, Decision, ReviewStatus};
 use agencylink_core::ports::{ChainLog, ObjectStore, PutMode, StoreError};
 use agencylink_core::query::{self, NetworkLimits, QueryError, Read};
 use agencylink_core::schema::Catalog;
-use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
+
+pub mod auth;
+
+pub use auth::{Denied, Principal, Role, principal};
 
 /// What the handler needs, built once per cold start.
 #[derive(Debug)]
@@ -58,77 +61,6 @@ impl Api {
     pub fn backend(&self) -> &AwsBackend {
         &self.backend
     }
-}
-
-/// Who is asking, as the authorizer established.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    /// Reads merged, pseudonymised data; every read is logged.
-    Analyst,
-    /// Reads lineage and the access log; never records.
-    Auditor,
-}
-
-/// The caller's role and identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// The role.
-    pub role: Role,
-    /// A stable identity (the token's subject, the authorizer's actor).
-    pub actor: String,
-}
-
-fn claim<'a>(claims: &'a HashMap<String, String>, names: &[&str]) -> Option<&'a str> {
-    names
-        .iter()
-        .find_map(|n| claims.get(*n))
-        .map(String::as_str)
-        .filter(|v| !v.trim().is_empty())
-}
-
-fn field<'a>(fields: &'a HashMap<String, Value>, names: &[&str]) -> Option<&'a str> {
-    names
-        .iter()
-        .find_map(|n| fields.get(*n))
-        .and_then(Value::as_str)
-        .filter(|v| !v.trim().is_empty())
-}
-
-const ROLE_CLAIMS: &[&str] = &["agencylink_role", "custom:agencylink_role"];
-const ACTOR_CLAIMS: &[&str] = &["sub", "username", "cognito:username"];
-
-/// The principal from the request context, or `None` (then: 403).
-pub fn principal(req: &Request) -> Option<Principal> {
-    let (role, actor) = match req.request_context_ref()? {
-        RequestContext::ApiGatewayV2(ctx) => {
-            let auth = ctx.authorizer.as_ref()?;
-            let jwt = auth.jwt.as_ref().map(|j| &j.claims);
-            (
-                field(&auth.fields, &["role"]).or_else(|| jwt.and_then(|c| claim(c, ROLE_CLAIMS))),
-                field(&auth.fields, &["actor"])
-                    .or_else(|| jwt.and_then(|c| claim(c, ACTOR_CLAIMS))),
-            )
-        }
-        RequestContext::ApiGatewayV1(ctx) => {
-            let auth = &ctx.authorizer;
-            let jwt = auth.jwt.as_ref().map(|j| &j.claims);
-            (
-                field(&auth.fields, &["role"]).or_else(|| jwt.and_then(|c| claim(c, ROLE_CLAIMS))),
-                field(&auth.fields, &["actor", "principalId"])
-                    .or_else(|| jwt.and_then(|c| claim(c, ACTOR_CLAIMS))),
-            )
-        }
-        _ => return None,
-    };
-    let role = match role? {
-        "analyst" => Role::Analyst,
-        "auditor" => Role::Auditor,
-        _ => return None,
-    };
-    Some(Principal {
-        role,
-        actor: actor?.to_owned(),
-    })
 }
 
 fn respond(status: u16, body: &Value) -> Response<Body> {
@@ -184,9 +116,16 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
     if req.method() != lambda_http::http::Method::GET && !post {
         return error(405, "only GET (and POST of a review decision) is supported");
     }
-    let Some(who) = principal(req) else {
-        return error(403, "no agencylink role in the request context");
+    let who = match principal(req) {
+        Ok(who) => who,
+        Err(denied) => return error(403, &denied.to_string()),
     };
+    match &who.role {
+        Role::Analyst | Role::Auditor => {}
+        Role::Agency { .. } | Role::KeyCustodian | Role::Operator => {
+            return error(403, "this role reads no data through the API");
+        }
+    }
     // The path as the client sent it, without an API Gateway stage prefix.
     let path = match req.raw_http_path() {
         "" => req.uri().path(),
@@ -399,10 +338,8 @@ fn review_decision(api: &Api, who: &Principal, id: &str, req: &Request) -> Respo
         Ok(entry) => entry,
         Err(e) => return query_failure(&e),
     };
-    if let Some(archive) = &api.backend.archive
-        && let Err(e) = archive.archive("access-log", &entry)
-    {
-        lambda_http::tracing::warn!(error = %e, "access-log entry not archived");
+    if let Some(refused) = archive_access(api, &entry) {
+        return refused;
     }
     match linkage::decide(
         store,
@@ -419,6 +356,28 @@ fn review_decision(api: &Api, who: &Principal, id: &str, req: &Request) -> Respo
         Ok(item) => respond(200, &json!({ "item": item })),
         Err(e) => store_failure(&e),
     }
+}
+
+/// Write the WORM copy of an access-log entry. Its failure answers like a
+/// failed table write (nothing returned, nothing applied): the chained log
+/// is in a table the stack's own roles can rewrite, so a read whose
+/// write-once copy is missing would be a read an insider could hide. The
+/// entry stays in the table, so an auditor still sees the attempt.
+/// `None` when the copy is written (or no archive is configured), else the
+/// error response to send instead of the data.
+fn archive_access(api: &Api, entry: &Value) -> Option<Response<Body>> {
+    let archive = api.backend.archive.as_ref()?;
+    archive.archive("access-log", entry).err().map(|e| {
+        lambda_http::tracing::error!(error = %e, "access-log entry not archived; nothing returned");
+        if e.is_retryable() {
+            error(
+                503,
+                "the audit archive is unavailable; nothing was returned; try again",
+            )
+        } else {
+            error(500, "the audit archive failed; nothing was returned")
+        }
+    })
 }
 
 /// Run an analyst read, log it (with the purpose), and only then answer. A
@@ -460,11 +419,8 @@ fn analyst_read(
         Ok(entry) => entry,
         Err(e) => return query_failure(&e),
     };
-    if let Some(archive) = &api.backend.archive
-        && let Err(e) = archive.archive("access-log", &entry)
-    {
-        // The read is in the chained log already; the WORM copy is a backstop.
-        lambda_http::tracing::warn!(error = %e, "access-log entry not archived");
+    if let Some(refused) = archive_access(api, &entry) {
+        return refused;
     }
     match answer {
         Ok(body) => respond(200, &body),

@@ -13,12 +13,19 @@ use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::schema::Catalog;
 use agencylink_fn_api::Api;
 use agencylink_synth::{SynthOptions, write_csv};
-use support::{call, http_api, rest_api};
+use serde_json::json;
+use support::{call, http_api, http_api_claims, rest_api, token_claims};
 
 const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// A backend with two datasets ingested (the same synthetic people).
 fn seeded(m: &Moto, name: &str) -> Arc<Api> {
+    let backend = seeded_backend(m, name);
+    let catalog = Catalog::embedded().expect("catalog");
+    Arc::new(Api::new(backend, catalog))
+}
+
+fn seeded_backend(m: &Moto, name: &str) -> AwsBackend {
     let backend: AwsBackend = m.backend(m.settings(name, AgencyPolicy::default()));
     let catalog = Catalog::embedded().expect("catalog");
     let pseudo = Pseudonymiser::new(Key::from_base64("k1", KEY_B64).expect("key"));
@@ -45,7 +52,7 @@ fn seeded(m: &Moto, name: &str) -> Arc<Api> {
         )
         .expect("ingest");
     }
-    Arc::new(Api::new(backend, catalog))
+    backend
 }
 
 /// A person with records, and one with link-sharing neighbours when there is one.
@@ -353,5 +360,199 @@ fn analysts_review_the_linkage_queue_and_every_step_is_logged() {
         !last.to_string().contains("same placement"),
         "no reason in the log"
     );
+    assert!(agencylink_core::query::verify_access_log(&log).is_ok());
+}
+
+fn with_header(
+    mut req: lambda_http::Request,
+    name: &'static str,
+    value: &str,
+) -> lambda_http::Request {
+    req.headers_mut().insert(
+        name,
+        lambda_http::http::HeaderValue::from_str(value).expect("header"),
+    );
+    req
+}
+
+#[test]
+fn a_role_in_a_custom_attribute_or_forged_by_the_caller_gets_nothing() {
+    let Some(m) = moto() else { return };
+    let api = seeded(&m, "api-forged");
+    let person = some_person(&api);
+    let people = format!("/people/{person}");
+    let purpose = [("purpose", "Op Aurora strategic profile")];
+    // An ID token whose only role is a custom: attribute (a user can write
+    // those), or a claim added by a pre-token trigger: not a group.
+    for claim in [
+        "custom:agencylink_role",
+        "agencylink_role",
+        "role",
+        "custom:role",
+    ] {
+        let mut claims = token_claims("", "u-1");
+        claims[claim] = json!("analyst");
+        claims["token_use"] = json!("id");
+        let (s, body) = call(&api, http_api_claims("GET", &people, &purpose, &claims));
+        assert_eq!(s, 403, "{claim}: {body}");
+        let mut claims = token_claims("", "u-1");
+        claims[claim] = json!("auditor");
+        let (s, _) = call(&api, http_api_claims("GET", "/lineage", &[], &claims));
+        assert_eq!(s, 403, "{claim}");
+    }
+    // Headers, query parameters and bodies are the caller's: ignored.
+    let forged = [
+        ("purpose", "Op Aurora"),
+        ("role", "analyst"),
+        ("cognito:groups", "analyst"),
+    ];
+    let req = http_api("GET", &people, &forged, "", "u-1");
+    let req = with_header(req, "x-agencylink-role", "analyst");
+    let req = with_header(req, "x-amzn-oidc-data", "analyst");
+    let (s, _) = call(&api, req);
+    assert_eq!(s, 403);
+    let req = with_body(
+        http_api("POST", "/review/rv_x/decision", &[], "", "u-1"),
+        json!({"role": "analyst", "cognito:groups": ["analyst"], "decision": "match", "reason": "x", "purpose": "p"}),
+    );
+    assert_eq!(call(&api, req).0, 403);
+    // An auditor's forged analyst header does not make them an analyst.
+    let req = with_header(
+        http_api("GET", &people, &purpose, "auditor", "aud-1"),
+        "x-agencylink-role",
+        "analyst",
+    );
+    assert_eq!(call(&api, req).0, 403);
+    // A token without a subject names nobody.
+    let mut claims = token_claims("analyst", "");
+    claims.as_object_mut().expect("claims").remove("sub");
+    assert_eq!(
+        call(&api, http_api_claims("GET", &people, &purpose, &claims)).0,
+        403
+    );
+    assert!(
+        api.backend().access_log.entries().expect("log").is_empty(),
+        "nothing was read"
+    );
+}
+
+#[test]
+fn each_cognito_group_maps_to_its_role_and_nothing_else_does() {
+    let Some(m) = moto() else { return };
+    let api = seeded(&m, "api-groups");
+    let person = some_person(&api);
+    let people = format!("/people/{person}");
+    let purpose = [("purpose", "Op Aurora strategic profile")];
+    let get = |path: &str, groups: &str| {
+        let q: &[(&str, &str)] = if path.starts_with("/people") {
+            &purpose
+        } else {
+            &[]
+        };
+        call(&api, http_api("GET", path, q, groups, "u-1")).0
+    };
+    assert_eq!(get(&people, "analyst"), 200);
+    // Groups of other applications in the same pool do not matter.
+    assert_eq!(get(&people, "admins analyst"), 200);
+    assert_eq!(get("/lineage", "auditor"), 200);
+    assert_eq!(call(&api, rest_api("/lineage", "auditor", "aud-1")).0, 200);
+    // Uploaders, key custodians and operators read no data here.
+    for groups in ["agency agency-gmp-police", "key-custodian", "operator"] {
+        for path in [
+            people.as_str(),
+            "/lineage",
+            "/access-log",
+            "/export",
+            "/review",
+        ] {
+            assert_eq!(get(path, groups), 403, "{groups} {path}");
+        }
+    }
+    // Unknown, empty, case-varied, malformed and ambiguous: nothing.
+    for groups in [
+        "",
+        "admin",
+        "Analyst",
+        "ANALYST",
+        "analyst Auditor",
+        "analyst auditor",
+        "analyst operator",
+        "agency",
+        "agency-gmp-police",
+        "agency agency-a agency-b",
+        "agency agency-Bad_Id",
+    ] {
+        assert_eq!(get(&people, groups), 403, "{groups:?} on {people}");
+        assert_eq!(get("/lineage", groups), 403, "{groups:?} on /lineage");
+    }
+    assert_eq!(call(&api, rest_api("/lineage", "Auditor", "aud-1")).0, 403);
+    let log = api.backend().access_log.entries().expect("log");
+    assert_eq!(log.len(), 2, "only the two analyst reads were logged");
+}
+
+#[test]
+fn an_analyst_read_whose_worm_copy_cannot_be_written_returns_nothing() {
+    use agencylink_core::ports::RecordStoreExt as _;
+    let Some(m) = moto() else { return };
+    let mut backend = seeded_backend(&m, "api-worm");
+    // The archive points at a bucket that does not exist: every WORM write fails.
+    let gone = agencylink_aws::testing::unique("gone-audit");
+    backend.archive = Some(agencylink_aws::S3Archive::new(
+        backend.s3().clone(),
+        agencylink_aws::testing::rt().handle().clone(),
+        &gone,
+        1,
+    ));
+    let api = Arc::new(Api::new(backend, Catalog::embedded().expect("catalog")));
+    let person = some_person(&api);
+    let item = queue_item(&api);
+    let purpose = [("purpose", "Op Aurora strategic profile")];
+    for (path, q) in [
+        (format!("/people/{person}"), &purpose[..]),
+        (format!("/people/{person}/network"), &purpose[..]),
+        ("/review".to_owned(), &purpose[..]),
+        (format!("/review/{}", item.id), &purpose[..]),
+        ("/export".to_owned(), &purpose[..]),
+    ] {
+        let (s, body) = call(&api, http_api("GET", &path, q, "analyst", "an-1"));
+        assert!((500..600).contains(&s), "{path}: {s} {body}");
+        let text = body.to_string();
+        assert_eq!(
+            body.as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["error".to_owned()]),
+            "{path}: an error and nothing else: {text}"
+        );
+        assert!(!text.contains(&person), "{path}: no data: {text}");
+    }
+    // A decision whose WORM copy fails is not applied.
+    let req = with_body(
+        http_api(
+            "POST",
+            &format!("/review/{}/decision", item.id),
+            &[],
+            "analyst",
+            "an-1",
+        ),
+        json!({"decision": "match", "reason": "same placement", "purpose": "Op Aurora"}),
+    );
+    let (s, body) = call(&api, req);
+    assert!((500..600).contains(&s), "{s} {body}");
+    let records = &api.backend().records;
+    assert_ne!(
+        records.resolve_person(&item.people[0]).expect("resolve"),
+        records.resolve_person(&item.people[1]).expect("resolve"),
+        "the match was not applied"
+    );
+    let still = records
+        .linkage()
+        .expect("linkage")
+        .get_review(&item.id)
+        .expect("get")
+        .expect("item");
+    assert!(still.status.is_pending());
+    // The attempts stay in the chained log, so auditors still see them.
+    let log = api.backend().access_log.entries().expect("log");
+    assert_eq!(log.len(), 6);
     assert!(agencylink_core::query::verify_access_log(&log).is_ok());
 }

@@ -11,7 +11,7 @@ use lambda_http::{Body, Request};
 use serde_json::Value;
 
 const HTTP_API: &str = include_str!("../fixtures/http-api-jwt.json");
-const REST_API: &str = include_str!("../fixtures/rest-api-lambda-authorizer.json");
+const REST_API: &str = include_str!("../fixtures/rest-api-cognito-authorizer.json");
 
 fn query_parts(query: &[(&str, &str)]) -> (String, Value) {
     let enc = |s: &str| {
@@ -36,32 +36,64 @@ fn query_parts(query: &[(&str, &str)]) -> (String, Value) {
     (raw, Value::Object(map))
 }
 
-/// An HTTP API (payload 2.0) request with a JWT authorizer's claims.
+/// The claims of a Cognito access token for `sub` in the groups `groups`
+/// (space-separated; none when empty), as API Gateway's JWT authorizer
+/// passes them: every claim a string, an array as `"[a b]"`.
+pub fn token_claims(groups: &str, sub: &str) -> Value {
+    let mut claims = serde_json::json!({
+        "sub": sub,
+        "iss": "https://cognito-idp.eu-west-2.amazonaws.com/eu-west-2_EXAMPLE",
+        "token_use": "access",
+        "client_id": "example-client",
+    });
+    if !groups.is_empty() {
+        claims["cognito:groups"] = Value::from(format!("[{groups}]"));
+    }
+    claims
+}
+
+/// An HTTP API (payload 2.0) request from a user in the Cognito groups
+/// `groups` (space-separated), through a JWT authorizer.
 pub fn http_api(
     method: &str,
     path: &str,
     query: &[(&str, &str)],
-    role: &str,
+    groups: &str,
     sub: &str,
+) -> Request {
+    http_api_claims(method, path, query, &token_claims(groups, sub))
+}
+
+/// An HTTP API (payload 2.0) request with exactly these JWT claims.
+pub fn http_api_claims(
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    claims: &Value,
 ) -> Request {
     let (raw, map) = query_parts(query);
     let text = HTTP_API
         .replace("{{path}}", path)
         .replace("{{raw_query}}", &raw)
         .replace("{{query}}", &map.to_string())
-        .replace("{{role}}", role)
-        .replace("{{sub}}", sub)
-        .replace("{{method}}", method);
+        .replace("{{method}}", method)
+        .replace("{{claims}}", &claims.to_string());
     lambda_http::request::from_str(&text).expect("fixture request")
 }
 
-/// A REST API proxy request with a Lambda authorizer's context.
-pub fn rest_api(path: &str, role: &str, sub: &str) -> Request {
+/// A REST API proxy request through a Cognito user pool authorizer, from a
+/// user in the groups `groups` (REST APIs pass them comma-separated).
+pub fn rest_api(path: &str, groups: &str, sub: &str) -> Request {
+    let claims = serde_json::json!({
+        "sub": sub,
+        "cognito:groups": groups.split_whitespace().collect::<Vec<_>>().join(","),
+        "token_use": "id",
+    });
     let text = REST_API
         .replace("{{path}}", path)
         .replace("{{proxy}}", path.trim_start_matches('/'))
-        .replace("{{role}}", role)
-        .replace("{{sub}}", sub);
+        .replace("{{sub}}", sub)
+        .replace("{{claims}}", &claims.to_string());
     lambda_http::request::from_str(&text).expect("fixture request")
 }
 
