@@ -12,6 +12,9 @@ use crate::validate::{dataset_ids, identifier_values, synth};
 const ANALYST: &str = "a.analyst";
 const PURPOSE: &str = "Op Kestrel: safeguarding review";
 
+/// Access-log entries a demo leaves: its analyst-edition profile is a read.
+const DEMO_READS: usize = 1;
+
 /// A data directory `d` filled by `agencylink demo`.
 fn demo(name: &str, rows: u64) -> Scratch {
     let s = Scratch::new(name);
@@ -75,12 +78,16 @@ fn assert_logged(log: &[Value], action: &str, target: &str, rows: u64) {
 #[test]
 fn a_person_known_to_several_agencies_has_one_timeline_and_every_read_is_logged() {
     let s = demo("analyst-query", 300);
-    assert!(access_log(&s, "d").is_empty(), "no reads yet");
+    assert_eq!(
+        access_log(&s, "d").len(),
+        DEMO_READS,
+        "no reads yet but the demo's"
+    );
 
     // Given the merged data, an analyst finds a child several agencies know.
     let rows = export_ndjson(&s, &[]);
     let log = access_log(&s, "d");
-    assert_eq!(log.len(), 1);
+    assert_eq!(log.len(), DEMO_READS + 1);
     assert_logged(&log, "export", "all", rows.len() as u64);
     let mut agencies: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &rows {
@@ -125,7 +132,7 @@ fn a_person_known_to_several_agencies_has_one_timeline_and_every_read_is_logged(
     }
     // …then exactly one more hash-chained entry names them and their purpose.
     let log = access_log(&s, "d");
-    assert_eq!(log.len(), 2);
+    assert_eq!(log.len(), DEMO_READS + 2);
     assert_logged(&log, "query_person", person, timeline.len() as u64);
 
     // A suspect's network: some suspect is in a group-based network.
@@ -151,7 +158,7 @@ fn a_person_known_to_several_agencies_has_one_timeline_and_every_read_is_logged(
         assert!(tie["people"].as_array().is_some_and(|p| p.len() >= 2));
     }
     let log = access_log(&s, "d");
-    assert_eq!(log.len(), 2 + queries, "one entry per read");
+    assert_eq!(log.len(), DEMO_READS + 2 + queries, "one entry per read");
     assert_logged(
         &log,
         "query_network",
@@ -209,11 +216,15 @@ fn reads_need_an_analyst_and_a_purpose() {
             run.stderr
         );
     }
-    assert!(access_log(&s, "d").is_empty(), "refused reads read nothing");
+    assert_eq!(
+        access_log(&s, "d").len(),
+        DEMO_READS,
+        "refused reads read nothing"
+    );
     // A malformed id is refused without echoing what was typed, or a log entry.
     let run = read(&s, &["query", "person", "Jane Smith"]).expect_code(2);
     assert!(!run.stderr.contains("Jane"), "{}", run.stderr);
-    assert!(access_log(&s, "d").is_empty());
+    assert_eq!(access_log(&s, "d").len(), DEMO_READS);
 }
 
 #[test]
@@ -226,7 +237,7 @@ fn access_log_tampering_is_detected() {
     let miss = read(&s, &["query", "person", "p_zzzzzzzz"]).expect_code(2);
     assert!(miss.stdout.is_empty());
     let log = access_log(&s, "d");
-    assert_eq!(log.len(), 3);
+    assert_eq!(log.len(), DEMO_READS + 3);
     assert_logged(&log, "query_person", "p_zzzzzzzz", 0);
     run_in(&s.dir, &["access-log", "--verify", "--data-dir", "d"]).expect_code(0);
 
@@ -234,7 +245,7 @@ fn access_log_tampering_is_detected() {
         "UPDATE access_log SET entry = replace(entry, 'Op Kestrel', 'Op Other') WHERE seq = 2",
         "UPDATE access_log SET entry = replace(entry, '\"rows_returned\":', '\"rows_returned\":1') WHERE seq = 1",
         "DELETE FROM access_log WHERE seq = 1",
-        "UPDATE access_log SET seq = -seq WHERE seq IN (1, 2); UPDATE access_log SET seq = 3 - seq WHERE seq < 0",
+        "UPDATE access_log SET seq = -seq WHERE seq IN (2, 3); UPDATE access_log SET seq = 5 + seq WHERE seq < 0",
     ];
     let db = s.path("d/agencylink.db");
     for sql in tampers {
@@ -585,7 +596,11 @@ fn openlineage_export_is_one_run_event_per_lineage_event() {
     .expect_code(0);
     assert_eq!(again.stdout, run.stdout, "deterministic");
     run_in(&s.dir, &["lineage", "export", "--data-dir", "d"]).expect_code(2);
-    assert!(access_log(&s, "d").is_empty(), "lineage is not record data");
+    assert_eq!(
+        access_log(&s, "d").len(),
+        DEMO_READS,
+        "lineage is not record data"
+    );
 
     // A broken chain is not exported as if it were true.
     let conn = rusqlite::Connection::open(s.path("d/agencylink.db")).expect("open");
