@@ -332,13 +332,22 @@ pub fn process_object(
         ));
     };
     let result = (|| -> Result<IngestSummary, HandlerError> {
-        let keys = backend.keys.as_ref().ok_or_else(|| {
-            HandlerError::NonRetryable("AGENCYLINK_KEY_SECRET_ID is not set".into())
-        })?;
-        let pseudo = Pseudonymiser::new(keys.key()?);
+        // The key read for the label above serves the ingest; only when it
+        // could not be had is it asked for again, for the error.
+        let fetched;
+        let pseudo = match pseudo.as_ref() {
+            Some(p) => p,
+            None => {
+                let keys = backend.keys.as_ref().ok_or_else(|| {
+                    HandlerError::NonRetryable("AGENCYLINK_KEY_SECRET_ID is not set".into())
+                })?;
+                fetched = Pseudonymiser::new(keys.key()?);
+                &fetched
+            }
+        };
         Ok(pipeline::ingest_landing(
             backend,
-            &pseudo,
+            pseudo,
             dataset,
             parts.agency,
             &key,
