@@ -130,7 +130,14 @@ fn ingest_lineage_and_queries_run_against_aws() {
     // Lineage: list, show, verify.
     let verify = d.run(&["lineage", "verify"]);
     assert_eq!(verify.status.code(), Some(0));
-    assert_eq!(json(&verify), serde_json::json!({"ok": true, "events": 1}));
+    let verified = json(&verify);
+    assert_eq!(verified["ok"], true);
+    assert_eq!(verified["events"], 1);
+    assert_eq!(
+        verified["reconciled"]["records"], summary["records_inserted"],
+        "{verified}"
+    );
+    assert_eq!(verified["reconciled"]["uploads_exact"], 1);
     let list = d.run(&["lineage", "list"]);
     assert!(String::from_utf8_lossy(&list.stdout).contains("police.cse_crime"));
     let upload = summary["upload_id"].as_str().expect("upload id");
@@ -199,7 +206,41 @@ fn ingest_lineage_and_queries_run_against_aws() {
     assert!(String::from_utf8_lossy(&demo.stderr).contains("local backend only"));
     // Commands without a store work as usual.
     assert!(d.run(&["datasets"]).status.success());
+
+    // A record item deleted from the table behind the store's back: the
+    // chain is intact, reconciliation finds it and names the upload.
+    delete_one_record(&m, &d.settings.table);
+    let verify = d.run(&["lineage", "verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let out = json(&verify);
+    assert_eq!(out["ok"], false);
+    assert_eq!(out["mismatches"][0]["upload_id"], upload, "{out}");
+    assert!(String::from_utf8_lossy(&verify.stderr).contains("deleted"));
     let _ = std::fs::remove_dir_all(&d.dir);
+}
+
+fn delete_one_record(m: &Moto, table: &str) {
+    use agencylink_aws::sdk::dynamodb::types::AttributeValue;
+    let client = agencylink_aws::sdk::dynamodb::Client::new(&m.sdk);
+    agencylink_aws::testing::rt().block_on(async {
+        let scan = client
+            .scan()
+            .table_name(table)
+            .filter_expression("sk = :r")
+            .expression_attribute_values(":r", AttributeValue::S("R".into()))
+            .send()
+            .await
+            .expect("scan");
+        let item = scan.items().first().expect("a record item");
+        client
+            .delete_item()
+            .table_name(table)
+            .key("pk", item["pk"].clone())
+            .key("sk", item["sk"].clone())
+            .send()
+            .await
+            .expect("delete");
+    });
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
     let backend = rt.block_on(AwsBackend::connect(settings));
     match command {
         Command::Ingest(args) => ingest(catalog, &backend, args),
-        Command::Lineage(cmd) => lineage_print(backend.lineage.entries()?, cmd),
+        Command::Lineage(cmd) => lineage_print(backend.lineage.entries()?, cmd, &backend.records),
         Command::Query(cmd) => query_cmd(catalog, &backend, cmd),
         Command::AccessLog(args) => access_log(&backend, args.verify),
         // Each access-log entry and lineage event also goes to the WORM

@@ -13,7 +13,7 @@ use agencylink_core::ports::{ChainLog, KeyProvider, PutMode, RecordStore};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::InputFormat;
 use agencylink_core::schema::{Catalog, Dataset};
-use agencylink_core::{geography, lineage};
+use agencylink_core::{geography, lineage, reconcile};
 use agencylink_local::{DirObjectStore, LocalKeyProvider, SqliteStore, fsafe};
 use agencylink_synth::linkage::{PairOptions, write_pair};
 use agencylink_synth::{ErrorModel, SynthOptions, World, write_csv_with_world};
@@ -361,13 +361,15 @@ pub(crate) enum LineageCommand {
 
 pub(crate) fn lineage_cmd(data_dir: &Path, cmd: LineageCommand) -> Result<ExitCode> {
     let local = open_local(data_dir)?;
-    lineage_print(local.store.lineage().entries()?, cmd)
+    lineage_print(local.store.lineage().entries()?, cmd, &local.store)
 }
 
-/// Print `list`, `show` or `verify` over lineage entries from any backend.
+/// Print `list`, `show` or `verify` over lineage entries from any backend;
+/// `verify` also reconciles `records` with them.
 pub(crate) fn lineage_print(
     entries: Vec<serde_json::Value>,
     cmd: LineageCommand,
+    records: &dyn RecordStore,
 ) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     match cmd {
@@ -408,11 +410,45 @@ pub(crate) fn lineage_print(
             Ok(ExitCode::SUCCESS)
         }
         LineageCommand::Verify => match lineage::verify(&entries) {
-            Ok(n) => {
-                writeln!(out, "{{\"ok\":true,\"events\":{n}}}")?;
-                eprintln!("lineage verified: {n} events, chain intact, row counts conserved");
-                Ok(ExitCode::SUCCESS)
-            }
+            Ok(n) => match reconcile::reconcile(&entries, &records.record_counts()?) {
+                Ok(r) => {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"ok": true, "events": n, "reconciled": r})
+                    )?;
+                    eprintln!(
+                        "lineage verified: {n} events, chain intact, row counts conserved; \
+                         the store's {} records agree with {} uploads",
+                        r.records, r.uploads
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(mismatches) => {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({
+                            "ok": false,
+                            "events": n,
+                            "problem": {"reason": "the record store disagrees with lineage"},
+                            "mismatches": mismatches,
+                        })
+                    )?;
+                    for m in &mismatches {
+                        eprintln!(
+                            "store and lineage DISAGREE: {} / {}{}: {}",
+                            m.agency,
+                            m.dataset,
+                            m.upload_id
+                                .as_deref()
+                                .map_or_else(String::new, |u| format!(" upload {u}")),
+                            m.reason
+                        );
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            },
             Err(p) => {
                 writeln!(out, "{}", serde_json::json!({"ok": false, "problem": p}))?;
                 eprintln!(

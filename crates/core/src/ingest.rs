@@ -276,6 +276,10 @@ pub fn ingest(
     if summary.records_replaced > 0 {
         event.insert("replaces_uploads".into(), Value::Array(replaced_uploads));
     }
+    // Whose record versions this upload superseded, and how many of each:
+    // with `records_inserted` and `records_replaced`, what lets
+    // `lineage verify` reconcile each upload's live records with the store.
+    event.insert("records_replaced_from".into(), json!(merged.replaced_from));
     let rules: Vec<Value> = counts
         .by_rule
         .iter()
@@ -458,6 +462,9 @@ fn curate_rows(
 fn add(total: &mut MergeStats, s: MergeStats) {
     total.inserted += s.inserted;
     total.replaced += s.replaced;
+    for (upload, n) in s.replaced_from {
+        *total.replaced_from.entry(upload).or_default() += n;
+    }
     total.unchanged += s.unchanged;
     total.linked += s.linked;
 }

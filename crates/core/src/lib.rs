@@ -19,6 +19,7 @@ pub mod profile;
 pub mod pseudo;
 pub mod query;
 pub mod read;
+pub mod reconcile;
 pub mod report;
 pub mod schema;
 pub mod validate;
