@@ -207,6 +207,55 @@ fn ingest_lineage_and_queries_run_against_aws() {
     // Commands without a store work as usual.
     assert!(d.run(&["datasets"]).status.success());
 
+    // The key secret changed under a store built with k1: an ingest is
+    // refused before it writes anything, naming both key ids.
+    let other = d.synth("police.cse_crime", "20", "other.csv");
+    let backend = m.backend(d.settings.clone());
+    m.put_key_secret(
+        &backend,
+        "k2",
+        "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
+    );
+    let refused = d.run(&[
+        "ingest",
+        "--agency",
+        "gmp-police",
+        "--dataset",
+        "police.cse_crime",
+        other.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("built with key id k1") && stderr.contains("the key given is k2"),
+        "{stderr}"
+    );
+    let landing = agencylink_aws::testing::rt()
+        .block_on(
+            backend
+                .s3()
+                .list_object_versions()
+                .bucket(&d.settings.landing_bucket)
+                .send(),
+        )
+        .expect("list landing");
+    assert!(
+        landing.versions().is_empty(),
+        "the refused extract never left the machine"
+    );
+    let verify = d.run(&["lineage", "verify"]);
+    assert_eq!(
+        json(&verify)["events"],
+        1,
+        "the refused ingest left no event"
+    );
+    assert_eq!(
+        json(&verify)["reconciled"]["records"],
+        summary["records_inserted"],
+        "and no record"
+    );
+    m.put_key_secret(&backend, "k1", KEY_B64);
+
     // A record item deleted from the table behind the store's back: the
     // chain is intact, reconciliation finds it and names the upload.
     delete_one_record(&m, &d.settings.table);

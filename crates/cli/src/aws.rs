@@ -90,6 +90,13 @@ fn ingest(catalog: &Catalog, backend: &AwsBackend, args: IngestArgs) -> Result<E
         "AGENCYLINK_KEY_SECRET_ID is not set: the AWS backend reads its key from Secrets Manager",
     )?;
     let pseudo = Pseudonymiser::new(keys.key()?);
+    // One key per store, checked before the extract leaves this machine.
+    agencylink_core::lineage::check_store_key(&backend.lineage.entries()?, pseudo.kid().as_str())
+        .map_err(|m| {
+        anyhow::anyhow!(
+            "{m} (the key is the current version of the AGENCYLINK_KEY_SECRET_ID secret)"
+        )
+    })?;
     let format = crate::input_format(args.format, &args.file);
     // The landing key is a random name with the format's extension (which
     // the pipeline reads the format from): the local file name may name a
@@ -118,7 +125,13 @@ fn ingest(catalog: &Catalog, backend: &AwsBackend, args: IngestArgs) -> Result<E
         &landing,
         &agencylink_aws::now_rfc3339(),
         &std::env::temp_dir(),
-    )?;
+    )
+    .inspect_err(|_| {
+        // The operator still has the file and will run the command again:
+        // the raw copy in the landing bucket must not wait for the
+        // lifecycle rule. Best effort: the ingest's own error matters more.
+        let _ = backend.objects.delete_all_versions(&landing);
+    })?;
     crate::commands::report_ingest(&summary, &format!("s3://{}/", backend.settings.data_bucket))
 }
 

@@ -71,7 +71,27 @@ pub(crate) fn open_existing_store(data_dir: &Path) -> Result<SqliteStore> {
         );
     }
     prepare_data_dir(data_dir)?;
-    Ok(SqliteStore::open(&db)?)
+    let store = SqliteStore::open(&db)?;
+    check_key_matches(data_dir, &store)?;
+    Ok(store)
+}
+
+/// One key per store: a read or a write under a key that is not the one
+/// the store's records were pseudonymised with is refused (exit 2) before
+/// it does anything. Only a configured key is checked: commands that need
+/// none (an auditor's lineage and access-log reads) run without one.
+pub(crate) fn check_key_matches(data_dir: &Path, store: &SqliteStore) -> Result<()> {
+    let Ok(key) = LocalKeyProvider::from_env(data_dir).and_then(|p| p.key()) else {
+        return Ok(());
+    };
+    if let Err(mismatch) = lineage::check_store_key(&store.lineage().entries()?, key.kid().as_str())
+    {
+        bail!(
+            "{mismatch} (the key comes from AGENCYLINK_KEY and AGENCYLINK_KEY_ID when set, else from {})",
+            data_dir.join(agencylink_local::KEY_FILE).display()
+        );
+    }
+    Ok(())
 }
 
 fn open_local(data_dir: &Path) -> Result<Local> {
