@@ -144,7 +144,6 @@ pub(crate) fn verify_cmd(
             return Ok(ExitCode::from(1));
         }
     };
-    let checked = against_checkpoint(spec, entries, file.map(PathBuf::as_path), ck)?;
     let broken = |out: &mut io::StdoutLock<'_>, p: CheckpointProblem, place: Option<&str>| {
         writeln!(
             out,
@@ -157,6 +156,12 @@ pub(crate) fn verify_cmd(
         }
         Ok::<_, anyhow::Error>(ExitCode::from(1))
     };
+    // The backend's own copies first: on AWS they name the first event
+    // that differs, where a checkpoint can only say the head does.
+    if let Err(p) = ck.extra_check(spec.log, entries)? {
+        return broken(&mut out, p, None);
+    }
+    let checked = against_checkpoint(spec, entries, file.map(PathBuf::as_path), ck)?;
     let summary = match checked {
         Some((place, _, Err(p))) => return broken(&mut out, p, Some(&place)),
         Some((place, cp, Ok(()))) => {
@@ -164,9 +169,6 @@ pub(crate) fn verify_cmd(
         }
         None => Value::Null,
     };
-    if let Err(p) = ck.extra_check(spec.log, entries)? {
-        return broken(&mut out, p, None);
-    }
     let mut ok = json!({"ok": true});
     ok[spec.unit] = json!(n);
     ok["checkpoint"] = summary.clone();
@@ -220,6 +222,9 @@ fn check_before_signing(
     }
     if entries.is_empty() {
         return Ok(Err(format!("the {} is empty", spec.label)));
+    }
+    if let Err(p) = ck.extra_check(spec.log, entries)? {
+        return Ok(Err(format!("{} BROKEN: {}", spec.label, p.reason)));
     }
     if let Some((place, _, Err(p))) = against_checkpoint(spec, entries, None, ck)? {
         return Ok(Err(format!(
