@@ -10,10 +10,12 @@ use agencylink_aws::testing::{Moto, moto};
 use agencylink_aws::{AgencyPolicy, AwsSettings};
 use serde_json::Value;
 
-/// The binary under test: `AGENCYLINK_E2E_BIN` (a copy, when builds share a
-/// target directory), else the one cargo built.
+/// The binary under test: `AGENCYLINK_AWS_E2E_BIN` (a copy built with
+/// `--features aws`, when builds share a target directory), else the one
+/// cargo built. Not `AGENCYLINK_E2E_BIN`, which may name a binary without
+/// the AWS backend.
 fn bin() -> String {
-    std::env::var("AGENCYLINK_E2E_BIN")
+    std::env::var("AGENCYLINK_AWS_E2E_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_agencylink").to_owned())
 }
 
