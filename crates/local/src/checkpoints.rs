@@ -326,3 +326,95 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, CheckpointStoreError> 
         why: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agencylink_core::checkpoint::{CheckpointSigner as _, CheckpointVerifier as _};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "agencylink-ckpt-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&dir)
+            .expect("mkdir");
+        dir
+    }
+
+    #[test]
+    fn the_key_is_made_once_private_and_verifies_what_it_signs() {
+        let dir = scratch("key");
+        let ck = LocalCheckpoints::new(&dir);
+        let (signer, created) = ck.signer_or_init().expect("init");
+        assert!(created);
+        let (again, created) = ck.signer_or_init().expect("load");
+        assert!(!created);
+        assert_eq!(signer.key_id(), again.key_id());
+        let meta = fs::metadata(dir.join(CHECKPOINT_KEY_FILE)).expect("meta");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let sig = signer.sign(b"m").expect("sign");
+        let verifier = ck.verifier().expect("verifier");
+        assert_eq!(
+            verifier.verify(signer.key_id(), ED25519, b"m", &sig),
+            Ok(())
+        );
+        assert_eq!(
+            verifier.verify(signer.key_id(), ED25519, b"n", &sig),
+            Err(SignatureProblem::Invalid)
+        );
+
+        // Latest is by size, not by name order or time.
+        let entries: Vec<serde_json::Value> = (1..=12u64)
+            .map(|i| serde_json::json!({"seq": i, "hash": format!("h{i}")}))
+            .collect();
+        for n in [9usize, 12, 10] {
+            let cp = Checkpoint::create("lineage", &entries[..n], "2026-12-03T00:00:00Z", &signer)
+                .expect("sign");
+            let path = ck.write(&cp, &signer).expect("write");
+            assert_eq!(
+                fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let (path, latest) = ck.latest("lineage").expect("list").expect("one");
+        assert_eq!(latest.size, 12);
+        assert!(path.ends_with("lineage-000012.json"));
+        assert!(ck.latest("access-log").expect("list").is_none());
+        assert_eq!(
+            fs::metadata(ck.dir()).expect("meta").permissions().mode() & 0o777,
+            0o700
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_readable_or_linked_key_file_is_refused() {
+        let dir = scratch("loose");
+        let ck = LocalCheckpoints::new(&dir);
+        ck.signer_or_init().expect("init");
+        let key = dir.join(CHECKPOINT_KEY_FILE);
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(matches!(
+            ck.signer_or_init(),
+            Err(CheckpointStoreError::BadKey(_))
+        ));
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
+        let elsewhere = scratch("elsewhere");
+        fs::rename(&key, elsewhere.join("k.json")).expect("move");
+        std::os::unix::fs::symlink(elsewhere.join("k.json"), &key).expect("symlink");
+        assert!(matches!(
+            ck.signer_or_init(),
+            Err(CheckpointStoreError::BadKey(_))
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_dir_all(&elsewhere);
+    }
+}
