@@ -79,6 +79,8 @@ pub(crate) struct LogSpec {
     pub(crate) label: &'static str,
     /// "events" / "entries": the count's name in the JSON output.
     pub(crate) unit: &'static str,
+    /// "event" / "entry": one of them, in messages.
+    pub(crate) one: &'static str,
     /// The chain check.
     pub(crate) chain: fn(&[Value]) -> Result<usize, ChainProblem>,
 }
@@ -87,6 +89,7 @@ pub(crate) const LINEAGE: LogSpec = LogSpec {
     log: "lineage",
     label: "lineage",
     unit: "events",
+    one: "event",
     chain: agencylink_core::lineage::verify,
 };
 
@@ -94,6 +97,7 @@ pub(crate) const ACCESS_LOG: LogSpec = LogSpec {
     log: "access-log",
     label: "access log",
     unit: "entries",
+    one: "entry",
     chain: agencylink_core::query::verify_access_log,
 };
 
@@ -135,11 +139,7 @@ pub(crate) fn verify_cmd(
             writeln!(out, "{}", json!({"ok": false, "problem": p}))?;
             eprintln!(
                 "{} BROKEN at {} {} (seq {:?}): {}",
-                spec.label,
-                spec.unit.trim_end_matches('s'),
-                p.position,
-                p.seq,
-                p.reason
+                spec.label, spec.one, p.position, p.seq, p.reason
             );
             return Ok(ExitCode::from(1));
         }
@@ -216,8 +216,8 @@ fn check_before_signing(
 ) -> Result<Result<(), String>> {
     if let Err(p) = (spec.chain)(entries) {
         return Ok(Err(format!(
-            "{} BROKEN at {} (seq {:?}): {}",
-            spec.label, p.position, p.seq, p.reason
+            "{} BROKEN at {} {} (seq {:?}): {}",
+            spec.label, spec.one, p.position, p.seq, p.reason
         )));
     }
     if entries.is_empty() {
