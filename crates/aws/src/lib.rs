@@ -19,6 +19,7 @@ use tokio::runtime::Handle;
 mod config;
 pub mod dynamo;
 mod error;
+pub mod kms;
 pub mod pipeline;
 pub mod provision;
 mod s3;
@@ -35,6 +36,7 @@ pub use secrets::SecretsKeyProvider;
 pub mod sdk {
     pub use aws_config;
     pub use aws_sdk_dynamodb as dynamodb;
+    pub use aws_sdk_kms as kms;
     pub use aws_sdk_s3 as s3;
     pub use aws_sdk_secretsmanager as secretsmanager;
 }
@@ -65,6 +67,10 @@ pub struct AwsBackend {
     pub archive: Option<S3Archive>,
     /// The key, when a secret is configured.
     pub keys: Option<SecretsKeyProvider>,
+    /// The checkpoint signing key (KMS), when configured; also attached
+    /// to `archive`, which then checkpoints every event it archives.
+    pub checkpoint_key: Option<kms::KmsCheckpointKey>,
+    handle: Handle,
     s3: aws_sdk_s3::Client,
     dynamodb: aws_sdk_dynamodb::Client,
 }
@@ -90,7 +96,19 @@ impl AwsBackend {
         );
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-        Self::from_clients(settings, s3, dynamodb, secrets, handle)
+        let kms = aws_sdk_kms::Client::new(sdk);
+        Self::from_clients(settings, s3, dynamodb, secrets, handle).with_kms(kms)
+    }
+
+    /// Sign checkpoints with the configured checkpoint key through `kms`
+    /// (nothing changes when no key is configured).
+    pub fn with_kms(mut self, kms: aws_sdk_kms::Client) -> Self {
+        if let Some(id) = &self.settings.checkpoint_key_id {
+            let key = kms::KmsCheckpointKey::new(kms, self.handle.clone(), id);
+            self.archive = self.archive.map(|a| a.with_checkpoint_key(key.clone()));
+            self.checkpoint_key = Some(key);
+        }
+        self
     }
 
     /// Build the adapters from clients (tests add interceptors this way).
@@ -115,8 +133,10 @@ impl AwsBackend {
         let keys = settings
             .key_secret_id
             .as_deref()
-            .map(|id| SecretsKeyProvider::new(secrets, handle, id));
+            .map(|id| SecretsKeyProvider::new(secrets, handle.clone(), id));
         AwsBackend {
+            checkpoint_key: None,
+            handle,
             lineage: records.lineage(),
             access_log: records.access_log(),
             objects,

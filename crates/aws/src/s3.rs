@@ -20,6 +20,8 @@ use tokio::runtime::Handle;
 
 use crate::block_on;
 use crate::error::{code_and_status, store_error};
+use crate::kms::KmsCheckpointKey;
+use agencylink_core::checkpoint::{Checkpoint, LOGS};
 
 /// The default multipart part size (S3's minimum is 5 MiB).
 pub const DEFAULT_PART_SIZE: usize = 8 << 20;
@@ -466,12 +468,23 @@ mod bytes_reader {
 /// Each event is `<prefix>/<seq, 12 digits>-<hash>.json`, stored create-only
 /// with a COMPLIANCE retention of the configured days (the bucket's default
 /// retention is the backstop). Archiving an event twice is not an error.
+///
+/// With a checkpoint key, archiving an event of the lineage log or the
+/// access log also stores a signed checkpoint of that log at the event,
+/// `checkpoints/<log>/<size, 12 digits>.json`, the same way: a table that
+/// loses its last events then verifies shorter than the newest checkpoint.
 #[derive(Debug, Clone)]
 pub struct S3Archive {
     client: Client,
     handle: Handle,
     bucket: String,
     retention: Duration,
+    checkpoint_key: Option<KmsCheckpointKey>,
+}
+
+/// Where a log's checkpoints are in the archive.
+fn checkpoint_prefix(log: &str) -> String {
+    format!("checkpoints/{log}/")
 }
 
 impl S3Archive {
@@ -482,7 +495,137 @@ impl S3Archive {
             handle,
             bucket: bucket.to_owned(),
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
+            checkpoint_key: None,
         }
+    }
+
+    /// Also store a checkpoint, signed with `key`, with every event archived.
+    pub fn with_checkpoint_key(mut self, key: KmsCheckpointKey) -> Self {
+        self.checkpoint_key = Some(key);
+        self
+    }
+
+    /// The checkpoint key, when configured.
+    pub fn checkpoint_key(&self) -> Option<&KmsCheckpointKey> {
+        self.checkpoint_key.as_ref()
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Store `body` at `key`, create-only, locked; an existing object is fine.
+    fn put_locked(&self, key: &str, body: Vec<u8>) -> StoreResult<()> {
+        let until = DateTime::from(SystemTime::now() + self.retention);
+        let sent = block_on(&self.handle, async {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/json")
+                .body(ByteStream::from(body))
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .object_lock_mode(ObjectLockMode::Compliance)
+                .object_lock_retain_until_date(until)
+                .if_none_match("*")
+                .send()
+                .await
+        });
+        match sent.map_err(|e| put_error(key, e)) {
+            Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Store a signed checkpoint; returns its key.
+    pub fn put_checkpoint(&self, checkpoint: &Checkpoint) -> StoreResult<String> {
+        if !LOGS.contains(&checkpoint.log.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "no checkpoints for a log named {}",
+                checkpoint.log
+            )));
+        }
+        let key = format!(
+            "{}{:012}.json",
+            checkpoint_prefix(&checkpoint.log),
+            checkpoint.size
+        );
+        let body =
+            serde_json::to_vec(checkpoint).map_err(|e| StoreError::backend("encoding JSON", e))?;
+        self.put_locked(&key, body)?;
+        Ok(key)
+    }
+
+    /// Every key under `prefix`, in order.
+    fn list(&self, prefix: &str) -> StoreResult<Vec<String>> {
+        block_on(&self.handle, async {
+            let mut keys = Vec::new();
+            let mut token = None::<String>;
+            loop {
+                let page = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| store_error(format!("listing {prefix}"), e))?;
+                keys.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|o| o.key())
+                        .map(str::to_owned),
+                );
+                match page.next_continuation_token() {
+                    Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                    _ => break,
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+    }
+
+    /// The newest (largest) checkpoint of `log` and its key.
+    pub fn latest_checkpoint(&self, log: &str) -> StoreResult<Option<(String, Checkpoint)>> {
+        let Some(key) = self.list(&checkpoint_prefix(log))?.pop() else {
+            return Ok(None);
+        };
+        let out = block_on(&self.handle, async {
+            let got = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| store_error(format!("reading {key}"), e))?;
+            got.body
+                .collect()
+                .await
+                .map(|b| b.into_bytes())
+                .map_err(|e| StoreError::backend(format!("reading {key}"), e))
+        })?;
+        let cp = serde_json::from_slice(&out)
+            .map_err(|e| StoreError::backend(format!("{key} is not a checkpoint"), e))?;
+        Ok(Some((key, cp)))
+    }
+
+    /// `(seq, hash)` of every archived event of `log`, from the object
+    /// names (the hash in the name is the one the event was stored with).
+    pub fn archived_events(&self, log: &str) -> StoreResult<Vec<(u64, String)>> {
+        let prefix = format!("{log}/");
+        Ok(self
+            .list(&prefix)?
+            .iter()
+            .filter_map(|k| {
+                let name = k.strip_prefix(&prefix)?.strip_suffix(".json")?;
+                let (seq, hash) = name.split_once('-')?;
+                Some((seq.parse().ok()?, hash.to_owned()))
+            })
+            .collect())
     }
 
     /// The key an event is archived under.
@@ -504,24 +647,27 @@ impl S3Archive {
         let key = Self::key_for(prefix, entry)?;
         let body =
             serde_json::to_vec(entry).map_err(|e| StoreError::backend("encoding JSON", e))?;
-        let until = DateTime::from(SystemTime::now() + self.retention);
-        let sent = block_on(&self.handle, async {
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .content_type("application/json")
-                .body(ByteStream::from(body))
-                .checksum_algorithm(ChecksumAlgorithm::Sha256)
-                .object_lock_mode(ObjectLockMode::Compliance)
-                .object_lock_retain_until_date(until)
-                .if_none_match("*")
-                .send()
-                .await
-        });
-        match sent.map_err(|e| put_error(&key, e)) {
-            Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(key),
-            Err(e) => Err(e),
+        self.put_locked(&key, body)?;
+        if let Some(signer) = &self.checkpoint_key
+            && LOGS.contains(&prefix)
+        {
+            // key_for checked both.
+            let seq = entry
+                .get("seq")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            let hash = entry
+                .get("hash")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            let cp = Checkpoint::sign(prefix, seq, hash, &crate::now_rfc3339(), signer).map_err(
+                |e| StoreError::Unavailable {
+                    message: e.to_string(),
+                    source: None,
+                },
+            )?;
+            self.put_checkpoint(&cp)?;
         }
+        Ok(key)
     }
 }

@@ -17,7 +17,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::Command;
 use crate::analyst::{QueryCommand, Reader};
+use crate::checkpoint_cmd::Checkpoints;
 use crate::commands::{IngestArgs, LineageCommand, lineage_print};
+use agencylink_core::checkpoint::{Checkpoint, CheckpointProblem, CheckpointVerifier};
 
 /// Run a store command against the AWS deployment.
 pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
@@ -42,9 +44,18 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
     let backend = rt.block_on(AwsBackend::connect(settings));
     match command {
         Command::Ingest(args) => ingest(catalog, &backend, args),
-        Command::Lineage(cmd) => lineage_print(backend.lineage.entries()?, cmd, &backend.records),
+        Command::Lineage(cmd) => lineage_print(
+            backend.lineage.entries()?,
+            cmd,
+            &AwsCk(&backend),
+            &backend.records,
+        ),
         Command::Query(cmd) => query_cmd(catalog, &backend, cmd),
-        Command::AccessLog(args) => access_log(&backend, args.verify),
+        Command::AccessLog(args) => crate::analyst::access_log_print(
+            &backend.access_log.entries()?,
+            &args,
+            &AwsCk(&backend),
+        ),
         // Each access-log entry and lineage event also goes to the WORM
         // archive, as reads' and ingests' do.
         Command::Review(cmd) => crate::linkage_cmd::review(
@@ -202,27 +213,80 @@ fn query_cmd(catalog: &Catalog, backend: &AwsBackend, cmd: QueryCommand) -> Resu
     }
 }
 
-fn access_log(backend: &AwsBackend, verify: bool) -> Result<ExitCode> {
-    let entries = backend.access_log.entries()?;
-    let mut out = io::stdout().lock();
-    if !verify {
-        for e in &entries {
-            writeln!(out, "{}", serde_json::to_string(e)?)?;
-        }
-        return Ok(ExitCode::SUCCESS);
+/// Checkpoints on AWS: signed by the KMS checkpoint key, kept in the WORM
+/// audit bucket (where every archived event already leaves one).
+struct AwsCk<'a>(&'a AwsBackend);
+
+impl AwsCk<'_> {
+    fn archive(&self) -> Result<&agencylink_aws::S3Archive> {
+        self.0.archive.as_ref().context(
+            "AGENCYLINK_AUDIT_BUCKET is not set: checkpoints on AWS live in the WORM audit bucket",
+        )
     }
-    match query::verify_access_log(&entries) {
-        Ok(n) => {
-            writeln!(out, "{}", serde_json::json!({"ok": true, "entries": n}))?;
-            Ok(ExitCode::SUCCESS)
+    fn key(&self) -> Result<&agencylink_aws::kms::KmsCheckpointKey> {
+        self.0.checkpoint_key.as_ref().context(
+            "AGENCYLINK_CHECKPOINT_KEY_ID is not set: checkpoints on AWS are signed with a KMS key",
+        )
+    }
+}
+
+impl Checkpoints for AwsCk<'_> {
+    fn take(&self, log: &str, entries: &[serde_json::Value]) -> Result<(String, Checkpoint)> {
+        let archive = self.archive()?;
+        let cp = Checkpoint::create(log, entries, &agencylink_aws::now_rfc3339(), self.key()?)?;
+        let key = archive.put_checkpoint(&cp)?;
+        Ok((format!("s3://{}/{key}", archive.bucket()), cp))
+    }
+    fn latest(&self, log: &str) -> Result<Option<(String, Checkpoint)>> {
+        let Some(archive) = &self.0.archive else {
+            return Ok(None);
+        };
+        Ok(archive
+            .latest_checkpoint(log)?
+            .map(|(key, cp)| (format!("s3://{}/{key}", archive.bucket()), cp)))
+    }
+    fn verifier(&self) -> Result<Box<dyn CheckpointVerifier + '_>> {
+        Ok(Box::new(self.key()?.clone()))
+    }
+    /// The table's chain against the archived copies: an archived event
+    /// past the table's end, or one whose hash differs from the table's
+    /// event of the same seq, is a failure naming the seq.
+    fn extra_check(
+        &self,
+        log: &str,
+        entries: &[serde_json::Value],
+    ) -> Result<Result<(), CheckpointProblem>> {
+        let Some(archive) = &self.0.archive else {
+            return Ok(Ok(()));
+        };
+        let n = entries.len() as u64;
+        for (seq, hash) in archive.archived_events(log)? {
+            let table = usize::try_from(seq.wrapping_sub(1))
+                .ok()
+                .and_then(|i| entries.get(i))
+                .and_then(|e| e.get("hash"))
+                .and_then(serde_json::Value::as_str);
+            let problem = match table {
+                None if seq > n => CheckpointProblem {
+                    kind: "truncated",
+                    seq: Some(seq),
+                    reason: format!(
+                        "the audit archive s3://{}/{log}/ holds event seq {seq} but the table's {log} log ends at seq {n}: events were deleted from the table",
+                        archive.bucket()
+                    ),
+                },
+                Some(h) if h == hash => continue,
+                _ => CheckpointProblem {
+                    kind: "diverged",
+                    seq: Some(seq),
+                    reason: format!(
+                        "the table's {log} event seq {seq} differs from its archived copy in s3://{}/{log}/ (edited in the table)",
+                        archive.bucket()
+                    ),
+                },
+            };
+            return Ok(Err(problem));
         }
-        Err(p) => {
-            writeln!(out, "{}", serde_json::json!({"ok": false, "problem": p}))?;
-            eprintln!(
-                "access log BROKEN at entry {} (seq {:?}): {}",
-                p.position, p.seq, p.reason
-            );
-            Ok(ExitCode::from(1))
-        }
+        Ok(Ok(()))
     }
 }

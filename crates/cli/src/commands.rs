@@ -13,7 +13,7 @@ use agencylink_core::ports::{ChainLog, KeyProvider, PutMode, RecordStore};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::read::InputFormat;
 use agencylink_core::schema::{Catalog, Dataset};
-use agencylink_core::{geography, lineage, reconcile};
+use agencylink_core::{geography, lineage};
 use agencylink_local::{DirObjectStore, LocalKeyProvider, SqliteStore, fsafe};
 use agencylink_synth::linkage::{PairOptions, write_pair};
 use agencylink_synth::{ErrorModel, SynthOptions, World, write_csv_with_world};
@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 /// The SQLite file inside the data directory.
-const DB_FILE: &str = "agencylink.db";
+pub(crate) const DB_FILE: &str = "agencylink.db";
 
 /// Load the key: `AGENCYLINK_KEY` + `AGENCYLINK_KEY_ID`, or the key file.
 /// Never creates one: a read-only command on the wrong data directory must
@@ -367,8 +367,21 @@ pub(crate) enum LineageCommand {
         /// The upload id.
         upload_id: String,
     },
-    /// Recompute the hash chain and check row counts. Exit 0 ok, 1 broken.
-    Verify,
+    /// Recompute the hash chain and check row counts, then check the log
+    /// against the latest signed checkpoint (or --checkpoint FILE): exit 1,
+    /// naming the problem, when the log is shorter than the checkpoint or
+    /// its event at the checkpoint's size hashes differently. Exit 0 ok.
+    Verify {
+        /// Check against this checkpoint file (e.g. a copy kept off the
+        /// machine) instead of the latest in DATA_DIR/checkpoints/.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Sign a checkpoint of the log as it is now (size, head hash, time,
+    /// key id, signature), keep it (DATA_DIR/checkpoints/ locally, the WORM
+    /// audit bucket on AWS) and print it as JSON. Refused (exit 1) when the
+    /// log does not verify.
+    Checkpoint,
     /// Export lineage for a lineage tool: `--openlineage` prints one
     /// OpenLineage RunEvent (COMPLETE or FAIL) per event as JSON lines, with
     /// schema and data-quality facets. Refused (exit 1) when the chain is broken.
@@ -381,14 +394,16 @@ pub(crate) enum LineageCommand {
 
 pub(crate) fn lineage_cmd(data_dir: &Path, cmd: LineageCommand) -> Result<ExitCode> {
     let local = open_local(data_dir)?;
-    lineage_print(local.store.lineage().entries()?, cmd, &local.store)
+    let ck = crate::checkpoint_cmd::LocalCk::new(data_dir);
+    lineage_print(local.store.lineage().entries()?, cmd, &ck, &local.store)
 }
 
-/// Print `list`, `show` or `verify` over lineage entries from any backend;
-/// `verify` also reconciles `records` with them.
+/// Print `list`, `show`, `verify` or `checkpoint` over lineage entries from
+/// any backend; `verify` also reconciles `records` with them.
 pub(crate) fn lineage_print(
     entries: Vec<serde_json::Value>,
     cmd: LineageCommand,
+    ck: &dyn crate::checkpoint_cmd::Checkpoints,
     records: &dyn RecordStore,
 ) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
@@ -429,55 +444,16 @@ pub(crate) fn lineage_print(
             writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        LineageCommand::Verify => match lineage::verify(&entries) {
-            Ok(n) => match reconcile::reconcile(&entries, &records.record_counts()?) {
-                Ok(r) => {
-                    writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({"ok": true, "events": n, "reconciled": r})
-                    )?;
-                    eprintln!(
-                        "lineage verified: {n} events, chain intact, row counts conserved; \
-                         the store's {} records agree with {} uploads",
-                        r.records, r.uploads
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(mismatches) => {
-                    writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({
-                            "ok": false,
-                            "events": n,
-                            "problem": {"reason": "the record store disagrees with lineage"},
-                            "mismatches": mismatches,
-                        })
-                    )?;
-                    for m in &mismatches {
-                        eprintln!(
-                            "store and lineage DISAGREE: {} / {}{}: {}",
-                            m.agency,
-                            m.dataset,
-                            m.upload_id
-                                .as_deref()
-                                .map_or_else(String::new, |u| format!(" upload {u}")),
-                            m.reason
-                        );
-                    }
-                    Ok(ExitCode::from(1))
-                }
-            },
-            Err(p) => {
-                writeln!(out, "{}", serde_json::json!({"ok": false, "problem": p}))?;
-                eprintln!(
-                    "lineage BROKEN at event {} (seq {:?}): {}",
-                    p.position, p.seq, p.reason
-                );
-                Ok(ExitCode::from(1))
-            }
-        },
+        LineageCommand::Verify { checkpoint } => crate::checkpoint_cmd::verify_cmd(
+            &crate::checkpoint_cmd::LINEAGE,
+            &entries,
+            checkpoint.as_ref(),
+            ck,
+            Some(records),
+        ),
+        LineageCommand::Checkpoint => {
+            crate::checkpoint_cmd::checkpoint_cmd(&crate::checkpoint_cmd::LINEAGE, &entries, ck)
+        }
         // main routes this to analyst::lineage_export, which needs the catalog.
         LineageCommand::Export { .. } => {
             bail!("lineage export is handled by analyst::lineage_export")
