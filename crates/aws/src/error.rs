@@ -207,3 +207,69 @@ where
         StoreError::Backend { message, source }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The mapping of SDK errors moto cannot produce (it enforces no IAM by
+    //! default): access denied, and a service message spread over lines.
+
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::query::QueryError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    use super::*;
+
+    fn service_error(status: u16, code: &str, message: &str) -> SdkError<QueryError, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).message(message).build();
+        let raw = HttpResponse::new(
+            status.try_into().expect("an HTTP status"),
+            SdkBody::from("{}"),
+        );
+        SdkError::service_error(QueryError::generic(meta), raw)
+    }
+
+    #[test]
+    fn access_denied_names_the_action_the_resource_and_its_variable() {
+        let err = store_error(
+            Resource::Table("demo"),
+            "dynamodb:Query",
+            service_error(
+                400,
+                "AccessDeniedException",
+                "User: arn:… is not authorized",
+            ),
+        );
+        let text = err.to_string();
+        assert_eq!(
+            text,
+            "storage backend error: access denied: dynamodb:Query on DynamoDB table \"demo\" (AGENCYLINK_TABLE) (AccessDeniedException): check the credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and that their role is allowed this action (infra/README.md lists each role's permissions)"
+        );
+        assert!(!err.is_retryable());
+        // The SDK error is still there for a debug log.
+        let source = std::error::Error::source(&err).expect("the SDK error as source");
+        assert!(is_sdk_detail(source));
+        assert!(source.to_string().contains("not authorized"));
+    }
+
+    #[test]
+    fn any_other_service_error_is_its_code_and_message_on_one_line() {
+        let err = store_error(
+            Resource::Bucket {
+                name: "demo-landing",
+                var: LANDING_BUCKET_VAR,
+            },
+            "s3:PutObject landing/a/b/x.csv",
+            service_error(400, "InvalidArgument", "bad\n  header\r\nvalue"),
+        );
+        assert_eq!(
+            err.to_string(),
+            "storage backend error: s3:PutObject landing/a/b/x.csv on S3 bucket \"demo-landing\" (AGENCYLINK_LANDING_BUCKET) failed: InvalidArgument: bad header value"
+        );
+        let throttled = store_error(
+            Resource::Table("demo"),
+            "dynamodb:Query",
+            service_error(400, "ThrottlingException", "slow down"),
+        );
+        assert!(throttled.is_retryable(), "throttling stays retryable");
+    }
+}
