@@ -19,7 +19,9 @@ use bytes_reader::ChunkReader;
 use tokio::runtime::Handle;
 
 use crate::block_on;
-use crate::error::{code_and_status, store_error};
+use crate::error::{
+    AUDIT_BUCKET_VAR, BUCKET_VAR, LANDING_BUCKET_VAR, Resource, code_and_status, store_error,
+};
 use crate::kms::KmsCheckpointKey;
 use agencylink_core::checkpoint::{Checkpoint, LOGS};
 
@@ -57,6 +59,16 @@ impl S3ObjectStore {
         self
     }
 
+    /// A bucket of this store, named with the variable that configures it.
+    fn resource<'a>(&self, bucket: &'a str) -> Resource<'a> {
+        let var = if bucket == self.landing_bucket && bucket != self.data_bucket {
+            LANDING_BUCKET_VAR
+        } else {
+            BUCKET_VAR
+        };
+        Resource::Bucket { name: bucket, var }
+    }
+
     /// The bucket a key lives in.
     pub fn bucket_for(&self, key: &str) -> &str {
         if key.starts_with(LANDING) {
@@ -78,7 +90,13 @@ impl S3ObjectStore {
             .key(key);
         block_on(&self.handle, req.presigned(config))
             .map(|p| p.uri().to_owned())
-            .map_err(|e| store_error(format!("presigning {key}"), e))
+            .map_err(|e| {
+                store_error(
+                    self.resource(self.bucket_for(key)),
+                    format!("s3:GetObject (presigning) {key}"),
+                    e,
+                )
+            })
     }
 
     /// Delete every version of `key`, delete markers included, and return
@@ -104,7 +122,13 @@ impl S3ObjectStore {
                     .set_version_id_marker(version_marker.take())
                     .send()
                     .await
-                    .map_err(|e| store_error(format!("listing the versions of {key}"), e))?;
+                    .map_err(|e| {
+                        store_error(
+                            self.resource(&bucket),
+                            format!("s3:ListBucketVersions {key}"),
+                            e,
+                        )
+                    })?;
                 // The prefix also matches longer keys: keep this key's only.
                 let ours = page
                     .versions()
@@ -135,7 +159,13 @@ impl S3ObjectStore {
                     .version_id(v)
                     .send()
                     .await
-                    .map_err(|e| store_error(format!("deleting a version of {key}"), e))?;
+                    .map_err(|e| {
+                        store_error(
+                            self.resource(&bucket),
+                            format!("s3:DeleteObjectVersion {key}"),
+                            e,
+                        )
+                    })?;
             }
             Ok(versions.len())
         })
@@ -162,7 +192,10 @@ impl S3ObjectStore {
         if mode == PutMode::Create {
             req = req.if_none_match("*");
         }
-        req.send().await.map(|_| ()).map_err(|e| put_error(key, e))
+        req.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| put_error(self.resource(bucket), key, e))
     }
 
     async fn put_multipart(
@@ -180,7 +213,13 @@ impl S3ObjectStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| store_error(format!("starting a multipart upload of {key}"), e))?;
+            .map_err(|e| {
+                store_error(
+                    self.resource(bucket),
+                    format!("s3:PutObject (multipart) {key}"),
+                    e,
+                )
+            })?;
         let upload_id = created
             .upload_id()
             .ok_or_else(|| StoreError::Invalid("S3 returned no upload id".into()))?
@@ -202,7 +241,13 @@ impl S3ObjectStore {
                     .body(ByteStream::from(chunk))
                     .send()
                     .await
-                    .map_err(|e| store_error(format!("uploading part {number} of {key}"), e))?;
+                    .map_err(|e| {
+                        store_error(
+                            self.resource(bucket),
+                            format!("s3:PutObject (part {number}) {key}"),
+                            e,
+                        )
+                    })?;
                 parts.push(
                     CompletedPart::builder()
                         .part_number(number)
@@ -229,7 +274,9 @@ impl S3ObjectStore {
             if mode == PutMode::Create {
                 req = req.if_none_match("*");
             }
-            req.send().await.map_err(|e| put_error(key, e))?;
+            req.send()
+                .await
+                .map_err(|e| put_error(self.resource(bucket), key, e))?;
             Ok(size)
         }
         .await;
@@ -263,7 +310,9 @@ impl S3ObjectStore {
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(|e| store_error(format!("listing {prefix}"), e))?;
+                .map_err(|e| {
+                    store_error(self.resource(bucket), format!("s3:ListBucket {prefix}"), e)
+                })?;
             for o in page.contents() {
                 if let Some(key) = o.key() {
                     out.push(ObjectMeta {
@@ -281,6 +330,7 @@ impl S3ObjectStore {
 }
 
 fn put_error<E>(
+    resource: Resource<'_>,
     key: &str,
     err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> StoreError
@@ -293,7 +343,7 @@ where
     } else if status == Some(409) || code.as_deref() == Some("ConditionalRequestConflict") {
         StoreError::Precondition(format!("a concurrent write to {key}"))
     } else {
-        store_error(format!("storing {key}"), err)
+        store_error(resource, format!("s3:PutObject {key}"), err)
     }
 }
 
@@ -341,7 +391,11 @@ impl ObjectStore for S3ObjectStore {
             if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
                 StoreError::NotFound(key.to_owned())
             } else {
-                store_error(format!("reading {key}"), e)
+                store_error(
+                    self.resource(self.bucket_for(key)),
+                    format!("s3:GetObject {key}"),
+                    e,
+                )
             }
         })?;
         Ok(Box::new(ChunkReader::new(self.handle.clone(), out.body)))
@@ -363,7 +417,11 @@ impl ObjectStore for S3ObjectStore {
             {
                 StoreError::NotFound(key.to_owned())
             } else {
-                store_error(format!("reading {key}"), e)
+                store_error(
+                    self.resource(self.bucket_for(key)),
+                    format!("s3:GetObject {key}"),
+                    e,
+                )
             }
         })?;
         Ok(ObjectMeta {
@@ -386,7 +444,13 @@ impl ObjectStore for S3ObjectStore {
                 .await
         })
         .map(|_| ())
-        .map_err(|e| store_error(format!("deleting {key}"), e))
+        .map_err(|e| {
+            store_error(
+                self.resource(self.bucket_for(key)),
+                format!("s3:DeleteObject {key}"),
+                e,
+            )
+        })
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
@@ -515,6 +579,14 @@ impl S3Archive {
         &self.bucket
     }
 
+    /// The bucket, as AWS errors name it.
+    fn resource(&self) -> Resource<'_> {
+        Resource::Bucket {
+            name: &self.bucket,
+            var: AUDIT_BUCKET_VAR,
+        }
+    }
+
     /// Store `body` at `key`, create-only, locked; an existing object is fine.
     fn put_locked(&self, key: &str, body: Vec<u8>) -> StoreResult<()> {
         let until = DateTime::from(SystemTime::now() + self.retention);
@@ -532,7 +604,7 @@ impl S3Archive {
                 .send()
                 .await
         });
-        match sent.map_err(|e| put_error(key, e)) {
+        match sent.map_err(|e| put_error(self.resource(), key, e)) {
             Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
             Err(e) => Err(e),
         }
@@ -571,7 +643,9 @@ impl S3Archive {
                     .set_continuation_token(token.take())
                     .send()
                     .await
-                    .map_err(|e| store_error(format!("listing {prefix}"), e))?;
+                    .map_err(|e| {
+                        store_error(self.resource(), format!("s3:ListBucket {prefix}"), e)
+                    })?;
                 keys.extend(
                     page.contents()
                         .iter()
@@ -601,7 +675,7 @@ impl S3Archive {
                 .key(&key)
                 .send()
                 .await
-                .map_err(|e| store_error(format!("reading {key}"), e))?;
+                .map_err(|e| store_error(self.resource(), format!("s3:GetObject {key}"), e))?;
             got.body
                 .collect()
                 .await

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use agencylink_aws::provision::Outcome;
 use agencylink_aws::{AwsBackend, AwsSettings, pipeline, valid_agency};
 use agencylink_core::ports::{ChainLog, KeyProvider, ObjectStore, PutMode};
 use agencylink_core::pseudo::Pseudonymiser;
@@ -43,6 +44,7 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     let backend = rt.block_on(AwsBackend::connect(settings));
     match command {
+        Command::Setup => setup(&rt, &backend),
         Command::Ingest(args) => ingest(catalog, &backend, args),
         Command::Lineage(cmd) => lineage_print(
             backend.lineage.entries()?,
@@ -72,6 +74,43 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         ),
         _ => bail!("unsupported with --backend aws"),
     }
+}
+
+/// Create what is missing and say, one JSON line each, what was created
+/// and what was already there.
+fn setup(rt: &tokio::runtime::Runtime, backend: &AwsBackend) -> Result<ExitCode> {
+    let steps = rt.block_on(backend.setup(true))?;
+    let mut out = io::stdout().lock();
+    let mut created = 0;
+    for step in &steps {
+        let status = match step.outcome {
+            Outcome::Created => {
+                created += 1;
+                "created"
+            }
+            Outcome::Existed => "existed",
+        };
+        let mut line = serde_json::json!({
+            "resource": step.resource,
+            "name": step.name,
+            "variable": step.variable,
+            "status": status,
+        });
+        if let Some(kid) = &step.key_id {
+            line["kid"] = kid.as_str().into();
+        }
+        writeln!(out, "{line}")?;
+    }
+    if backend.settings.key_secret_id.is_none() {
+        eprintln!(
+            "AGENCYLINK_KEY_SECRET_ID is not set: no key secret made (ingest needs one; set it and run setup again)"
+        );
+    }
+    eprintln!(
+        "setup: {created} created, {} already there",
+        steps.len() - created
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Copies a chained entry to the deployment's WORM archive under `log`

@@ -127,6 +127,13 @@ enum Command {
     Pseudonymise(PseudonymiseArgs),
     /// Validate, pseudonymise and merge an extract into the local store.
     Ingest(commands::IngestArgs),
+    /// With --backend aws: create what the deployment's variables name and
+    /// is missing, for emulators (moto) and scratch accounts: the buckets,
+    /// the table with its index, and the key secret with a fresh random key.
+    /// Nothing that exists is changed (never the key secret). Prints one
+    /// JSON line per resource, `created` or `existed`. Real deployments use
+    /// infra/template.yaml.
+    Setup,
     /// Read and verify the lineage log (auditors).
     #[command(subcommand)]
     Lineage(commands::LineageCommand),
@@ -219,10 +226,29 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line. An AWS adapter's message already
+/// names the resource, its variable and what to do: the SDK's error behind
+/// it (a multi-line dump of the raw response) is for debug logs, not here.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        #[cfg(feature = "aws")]
+        if agencylink_aws::is_sdk_detail(cause) {
+            break;
+        }
+        parts.push(cause.to_string());
+    }
+    parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Whether a command reads or writes the store (and so follows `--backend`).
@@ -326,6 +352,9 @@ fn run_local(catalog: &Catalog, cli: Cli) -> Result<ExitCode> {
         }
         Command::Pseudonymise(args) => pseudonymise(catalog, &cli.data_dir, args),
         Command::Ingest(args) => commands::ingest_cmd(catalog, &cli.data_dir, args),
+        Command::Setup => bail!(
+            "`setup` creates an AWS deployment's resources: add --backend aws (the local backend makes its data directory on first use, and `agencylink key init` its key)"
+        ),
         Command::Lineage(commands::LineageCommand::Export { openlineage }) => {
             analyst::lineage_export(catalog, &cli.data_dir, openlineage)
         }
