@@ -290,6 +290,27 @@ fn a_missing_table_bucket_or_secret_is_one_line_naming_it_and_its_variable() {
         "k1",
         "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
     );
+    // The store's key is checked against lineage before the extract leaves
+    // the machine, so the table is what the ingest meets next.
+    let out = d.ingest(&file);
+    assert_one_line(
+        &out,
+        &[
+            &table,
+            "(AGENCYLINK_TABLE)",
+            "does not exist",
+            "agencylink --backend aws setup",
+        ],
+    );
+
+    // With the key and the table but no buckets, the upload names the
+    // landing bucket.
+    let dynamodb = agencylink_aws::sdk::dynamodb::Client::new(&m.sdk);
+    rt().block_on(agencylink_aws::provision::ensure_table(
+        &dynamodb,
+        &d.settings.table,
+    ))
+    .expect("the table");
     let out = d.ingest(&file);
     assert_one_line(
         &out,
