@@ -27,7 +27,7 @@ use agencylink_core::ports::{ChainLog, Link, RecordBody, StoreError, StoreResult
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use bodies::{Bodies, BodyAt};
-use overlay::Overlay;
+use overlay::{Overlay, RowEntries};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
@@ -329,6 +329,18 @@ fn record_with_body(
 /// sorted runs, correct but with more page rewrites.
 fn build_indexes(conn: &Connection, from: i64, rows: usize) -> StoreResult<()> {
     build_indexes_in_runs(conn, from, rows, RUN)
+}
+
+/// Index an upload's rows from the entries its overlay kept as they were
+/// written (as [`build_indexes`] would from the rows), one index at a time,
+/// freeing each index's part of the overlay as it goes.
+fn build_indexes_from(conn: &Connection, from: i64, mut rows: Overlay) -> StoreResult<()> {
+    let mut entries: Vec<(i64, i64)> = Vec::new();
+    for (index, table) in overlay::INDEXES.iter().enumerate() {
+        rows.take_entries(index, from, &mut entries);
+        insert_sorted(conn, table, &mut entries)?;
+    }
+    Ok(())
 }
 
 /// [`build_indexes`] for `rows` rows, holding at most `run` entries.
