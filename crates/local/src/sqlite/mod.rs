@@ -1140,6 +1140,33 @@ mod tests {
     }
 
     #[test]
+    fn a_row_rewritten_before_publishing_is_indexed_as_last_written() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        store.begin_upload().expect("begin");
+        store
+            .apply(&batch(vec![
+                rec("r-1", "p-1", &["k-1"]),
+                rec("r-2", "p-2", &["k-3"]),
+            ]))
+            .expect("insert");
+        // Still in the overlay: its kept entries are the first version's.
+        store
+            .apply(&batch(vec![rec("r-1", "p-3", &["k-2"])]))
+            .expect("replace");
+        store.end_upload(true).expect("publish");
+        let db = super::lock(&store.conn);
+        let count = |sql: &str| -> i64 { db.conn.query_row(sql, [], |r| r.get(0)).expect("count") };
+        // One entry a record in each index: none left from the first version.
+        assert_eq!(count("SELECT count(*) FROM key_index"), 2);
+        assert_eq!(count("SELECT count(*) FROM person_index"), 2);
+        assert_eq!(count("SELECT count(*) FROM id_index"), 2);
+        drop(db);
+        assert_eq!(store.records_with_key("k-2").expect("key").len(), 1);
+        assert_eq!(store.records_of_person("p-3").expect("person").len(), 1);
+        assert!(store.records_of_person("p-1").expect("person").is_empty());
+    }
+
+    #[test]
     fn an_upload_indexes_early_part_way_through_a_batch() {
         let store = SqliteStore::open_in_memory().expect("open");
         store.set_overlay_rows(3);
