@@ -119,7 +119,8 @@ struct Db {
     overlay_rows: usize,
 }
 
-/// The default for [`Db::overlay_rows`]: about 24 MB of overlay.
+/// The default for [`Db::overlay_rows`]: about 60 MB of overlay (ids, people
+/// and every index entry of the rows held).
 const OVERLAY_ROWS: usize = 1 << 20;
 
 /// An open upload: one write transaction.
