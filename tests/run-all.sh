@@ -2,7 +2,9 @@
 # Runs every check and test agencylink has, on a fresh machine with Rust and
 # Python 3: formatting, clippy, unit, property and end-to-end tests over the
 # real binary, the AWS suites against moto server on loopback, and the
-# infrastructure template's linters.
+# infrastructure template's linters (cfn-lint, checkov, sam validate --lint).
+# Not here: the arm64 release build of the Lambda functions (infra/build.sh,
+# about 20 minutes on 2 cores), which is the deployer's command.
 # This is the README's test command, and .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,18 @@ echo "== infra: cfn-lint and checkov" >&2
 .venv/bin/cfn-lint infra/template.yaml
 .venv/bin/checkov --quiet --compact --skip-download --framework cloudformation \
     --file infra/template.yaml
+
+# `sam validate --lint` (the SAM CLI's own check: the transform, then
+# cfn-lint) as a deployer runs it. aws-sam-cli pins boto3 and friends in a
+# way moto's and checkov's pins cannot share, so it has its own virtualenv,
+# .venv-sam (gitignored). Offline; the region is only for the transform.
+echo "== infra: sam validate --lint" >&2
+if [ ! -x .venv-sam/bin/python ]; then
+    python3 -m venv .venv-sam
+fi
+.venv-sam/bin/pip install --quiet --disable-pip-version-check 'aws-sam-cli==1.170.0'
+SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=eu-west-2 AWS_REGION=eu-west-2 \
+    .venv-sam/bin/sam validate --lint --template-file infra/template.yaml
 
 # IAM proven, not assumed: the template after the SAM transform (offline,
 # aws-sam-translator) through a real IAM policy evaluator (npm

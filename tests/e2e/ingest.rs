@@ -63,12 +63,85 @@ fn reingest_is_a_no_op_and_a_correction_replaces() {
             + second["records_replaced"].as_u64().unwrap_or(0),
         second["rows_accepted"].as_u64().unwrap_or(0)
     );
-    let verify = run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(0);
+    let verify = run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"])
+        .expect_code(0)
+        .json();
     assert_eq!(
-        verify.json()["events"],
-        2,
+        verify["events"], 2,
         "two uploads, no event for the duplicate"
     );
+    // The correction's replaced record is attributed to the first upload,
+    // so both uploads' live counts reconcile exactly.
+    assert_eq!(verify["reconciled"]["uploads_exact"], 2, "{verify}");
+    assert_eq!(
+        verify["reconciled"]["records"].as_u64(),
+        first["records_inserted"].as_u64()
+    );
+}
+
+#[test]
+fn records_changed_behind_the_stores_back_are_found() {
+    let s = Scratch::new("reconcile");
+    run_in(&s.dir, &["demo", "--data-dir", "d", "--rows", "200"]).expect_code(0);
+    let ok = run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"])
+        .expect_code(0)
+        .json();
+    let records = ok["reconciled"]["records"].as_u64().expect("records");
+    assert_eq!(
+        records,
+        count(&s.path("d/agencylink.db"), "SELECT count(*) FROM records") as u64
+    );
+    // Each: a tamper, and what the mismatch must say.
+    let tampers = [
+        (
+            "DELETE FROM records WHERE rowid = (SELECT min(rowid) FROM records)",
+            "deleted",
+        ),
+        (
+            "CREATE TEMP TABLE t AS SELECT * FROM records LIMIT 1; \
+             UPDATE t SET record_id = record_id || 'x', upload_id = 'u_forged'; \
+             INSERT INTO records SELECT * FROM t",
+            "no event",
+        ),
+        (
+            "CREATE TEMP TABLE t AS SELECT * FROM records LIMIT 1; \
+             UPDATE t SET record_id = record_id || 'x'; \
+             INSERT INTO records SELECT * FROM t",
+            "added",
+        ),
+        (
+            "UPDATE records SET agency = 'trafford-council' \
+             WHERE rowid = (SELECT min(rowid) FROM records WHERE agency <> 'trafford-council')",
+            "another agency",
+        ),
+    ];
+    for (sql, says) in tampers {
+        let copy = s.path("copy");
+        let _ = std::fs::remove_dir_all(&copy);
+        std::fs::create_dir_all(&copy).expect("mkdir");
+        for f in ["agencylink.db", "key.json"] {
+            std::fs::copy(s.path(&format!("d/{f}")), copy.join(f)).expect("copy");
+        }
+        let _ = std::fs::copy(
+            s.path("d/agencylink.db-wal"),
+            copy.join("agencylink.db-wal"),
+        );
+        let conn = rusqlite::Connection::open(copy.join("agencylink.db")).expect("open copy");
+        conn.execute_batch(sql).expect("tamper");
+        drop(conn);
+        let run = run_in(&s.dir, &["lineage", "verify", "--data-dir", "copy"]).expect_code(1);
+        let out = run.json();
+        assert_eq!(out["ok"], false, "{sql}");
+        let mismatches = out["mismatches"].as_array().expect("mismatches");
+        assert!(
+            mismatches
+                .iter()
+                .any(|m| m["reason"].as_str().is_some_and(|r| r.contains(says))),
+            "{sql}: {out}"
+        );
+        // The chain itself is intact: only reconciliation can see this.
+        assert_eq!(out["events"], ok["events"], "{sql}");
+    }
 }
 
 #[test]

@@ -197,3 +197,119 @@ fn a_planted_or_exposed_key_file_is_refused() {
         );
     }
 }
+
+/// Every file under `dir` with its length, to show a refused command wrote nothing.
+fn listing(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let p = e.path();
+            let name = p.display().to_string();
+            // SQLite's shared-memory index changes on any open.
+            if name.ends_with("-shm") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((name, e.metadata().expect("metadata").len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_store_takes_one_key_and_refuses_another() {
+    let s = Scratch::new("keys-one");
+    let (file, _) = crate::validate::synth(&s, "police.cse_crime", 200, 4, 0.0);
+    let first = ingest_in(
+        &s.dir,
+        "d",
+        "gmp-police",
+        "police.cse_crime",
+        file.to_str().expect("path"),
+    )
+    .expect_code(0)
+    .json();
+    let own = run_in(&s.dir, &["key", "id", "--data-dir", "d"]).expect_code(0);
+    let own = own.stdout.trim().to_owned();
+
+    // The same extract less one row, under another key: before, this
+    // inserted 199 records beside the first 200 and split every person.
+    let text = std::fs::read_to_string(&file).expect("read");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.pop();
+    let less = s.write("less.csv", (lines.join("\n") + "\n").as_bytes());
+    let before = listing(&s.path("d"));
+    let refused = crate::util::run_env(
+        &s.dir,
+        &[
+            "ingest",
+            "--data-dir",
+            "d",
+            "--agency",
+            "gmp-police",
+            "--dataset",
+            "police.cse_crime",
+            less.to_str().expect("path"),
+        ],
+        &TEST_ENV,
+    )
+    .expect_code(2);
+    assert!(
+        refused.stderr.contains(&format!("built with key id {own}"))
+            && refused.stderr.contains("the key given is test1"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        listing(&s.path("d")),
+        before,
+        "a refused ingest wrote nothing"
+    );
+
+    // Reads under the other key are refused too, naming both ids.
+    let person = "p_aaaaaaaaaaaa";
+    for args in [
+        vec![
+            "query",
+            "person",
+            person,
+            "--analyst",
+            "a.analyst",
+            "--purpose",
+            "test",
+        ],
+        vec!["profile", "--edition", "partner", "--out", "out"],
+    ] {
+        let mut all = args.clone();
+        all.extend(["--data-dir", "d"]);
+        let run = crate::util::run_env(&s.dir, &all, &TEST_ENV).expect_code(2);
+        assert!(
+            run.stderr.contains(&own) && run.stderr.contains("test1"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert!(!s.path("out").exists(), "a refused profile wrote nothing");
+
+    // The store's own key still works, and the store is as it was.
+    let again = ingest_in(
+        &s.dir,
+        "d",
+        "gmp-police",
+        "police.cse_crime",
+        less.to_str().expect("path"),
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(again["records_inserted"], 0);
+    assert_eq!(
+        again["records_unchanged"].as_u64(),
+        first["records_inserted"].as_u64().map(|n| n - 1)
+    );
+    run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(0);
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests over the real `agencylink` binary, one module per user story.
 
 mod analyst;
+mod checkpoints;
 mod hygiene;
 mod ingest;
 mod keys;

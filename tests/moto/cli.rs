@@ -10,6 +10,15 @@ use agencylink_aws::testing::{Moto, moto};
 use agencylink_aws::{AgencyPolicy, AwsSettings};
 use serde_json::Value;
 
+/// The binary under test: `AGENCYLINK_AWS_E2E_BIN` (a copy built with
+/// `--features aws`, when builds share a target directory), else the one
+/// cargo built. Not `AGENCYLINK_E2E_BIN`, which may name a binary without
+/// the AWS backend.
+fn bin() -> String {
+    std::env::var("AGENCYLINK_AWS_E2E_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_agencylink").to_owned())
+}
+
 const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 struct Deployment {
@@ -19,7 +28,17 @@ struct Deployment {
 
 impl Deployment {
     fn new(m: &Moto, name: &str) -> Deployment {
-        let settings = m.settings(name, AgencyPolicy::default());
+        Self::with_settings(m, m.settings(name, AgencyPolicy::default()))
+    }
+
+    /// One whose checkpoints are signed by a KMS key of its own.
+    fn with_checkpoint_key(m: &Moto, name: &str) -> Deployment {
+        let mut settings = m.settings(name, AgencyPolicy::default());
+        settings.checkpoint_key_id = Some(m.create_checkpoint_key());
+        Self::with_settings(m, settings)
+    }
+
+    fn with_settings(m: &Moto, settings: AwsSettings) -> Deployment {
         let backend = m.backend(settings.clone());
         m.put_key_secret(&backend, "k1", KEY_B64);
         let dir = std::env::temp_dir().join(agencylink_aws::testing::unique("cli-aws"));
@@ -30,7 +49,7 @@ impl Deployment {
     /// Run the binary with the deployment's variables (and no local data dir).
     fn run(&self, args: &[&str]) -> Output {
         let s = &self.settings;
-        let out = Command::new(env!("CARGO_BIN_EXE_agencylink"))
+        let out = Command::new(bin())
             .args(["--backend", "aws"])
             .args(args)
             .env("AGENCYLINK_BUCKET", &s.data_bucket)
@@ -45,6 +64,10 @@ impl Deployment {
                 "AGENCYLINK_KEY_SECRET_ID",
                 s.key_secret_id.as_deref().unwrap_or_default(),
             )
+            .env(
+                "AGENCYLINK_CHECKPOINT_KEY_ID",
+                s.checkpoint_key_id.as_deref().unwrap_or_default(),
+            )
             .env("AGENCYLINK_DATA_DIR", self.dir.join("must-not-be-created"))
             .env_remove("AGENCYLINK_KEY")
             .env_remove("AGENCYLINK_AGENCIES")
@@ -58,7 +81,11 @@ impl Deployment {
     }
 
     fn synth(&self, dataset: &str, rows: &str, name: &str) -> PathBuf {
-        let out = Command::new(env!("CARGO_BIN_EXE_agencylink"))
+        self.synth_seed(dataset, rows, name, "5")
+    }
+
+    fn synth_seed(&self, dataset: &str, rows: &str, name: &str, seed: &str) -> PathBuf {
+        let out = Command::new(bin())
             .args([
                 "synth",
                 "--dataset",
@@ -66,7 +93,7 @@ impl Deployment {
                 "--rows",
                 rows,
                 "--seed",
-                "5",
+                seed,
                 "--invalid-rate",
                 "0.05",
             ])
@@ -130,7 +157,16 @@ fn ingest_lineage_and_queries_run_against_aws() {
     // Lineage: list, show, verify.
     let verify = d.run(&["lineage", "verify"]);
     assert_eq!(verify.status.code(), Some(0));
-    assert_eq!(json(&verify), serde_json::json!({"ok": true, "events": 1}));
+    let verified = json(&verify);
+    assert_eq!(verified["ok"], true);
+    assert_eq!(verified["events"], 1);
+    assert_eq!(
+        verified["reconciled"]["records"], summary["records_inserted"],
+        "{verified}"
+    );
+    assert_eq!(verified["reconciled"]["uploads_exact"], 1);
+    // No checkpoint key in this deployment: nothing to check against, said.
+    assert_eq!(verified["checkpoint"], Value::Null);
     let list = d.run(&["lineage", "list"]);
     assert!(String::from_utf8_lossy(&list.stdout).contains("police.cse_crime"));
     let upload = summary["upload_id"].as_str().expect("upload id");
@@ -182,7 +218,11 @@ fn ingest_lineage_and_queries_run_against_aws() {
         String::from_utf8_lossy(&n.stderr)
     );
     let log = d.run(&["access-log", "--verify"]);
-    assert_eq!(json(&log), serde_json::json!({"ok": true, "entries": 2}));
+    let log = json(&log);
+    assert_eq!(
+        (log["ok"].as_bool(), log["entries"].as_u64()),
+        (Some(true), Some(2))
+    );
 
     // Bad usage is exit 2, and local-only commands say so.
     let bad = d.run(&[
@@ -199,7 +239,90 @@ fn ingest_lineage_and_queries_run_against_aws() {
     assert!(String::from_utf8_lossy(&demo.stderr).contains("local backend only"));
     // Commands without a store work as usual.
     assert!(d.run(&["datasets"]).status.success());
+
+    // The key secret changed under a store built with k1: an ingest is
+    // refused before it writes anything, naming both key ids.
+    let other = d.synth("police.cse_crime", "20", "other.csv");
+    let backend = m.backend(d.settings.clone());
+    m.put_key_secret(
+        &backend,
+        "k2",
+        "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
+    );
+    let refused = d.run(&[
+        "ingest",
+        "--agency",
+        "gmp-police",
+        "--dataset",
+        "police.cse_crime",
+        other.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("built with key id k1") && stderr.contains("the key given is k2"),
+        "{stderr}"
+    );
+    let landing = agencylink_aws::testing::rt()
+        .block_on(
+            backend
+                .s3()
+                .list_object_versions()
+                .bucket(&d.settings.landing_bucket)
+                .send(),
+        )
+        .expect("list landing");
+    assert!(
+        landing.versions().is_empty(),
+        "the refused extract never left the machine"
+    );
+    let verify = d.run(&["lineage", "verify"]);
+    assert_eq!(
+        json(&verify)["events"],
+        1,
+        "the refused ingest left no event"
+    );
+    assert_eq!(
+        json(&verify)["reconciled"]["records"],
+        summary["records_inserted"],
+        "and no record"
+    );
+    m.put_key_secret(&backend, "k1", KEY_B64);
+
+    // A record item deleted from the table behind the store's back: the
+    // chain is intact, reconciliation finds it and names the upload.
+    delete_one_record(&m, &d.settings.table);
+    let verify = d.run(&["lineage", "verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let out = json(&verify);
+    assert_eq!(out["ok"], false);
+    assert_eq!(out["mismatches"][0]["upload_id"], upload, "{out}");
+    assert!(String::from_utf8_lossy(&verify.stderr).contains("deleted"));
     let _ = std::fs::remove_dir_all(&d.dir);
+}
+
+fn delete_one_record(m: &Moto, table: &str) {
+    use agencylink_aws::sdk::dynamodb::types::AttributeValue;
+    let client = agencylink_aws::sdk::dynamodb::Client::new(&m.sdk);
+    agencylink_aws::testing::rt().block_on(async {
+        let scan = client
+            .scan()
+            .table_name(table)
+            .filter_expression("sk = :r")
+            .expression_attribute_values(":r", AttributeValue::S("R".into()))
+            .send()
+            .await
+            .expect("scan");
+        let item = scan.items().first().expect("a record item");
+        client
+            .delete_item()
+            .table_name(table)
+            .key("pk", item["pk"].clone())
+            .key("sk", item["sk"].clone())
+            .send()
+            .await
+            .expect("delete");
+    });
 }
 
 #[test]
@@ -207,7 +330,7 @@ fn a_missing_configuration_is_a_clear_error() {
     if std::env::var("AWS_ENDPOINT_URL").is_err() {
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_agencylink"))
+    let out = Command::new(bin())
         .args(["--backend", "aws", "lineage", "verify"])
         .env_remove("AGENCYLINK_BUCKET")
         .env_remove("AGENCYLINK_TABLE")
@@ -215,4 +338,205 @@ fn a_missing_configuration_is_a_clear_error() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("AGENCYLINK_BUCKET is not set"));
+}
+
+/// The table's lineage partition and the sort key of event `seq` (see
+/// crates/aws/README.md).
+fn lineage_key(
+    seq: u64,
+) -> std::collections::HashMap<String, agencylink_aws::sdk::dynamodb::types::AttributeValue> {
+    use agencylink_aws::sdk::dynamodb::types::AttributeValue;
+    std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S("C#lineage#E".into())),
+        ("sk".to_owned(), AttributeValue::S(format!("{seq:020}"))),
+    ])
+}
+
+#[test]
+fn checkpoints_on_aws_catch_a_truncated_or_rewritten_table() {
+    use agencylink_aws::sdk::dynamodb::types::AttributeValue;
+    use agencylink_core::ports::ChainLog;
+    let Some(m) = moto() else { return };
+    let d = Deployment::with_checkpoint_key(&m, "cli-ckpt");
+    for seed in ["1", "2", "3"] {
+        let f = d.synth_seed("police.cse_crime", "20", &format!("c{seed}.csv"), seed);
+        d.run(&[
+            "ingest",
+            "--agency",
+            "gmp-police",
+            "--dataset",
+            "police.cse_crime",
+            f.to_str().expect("path"),
+        ]);
+    }
+    let audit = d.settings.audit_bucket.clone().expect("audit bucket");
+    let verify = d.run(&["lineage", "verify"]);
+    let v = json(&verify);
+    assert_eq!(verify.status.code(), Some(0), "{v}");
+    assert_eq!(v["checkpoint"]["size"], 3, "each upload left a checkpoint");
+    assert_eq!(
+        v["checkpoint"]["file"],
+        format!("s3://{audit}/checkpoints/lineage/000000000003.json")
+    );
+    let cp = d.run(&["lineage", "checkpoint"]);
+    assert_eq!(
+        cp.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&cp.stderr)
+    );
+    let cp = json(&cp);
+    assert_eq!(
+        (cp["size"].as_u64(), cp["algorithm"].as_str()),
+        (Some(3), Some("ECDSA_SHA_256"))
+    );
+    let copy = d.dir.join("offsite.json");
+    std::fs::write(&copy, cp.to_string()).expect("write");
+    let copy = copy.to_str().expect("path");
+
+    // Reads: the access log is checkpointed the same way.
+    let b = m.backend(d.settings.clone());
+    let person = {
+        use agencylink_core::ports::RecordStore;
+        let mut p = None;
+        b.records
+            .scan_dataset("police.cse_crime", None, None, &mut |r| {
+                p = Some(r.person_id);
+                false
+            })
+            .expect("scan");
+        p.expect("a person")
+    };
+    for _ in 0..2 {
+        let q = d.run(&[
+            "query",
+            "person",
+            &person,
+            "--analyst",
+            "an-1",
+            "--purpose",
+            "Op Aurora",
+        ]);
+        assert_eq!(
+            q.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&q.stderr)
+        );
+    }
+    let log = json(&d.run(&["access-log", "--verify"]));
+    assert_eq!(
+        (log["entries"].as_u64(), log["checkpoint"]["size"].as_u64()),
+        (Some(2), Some(2)),
+        "{log}"
+    );
+    let acp = d.run(&["access-log", "checkpoint"]);
+    assert_eq!(json(&acp)["log"], "access-log");
+
+    // An edited checkpoint is refused by KMS.
+    let mut edited = cp.clone();
+    edited["size"] = Value::from(1);
+    let edited_path = d.dir.join("edited.json");
+    std::fs::write(&edited_path, edited.to_string()).expect("write");
+    let out = d.run(&[
+        "lineage",
+        "verify",
+        "--checkpoint",
+        edited_path.to_str().expect("path"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json(&out)["problem"]["kind"], "signature");
+
+    // An insider rewrites the table's chain from seq 2 on, hashes and all:
+    // the chain verifies, the archived copies do not match it.
+    let entries = b.lineage.entries().expect("entries");
+    let dynamo = b.dynamodb().clone();
+    let mut prev = entries[0]["hash"].as_str().expect("hash").to_owned();
+    for e in &entries[1..] {
+        let mut e = e.clone();
+        let obj = e.as_object_mut().expect("object");
+        obj.remove("hash");
+        obj.insert("prev_hash".into(), Value::from(prev.clone()));
+        if obj["seq"] == 2 {
+            obj.insert("agency".into(), Value::from("someone-else"));
+        }
+        let hash = agencylink_core::lineage::event_hash(Some(&prev), &e);
+        e["hash"] = Value::from(hash.clone());
+        let seq = e["seq"].as_u64().expect("seq");
+        let mut item = lineage_key(seq);
+        item.insert("entry".into(), AttributeValue::S(e.to_string()));
+        item.insert("hash".into(), AttributeValue::S(hash.clone()));
+        agencylink_aws::testing::rt()
+            .block_on(
+                dynamo
+                    .put_item()
+                    .table_name(&d.settings.table)
+                    .set_item(Some(item))
+                    .send(),
+            )
+            .expect("rewrite");
+        prev = hash;
+    }
+    let out = d.run(&["lineage", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let p = &json(&out)["problem"];
+    assert_eq!(
+        (p["kind"].as_str(), p["seq"].as_u64()),
+        (Some("diverged"), Some(2)),
+        "{p}"
+    );
+    assert!(
+        p["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("seq 2 differs from its archived copy"),
+        "{p}"
+    );
+    // Nor is the rewritten log signed over.
+    assert_eq!(d.run(&["lineage", "checkpoint"]).status.code(), Some(1));
+    // Put the true events back.
+    for e in &entries[1..] {
+        let seq = e["seq"].as_u64().expect("seq");
+        let mut item = lineage_key(seq);
+        item.insert("entry".into(), AttributeValue::S(e.to_string()));
+        item.insert(
+            "hash".into(),
+            AttributeValue::S(e["hash"].as_str().expect("hash").into()),
+        );
+        agencylink_aws::testing::rt()
+            .block_on(
+                dynamo
+                    .put_item()
+                    .table_name(&d.settings.table)
+                    .set_item(Some(item))
+                    .send(),
+            )
+            .expect("restore");
+    }
+    assert_eq!(d.run(&["lineage", "verify"]).status.code(), Some(0));
+
+    // Deleting the last events, one at a time: each shorter chain is valid,
+    // each fails, naming the first missing seq.
+    for k in 1..=3u64 {
+        let seq = 3 - k + 1;
+        agencylink_aws::testing::rt()
+            .block_on(
+                dynamo
+                    .delete_item()
+                    .table_name(&d.settings.table)
+                    .set_key(Some(lineage_key(seq)))
+                    .send(),
+            )
+            .expect("delete");
+        for extra in [&[][..], &["--checkpoint", copy][..]] {
+            let mut args = vec!["lineage", "verify"];
+            args.extend_from_slice(extra);
+            let out = d.run(&args);
+            assert_eq!(out.status.code(), Some(1), "minus {k}");
+            let p = &json(&out)["problem"];
+            assert_eq!(p["kind"], "truncated", "minus {k}: {p}");
+            assert_eq!(p["seq"], seq, "minus {k}: {p}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d.dir);
 }

@@ -2,7 +2,8 @@
 //!
 //! Ours: `AGENCYLINK_BUCKET`, `AGENCYLINK_LANDING_BUCKET`, `AGENCYLINK_AUDIT_BUCKET`,
 //! `AGENCYLINK_TABLE`, `AGENCYLINK_KEY_SECRET_ID`, `AGENCYLINK_S3_PATH_STYLE`,
-//! `AGENCYLINK_AUDIT_RETENTION_DAYS`, `AGENCYLINK_AGENCIES`. The SDK's own
+//! `AGENCYLINK_AUDIT_RETENTION_DAYS`, `AGENCYLINK_AGENCIES`,
+//! `AGENCYLINK_CHECKPOINT_KEY_ID`. The SDK's own
 //! (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials, …) are read by `aws-config`
 //! when [`AwsSettings::sdk_config`] is awaited, also once.
 
@@ -47,6 +48,10 @@ pub struct AwsSettings {
     pub force_path_style: bool,
     /// Which datasets each agency may upload (`AGENCYLINK_AGENCIES`).
     pub agencies: AgencyPolicy,
+    /// The asymmetric KMS key (`ECC_NIST_P256`, `SIGN_VERIFY`) that signs
+    /// checkpoints of the lineage log and the access log
+    /// (`AGENCYLINK_CHECKPOINT_KEY_ID`: key id, ARN or alias; optional).
+    pub checkpoint_key_id: Option<String>,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -97,6 +102,7 @@ impl AwsSettings {
             key_secret_id: var("AGENCYLINK_KEY_SECRET_ID"),
             force_path_style,
             agencies,
+            checkpoint_key_id: var("AGENCYLINK_CHECKPOINT_KEY_ID"),
         })
     }
 

@@ -30,7 +30,7 @@ use aws_sdk_dynamodb::types::{
 use tokio::runtime::Handle;
 
 use crate::block_on;
-use crate::error::store_error;
+use crate::error::{Resource, store_error};
 
 /// One DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -266,7 +266,9 @@ impl DynamoStore {
                 .request_items(&self.table, chunk)
                 .send()
                 .await
-                .map_err(|e| store_error("writing a batch", e))?;
+                .map_err(|e| {
+                    store_error(Resource::Table(&self.table), "dynamodb:BatchWriteItem", e)
+                })?;
             Ok(out
                 .unprocessed_items()
                 .and_then(|m| m.get(&self.table))
@@ -317,7 +319,9 @@ impl DynamoStore {
                 .request_items(&self.table, ka)
                 .send()
                 .await
-                .map_err(|e| store_error("reading a batch", e))?;
+                .map_err(|e| {
+                    store_error(Resource::Table(&self.table), "dynamodb:BatchGetItem", e)
+                })?;
             if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
                 found.extend(items.iter().cloned());
             }
@@ -371,7 +375,7 @@ impl DynamoStore {
             let out = q
                 .send()
                 .await
-                .map_err(|e| store_error("querying the table", e))?;
+                .map_err(|e| store_error(Resource::Table(&self.table), "dynamodb:Query", e))?;
             for item in out.items() {
                 if !visit(item.clone()) {
                     return Ok(());
@@ -566,7 +570,7 @@ impl RecordStore for DynamoStore {
                 q = q.expression_attribute_names("#sk", GSI_SK);
             }
             let out = block_on(&self.handle, q.send())
-                .map_err(|e| store_error("querying a dataset", e))?;
+                .map_err(|e| store_error(Resource::Table(&self.table), "dynamodb:Query", e))?;
             for item in out.items() {
                 if !visit(item_to_record(item)?) {
                     return Ok(());
@@ -603,7 +607,7 @@ impl RecordStore for DynamoStore {
                 .send()
                 .await
         })
-        .map_err(|e| store_error("reading an alias", e))?;
+        .map_err(|e| store_error(Resource::Table(&self.table), "dynamodb:GetItem", e))?;
         Ok(out
             .item()
             .and_then(|i| text(i, "new_id"))
@@ -777,7 +781,8 @@ impl DynamoChainLog {
                 Ok(false)
             }
             Err(e) => Err(store_error(
-                format!("appending to the {} log", self.name),
+                Resource::Table(&self.store.table),
+                "dynamodb:PutItem",
                 e,
             )),
         }
@@ -811,7 +816,7 @@ impl ChainLog for DynamoChainLog {
                 .send()
                 .await
         })
-        .map_err(|e| store_error("reading the log head", e))?;
+        .map_err(|e| store_error(Resource::Table(&store.table), "dynamodb:Query", e))?;
         let Some(item) = out.items().first() else {
             return Ok(None);
         };
@@ -851,7 +856,9 @@ impl ChainLog for DynamoChainLog {
                         .consistent_read(true)
                         .send()
                         .await
-                        .map_err(|e| store_error("reading the log head", e))?;
+                        .map_err(|e| {
+                            store_error(Resource::Table(&store.table), "dynamodb:GetItem", e)
+                        })?;
                     if before.item().and_then(|i| text(i, "hash")) != Some(prev) {
                         return Err(moved());
                     }
@@ -873,7 +880,9 @@ impl ChainLog for DynamoChainLog {
                     .set_item(Some(pointer))
                     .send()
                     .await
-                    .map_err(|e| store_error("indexing a log entry", e))?;
+                    .map_err(|e| {
+                        store_error(Resource::Table(&store.table), "dynamodb:PutItem", e)
+                    })?;
             }
             let mut item = key(self.entries_pk(), seq_sk(seq));
             item.insert("entry".into(), s(body));

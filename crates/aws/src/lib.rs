@@ -19,6 +19,7 @@ use tokio::runtime::Handle;
 mod config;
 pub mod dynamo;
 mod error;
+pub mod kms;
 pub mod pipeline;
 pub mod provision;
 mod s3;
@@ -28,6 +29,7 @@ pub mod testing;
 
 pub use config::{AgencyPolicy, AwsSettings, ConfigError, PolicyRefusal, valid_agency};
 pub use dynamo::{Backoff, DynamoChainLog, DynamoStore};
+pub use error::{Resource, SdkDetail, is_sdk_detail};
 pub use s3::{DEFAULT_PART_SIZE, S3Archive, S3ObjectStore};
 pub use secrets::SecretsKeyProvider;
 
@@ -35,6 +37,7 @@ pub use secrets::SecretsKeyProvider;
 pub mod sdk {
     pub use aws_config;
     pub use aws_sdk_dynamodb as dynamodb;
+    pub use aws_sdk_kms as kms;
     pub use aws_sdk_s3 as s3;
     pub use aws_sdk_secretsmanager as secretsmanager;
 }
@@ -65,8 +68,13 @@ pub struct AwsBackend {
     pub archive: Option<S3Archive>,
     /// The key, when a secret is configured.
     pub keys: Option<SecretsKeyProvider>,
+    /// The checkpoint signing key (KMS), when configured; also attached
+    /// to `archive`, which then checkpoints every event it archives.
+    pub checkpoint_key: Option<kms::KmsCheckpointKey>,
+    handle: Handle,
     s3: aws_sdk_s3::Client,
     dynamodb: aws_sdk_dynamodb::Client,
+    secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl AwsBackend {
@@ -90,7 +98,19 @@ impl AwsBackend {
         );
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-        Self::from_clients(settings, s3, dynamodb, secrets, handle)
+        let kms = aws_sdk_kms::Client::new(sdk);
+        Self::from_clients(settings, s3, dynamodb, secrets, handle).with_kms(kms)
+    }
+
+    /// Sign checkpoints with the configured checkpoint key through `kms`
+    /// (nothing changes when no key is configured).
+    pub fn with_kms(mut self, kms: aws_sdk_kms::Client) -> Self {
+        if let Some(id) = &self.settings.checkpoint_key_id {
+            let key = kms::KmsCheckpointKey::new(kms, self.handle.clone(), id);
+            self.archive = self.archive.map(|a| a.with_checkpoint_key(key.clone()));
+            self.checkpoint_key = Some(key);
+        }
+        self
     }
 
     /// Build the adapters from clients (tests add interceptors this way).
@@ -115,8 +135,10 @@ impl AwsBackend {
         let keys = settings
             .key_secret_id
             .as_deref()
-            .map(|id| SecretsKeyProvider::new(secrets, handle, id));
+            .map(|id| SecretsKeyProvider::new(secrets.clone(), handle.clone(), id));
         AwsBackend {
+            checkpoint_key: None,
+            handle,
             lineage: records.lineage(),
             access_log: records.access_log(),
             objects,
@@ -125,6 +147,7 @@ impl AwsBackend {
             keys,
             s3,
             dynamodb,
+            secrets,
             settings,
         }
     }
@@ -141,16 +164,81 @@ impl AwsBackend {
 
     /// Create the buckets and table if missing (emulators, scratch accounts).
     pub async fn provision(&self) -> agencylink_core::ports::StoreResult<()> {
+        self.setup(false).await.map(|_| ())
+    }
+
+    /// Create whatever of the deployment is missing: the buckets, the table
+    /// with its index, and (with `key_secret`) the key secret with a fresh
+    /// key. What exists is left alone; the report says which was which.
+    pub async fn setup(
+        &self,
+        key_secret: bool,
+    ) -> agencylink_core::ports::StoreResult<Vec<SetupStep>> {
+        use provision::{BucketRole, bucket_def};
         let st = &self.settings;
-        provision::ensure_bucket(&self.s3, &st.data_bucket, false).await?;
+        let mut steps = Vec::new();
+        let mut buckets = vec![(BucketRole::Data, st.data_bucket.as_str())];
         if st.landing_bucket != st.data_bucket {
-            provision::ensure_bucket(&self.s3, &st.landing_bucket, false).await?;
+            buckets.push((BucketRole::Landing, st.landing_bucket.as_str()));
         }
         if let Some(audit) = &st.audit_bucket {
-            provision::ensure_bucket(&self.s3, audit, true).await?;
+            buckets.push((BucketRole::Audit, audit.as_str()));
         }
-        provision::ensure_table(&self.dynamodb, &st.table).await
+        for (role, name) in buckets {
+            let def = bucket_def(role);
+            let outcome = provision::ensure_bucket(&self.s3, name, def).await?;
+            steps.push(SetupStep {
+                resource: "bucket",
+                name: name.to_owned(),
+                variable: def.var,
+                outcome,
+                key_id: None,
+            });
+        }
+        let outcome = provision::ensure_table(&self.dynamodb, &st.table).await?;
+        steps.push(SetupStep {
+            resource: "table",
+            name: st.table.clone(),
+            variable: error::TABLE_VAR,
+            outcome,
+            key_id: None,
+        });
+        for index in provision::TABLE.indexes {
+            steps.push(SetupStep {
+                resource: "index",
+                name: format!("{}/{}", st.table, index.name),
+                variable: error::TABLE_VAR,
+                outcome,
+                key_id: None,
+            });
+        }
+        if let (true, Some(id)) = (key_secret, &st.key_secret_id) {
+            let (outcome, key_id) = provision::ensure_key_secret(&self.secrets, id).await?;
+            steps.push(SetupStep {
+                resource: "secret",
+                name: id.clone(),
+                variable: error::KEY_SECRET_VAR,
+                outcome,
+                key_id,
+            });
+        }
+        Ok(steps)
     }
+}
+
+/// One thing [`AwsBackend::setup`] created or found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupStep {
+    /// `bucket`, `table`, `index` or `secret`.
+    pub resource: &'static str,
+    /// Its name (`table/index` for an index).
+    pub name: String,
+    /// The variable that names it.
+    pub variable: &'static str,
+    /// Created now, or there already.
+    pub outcome: provision::Outcome,
+    /// The id of a key it generated (never the key).
+    pub key_id: Option<String>,
 }
 
 /// RFC 3339 UTC time now, to the second (the core reads no clock).

@@ -19,7 +19,11 @@ use bytes_reader::ChunkReader;
 use tokio::runtime::Handle;
 
 use crate::block_on;
-use crate::error::{code_and_status, store_error};
+use crate::error::{
+    AUDIT_BUCKET_VAR, BUCKET_VAR, LANDING_BUCKET_VAR, Resource, code_and_status, store_error,
+};
+use crate::kms::KmsCheckpointKey;
+use agencylink_core::checkpoint::{Checkpoint, LOGS};
 
 /// The default multipart part size (S3's minimum is 5 MiB).
 pub const DEFAULT_PART_SIZE: usize = 8 << 20;
@@ -55,6 +59,16 @@ impl S3ObjectStore {
         self
     }
 
+    /// A bucket of this store, named with the variable that configures it.
+    fn resource<'a>(&self, bucket: &'a str) -> Resource<'a> {
+        let var = if bucket == self.landing_bucket && bucket != self.data_bucket {
+            LANDING_BUCKET_VAR
+        } else {
+            BUCKET_VAR
+        };
+        Resource::Bucket { name: bucket, var }
+    }
+
     /// The bucket a key lives in.
     pub fn bucket_for(&self, key: &str) -> &str {
         if key.starts_with(LANDING) {
@@ -76,7 +90,13 @@ impl S3ObjectStore {
             .key(key);
         block_on(&self.handle, req.presigned(config))
             .map(|p| p.uri().to_owned())
-            .map_err(|e| store_error(format!("presigning {key}"), e))
+            .map_err(|e| {
+                store_error(
+                    self.resource(self.bucket_for(key)),
+                    format!("s3:GetObject (presigning) {key}"),
+                    e,
+                )
+            })
     }
 
     /// Delete every version of `key`, delete markers included, and return
@@ -102,7 +122,13 @@ impl S3ObjectStore {
                     .set_version_id_marker(version_marker.take())
                     .send()
                     .await
-                    .map_err(|e| store_error(format!("listing the versions of {key}"), e))?;
+                    .map_err(|e| {
+                        store_error(
+                            self.resource(&bucket),
+                            format!("s3:ListBucketVersions {key}"),
+                            e,
+                        )
+                    })?;
                 // The prefix also matches longer keys: keep this key's only.
                 let ours = page
                     .versions()
@@ -133,7 +159,13 @@ impl S3ObjectStore {
                     .version_id(v)
                     .send()
                     .await
-                    .map_err(|e| store_error(format!("deleting a version of {key}"), e))?;
+                    .map_err(|e| {
+                        store_error(
+                            self.resource(&bucket),
+                            format!("s3:DeleteObjectVersion {key}"),
+                            e,
+                        )
+                    })?;
             }
             Ok(versions.len())
         })
@@ -160,7 +192,10 @@ impl S3ObjectStore {
         if mode == PutMode::Create {
             req = req.if_none_match("*");
         }
-        req.send().await.map(|_| ()).map_err(|e| put_error(key, e))
+        req.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| put_error(self.resource(bucket), key, e))
     }
 
     async fn put_multipart(
@@ -178,7 +213,13 @@ impl S3ObjectStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| store_error(format!("starting a multipart upload of {key}"), e))?;
+            .map_err(|e| {
+                store_error(
+                    self.resource(bucket),
+                    format!("s3:PutObject (multipart) {key}"),
+                    e,
+                )
+            })?;
         let upload_id = created
             .upload_id()
             .ok_or_else(|| StoreError::Invalid("S3 returned no upload id".into()))?
@@ -200,7 +241,13 @@ impl S3ObjectStore {
                     .body(ByteStream::from(chunk))
                     .send()
                     .await
-                    .map_err(|e| store_error(format!("uploading part {number} of {key}"), e))?;
+                    .map_err(|e| {
+                        store_error(
+                            self.resource(bucket),
+                            format!("s3:PutObject (part {number}) {key}"),
+                            e,
+                        )
+                    })?;
                 parts.push(
                     CompletedPart::builder()
                         .part_number(number)
@@ -227,7 +274,9 @@ impl S3ObjectStore {
             if mode == PutMode::Create {
                 req = req.if_none_match("*");
             }
-            req.send().await.map_err(|e| put_error(key, e))?;
+            req.send()
+                .await
+                .map_err(|e| put_error(self.resource(bucket), key, e))?;
             Ok(size)
         }
         .await;
@@ -261,7 +310,9 @@ impl S3ObjectStore {
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(|e| store_error(format!("listing {prefix}"), e))?;
+                .map_err(|e| {
+                    store_error(self.resource(bucket), format!("s3:ListBucket {prefix}"), e)
+                })?;
             for o in page.contents() {
                 if let Some(key) = o.key() {
                     out.push(ObjectMeta {
@@ -279,6 +330,7 @@ impl S3ObjectStore {
 }
 
 fn put_error<E>(
+    resource: Resource<'_>,
     key: &str,
     err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> StoreError
@@ -291,7 +343,7 @@ where
     } else if status == Some(409) || code.as_deref() == Some("ConditionalRequestConflict") {
         StoreError::Precondition(format!("a concurrent write to {key}"))
     } else {
-        store_error(format!("storing {key}"), err)
+        store_error(resource, format!("s3:PutObject {key}"), err)
     }
 }
 
@@ -339,7 +391,11 @@ impl ObjectStore for S3ObjectStore {
             if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
                 StoreError::NotFound(key.to_owned())
             } else {
-                store_error(format!("reading {key}"), e)
+                store_error(
+                    self.resource(self.bucket_for(key)),
+                    format!("s3:GetObject {key}"),
+                    e,
+                )
             }
         })?;
         Ok(Box::new(ChunkReader::new(self.handle.clone(), out.body)))
@@ -361,7 +417,11 @@ impl ObjectStore for S3ObjectStore {
             {
                 StoreError::NotFound(key.to_owned())
             } else {
-                store_error(format!("reading {key}"), e)
+                store_error(
+                    self.resource(self.bucket_for(key)),
+                    format!("s3:GetObject {key}"),
+                    e,
+                )
             }
         })?;
         Ok(ObjectMeta {
@@ -384,7 +444,13 @@ impl ObjectStore for S3ObjectStore {
                 .await
         })
         .map(|_| ())
-        .map_err(|e| store_error(format!("deleting {key}"), e))
+        .map_err(|e| {
+            store_error(
+                self.resource(self.bucket_for(key)),
+                format!("s3:DeleteObject {key}"),
+                e,
+            )
+        })
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
@@ -466,12 +532,23 @@ mod bytes_reader {
 /// Each event is `<prefix>/<seq, 12 digits>-<hash>.json`, stored create-only
 /// with a COMPLIANCE retention of the configured days (the bucket's default
 /// retention is the backstop). Archiving an event twice is not an error.
+///
+/// With a checkpoint key, archiving an event of the lineage log or the
+/// access log also stores a signed checkpoint of that log at the event,
+/// `checkpoints/<log>/<size, 12 digits>.json`, the same way: a table that
+/// loses its last events then verifies shorter than the newest checkpoint.
 #[derive(Debug, Clone)]
 pub struct S3Archive {
     client: Client,
     handle: Handle,
     bucket: String,
     retention: Duration,
+    checkpoint_key: Option<KmsCheckpointKey>,
+}
+
+/// Where a log's checkpoints are in the archive.
+fn checkpoint_prefix(log: &str) -> String {
+    format!("checkpoints/{log}/")
 }
 
 impl S3Archive {
@@ -482,7 +559,147 @@ impl S3Archive {
             handle,
             bucket: bucket.to_owned(),
             retention: Duration::from_secs(u64::from(retention_days) * 86_400),
+            checkpoint_key: None,
         }
+    }
+
+    /// Also store a checkpoint, signed with `key`, with every event archived.
+    pub fn with_checkpoint_key(mut self, key: KmsCheckpointKey) -> Self {
+        self.checkpoint_key = Some(key);
+        self
+    }
+
+    /// The checkpoint key, when configured.
+    pub fn checkpoint_key(&self) -> Option<&KmsCheckpointKey> {
+        self.checkpoint_key.as_ref()
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The bucket, as AWS errors name it.
+    fn resource(&self) -> Resource<'_> {
+        Resource::Bucket {
+            name: &self.bucket,
+            var: AUDIT_BUCKET_VAR,
+        }
+    }
+
+    /// Store `body` at `key`, create-only, locked; an existing object is fine.
+    fn put_locked(&self, key: &str, body: Vec<u8>) -> StoreResult<()> {
+        let until = DateTime::from(SystemTime::now() + self.retention);
+        let sent = block_on(&self.handle, async {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/json")
+                .body(ByteStream::from(body))
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .object_lock_mode(ObjectLockMode::Compliance)
+                .object_lock_retain_until_date(until)
+                .if_none_match("*")
+                .send()
+                .await
+        });
+        match sent.map_err(|e| put_error(self.resource(), key, e)) {
+            Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Store a signed checkpoint; returns its key.
+    pub fn put_checkpoint(&self, checkpoint: &Checkpoint) -> StoreResult<String> {
+        if !LOGS.contains(&checkpoint.log.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "no checkpoints for a log named {}",
+                checkpoint.log
+            )));
+        }
+        let key = format!(
+            "{}{:012}.json",
+            checkpoint_prefix(&checkpoint.log),
+            checkpoint.size
+        );
+        let body =
+            serde_json::to_vec(checkpoint).map_err(|e| StoreError::backend("encoding JSON", e))?;
+        self.put_locked(&key, body)?;
+        Ok(key)
+    }
+
+    /// Every key under `prefix`, in order.
+    fn list(&self, prefix: &str) -> StoreResult<Vec<String>> {
+        block_on(&self.handle, async {
+            let mut keys = Vec::new();
+            let mut token = None::<String>;
+            loop {
+                let page = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        store_error(self.resource(), format!("s3:ListBucket {prefix}"), e)
+                    })?;
+                keys.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|o| o.key())
+                        .map(str::to_owned),
+                );
+                match page.next_continuation_token() {
+                    Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                    _ => break,
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        })
+    }
+
+    /// The newest (largest) checkpoint of `log` and its key.
+    pub fn latest_checkpoint(&self, log: &str) -> StoreResult<Option<(String, Checkpoint)>> {
+        let Some(key) = self.list(&checkpoint_prefix(log))?.pop() else {
+            return Ok(None);
+        };
+        let out = block_on(&self.handle, async {
+            let got = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| store_error(self.resource(), format!("s3:GetObject {key}"), e))?;
+            got.body
+                .collect()
+                .await
+                .map(|b| b.into_bytes())
+                .map_err(|e| StoreError::backend(format!("reading {key}"), e))
+        })?;
+        let cp = serde_json::from_slice(&out)
+            .map_err(|e| StoreError::backend(format!("{key} is not a checkpoint"), e))?;
+        Ok(Some((key, cp)))
+    }
+
+    /// `(seq, hash)` of every archived event of `log`, from the object
+    /// names (the hash in the name is the one the event was stored with).
+    pub fn archived_events(&self, log: &str) -> StoreResult<Vec<(u64, String)>> {
+        let prefix = format!("{log}/");
+        Ok(self
+            .list(&prefix)?
+            .iter()
+            .filter_map(|k| {
+                let name = k.strip_prefix(&prefix)?.strip_suffix(".json")?;
+                let (seq, hash) = name.split_once('-')?;
+                Some((seq.parse().ok()?, hash.to_owned()))
+            })
+            .collect())
     }
 
     /// The key an event is archived under.
@@ -504,24 +721,27 @@ impl S3Archive {
         let key = Self::key_for(prefix, entry)?;
         let body =
             serde_json::to_vec(entry).map_err(|e| StoreError::backend("encoding JSON", e))?;
-        let until = DateTime::from(SystemTime::now() + self.retention);
-        let sent = block_on(&self.handle, async {
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
-                .content_type("application/json")
-                .body(ByteStream::from(body))
-                .checksum_algorithm(ChecksumAlgorithm::Sha256)
-                .object_lock_mode(ObjectLockMode::Compliance)
-                .object_lock_retain_until_date(until)
-                .if_none_match("*")
-                .send()
-                .await
-        });
-        match sent.map_err(|e| put_error(&key, e)) {
-            Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(key),
-            Err(e) => Err(e),
+        self.put_locked(&key, body)?;
+        if let Some(signer) = &self.checkpoint_key
+            && LOGS.contains(&prefix)
+        {
+            // key_for checked both.
+            let seq = entry
+                .get("seq")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            let hash = entry
+                .get("hash")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            let cp = Checkpoint::sign(prefix, seq, hash, &crate::now_rfc3339(), signer).map_err(
+                |e| StoreError::Unavailable {
+                    message: e.to_string(),
+                    source: None,
+                },
+            )?;
+            self.put_checkpoint(&cp)?;
         }
+        Ok(key)
     }
 }

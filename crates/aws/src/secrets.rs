@@ -11,7 +11,7 @@ use tokio::runtime::Handle;
 use zeroize::Zeroizing;
 
 use crate::block_on;
-use crate::error::{code_and_status, is_transient};
+use crate::error::{Resource, one_line};
 
 /// The pseudonymisation key from Secrets Manager.
 pub struct SecretsKeyProvider {
@@ -50,27 +50,22 @@ impl SecretsKeyProvider {
                 .await
         })
         .map_err(|e| {
-            let (code, _) = code_and_status(&e);
-            let id = &self.secret_id;
+            let resource = Resource::Secret(&self.secret_id);
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_not_found_exception())
             {
-                KeySourceError::Missing(format!("secret {id} does not exist"))
-            } else if is_transient(&e) {
-                KeySourceError::Unavailable(format!("secret {id}: Secrets Manager is unavailable"))
+                KeySourceError::Missing(resource.missing())
             } else {
-                KeySourceError::Unavailable(format!(
-                    "secret {id}: {}",
-                    code.unwrap_or_else(|| "request failed".into())
-                ))
+                // One line naming the secret, its variable and what to do.
+                KeySourceError::Unavailable(one_line(resource, "secretsmanager:GetSecretValue", &e))
             }
         })?;
         out.secret_string()
             .map(|s| Zeroizing::new(s.to_owned()))
             .ok_or_else(|| {
                 KeySourceError::Invalid(format!(
-                    "secret {} has no string value (binary secrets are not supported)",
-                    self.secret_id
+                    "{} has no string value (binary secrets are not supported)",
+                    Resource::Secret(&self.secret_id)
                 ))
             })
     }
@@ -94,5 +89,5 @@ impl KeyProvider for SecretsKeyProvider {
 
 fn parse(id: &str, text: &str) -> Result<Key, KeySourceError> {
     Key::from_secret_json(text)
-        .map_err(|why| KeySourceError::Invalid(format!("secret {id}: {why}")))
+        .map_err(|why| KeySourceError::Invalid(format!("{}: {why}", Resource::Secret(id))))
 }

@@ -98,7 +98,28 @@ impl Moto {
             key_secret_id: Some(format!("{base}/key")),
             force_path_style: true,
             agencies,
+            checkpoint_key_id: None,
         }
+    }
+
+    /// A new asymmetric KMS signing key (`ECC_NIST_P256`, as the template's
+    /// `CheckpointKey`); returns its id, for `checkpoint_key_id`.
+    pub fn create_checkpoint_key(&self) -> String {
+        use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+        let client = aws_sdk_kms::Client::new(&self.sdk);
+        runtime().block_on(async {
+            client
+                .create_key()
+                .key_spec(KeySpec::EccNistP256)
+                .key_usage(KeyUsageType::SignVerify)
+                .description("agencylink test checkpoint key")
+                .send()
+                .await
+                .expect("KMS CreateKey")
+                .key_metadata()
+                .map(|m| m.key_id().to_owned())
+                .expect("a key id")
+        })
     }
 
     /// A provisioned backend over fresh buckets and a fresh table.

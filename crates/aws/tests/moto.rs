@@ -501,3 +501,75 @@ fn no_version_of_a_landing_object_survives_its_ingest() {
         Err(StoreError::NotFound(_))
     ));
 }
+
+#[test]
+fn every_archived_event_leaves_a_kms_signed_checkpoint() {
+    use agencylink_core::checkpoint::{Checkpoint, verify_against};
+    let Some(m) = moto() else { return };
+    let mut settings = m.settings("ckpt", AgencyPolicy::default());
+    settings.checkpoint_key_id = Some(m.create_checkpoint_key());
+    let b = m.backend(settings);
+    let archive = b.archive.as_ref().expect("an audit bucket");
+    let key = b.checkpoint_key.as_ref().expect("a checkpoint key");
+    for i in 0..4u64 {
+        let e = lineage::append(
+            &b.lineage,
+            json!({"type": "ingest", "rows_in": i, "rows_accepted": i, "rows_rejected": 0})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )
+        .expect("append");
+        archive.archive("lineage", &e).expect("archive");
+        // Archiving the same event again (a re-driven upload) is fine.
+        archive.archive("lineage", &e).expect("archive again");
+    }
+    let entries = b.lineage.entries().expect("entries");
+    let (at, cp) = archive
+        .latest_checkpoint("lineage")
+        .expect("list")
+        .expect("a checkpoint");
+    assert_eq!(at, "checkpoints/lineage/000000000004.json");
+    assert_eq!((cp.size, cp.algorithm.as_str()), (4, "ECDSA_SHA_256"));
+    assert!(cp.key_id.starts_with("arn:aws:kms:"), "{}", cp.key_id);
+    assert_eq!(verify_against("lineage", &entries, &cp, key), Ok(()));
+    for k in 1..=4usize {
+        let p = verify_against("lineage", &entries[..4 - k], &cp, key).expect_err("truncated");
+        assert_eq!((p.kind, p.seq), ("truncated", Some((4 - k + 1) as u64)));
+    }
+    // KMS refuses a checkpoint whose fields were edited after signing.
+    let mut edited = cp.clone();
+    edited.size = 2;
+    assert_eq!(
+        verify_against("lineage", &entries[..2], &edited, key)
+            .expect_err("edited")
+            .kind,
+        "signature"
+    );
+    // A checkpoint signed by another KMS key does not verify under ours.
+    let other = agencylink_aws::kms::KmsCheckpointKey::new(
+        agencylink_aws::sdk::kms::Client::new(&m.sdk),
+        rt().handle().clone(),
+        &m.create_checkpoint_key(),
+    );
+    let foreign =
+        Checkpoint::create("lineage", &entries, "2026-12-03T00:00:00Z", &other).expect("sign");
+    assert_eq!(
+        verify_against("lineage", &entries, &foreign, key)
+            .expect_err("foreign")
+            .kind,
+        "signature"
+    );
+    // The archive lists what it holds by seq and hash.
+    let held = archive.archived_events("lineage").expect("list");
+    let want: Vec<(u64, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["seq"].as_u64().unwrap_or(0),
+                e["hash"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(held, want);
+}

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use agencylink_aws::provision::Outcome;
 use agencylink_aws::{AwsBackend, AwsSettings, pipeline, valid_agency};
 use agencylink_core::ports::{ChainLog, KeyProvider, ObjectStore, PutMode};
 use agencylink_core::pseudo::Pseudonymiser;
@@ -17,7 +18,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::Command;
 use crate::analyst::{QueryCommand, Reader};
+use crate::checkpoint_cmd::Checkpoints;
 use crate::commands::{IngestArgs, LineageCommand, lineage_print};
+use agencylink_core::checkpoint::{Checkpoint, CheckpointProblem, CheckpointVerifier};
 
 /// Run a store command against the AWS deployment.
 pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
@@ -41,10 +44,20 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     let backend = rt.block_on(AwsBackend::connect(settings));
     match command {
+        Command::Setup => setup(&rt, &backend),
         Command::Ingest(args) => ingest(catalog, &backend, args),
-        Command::Lineage(cmd) => lineage_print(backend.lineage.entries()?, cmd),
+        Command::Lineage(cmd) => lineage_print(
+            backend.lineage.entries()?,
+            cmd,
+            &AwsCk(&backend),
+            &backend.records,
+        ),
         Command::Query(cmd) => query_cmd(catalog, &backend, cmd),
-        Command::AccessLog(args) => access_log(&backend, args.verify),
+        Command::AccessLog(args) => crate::analyst::access_log_print(
+            &backend.access_log.entries()?,
+            &args,
+            &AwsCk(&backend),
+        ),
         // Each access-log entry and lineage event also goes to the WORM
         // archive, as reads' and ingests' do.
         Command::Review(cmd) => crate::linkage_cmd::review(
@@ -61,6 +74,43 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         ),
         _ => bail!("unsupported with --backend aws"),
     }
+}
+
+/// Create what is missing and say, one JSON line each, what was created
+/// and what was already there.
+fn setup(rt: &tokio::runtime::Runtime, backend: &AwsBackend) -> Result<ExitCode> {
+    let steps = rt.block_on(backend.setup(true))?;
+    let mut out = io::stdout().lock();
+    let mut created = 0;
+    for step in &steps {
+        let status = match step.outcome {
+            Outcome::Created => {
+                created += 1;
+                "created"
+            }
+            Outcome::Existed => "existed",
+        };
+        let mut line = serde_json::json!({
+            "resource": step.resource,
+            "name": step.name,
+            "variable": step.variable,
+            "status": status,
+        });
+        if let Some(kid) = &step.key_id {
+            line["kid"] = kid.as_str().into();
+        }
+        writeln!(out, "{line}")?;
+    }
+    if backend.settings.key_secret_id.is_none() {
+        eprintln!(
+            "AGENCYLINK_KEY_SECRET_ID is not set: no key secret made (ingest needs one; set it and run setup again)"
+        );
+    }
+    eprintln!(
+        "setup: {created} created, {} already there",
+        steps.len() - created
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Copies a chained entry to the deployment's WORM archive under `log`
@@ -90,6 +140,13 @@ fn ingest(catalog: &Catalog, backend: &AwsBackend, args: IngestArgs) -> Result<E
         "AGENCYLINK_KEY_SECRET_ID is not set: the AWS backend reads its key from Secrets Manager",
     )?;
     let pseudo = Pseudonymiser::new(keys.key()?);
+    // One key per store, checked before the extract leaves this machine.
+    agencylink_core::lineage::check_store_key(&backend.lineage.entries()?, pseudo.kid().as_str())
+        .map_err(|m| {
+        anyhow::anyhow!(
+            "{m} (the key is the current version of the AGENCYLINK_KEY_SECRET_ID secret)"
+        )
+    })?;
     let format = crate::input_format(args.format, &args.file);
     // The landing key is a random name with the format's extension (which
     // the pipeline reads the format from): the local file name may name a
@@ -118,7 +175,13 @@ fn ingest(catalog: &Catalog, backend: &AwsBackend, args: IngestArgs) -> Result<E
         &landing,
         &agencylink_aws::now_rfc3339(),
         &std::env::temp_dir(),
-    )?;
+    )
+    .inspect_err(|_| {
+        // The operator still has the file and will run the command again:
+        // the raw copy in the landing bucket must not wait for the
+        // lifecycle rule. Best effort: the ingest's own error matters more.
+        let _ = backend.objects.delete_all_versions(&landing);
+    })?;
     crate::commands::report_ingest(&summary, &format!("s3://{}/", backend.settings.data_bucket))
 }
 
@@ -189,27 +252,80 @@ fn query_cmd(catalog: &Catalog, backend: &AwsBackend, cmd: QueryCommand) -> Resu
     }
 }
 
-fn access_log(backend: &AwsBackend, verify: bool) -> Result<ExitCode> {
-    let entries = backend.access_log.entries()?;
-    let mut out = io::stdout().lock();
-    if !verify {
-        for e in &entries {
-            writeln!(out, "{}", serde_json::to_string(e)?)?;
-        }
-        return Ok(ExitCode::SUCCESS);
+/// Checkpoints on AWS: signed by the KMS checkpoint key, kept in the WORM
+/// audit bucket (where every archived event already leaves one).
+struct AwsCk<'a>(&'a AwsBackend);
+
+impl AwsCk<'_> {
+    fn archive(&self) -> Result<&agencylink_aws::S3Archive> {
+        self.0.archive.as_ref().context(
+            "AGENCYLINK_AUDIT_BUCKET is not set: checkpoints on AWS live in the WORM audit bucket",
+        )
     }
-    match query::verify_access_log(&entries) {
-        Ok(n) => {
-            writeln!(out, "{}", serde_json::json!({"ok": true, "entries": n}))?;
-            Ok(ExitCode::SUCCESS)
+    fn key(&self) -> Result<&agencylink_aws::kms::KmsCheckpointKey> {
+        self.0.checkpoint_key.as_ref().context(
+            "AGENCYLINK_CHECKPOINT_KEY_ID is not set: checkpoints on AWS are signed with a KMS key",
+        )
+    }
+}
+
+impl Checkpoints for AwsCk<'_> {
+    fn take(&self, log: &str, entries: &[serde_json::Value]) -> Result<(String, Checkpoint)> {
+        let archive = self.archive()?;
+        let cp = Checkpoint::create(log, entries, &agencylink_aws::now_rfc3339(), self.key()?)?;
+        let key = archive.put_checkpoint(&cp)?;
+        Ok((format!("s3://{}/{key}", archive.bucket()), cp))
+    }
+    fn latest(&self, log: &str) -> Result<Option<(String, Checkpoint)>> {
+        let Some(archive) = &self.0.archive else {
+            return Ok(None);
+        };
+        Ok(archive
+            .latest_checkpoint(log)?
+            .map(|(key, cp)| (format!("s3://{}/{key}", archive.bucket()), cp)))
+    }
+    fn verifier(&self) -> Result<Box<dyn CheckpointVerifier + '_>> {
+        Ok(Box::new(self.key()?.clone()))
+    }
+    /// The table's chain against the archived copies: an archived event
+    /// past the table's end, or one whose hash differs from the table's
+    /// event of the same seq, is a failure naming the seq.
+    fn extra_check(
+        &self,
+        log: &str,
+        entries: &[serde_json::Value],
+    ) -> Result<Result<(), CheckpointProblem>> {
+        let Some(archive) = &self.0.archive else {
+            return Ok(Ok(()));
+        };
+        let n = entries.len() as u64;
+        for (seq, hash) in archive.archived_events(log)? {
+            let table = usize::try_from(seq.wrapping_sub(1))
+                .ok()
+                .and_then(|i| entries.get(i))
+                .and_then(|e| e.get("hash"))
+                .and_then(serde_json::Value::as_str);
+            let problem = match table {
+                None if seq > n => CheckpointProblem {
+                    kind: "truncated",
+                    seq: Some(seq),
+                    reason: format!(
+                        "the audit archive s3://{}/{log}/ holds event seq {seq} but the table's {log} log ends at seq {n}: events were deleted from the table",
+                        archive.bucket()
+                    ),
+                },
+                Some(h) if h == hash => continue,
+                _ => CheckpointProblem {
+                    kind: "diverged",
+                    seq: Some(seq),
+                    reason: format!(
+                        "the table's {log} event seq {seq} differs from its archived copy in s3://{}/{log}/ (edited in the table)",
+                        archive.bucket()
+                    ),
+                },
+            };
+            return Ok(Err(problem));
         }
-        Err(p) => {
-            writeln!(out, "{}", serde_json::json!({"ok": false, "problem": p}))?;
-            eprintln!(
-                "access log BROKEN at entry {} (seq {:?}): {}",
-                p.position, p.seq, p.reason
-            );
-            Ok(ExitCode::from(1))
-        }
+        Ok(Ok(()))
     }
 }

@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 /// The SQLite file inside the data directory.
-const DB_FILE: &str = "agencylink.db";
+pub(crate) const DB_FILE: &str = "agencylink.db";
 
 /// Load the key: `AGENCYLINK_KEY` + `AGENCYLINK_KEY_ID`, or the key file.
 /// Never creates one: a read-only command on the wrong data directory must
@@ -71,7 +71,27 @@ pub(crate) fn open_existing_store(data_dir: &Path) -> Result<SqliteStore> {
         );
     }
     prepare_data_dir(data_dir)?;
-    Ok(SqliteStore::open(&db)?)
+    let store = SqliteStore::open(&db)?;
+    check_key_matches(data_dir, &store)?;
+    Ok(store)
+}
+
+/// One key per store: a read or a write under a key that is not the one
+/// the store's records were pseudonymised with is refused (exit 2) before
+/// it does anything. Only a configured key is checked: commands that need
+/// none (an auditor's lineage and access-log reads) run without one.
+pub(crate) fn check_key_matches(data_dir: &Path, store: &SqliteStore) -> Result<()> {
+    let Ok(key) = LocalKeyProvider::from_env(data_dir).and_then(|p| p.key()) else {
+        return Ok(());
+    };
+    if let Err(mismatch) = lineage::check_store_key(&store.lineage().entries()?, key.kid().as_str())
+    {
+        bail!(
+            "{mismatch} (the key comes from AGENCYLINK_KEY and AGENCYLINK_KEY_ID when set, else from {})",
+            data_dir.join(agencylink_local::KEY_FILE).display()
+        );
+    }
+    Ok(())
 }
 
 fn open_local(data_dir: &Path) -> Result<Local> {
@@ -347,8 +367,21 @@ pub(crate) enum LineageCommand {
         /// The upload id.
         upload_id: String,
     },
-    /// Recompute the hash chain and check row counts. Exit 0 ok, 1 broken.
-    Verify,
+    /// Recompute the hash chain and check row counts, then check the log
+    /// against the latest signed checkpoint (or --checkpoint FILE): exit 1,
+    /// naming the problem, when the log is shorter than the checkpoint or
+    /// its event at the checkpoint's size hashes differently. Exit 0 ok.
+    Verify {
+        /// Check against this checkpoint file (e.g. a copy kept off the
+        /// machine) instead of the latest in DATA_DIR/checkpoints/.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Sign a checkpoint of the log as it is now (size, head hash, time,
+    /// key id, signature), keep it (DATA_DIR/checkpoints/ locally, the WORM
+    /// audit bucket on AWS) and print it as JSON. Refused (exit 1) when the
+    /// log does not verify.
+    Checkpoint,
     /// Export lineage for a lineage tool: `--openlineage` prints one
     /// OpenLineage RunEvent (COMPLETE or FAIL) per event as JSON lines, with
     /// schema and data-quality facets. Refused (exit 1) when the chain is broken.
@@ -361,13 +394,17 @@ pub(crate) enum LineageCommand {
 
 pub(crate) fn lineage_cmd(data_dir: &Path, cmd: LineageCommand) -> Result<ExitCode> {
     let local = open_local(data_dir)?;
-    lineage_print(local.store.lineage().entries()?, cmd)
+    let ck = crate::checkpoint_cmd::LocalCk::new(data_dir);
+    lineage_print(local.store.lineage().entries()?, cmd, &ck, &local.store)
 }
 
-/// Print `list`, `show` or `verify` over lineage entries from any backend.
+/// Print `list`, `show`, `verify` or `checkpoint` over lineage entries from
+/// any backend; `verify` also reconciles `records` with them.
 pub(crate) fn lineage_print(
     entries: Vec<serde_json::Value>,
     cmd: LineageCommand,
+    ck: &dyn crate::checkpoint_cmd::Checkpoints,
+    records: &dyn RecordStore,
 ) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     match cmd {
@@ -407,21 +444,16 @@ pub(crate) fn lineage_print(
             writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        LineageCommand::Verify => match lineage::verify(&entries) {
-            Ok(n) => {
-                writeln!(out, "{{\"ok\":true,\"events\":{n}}}")?;
-                eprintln!("lineage verified: {n} events, chain intact, row counts conserved");
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(p) => {
-                writeln!(out, "{}", serde_json::json!({"ok": false, "problem": p}))?;
-                eprintln!(
-                    "lineage BROKEN at event {} (seq {:?}): {}",
-                    p.position, p.seq, p.reason
-                );
-                Ok(ExitCode::from(1))
-            }
-        },
+        LineageCommand::Verify { checkpoint } => crate::checkpoint_cmd::verify_cmd(
+            &crate::checkpoint_cmd::LINEAGE,
+            &entries,
+            checkpoint.as_ref(),
+            ck,
+            Some(records),
+        ),
+        LineageCommand::Checkpoint => {
+            crate::checkpoint_cmd::checkpoint_cmd(&crate::checkpoint_cmd::LINEAGE, &entries, ck)
+        }
         // main routes this to analyst::lineage_export, which needs the catalog.
         LineageCommand::Export { .. } => {
             bail!("lineage export is handled by analyst::lineage_export")

@@ -20,6 +20,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod analyst;
 #[cfg(feature = "aws")]
 mod aws;
+mod checkpoint_cmd;
 mod commands;
 mod interrupt;
 mod linkage_cmd;
@@ -126,6 +127,13 @@ enum Command {
     Pseudonymise(PseudonymiseArgs),
     /// Validate, pseudonymise and merge an extract into the local store.
     Ingest(commands::IngestArgs),
+    /// With --backend aws: create what the deployment's variables name and
+    /// is missing, for emulators (moto) and scratch accounts: the buckets,
+    /// the table with its index, and the key secret with a fresh random key.
+    /// Nothing that exists is changed (never the key secret). Prints one
+    /// JSON line per resource, `created` or `existed`. Real deployments use
+    /// infra/template.yaml.
+    Setup,
     /// Read and verify the lineage log (auditors).
     #[command(subcommand)]
     Lineage(commands::LineageCommand),
@@ -218,10 +226,29 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on one line. An AWS adapter's message already
+/// names the resource, its variable and what to do: the SDK's error behind
+/// it (a multi-line dump of the raw response) is for debug logs, not here.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        #[cfg(feature = "aws")]
+        if agencylink_aws::is_sdk_detail(cause) {
+            break;
+        }
+        parts.push(cause.to_string());
+    }
+    parts
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Whether a command reads or writes the store (and so follows `--backend`).
@@ -246,6 +273,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
             "this agencylink was built without the AWS backend; build it with `cargo build --release -p agencylink-cli --features aws`"
         );
     }
+    // Every command that may append to the lineage log or the access log
+    // leaves a signed checkpoint of each log it grew.
+    let appends = matches!(
+        cli.command,
+        Command::Ingest(_)
+            | Command::Demo(_)
+            | Command::Query(_)
+            | Command::Export(_)
+            | Command::Review(_)
+            | Command::Link(_)
+            | Command::Profile(_)
+    );
+    let data_dir = cli.data_dir.clone();
+    let outcome = run_local(&catalog, cli);
+    if appends && data_dir.join(commands::DB_FILE).is_file() {
+        let checkpointed = commands::open_existing_store(&data_dir).and_then(|store| {
+            checkpoint_cmd::after_append(&store, &checkpoint_cmd::LocalCk::new(&data_dir))
+        });
+        if let Err(e) = checkpointed {
+            let e = e.context("writing the signed checkpoints of the logs");
+            if outcome.is_ok() {
+                return Err(e);
+            }
+            eprintln!("error: {e:#}");
+        }
+    }
+    outcome
+}
+
+fn run_local(catalog: &Catalog, cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Agencies => commands::agencies_cmd(&cli.data_dir),
         Command::Datasets => {
@@ -262,7 +319,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { id } => {
-            let ds = dataset(&catalog, &id)?;
+            let ds = dataset(catalog, &id)?;
             let mut out = io::stdout().lock();
             out.write_all(ds.source.as_bytes())?;
             if !ds.source.ends_with('\n') {
@@ -276,7 +333,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             report,
             file,
         } => {
-            let ds = dataset(&catalog, &id)?;
+            let ds = dataset(catalog, &id)?;
             validate(ds, input_format(format, &file), report, &file)
         }
         Command::Key(KeyCommand::Init) => {
@@ -293,21 +350,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", key.kid());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Pseudonymise(args) => pseudonymise(&catalog, &cli.data_dir, args),
-        Command::Ingest(args) => commands::ingest_cmd(&catalog, &cli.data_dir, args),
+        Command::Pseudonymise(args) => pseudonymise(catalog, &cli.data_dir, args),
+        Command::Ingest(args) => commands::ingest_cmd(catalog, &cli.data_dir, args),
+        Command::Setup => bail!(
+            "`setup` creates an AWS deployment's resources: add --backend aws (the local backend makes its data directory on first use, and `agencylink key init` its key)"
+        ),
         Command::Lineage(commands::LineageCommand::Export { openlineage }) => {
-            analyst::lineage_export(&catalog, &cli.data_dir, openlineage)
+            analyst::lineage_export(catalog, &cli.data_dir, openlineage)
         }
         Command::Lineage(cmd) => commands::lineage_cmd(&cli.data_dir, cmd),
-        Command::Query(cmd) => analyst::query(&catalog, &cli.data_dir, cmd),
-        Command::Export(args) => analyst::export(&catalog, &cli.data_dir, args),
+        Command::Query(cmd) => analyst::query(catalog, &cli.data_dir, cmd),
+        Command::Export(args) => analyst::export(catalog, &cli.data_dir, args),
         Command::AccessLog(args) => analyst::access_log(&cli.data_dir, args),
-        Command::Demo(args) => commands::demo(&catalog, &cli.data_dir, args),
-        Command::Profile(args) => profile_cmd::profile_cmd(&catalog, &cli.data_dir, args),
-        Command::Synth(args) => commands::synth(&catalog, args),
+        Command::Demo(args) => commands::demo(catalog, &cli.data_dir, args),
+        Command::Profile(args) => profile_cmd::profile_cmd(catalog, &cli.data_dir, args),
+        Command::Synth(args) => commands::synth(catalog, args),
         Command::Review(cmd) => linkage_cmd::review_local(&cli.data_dir, cmd),
         Command::Link(cmd) => linkage_cmd::link_local(&cli.data_dir, cmd),
-        Command::SynthPair(args) => commands::synth_pair(&catalog, args),
+        Command::SynthPair(args) => commands::synth_pair(catalog, args),
     }
 }
 

@@ -45,6 +45,10 @@ pub enum IngestError {
     /// row may carry is not known.
     #[error("the upload time `{0}` is not an RFC 3339 date-time")]
     Time(String),
+    /// The store's records were pseudonymised under another key: this
+    /// upload's tokens would match none of them.
+    #[error("{0}")]
+    KeyMismatch(#[from] crate::lineage::KeyMismatch),
 }
 
 /// What the caller supplies about the upload.
@@ -164,6 +168,9 @@ pub fn ingest(
         ..IngestSummary::default()
     };
     let earlier = lineage_log.entries()?;
+    // Before anything else, the duplicate check included: under another key
+    // even a file seen before would be a different upload's tokens.
+    lineage::check_store_key(&earlier, pseudo.kid().as_str())?;
     if let Some(done) = earlier.iter().rev().find(|e| {
         e.get("upload_id").and_then(Value::as_str) == Some(&upload)
             && e.get("type").and_then(Value::as_str) == Some("ingest")
@@ -276,6 +283,10 @@ pub fn ingest(
     if summary.records_replaced > 0 {
         event.insert("replaces_uploads".into(), Value::Array(replaced_uploads));
     }
+    // Whose record versions this upload superseded, and how many of each:
+    // with `records_inserted` and `records_replaced`, what lets
+    // `lineage verify` reconcile each upload's live records with the store.
+    event.insert("records_replaced_from".into(), json!(merged.replaced_from));
     let rules: Vec<Value> = counts
         .by_rule
         .iter()
@@ -458,6 +469,9 @@ fn curate_rows(
 fn add(total: &mut MergeStats, s: MergeStats) {
     total.inserted += s.inserted;
     total.replaced += s.replaced;
+    for (upload, n) in s.replaced_from {
+        *total.replaced_from.entry(upload).or_default() += n;
+    }
     total.unchanged += s.unchanged;
     total.linked += s.linked;
 }

@@ -3,6 +3,7 @@
 //! Everything here is synchronous and does no I/O of its own beyond the
 //! readers and writers it is handed; adapters implement the ports.
 
+pub mod checkpoint;
 pub mod conformance;
 pub mod csv_safe;
 pub mod curate;
@@ -19,6 +20,7 @@ pub mod profile;
 pub mod pseudo;
 pub mod query;
 pub mod read;
+pub mod reconcile;
 pub mod report;
 pub mod schema;
 pub mod validate;

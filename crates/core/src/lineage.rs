@@ -105,6 +105,42 @@ pub fn append(log: &dyn ChainLog, fields: Map<String, Value>) -> Result<Value, S
     Err(StoreError::Precondition(last.unwrap_or_default()))
 }
 
+/// The key id the store's records were pseudonymised under: that of the
+/// latest lineage event that names one (every ingest does). `None` for a
+/// store nothing was ingested into.
+pub fn store_key_id(entries: &[Value]) -> Option<&str> {
+    entries
+        .iter()
+        .rev()
+        .find_map(|e| e.get("key_id").and_then(Value::as_str))
+}
+
+/// A command ran under another key than the one the store was built with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this store was built with key id {store}, but the key given is {given}: tokens under \
+     different keys never match, so ingesting would split every person the upload shares \
+     with the store, and a lookup would find nothing: use the store's key, or start a new store"
+)]
+pub struct KeyMismatch {
+    /// The store's key id.
+    pub store: String,
+    /// The key id the command was given.
+    pub given: String,
+}
+
+/// Refuse a key whose id is not the store's (a store with no key yet
+/// takes any).
+pub fn check_store_key(entries: &[Value], given: &str) -> Result<(), KeyMismatch> {
+    match store_key_id(entries) {
+        Some(store) if store != given => Err(KeyMismatch {
+            store: store.to_owned(),
+            given: given.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The first problem `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChainProblem {
@@ -197,6 +233,27 @@ mod tests {
         let mut inserted = good.clone();
         inserted.insert(2, good[1].clone());
         assert_eq!(verify(&inserted).expect_err("insert").position, 3);
+    }
+
+    #[test]
+    fn the_store_key_is_the_latest_event_that_names_one() {
+        assert_eq!(
+            check_store_key(&[], "k9"),
+            Ok(()),
+            "an empty store takes any key"
+        );
+        let entries = vec![
+            json!({"type": "ingest", "key_id": "k1"}),
+            json!({"type": "link_train"}),
+        ];
+        assert_eq!(store_key_id(&entries), Some("k1"));
+        assert_eq!(check_store_key(&entries, "k1"), Ok(()));
+        let refused = check_store_key(&entries, "k2").expect_err("another key");
+        assert_eq!(
+            (refused.store.as_str(), refused.given.as_str()),
+            ("k1", "k2")
+        );
+        assert!(refused.to_string().contains("key id k1") && refused.to_string().contains("k2"));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!   part holding the person's smallest key keeps the id and each other part
 //!   gets a new id by the first rule (an alias would point at the wrong child).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 // foldhash, not SipHash: the maps hold keys and ids of the upload's own
 // records (no outside party picks them to collide) and are hashed several
@@ -24,16 +24,32 @@ use crate::linkage::{LinkModel, LinkOutcome, current_model};
 use crate::ports::{RecordStore, SignatureEntry, StoreResult, StoredRecord, WriteBatch};
 
 /// What merging one batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MergeStats {
     /// Records new to the store.
     pub inserted: u64,
     /// Records that replaced an earlier version (content changed).
     pub replaced: u64,
+    /// `replaced` by the upload that wrote the version each replacement
+    /// superseded (the merging upload itself for a record given twice in
+    /// one upload). Lineage keeps it so reconciliation can say how many of
+    /// each upload's records the store should still hold.
+    pub replaced_from: BTreeMap<String, u64>,
     /// Records identical to what the store has.
     pub unchanged: u64,
     /// Records that joined a person already known from another record.
     pub linked: u64,
+}
+
+fn count_replaced(from: &mut BTreeMap<String, u64>, upload: &str) {
+    // Most replacements in a batch supersede one earlier upload: look up
+    // before allocating its id.
+    match from.get_mut(upload) {
+        Some(n) => *n += 1,
+        None => {
+            from.insert(upload.to_owned(), 1);
+        }
+    }
 }
 
 /// The id a new person gets from its anchor (smallest key or record id).
@@ -246,6 +262,7 @@ fn merge_exact(
         for (i, r) in incoming.iter().enumerate() {
             if last.insert(r.record_id.as_str(), i).is_some() {
                 stats.replaced += 1;
+                count_replaced(&mut stats.replaced_from, &r.upload_id);
             }
         }
         (last.len() != incoming.len()).then(|| {
@@ -278,6 +295,7 @@ fn merge_exact(
             }
             Some(old) => {
                 stats.replaced += 1;
+                count_replaced(&mut stats.replaced_from, &old.upload_id);
                 r.person_id = old.person_id.clone();
                 old_versions.push(old);
                 changed.push(r);

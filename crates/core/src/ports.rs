@@ -336,6 +336,26 @@ pub trait RecordStore: Send + Sync {
     fn linkage(&self) -> Option<&dyn LinkageStore> {
         None
     }
+    /// How many records the store holds, by the upload that last wrote
+    /// them, agency and dataset: what [`crate::reconcile`] compares with
+    /// lineage. The default reads every record; a store that can count
+    /// without reading bodies should.
+    fn record_counts(&self) -> StoreResult<crate::reconcile::RecordCounts> {
+        let mut counts = crate::reconcile::RecordCounts::new();
+        for dataset in self.datasets()? {
+            self.scan_dataset(&dataset, None, None, &mut |r| {
+                *counts
+                    .entry(crate::reconcile::RecordGroup {
+                        upload_id: r.upload_id,
+                        agency: r.agency,
+                        dataset: r.dataset,
+                    })
+                    .or_default() += 1;
+                true
+            })?;
+        }
+        Ok(counts)
+    }
 }
 
 /// One record's signature, for the linkage index.

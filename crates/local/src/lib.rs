@@ -2,6 +2,7 @@
 //! under one data directory, as files (objects) and one SQLite database
 //! (records, people, lineage, access log).
 
+pub mod checkpoints;
 mod dir;
 pub mod fsafe;
 mod keyfile;

@@ -32,7 +32,7 @@ use super::{
     json, key, s, text,
 };
 use crate::block_on;
-use crate::error::store_error;
+use crate::error::{Resource, store_error};
 
 /// Sort key of a signature's own item (`P#…` sorts below it).
 const SIG_SK: &str = "SIG";
@@ -209,7 +209,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| store_error("reading a linkage block", e))?;
+                .map_err(|e| store_error(Resource::Table(&self.table), "dynamodb:Query", e))?;
             out.extend(
                 page.items()
                     .iter()
@@ -253,7 +253,13 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| store_error(format!("reading {what}"), e))?;
+            .map_err(|e| {
+                store_error(
+                    Resource::Table(&self.table),
+                    format!("dynamodb:GetItem ({what})"),
+                    e,
+                )
+            })?;
         Ok(out.item().cloned())
     }
 }
@@ -405,7 +411,9 @@ impl LinkageStore for DynamoStore {
                         .set_exclusive_start_key(start.take())
                         .send()
                         .await
-                        .map_err(|e| store_error("reading the signature index", e))?;
+                        .map_err(|e| {
+                            store_error(Resource::Table(&self.table), "dynamodb:Query", e)
+                        })?;
                     for item in page.items() {
                         let Some(id) = text(item, PK).and_then(|p| p.strip_prefix("SIG#")) else {
                             continue;
@@ -452,7 +460,7 @@ impl LinkageStore for DynamoStore {
                 .send()
                 .await
         })
-        .map_err(|e| store_error("writing a review item", e))?;
+        .map_err(|e| store_error(Resource::Table(&self.table), "dynamodb:PutItem", e))?;
         Ok(())
     }
 
@@ -514,7 +522,11 @@ impl LinkageStore for DynamoStore {
                     model.version
                 )))
             }
-            Err(e) => Err(store_error("writing a linkage model", e)),
+            Err(e) => Err(store_error(
+                Resource::Table(&self.table),
+                "dynamodb:PutItem",
+                e,
+            )),
         }
     }
 
@@ -533,7 +545,7 @@ impl LinkageStore for DynamoStore {
                 .send()
                 .await
         })
-        .map_err(|e| store_error("reading the linkage model", e))?;
+        .map_err(|e| store_error(Resource::Table(&self.table), "dynamodb:Query", e))?;
         out.items()
             .first()
             .map(|i| from_json(i, "model"))

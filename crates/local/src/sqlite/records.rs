@@ -788,6 +788,33 @@ impl RecordStore for SqliteStore {
             .map_err(db_err("listing datasets"))
     }
 
+    fn record_counts(&self) -> StoreResult<agencylink_core::reconcile::RecordCounts> {
+        // Counted from the records table itself, not an index: a row
+        // deleted behind the store's back must show.
+        let db = lock(&self.conn);
+        read_scope(&db.conn, |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT upload_id, agency, dataset, count(*) FROM records GROUP BY upload_id, agency, dataset",
+                )
+                .map_err(db_err("preparing a query"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        agencylink_core::reconcile::RecordGroup {
+                            upload_id: r.get(0)?,
+                            agency: r.get(1)?,
+                            dataset: r.get(2)?,
+                        },
+                        u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    ))
+                })
+                .map_err(db_err("counting records"))?;
+            rows.collect::<Result<_, _>>()
+                .map_err(db_err("counting records"))
+        })
+    }
+
     fn alias(&self, person_id: &str) -> StoreResult<Option<String>> {
         let db = lock(&self.conn);
         db.conn

@@ -1,0 +1,344 @@
+//! Reconciliation: does the record store hold exactly what lineage says
+//! the uploads put there?
+//!
+//! The hash chain proves the lineage log was not edited; it says nothing of
+//! the records beside it. A record row deleted from, or added to, the store
+//! behind agencylink's back leaves the chain intact. Reconciliation counts
+//! the store's records by the upload that last wrote them and compares:
+//!
+//! - every record's upload has an `ingest` (or partly merged `failure`)
+//!   event in lineage, for the same agency and dataset;
+//! - per agency and dataset, the store holds as many records as the
+//!   uploads' `records_inserted` add up to (a record id is new once);
+//! - per upload, the store holds `records_inserted + records_replaced`
+//!   minus the versions later uploads superseded (`records_replaced_from`
+//!   on their events). Events written before `records_replaced_from`
+//!   existed cannot be attributed, so an agency and dataset with such an
+//!   event that replaced records is reconciled by its total only.
+//!
+//! Problems name uploads, agencies and datasets and counts, never a record.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The records the store holds, counted by the upload that last wrote them
+/// and the agency and dataset they carry.
+pub type RecordCounts = BTreeMap<RecordGroup, u64>;
+
+/// One group of [`RecordCounts`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RecordGroup {
+    /// The upload that last wrote the records.
+    pub upload_id: String,
+    /// The agency the records carry.
+    pub agency: String,
+    /// The dataset the records carry.
+    pub dataset: String,
+}
+
+/// What reconciliation checked, when everything agreed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Reconciled {
+    /// Records in the store.
+    pub records: u64,
+    /// Uploads in lineage that merged records.
+    pub uploads: usize,
+    /// Uploads whose own count could be checked (the rest are checked as
+    /// part of their agency and dataset's total).
+    pub uploads_exact: usize,
+}
+
+/// One disagreement between the store and lineage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mismatch {
+    /// The upload concerned, when the problem is one upload's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    /// The agency.
+    pub agency: String,
+    /// The dataset.
+    pub dataset: String,
+    /// Records lineage accounts for.
+    pub expected: u64,
+    /// Records the store holds.
+    pub found: u64,
+    /// What is wrong, in words.
+    pub reason: String,
+}
+
+#[derive(Default)]
+struct Upload {
+    agency: String,
+    dataset: String,
+    written: u64,
+}
+
+#[derive(Default)]
+struct Pair {
+    inserted: u64,
+    exact: bool,
+    seen: bool,
+}
+
+/// Compare `counts` (from the store) with lineage `entries` (already
+/// verified as a chain). Every mismatch, uploads first, then totals.
+pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled, Vec<Mismatch>> {
+    let mut uploads: BTreeMap<String, Upload> = BTreeMap::new();
+    let mut pairs: BTreeMap<(String, String), Pair> = BTreeMap::new();
+    let mut superseded: BTreeMap<String, u64> = BTreeMap::new();
+    for e in entries {
+        let kind = e.get("type").and_then(Value::as_str);
+        if !matches!(kind, Some("ingest" | "failure")) {
+            continue;
+        }
+        let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default();
+        let n = |k: &str| e.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let (upload, agency, dataset) = (s("upload_id"), s("agency"), s("dataset"));
+        if upload.is_empty() {
+            continue;
+        }
+        let (inserted, replaced) = (n("records_inserted"), n("records_replaced"));
+        let from = e.get("records_replaced_from").and_then(Value::as_object);
+        let pair = pairs
+            .entry((agency.to_owned(), dataset.to_owned()))
+            .or_insert_with(|| Pair {
+                exact: true,
+                ..Pair::default()
+            });
+        pair.seen = true;
+        pair.inserted += inserted;
+        if replaced > 0 && from.is_none() {
+            pair.exact = false;
+        }
+        for (w, k) in from.into_iter().flatten() {
+            *superseded.entry(w.clone()).or_default() += k.as_u64().unwrap_or(0);
+        }
+        let u = uploads.entry(upload.to_owned()).or_insert_with(|| Upload {
+            agency: agency.to_owned(),
+            dataset: dataset.to_owned(),
+            written: 0,
+        });
+        u.written += inserted + replaced;
+    }
+
+    let mut problems = Vec::new();
+    let mut found_by_upload: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut found_by_pair: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut total = 0;
+    for (g, &c) in counts {
+        total += c;
+        *found_by_pair
+            .entry((g.agency.as_str(), g.dataset.as_str()))
+            .or_default() += c;
+        match uploads.get(&g.upload_id) {
+            None => problems.push(Mismatch {
+                upload_id: Some(g.upload_id.clone()),
+                agency: g.agency.clone(),
+                dataset: g.dataset.clone(),
+                expected: 0,
+                found: c,
+                reason: format!(
+                    "the store holds {c} records of an upload that lineage has no event for \
+                     (added behind the store's back?)"
+                ),
+            }),
+            Some(u) if u.agency != g.agency || u.dataset != g.dataset => problems.push(Mismatch {
+                upload_id: Some(g.upload_id.clone()),
+                agency: g.agency.clone(),
+                dataset: g.dataset.clone(),
+                expected: 0,
+                found: c,
+                reason: format!(
+                    "{c} records carry this upload but another agency or dataset than its \
+                     lineage event ({} / {})",
+                    u.agency, u.dataset
+                ),
+            }),
+            Some(_) => *found_by_upload.entry(g.upload_id.as_str()).or_default() += c,
+        }
+    }
+
+    let mut exact = 0;
+    for (id, u) in &uploads {
+        let pair = &pairs[&(u.agency.clone(), u.dataset.clone())];
+        if !pair.exact {
+            continue;
+        }
+        exact += 1;
+        let gone = superseded.get(id).copied().unwrap_or(0);
+        let expected = u.written.saturating_sub(gone);
+        let found = found_by_upload.get(id.as_str()).copied().unwrap_or(0);
+        if found != expected {
+            problems.push(Mismatch {
+                upload_id: Some(id.clone()),
+                agency: u.agency.clone(),
+                dataset: u.dataset.clone(),
+                expected,
+                found,
+                reason: format!(
+                    "lineage accounts for {expected} live records of this upload \
+                     ({} written, {gone} superseded by later uploads), the store holds {found}{}",
+                    u.written,
+                    direction(expected, found)
+                ),
+            });
+        }
+    }
+    let keys: BTreeSet<(&str, &str)> = pairs
+        .iter()
+        .filter(|(_, p)| p.seen)
+        .map(|((a, d), _)| (a.as_str(), d.as_str()))
+        .chain(found_by_pair.keys().copied())
+        .collect();
+    for (agency, dataset) in keys {
+        let expected = pairs
+            .get(&(agency.to_owned(), dataset.to_owned()))
+            .map_or(0, |p| p.inserted);
+        let found = found_by_pair.get(&(agency, dataset)).copied().unwrap_or(0);
+        if found != expected {
+            problems.push(Mismatch {
+                upload_id: None,
+                agency: agency.to_owned(),
+                dataset: dataset.to_owned(),
+                expected,
+                found,
+                reason: format!(
+                    "lineage's uploads inserted {expected} records of this agency and dataset, \
+                     the store holds {found}{}",
+                    direction(expected, found)
+                ),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(Reconciled {
+            records: total,
+            uploads: uploads.len(),
+            uploads_exact: exact,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn direction(expected: u64, found: u64) -> &'static str {
+    if found < expected {
+        ": records were deleted behind the store's back"
+    } else {
+        ": records were added behind the store's back"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn group(u: &str, a: &str, d: &str) -> RecordGroup {
+        RecordGroup {
+            upload_id: u.into(),
+            agency: a.into(),
+            dataset: d.into(),
+        }
+    }
+
+    fn lineage() -> Vec<Value> {
+        vec![
+            json!({"type": "ingest", "upload_id": "u1", "agency": "a", "dataset": "d",
+                   "records_inserted": 10, "records_replaced": 0, "records_replaced_from": {}}),
+            // Replaces 3 of u1's records and one of its own rows given twice.
+            json!({"type": "ingest", "upload_id": "u2", "agency": "a", "dataset": "d",
+                   "records_inserted": 2, "records_replaced": 4,
+                   "records_replaced_from": {"u1": 3, "u2": 1}}),
+            json!({"type": "link_train", "model_version": 1}),
+            json!({"type": "ingest", "upload_id": "u3", "agency": "b", "dataset": "d",
+                   "records_inserted": 5, "records_replaced": 0, "records_replaced_from": {}}),
+        ]
+    }
+
+    fn store() -> RecordCounts {
+        [
+            (group("u1", "a", "d"), 7),
+            (group("u2", "a", "d"), 5),
+            (group("u3", "b", "d"), 5),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    #[test]
+    fn agreeing_store_reconciles() {
+        assert_eq!(
+            reconcile(&lineage(), &store()),
+            Ok(Reconciled {
+                records: 17,
+                uploads: 3,
+                uploads_exact: 3
+            })
+        );
+    }
+
+    #[test]
+    fn a_deleted_record_is_found_with_its_upload() {
+        let mut counts = store();
+        *counts.get_mut(&group("u1", "a", "d")).expect("u1") -= 1;
+        let problems = reconcile(&lineage(), &counts).expect_err("deleted");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems[0].upload_id.as_deref(), Some("u1"));
+        assert_eq!((problems[0].expected, problems[0].found), (7, 6));
+        assert!(problems[0].reason.contains("deleted"));
+        assert_eq!(problems[1].upload_id, None);
+        assert_eq!((problems[1].expected, problems[1].found), (12, 11));
+    }
+
+    #[test]
+    fn records_of_an_unknown_upload_are_found() {
+        let mut counts = store();
+        counts.insert(group("u9", "a", "d"), 1);
+        let problems = reconcile(&lineage(), &counts).expect_err("added");
+        assert_eq!(problems[0].upload_id.as_deref(), Some("u9"));
+        assert!(problems[0].reason.contains("no event"));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.upload_id.is_none() && p.found == 13)
+        );
+    }
+
+    #[test]
+    fn a_record_under_another_agency_is_found() {
+        let mut counts = store();
+        *counts.get_mut(&group("u3", "b", "d")).expect("u3") -= 1;
+        counts.insert(group("u3", "a", "d"), 1);
+        let problems = reconcile(&lineage(), &counts).expect_err("moved");
+        assert!(problems.iter().any(|p| p.reason.contains("another agency")));
+    }
+
+    #[test]
+    fn legacy_events_reconcile_by_total_only() {
+        let mut old = lineage();
+        old[1]
+            .as_object_mut()
+            .expect("obj")
+            .remove("records_replaced_from");
+        // Shifting a record between a's uploads is invisible without
+        // attribution; the total still holds.
+        let mut counts = store();
+        *counts.get_mut(&group("u1", "a", "d")).expect("u1") -= 1;
+        *counts.get_mut(&group("u2", "a", "d")).expect("u2") += 1;
+        assert_eq!(
+            reconcile(&old, &counts).map(|r| r.uploads_exact),
+            Ok(1),
+            "only b's upload is exact"
+        );
+        *counts.get_mut(&group("u2", "a", "d")).expect("u2") -= 1;
+        assert!(reconcile(&old, &counts).is_err());
+    }
+
+    #[test]
+    fn an_empty_store_and_log_reconcile() {
+        assert!(reconcile(&[], &RecordCounts::new()).is_ok());
+    }
+}
