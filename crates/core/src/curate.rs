@@ -3,7 +3,7 @@
 //! borough), match keys and network links computed, a deterministic
 //! `record_id`, and provenance. Raw identifiers exist only in memory here.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -117,6 +117,11 @@ pub struct CurateScratch {
     token: String,
     ref_token: String,
     derived: Vec<u8>,
+    // The body being written: the record gets an exact-size copy, so the
+    // rows in flight hold their bytes only, not a generous buffer each.
+    body: Vec<u8>,
+    // The signature cache's key for the row.
+    signature_key: String,
     // Signatures by their canonical (family, given, dob), so a person who
     // fills many rows is encoded once. Raw values live here only in memory,
     // as they do in the row; the map is dropped with the scratch.
@@ -293,6 +298,8 @@ impl<'a> Curator<'a> {
             token,
             ref_token,
             derived,
+            body: out,
+            signature_key,
             signatures,
         } = scratch;
         ref_token.clear();
@@ -313,15 +320,15 @@ impl<'a> Curator<'a> {
             },
         };
 
-        let mut out = Vec::with_capacity(1536);
+        out.clear();
         out.extend_from_slice(b"{\"record_id\":\"");
         out.extend_from_slice(record_id.as_bytes());
         out.push(b'"');
         out.extend_from_slice(&self.upload_part);
         out.extend_from_slice(b",\"event_date\":");
-        put_json(&mut out, event_date);
+        put_json(out, event_date);
         out.extend_from_slice(b",\"borough\":");
-        put_json(&mut out, &borough);
+        put_json(out, &borough);
         out.extend_from_slice(b",\"borough_source\":\"");
         out.extend_from_slice(borough_source.as_bytes());
         out.extend_from_slice(b"\",\"fields\":{");
@@ -339,7 +346,7 @@ impl<'a> Curator<'a> {
             }
             out.extend_from_slice(&self.keys[i]);
             let Some(kind) = f.identifier else {
-                put_json(&mut out, v);
+                put_json(out, v);
                 continue;
             };
             let raw = v.as_str().unwrap_or_default();
@@ -354,14 +361,6 @@ impl<'a> Curator<'a> {
             out.push(b'"');
             out.extend_from_slice(token.as_bytes());
             out.push(b'"');
-            match f.match_role {
-                Some(MatchRole::Nhs) => nhs = Some(canonical.clone()),
-                Some(MatchRole::Family) => family = Some(canonical.clone()),
-                Some(MatchRole::Given) => given = Some(canonical.clone()),
-                Some(MatchRole::Dob) => dob = Some(canonical.clone()),
-                Some(MatchRole::Upn) => upn = Some(canonical.clone()),
-                None => {}
-            }
             match f.generalise {
                 Some(Generalise::Age) => {
                     let age = parse_ymd(&canonical)
@@ -392,19 +391,29 @@ impl<'a> Curator<'a> {
                     token: token.clone(),
                 });
             }
+            // Last, so the canonical value moves rather than is copied.
+            match f.match_role {
+                Some(MatchRole::Nhs) => nhs = Some(canonical),
+                Some(MatchRole::Family) => family = Some(canonical),
+                Some(MatchRole::Given) => given = Some(canonical),
+                Some(MatchRole::Dob) => dob = Some(canonical),
+                Some(MatchRole::Upn) => upn = Some(canonical),
+                None => {}
+            }
         }
         out.push(b'}');
         derived.push(b'}');
 
         let signature = (family.is_some() || given.is_some() || dob.is_some())
             .then(|| {
-                let mut key = String::new();
+                let key = signature_key;
+                key.clear();
                 for part in [&family, &given, &dob] {
                     // `\u{1}` cannot occur in a canonical name or date.
                     key.push('\u{1}');
                     key.push_str(part.as_deref().unwrap_or(""));
                 }
-                if let Some(s) = signatures.get(&key) {
+                if let Some(s) = signatures.get(key.as_str()) {
                     return Some(s.clone());
                 }
                 let s = Arc::new(signature(
@@ -416,7 +425,7 @@ impl<'a> Curator<'a> {
                 if signatures.len() >= SIGNATURE_CACHE {
                     signatures.clear();
                 }
-                signatures.insert(key, s.clone());
+                signatures.insert(key.clone(), s.clone());
                 Some(s)
             })
             .flatten();
@@ -450,17 +459,17 @@ impl<'a> Curator<'a> {
                 out.push(b',');
             }
             out.extend_from_slice(b"{\"kind\":");
-            put_json(&mut out, &l.kind);
+            put_json(out, &l.kind);
             out.extend_from_slice(b",\"token\":\"");
             out.extend_from_slice(l.token.as_bytes());
             out.extend_from_slice(b"\"}");
         }
         out.push(b']');
         out.extend_from_slice(&self.provenance_head);
-        put_json(&mut out, &row.row);
+        put_json(out, &row.row);
         out.extend_from_slice(&self.provenance_tail);
         // Every piece above is JSON text, which is UTF-8.
-        let body = String::from_utf8(out).unwrap_or_default();
+        let body = String::from_utf8(out.clone()).unwrap_or_default();
         Ok(StoredRecord {
             record_id,
             person_id: String::new(),

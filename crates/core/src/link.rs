@@ -12,7 +12,12 @@
 //!   part holding the person's smallest key keeps the id and each other part
 //!   gets a new id by the first rule (an alias would point at the wrong child).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+// foldhash, not SipHash: the maps hold keys and ids of the upload's own
+// records (no outside party picks them to collide) and are hashed several
+// times a record on the merge thread, the ingest's critical path.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::curate::short_hash;
 use crate::linkage::{LinkModel, LinkOutcome, current_model};

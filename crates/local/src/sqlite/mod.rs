@@ -27,7 +27,7 @@ use agencylink_core::ports::{ChainLog, Link, RecordBody, StoreError, StoreResult
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use bodies::{Bodies, BodyAt};
-use overlay::Overlay;
+use overlay::{Overlay, RowEntries};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
@@ -119,7 +119,8 @@ struct Db {
     overlay_rows: usize,
 }
 
-/// The default for [`Db::overlay_rows`]: about 24 MB of overlay.
+/// The default for [`Db::overlay_rows`]: about 60 MB of overlay (ids, people
+/// and every index entry of the rows held).
 const OVERLAY_ROWS: usize = 1 << 20;
 
 /// An open upload: one write transaction.
@@ -329,6 +330,18 @@ fn record_with_body(
 /// sorted runs, correct but with more page rewrites.
 fn build_indexes(conn: &Connection, from: i64, rows: usize) -> StoreResult<()> {
     build_indexes_in_runs(conn, from, rows, RUN)
+}
+
+/// Index an upload's rows from the entries its overlay kept as they were
+/// written (as [`build_indexes`] would from the rows), one index at a time,
+/// freeing each index's part of the overlay as it goes.
+fn build_indexes_from(conn: &Connection, from: i64, mut rows: Overlay) -> StoreResult<()> {
+    let mut entries: Vec<(i64, i64)> = Vec::new();
+    for (index, table) in overlay::INDEXES.iter().enumerate() {
+        rows.take_entries(index, from, &mut entries);
+        insert_sorted(conn, table, &mut entries)?;
+    }
+    Ok(())
 }
 
 /// [`build_indexes`] for `rows` rows, holding at most `run` entries.
@@ -1125,6 +1138,33 @@ mod tests {
         assert_eq!(store.records_of_person("p-1").expect("person").len(), 10);
         assert!(store.records_with_key("k-1").expect("key").is_empty());
         assert_eq!(store.records_with_key("k-2").expect("key").len(), 10);
+    }
+
+    #[test]
+    fn a_row_rewritten_before_publishing_is_indexed_as_last_written() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        store.begin_upload().expect("begin");
+        store
+            .apply(&batch(vec![
+                rec("r-1", "p-1", &["k-1"]),
+                rec("r-2", "p-2", &["k-3"]),
+            ]))
+            .expect("insert");
+        // Still in the overlay: its kept entries are the first version's.
+        store
+            .apply(&batch(vec![rec("r-1", "p-3", &["k-2"])]))
+            .expect("replace");
+        store.end_upload(true).expect("publish");
+        let db = super::lock(&store.conn);
+        let count = |sql: &str| -> i64 { db.conn.query_row(sql, [], |r| r.get(0)).expect("count") };
+        // One entry a record in each index: none left from the first version.
+        assert_eq!(count("SELECT count(*) FROM key_index"), 2);
+        assert_eq!(count("SELECT count(*) FROM person_index"), 2);
+        assert_eq!(count("SELECT count(*) FROM id_index"), 2);
+        drop(db);
+        assert_eq!(store.records_with_key("k-2").expect("key").len(), 1);
+        assert_eq!(store.records_of_person("p-3").expect("person").len(), 1);
+        assert!(store.records_of_person("p-1").expect("person").is_empty());
     }
 
     #[test]

@@ -9,8 +9,9 @@ use agencylink_core::ports::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    Bodies, BodyAt, Db, Overlay, RECORD, SqliteStore, Upload, bodies_end, build_indexes, date_key,
-    date_key_of, date_number, db_err, lock, row_to_record, set_bodies_end, token_hash,
+    Bodies, BodyAt, Db, Overlay, RECORD, RowEntries, SqliteStore, Upload, bodies_end,
+    build_indexes, build_indexes_from, date_key, date_key_of, date_number, db_err, lock,
+    row_to_record, set_bodies_end, token_hash,
 };
 
 impl Db {
@@ -122,9 +123,14 @@ fn flush_rows(conn: &Connection, up: &mut Upload) -> StoreResult<()> {
     // before may be in the index now.
     up.unindexed.clear();
     up.index_empty = false;
-    // Free the overlay before the build takes its memory.
-    up.rows = Overlay::default();
-    let built = build_indexes(conn, from, n);
+    let rows = std::mem::take(&mut up.rows);
+    let built = if rows.is_stale() {
+        // Free the overlay before the build takes its memory.
+        drop(rows);
+        build_indexes(conn, from, n)
+    } else {
+        build_indexes_from(conn, from, rows)
+    };
     if built.is_err() {
         up.failed = true;
     }
@@ -289,8 +295,13 @@ fn write_batch(
                         source: None,
                     });
                 }
-                up.rows
-                    .push(token_hash(&r.record_id), token_hash(&r.person_id));
+                up.rows.push(RowEntries {
+                    id_hash: token_hash(&r.record_id),
+                    person_hash: token_hash(&r.person_id),
+                    date_key: date_key(&r.dataset, &r.event_date),
+                    key_hashes: &scratch.key_hash_values,
+                    link_hashes: &scratch.link_hash_values,
+                });
                 if up.rows.len() >= overlay_rows {
                     flush_rows(conn, up)?;
                 }
@@ -344,14 +355,16 @@ fn write_batch(
 }
 
 /// Reused text buffers for a record's JSON columns: four a record,
-/// allocated once per batch rather than once per record.
+/// allocated once per batch rather than once per record; and the hashes
+/// of the last record bound, which the upload's overlay keeps too.
 #[derive(Default)]
 pub(super) struct BindScratch {
     keys: String,
     links: String,
     key_hashes: String,
     link_hashes: String,
-    hashes: Vec<i64>,
+    key_hash_values: Vec<i64>,
+    link_hash_values: Vec<i64>,
 }
 
 /// `v` as JSON into `out` (cleared first).
@@ -375,16 +388,17 @@ fn bind_record(
         links,
         key_hashes,
         link_hashes,
-        hashes,
+        key_hash_values,
+        link_hash_values,
     } = scratch;
     json_into(keys, &r.match_keys)?;
     json_into(links, &r.links)?;
-    hashes.clear();
-    hashes.extend(r.match_keys.iter().map(|t| token_hash(t)));
-    json_into(key_hashes, hashes)?;
-    hashes.clear();
-    hashes.extend(r.links.iter().map(|l| token_hash(&l.token)));
-    json_into(link_hashes, hashes)?;
+    key_hash_values.clear();
+    key_hash_values.extend(r.match_keys.iter().map(|t| token_hash(t)));
+    json_into(key_hashes, key_hash_values)?;
+    link_hash_values.clear();
+    link_hash_values.extend(r.links.iter().map(|l| token_hash(&l.token)));
+    json_into(link_hashes, link_hash_values)?;
     let texts: [(usize, &str); 10] = [
         (1, &r.record_id),
         (2, &r.person_id),
@@ -637,15 +651,21 @@ impl RecordStore for SqliteStore {
         let out = read_scope(conn, |conn| {
             let mut out = vec![None; ids.len()];
             // In the id index's order (by hash), so neighbouring probes
-            // share its pages.
-            let mut order: Vec<usize> = (0..ids.len()).collect();
-            order.sort_unstable_by_key(|&i| token_hash(&ids[i]));
-            for i in order {
+            // share its pages. (Each hash computed once, not once a comparison.)
+            let mut order: Vec<(i64, usize)> = ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (token_hash(id), i))
+                .collect();
+            order.sort_unstable();
+            for (_, i) in order {
                 out[i] = find_record(conn, bodies, upload.as_ref(), &ids[i])?;
             }
             Ok(out)
         })?;
-        if let Some(up) = upload.as_mut() {
+        // While the index is empty nothing asks `unindexed` (the overlay
+        // alone answers), so the set is not built.
+        if let Some(up) = upload.as_mut().filter(|up| !up.index_empty) {
             // Only the upload's own writes can add ids before its end.
             up.unindexed.clear();
             up.unindexed.extend(
