@@ -316,6 +316,53 @@ pub fn reject_landing(
     Ok(stored)
 }
 
+/// Whether lineage names the landing object `key` in any event (its ingest,
+/// or its rejection or failure), by the object's keyed label: the name
+/// every event about it carries in its `source`, as
+/// `landing/<agency>/<dataset>/<label>.<ext>` or `landing/label/<label>`.
+pub fn lineage_knows_landing(entries: &[Value], pseudo: &Pseudonymiser, key: &str) -> bool {
+    let label = pseudo.label("landing", key.as_bytes());
+    entries.iter().any(|e| {
+        e.get("source")
+            .and_then(Value::as_str)
+            .and_then(|s| s.rsplit('/').next())
+            .map(|last| last.split('.').next() == Some(label.as_str()))
+            .unwrap_or(false)
+    })
+}
+
+/// Record a landing object that was gone before anything handled it (the
+/// lifecycle backstop expired it, or someone deleted it) as a lineage
+/// `failure` event with code `landing_object_missing`, so a late redrive
+/// leaves a trace instead of vanishing. Only called when
+/// [`lineage_knows_landing`] is false; `source` is the key's [`key_label`].
+pub fn record_missing_landing(
+    backend: &AwsBackend,
+    source: &str,
+    key: &str,
+    time: &str,
+) -> Result<Value, StoreError> {
+    let parts = parse_landing_key(key);
+    let mut event = Map::new();
+    event.insert("type".into(), json!("failure"));
+    event.insert("code".into(), json!("landing_object_missing"));
+    event.insert(
+        "reason".into(),
+        json!(
+            "the landing object was gone before it was ingested (expired by the landing lifecycle or deleted): ask the agency to upload it again"
+        ),
+    );
+    event.insert("agency".into(), json!(parts.as_ref().map(|p| p.agency)));
+    event.insert("dataset".into(), json!(parts.as_ref().map(|p| p.dataset)));
+    event.insert("source".into(), json!(source));
+    event.insert("time".into(), json!(time));
+    let stored = lineage::append(&backend.lineage, event)?;
+    if let Some(archive) = &backend.archive {
+        archive.archive("lineage", &stored)?;
+    }
+    Ok(stored)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,10 @@
 //! `failure` event and acknowledged, since retrying cannot help.
 //!
 //! Delivery is at least once; processing the same event again changes
-//! nothing (the landing object is gone, or lineage knows the file).
+//! nothing (the landing object is gone and lineage names it, or lineage
+//! knows the file). An object gone with no event naming it (expired by the
+//! lifecycle backstop, or deleted) is recorded as a `landing_object_missing`
+//! failure, so no upload disappears without a trace.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use agencylink_aws::pipeline::{self, PipelineError};
 use agencylink_aws::{AwsBackend, valid_agency};
 use agencylink_core::ingest::IngestSummary;
-use agencylink_core::ports::{KeyProvider, KeySourceError, ObjectStore, StoreError};
+use agencylink_core::ports::{ChainLog, KeyProvider, KeySourceError, ObjectStore, StoreError};
 use agencylink_core::pseudo::Pseudonymiser;
 use agencylink_core::schema::Catalog;
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
@@ -131,6 +134,12 @@ pub enum Outcome {
     },
     /// The object is gone: an earlier delivery of this event handled it.
     AlreadyHandled {
+        /// The object key.
+        key: String,
+    },
+    /// The object was gone before anything handled it (expired or deleted):
+    /// recorded in lineage as a `landing_object_missing` failure.
+    Missing {
         /// The object key.
         key: String,
     },
@@ -284,8 +293,26 @@ pub fn process_object(
     match backend.objects.head(&key) {
         Ok(_) => {}
         Err(StoreError::NotFound(_)) => {
-            info!(%source, "landing object already handled");
-            return Ok(Outcome::AlreadyHandled { key });
+            // Gone: handled by an earlier delivery, or expired or deleted
+            // before anyone handled it. Only lineage can tell; without the
+            // key it cannot be asked, so retry (the DLQ alarm is the trace).
+            let Some(pseudo) = pseudo.as_ref() else {
+                let keys = backend.keys.as_ref().ok_or_else(|| {
+                    HandlerError::NonRetryable("AGENCYLINK_KEY_SECRET_ID is not set".into())
+                })?;
+                keys.key()?;
+                return Err(HandlerError::Retryable(
+                    "the key could not be read to look the missing landing object up in lineage"
+                        .into(),
+                ));
+            };
+            if pipeline::lineage_knows_landing(&backend.lineage.entries()?, pseudo, &key) {
+                info!(%source, "landing object already handled");
+                return Ok(Outcome::AlreadyHandled { key });
+            }
+            warn!(%source, "landing object gone before it was ingested; recorded in lineage");
+            pipeline::record_missing_landing(backend, &source, &key, time)?;
+            return Ok(Outcome::Missing { key });
         }
         Err(e) => return Err(e.into()),
     }

@@ -296,6 +296,54 @@ fn uploads_outside_the_agency_policy_are_rejected_into_lineage() {
 }
 
 #[test]
+fn a_landing_object_gone_before_it_was_ingested_is_recorded_in_lineage_once() {
+    let Some(m) = moto() else { return };
+    let w = World::new(&m, "fn-missing");
+    let key = "landing/gmp-police/police.cse_crime/late redrive.csv";
+    let bytes = w.extract("police.cse_crime", 10, 5);
+    // The upload's message waits (a DLQ redrive, say) while the lifecycle
+    // backstop expires its object.
+    let event = w.land(key, &bytes);
+    w.b().objects.delete_all_versions(key).expect("expire");
+
+    let out = w.invoke(event.clone()).expect("handled");
+    assert_eq!(out["results"][0]["outcome"], "missing", "{out}");
+    let events = w.lineage();
+    assert_eq!(events.len(), 1, "one trace of the lost upload");
+    let e = &events[0];
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str()),
+        (Some("failure"), Some("landing_object_missing"))
+    );
+    assert_eq!(
+        (e["agency"].as_str(), e["dataset"].as_str()),
+        (Some("gmp-police"), Some("police.cse_crime"))
+    );
+    let source = e["source"].as_str().expect("source");
+    assert!(
+        source.starts_with("landing/label/") && !source.contains("redrive"),
+        "only the key's keyed label: {source}"
+    );
+    assert_eq!(lineage::verify(&events), Ok(1));
+    assert!(w.b().records.datasets().expect("datasets").is_empty());
+
+    // Delivered again: lineage already names it, so nothing is added.
+    let again = w.invoke(event).expect("handled");
+    assert_eq!(again["results"][0]["outcome"], "already_handled", "{again}");
+    assert_eq!(w.lineage(), events);
+
+    // An object ingested and then deleted by the ingest is "already
+    // handled", not missing: its ingest event names the same label.
+    let key = "landing/gmp-police/police.cse_crime/on time.csv";
+    let event = w.land(key, &bytes);
+    let out = w.invoke(event.clone()).expect("handled");
+    assert_eq!(out["results"][0]["outcome"], "ingested", "{out}");
+    let again = w.invoke(event).expect("handled");
+    assert_eq!(again["results"][0]["outcome"], "already_handled", "{again}");
+    assert_eq!(w.lineage().len(), 2, "the failure and the one ingest");
+}
+
+#[test]
 fn an_sqs_batch_reports_only_its_failed_messages() {
     let Some(m) = moto() else { return };
     let w = World::new(&m, "fn-sqs");
