@@ -5,8 +5,16 @@
 //! whatever the file size. Problems with the file as a whole (not UTF-8,
 //! binary, a header that does not fit the schema) end the stream with one
 //! [`FileError`] instead of thousands of row errors.
+//!
+//! No row is held whole past [`MAX_ROW_BYTES`]: a longer CSV record or
+//! NDJSON line (a runaway cell, an unclosed quote that swallows the rest of
+//! the file, a file that is not an extract at all) ends the stream with
+//! [`FileError::RowTooLong`], found while reading it, so memory stays flat
+//! whatever the file's shape.
 
-use std::io::BufRead;
+use std::io::{self, BufRead, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::{Map, Number, Value};
 
@@ -91,10 +99,29 @@ pub enum FileError {
         /// The parser's reason (no cell values).
         reason: String,
     },
+    /// A row longer than [`MAX_ROW_BYTES`]: refused while it was being
+    /// read, before it is held in memory.
+    #[error(
+        "the row starting on line {line} is longer than {limit_mib} MiB, the most any row may hold: a cell runs on (often an opening quote with no closing one) or this is not an extract"
+    )]
+    RowTooLong {
+        /// The line the row starts on.
+        line: u64,
+        /// The limit, in MiB.
+        limit_mib: usize,
+    },
     /// The file could not be read.
     #[error("the file could not be read: {0}")]
     Io(String),
 }
+
+/// The longest row, CSV record or NDJSON line, a reader takes, in bytes.
+/// Real extracts' rows are under a few KiB; free-text fields are capped by
+/// their schemas far below this.
+pub const MAX_ROW_BYTES: usize = 1 << 20;
+
+/// Room for the CSV parser's read-ahead beyond the current record.
+const READ_AHEAD: u64 = 64 << 10;
 
 impl FileError {
     /// A stable machine-readable code.
@@ -108,6 +135,7 @@ impl FileError {
             FileError::DuplicateColumn { .. } => "duplicate_column",
             FileError::MissingColumn { .. } => "missing_column",
             FileError::Malformed { .. } => "malformed",
+            FileError::RowTooLong { .. } => "row_too_long",
             FileError::Io(_) => "io",
         }
     }
@@ -236,8 +264,34 @@ fn parse_bool(cell: &str) -> Option<bool> {
     }
 }
 
+/// Hands the CSV parser its input and fails the read once the parser has
+/// been given more than [`MAX_ROW_BYTES`] (and its read-ahead) since the
+/// current record started: the parser would otherwise grow the record to
+/// whatever size the file holds.
+struct Bounded<R> {
+    inner: R,
+    delivered: u64,
+    record_start: Arc<AtomicU64>,
+    too_long: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let start = self.record_start.load(Ordering::Relaxed);
+        if self.delivered.saturating_sub(start) > MAX_ROW_BYTES as u64 + READ_AHEAD {
+            self.too_long.store(true, Ordering::Relaxed);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "row too long"));
+        }
+        let n = self.inner.read(buf)?;
+        self.delivered += n as u64;
+        Ok(n)
+    }
+}
+
 struct CsvRows<'a, R: BufRead> {
-    reader: csv::Reader<R>,
+    reader: csv::Reader<Bounded<R>>,
+    record_start: Arc<AtomicU64>,
+    too_long: Arc<AtomicBool>,
     dataset: &'a Dataset,
     record: csv::ByteRecord,
     /// For each header column, the schema field it maps to.
@@ -294,13 +348,22 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
         // With `\n` as the only terminator a CRLF's `\r` stays on the last
         // cell (cells are trimmed) and csv counts lines exactly; with the
         // default CRLF handling a record's start line lags by one.
+        let record_start = Arc::new(AtomicU64::new(0));
+        let too_long = Arc::new(AtomicBool::new(false));
         let reader = csv::ReaderBuilder::new()
             .has_headers(false)
             .terminator(csv::Terminator::Any(b'\n'))
             .flexible(true)
-            .from_reader(input);
+            .from_reader(Bounded {
+                inner: input,
+                delivered: 0,
+                record_start: Arc::clone(&record_start),
+                too_long: Arc::clone(&too_long),
+            });
         CsvRows {
             reader,
+            record_start,
+            too_long,
             dataset,
             record: csv::ByteRecord::new(),
             columns: Vec::new(),
@@ -315,7 +378,19 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
     }
 
     fn read_record(&mut self) -> Result<bool, FileError> {
-        match self.reader.read_byte_record(&mut self.record) {
+        // Where the record about to be read starts.
+        let start = self.reader.position().clone();
+        self.record_start.store(start.byte(), Ordering::Relaxed);
+        let read = self.reader.read_byte_record(&mut self.record);
+        if self.too_long.load(Ordering::Relaxed)
+            || (read.is_ok() && self.record.as_slice().len() > MAX_ROW_BYTES)
+        {
+            return Err(FileError::RowTooLong {
+                line: start.line(),
+                limit_mib: MAX_ROW_BYTES >> 20,
+            });
+        }
+        match read {
             Ok(more) => Ok(more),
             Err(e) => {
                 let line = e.position().map_or(0, csv::Position::line);
@@ -504,6 +579,33 @@ struct NdjsonRows<'a, R: BufRead> {
     current: Row,
 }
 
+/// `read_until(b'\n')` that gives up (`None`) once the line passes
+/// [`MAX_ROW_BYTES`], having held no more than that.
+fn read_line_bounded<R: BufRead>(input: &mut R, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    loop {
+        let available = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(Some(buf.len()));
+        }
+        let (take, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        if buf.len() + take > MAX_ROW_BYTES + 1 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&available[..take]);
+        input.consume(take);
+        if done {
+            return Ok(Some(buf.len()));
+        }
+    }
+}
+
 impl<'a, R: BufRead> NdjsonRows<'a, R> {
     fn new(input: R, dataset: &'a Dataset) -> Self {
         NdjsonRows {
@@ -520,10 +622,14 @@ impl<'a, R: BufRead> NdjsonRows<'a, R> {
     fn next_inner(&mut self) -> Result<Option<Row>, FileError> {
         loop {
             self.buf.clear();
-            let n = self
-                .input
-                .read_until(b'\n', &mut self.buf)
+            let n = read_line_bounded(&mut self.input, &mut self.buf)
                 .map_err(|e| FileError::Io(e.kind().to_string()))?;
+            let Some(n) = n else {
+                return Err(FileError::RowTooLong {
+                    line: self.line + 1,
+                    limit_mib: MAX_ROW_BYTES >> 20,
+                });
+            };
             if n == 0 {
                 return if self.rows == 0 {
                     Err(FileError::Empty)
@@ -767,5 +873,112 @@ mod tests {
             collect(InputFormat::Ndjson, b"\n \n").pop(),
             Some(Err(FileError::Empty))
         ));
+    }
+
+    fn too_long_at(rows: &[Result<Row, FileError>]) -> Option<u64> {
+        match rows.last() {
+            Some(Err(FileError::RowTooLong { line, limit_mib })) => {
+                assert_eq!(*limit_mib, MAX_ROW_BYTES >> 20);
+                Some(*line)
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_row_past_the_limit_is_a_file_error_naming_its_line() {
+        let big = "x".repeat(MAX_ROW_BYTES + 10);
+        // A runaway cell on the third line (second data row).
+        let csv = format!("record_ref,event_date\nA,2024-01-01\n{big},2024-01-02\nC,2024-01-03\n");
+        let rows = collect(InputFormat::Csv, csv.as_bytes());
+        assert_eq!(too_long_at(&rows), Some(3), "{:?}", rows.len());
+        assert_eq!(
+            rows.len(),
+            2,
+            "the first row, then the error; nothing after"
+        );
+        // An opening quote with no closing one swallows the rest of the file.
+        let mut runaway = String::from("record_ref,event_date\n\"A,2024-01-01\n");
+        for i in 0..(MAX_ROW_BYTES / 16) {
+            runaway.push_str(&format!("B{i:05},2024-01-02\n"));
+        }
+        let rows = collect(InputFormat::Csv, runaway.as_bytes());
+        assert_eq!(too_long_at(&rows), Some(2));
+        // In the header too.
+        let rows = collect(
+            InputFormat::Csv,
+            format!("record_ref,{big}\nA,2024-01-01\n").as_bytes(),
+        );
+        assert_eq!(too_long_at(&rows), Some(1));
+        // NDJSON: the line that is too long, not the line before.
+        let ndjson = format!(
+            "{{\"record_ref\":\"A\"}}\n\n{{\"record_ref\":\"{big}\"}}\n{{\"record_ref\":\"C\"}}\n"
+        );
+        let rows = collect(InputFormat::Ndjson, ndjson.as_bytes());
+        assert_eq!(too_long_at(&rows), Some(3));
+        assert_eq!(rows.len(), 2);
+    }
+
+    #[test]
+    fn a_row_just_under_the_limit_is_read() {
+        let cell = "y".repeat(MAX_ROW_BYTES - 100);
+        let csv = format!("record_ref,event_date\n{cell},2024-01-01\nB,2024-01-02\n");
+        let rows = collect(InputFormat::Csv, csv.as_bytes());
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(Result::is_ok));
+        let ndjson = format!("{{\"record_ref\":\"{cell}\"}}\n{{\"record_ref\":\"B\"}}\n");
+        let rows = collect(InputFormat::Ndjson, ndjson.as_bytes());
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(Result::is_ok));
+    }
+
+    /// Endless input after `prefix`, that fails the test if more than
+    /// `budget` bytes are ever asked of it.
+    struct Endless {
+        prefix: Vec<u8>,
+        given: usize,
+        budget: usize,
+    }
+
+    impl std::io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            assert!(
+                self.given <= self.budget,
+                "the reader took {} bytes of one row",
+                self.given
+            );
+            let n = buf.len().min(4096);
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = self.prefix.get(self.given + i).copied().unwrap_or(b'x');
+            }
+            self.given += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn an_endless_row_is_refused_having_read_little_more_than_the_limit() {
+        let ds = ds();
+        for (format, prefix, line) in [
+            (
+                InputFormat::Csv,
+                &b"record_ref,event_date\nA,2024-01-01\n"[..],
+                3,
+            ),
+            (InputFormat::Ndjson, &b"{\"record_ref\":\"A\"}\n"[..], 2),
+        ] {
+            let input = std::io::BufReader::new(Endless {
+                prefix: prefix.to_vec(),
+                given: 0,
+                budget: MAX_ROW_BYTES + (256 << 10),
+            });
+            let mut src = open(format, input, &ds);
+            assert!(src.next_row().is_some_and(|r| r.is_ok()));
+            match src.next_row() {
+                Some(Err(FileError::RowTooLong { line: l, .. })) => assert_eq!(l, line),
+                other => panic!("{format:?}: {:?}", other.map(|r| r.map(|_| ()))),
+            }
+            assert!(src.next_row().is_none(), "the stream ends");
+        }
     }
 }
