@@ -14,6 +14,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use agencylink_core::events::{FailureEvent, LineageEvent};
 use agencylink_core::ingest::{IngestError, IngestSummary, Sinks, UploadInfo, ingest, upload_id};
 use agencylink_core::lineage;
 use agencylink_core::memory::{MemoryChainLog, MemoryRecordStore};
@@ -23,7 +24,7 @@ use agencylink_core::ports::{
 use agencylink_core::pseudo::Pseudonymiser;
 use agencylink_core::read::InputFormat;
 use agencylink_core::schema::Dataset;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::AwsBackend;
@@ -299,20 +300,33 @@ pub fn reject_landing(
     reason: &str,
     time: &str,
 ) -> Result<Value, StoreError> {
+    let stored = append_failure(backend, source, key, code, reason, time)?;
+    backend.objects.delete_all_versions(key)?;
+    Ok(stored)
+}
+
+/// Append a landing object's `failure` event and archive it.
+fn append_failure(
+    backend: &AwsBackend,
+    source: &str,
+    key: &str,
+    code: &str,
+    reason: &str,
+    time: &str,
+) -> Result<Value, StoreError> {
     let parts = parse_landing_key(key);
-    let mut event = Map::new();
-    event.insert("type".into(), json!("failure"));
-    event.insert("code".into(), json!(code));
-    event.insert("reason".into(), json!(reason));
-    event.insert("agency".into(), json!(parts.as_ref().map(|p| p.agency)));
-    event.insert("dataset".into(), json!(parts.as_ref().map(|p| p.dataset)));
-    event.insert("source".into(), json!(source));
-    event.insert("time".into(), json!(time));
-    let stored = lineage::append(&backend.lineage, event)?;
+    let event = LineageEvent::Failure(FailureEvent {
+        code: code.to_owned(),
+        reason: reason.to_owned(),
+        agency: parts.as_ref().map(|p| p.agency.to_owned()),
+        dataset: parts.as_ref().map(|p| p.dataset.to_owned()),
+        source: source.to_owned(),
+        time: time.to_owned(),
+    });
+    let stored = lineage::append_event(&backend.lineage, &event)?;
     if let Some(archive) = &backend.archive {
         archive.archive("lineage", &stored)?;
     }
-    backend.objects.delete_all_versions(key)?;
     Ok(stored)
 }
 
@@ -342,25 +356,14 @@ pub fn record_missing_landing(
     key: &str,
     time: &str,
 ) -> Result<Value, StoreError> {
-    let parts = parse_landing_key(key);
-    let mut event = Map::new();
-    event.insert("type".into(), json!("failure"));
-    event.insert("code".into(), json!("landing_object_missing"));
-    event.insert(
-        "reason".into(),
-        json!(
-            "the landing object was gone before it was ingested (expired by the landing lifecycle or deleted): ask the agency to upload it again"
-        ),
-    );
-    event.insert("agency".into(), json!(parts.as_ref().map(|p| p.agency)));
-    event.insert("dataset".into(), json!(parts.as_ref().map(|p| p.dataset)));
-    event.insert("source".into(), json!(source));
-    event.insert("time".into(), json!(time));
-    let stored = lineage::append(&backend.lineage, event)?;
-    if let Some(archive) = &backend.archive {
-        archive.archive("lineage", &stored)?;
-    }
-    Ok(stored)
+    append_failure(
+        backend,
+        source,
+        key,
+        "landing_object_missing",
+        "the landing object was gone before it was ingested (expired by the landing lifecycle or deleted): ask the agency to upload it again",
+        time,
+    )
 }
 
 #[cfg(test)]

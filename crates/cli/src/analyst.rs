@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use agencylink_core::csv_safe::neutralise;
+use agencylink_core::events::LineageEvent;
 use agencylink_core::ports::ChainLog;
 use agencylink_core::query::{self, NetworkLimits, QueryError};
 use agencylink_core::schema::Catalog;
@@ -350,7 +351,7 @@ pub(crate) fn lineage_export(
     // reads no dataset and is left to `lineage list`.
     let uploads: Vec<&serde_json::Value> = entries
         .iter()
-        .filter(|e| matches!(e["type"].as_str(), Some("ingest" | "failure")))
+        .filter(|e| matches!(LineageEvent::from_entry(e).kind(), "ingest" | "failure"))
         .collect();
     for e in &uploads {
         serde_json::to_writer(&mut out, &query::openlineage_event(e, catalog))?;

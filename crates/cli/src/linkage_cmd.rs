@@ -6,12 +6,12 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
+use agencylink_core::events::{LineageEvent, LinkTrainEvent};
 use agencylink_core::lineage;
 use agencylink_core::linkage::{self, Decision, ReviewStatus, TrainOptions};
 use agencylink_core::ports::{ChainLog, LinkageStore, RecordStore};
 use agencylink_core::query;
 use anyhow::{Context, Result, bail};
-use serde_json::{Map, json};
 
 use crate::analyst::{Reader, record_read};
 
@@ -277,16 +277,16 @@ pub(crate) fn link(
                     ..TrainOptions::default()
                 },
             )?;
-            let mut event = Map::new();
-            event.insert("type".into(), json!("link_train"));
-            event.insert("model_version".into(), json!(model.version));
-            event.insert("scheme".into(), json!(model.scheme));
-            event.insert("lambda".into(), json!(model.lambda));
-            event.insert("match_threshold".into(), json!(model.match_threshold));
-            event.insert("review_threshold".into(), json!(model.review_threshold));
-            event.insert("training".into(), json!(model.training));
-            event.insert("time".into(), json!(crate::commands::now_rfc3339()));
-            archive(&lineage::append(lineage_log, event)?)?;
+            let event = LineageEvent::LinkTrain(LinkTrainEvent {
+                model_version: model.version,
+                scheme: model.scheme.clone(),
+                lambda: model.lambda,
+                match_threshold: model.match_threshold,
+                review_threshold: model.review_threshold,
+                training: model.training.clone(),
+                time: crate::commands::now_rfc3339(),
+            });
+            archive(&lineage::append_event(lineage_log, &event)?)?;
             serde_json::to_writer_pretty(&mut out, &model)?;
             writeln!(out)?;
             eprintln!("stored linkage model version {}", model.version);

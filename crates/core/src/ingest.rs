@@ -11,10 +11,12 @@ use std::io::{self, BufRead, Write};
 use std::sync::mpsc;
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
 
 use crate::csv_safe::quoted;
 use crate::curate::{CurateScratch, Curator, Provenance, short_hash};
+use crate::events::{
+    LineageEvent, RejectionCount, SchemaUsed, ScoringModel, UploadEvent, UploadLinkage,
+};
 use crate::lineage;
 use crate::link::{LinkSession, MergeStats, merge_and_link_returning};
 use crate::linkage::LinkOutcome;
@@ -171,15 +173,15 @@ pub fn ingest(
     // Before anything else, the duplicate check included: under another key
     // even a file seen before would be a different upload's tokens.
     lineage::check_store_key(&earlier, pseudo.kid().as_str())?;
-    if let Some(done) = earlier.iter().rev().find(|e| {
-        e.get("upload_id").and_then(Value::as_str) == Some(&upload)
-            && e.get("type").and_then(Value::as_str) == Some("ingest")
+    let earlier: Vec<LineageEvent> = earlier.iter().map(LineageEvent::from_entry).collect();
+    if let Some(done) = earlier.iter().rev().find_map(|e| match e {
+        LineageEvent::Ingest(u) if u.upload_id == upload => Some(u),
+        _ => None,
     }) {
-        let n = |k: &str| done.get(k).and_then(Value::as_u64).unwrap_or(0);
-        summary.rows_in = n("rows_in");
-        summary.rows_accepted = n("rows_accepted");
-        summary.rows_rejected = n("rows_rejected");
-        summary.records_unchanged = n("rows_accepted");
+        summary.rows_in = done.rows_in;
+        summary.rows_accepted = done.rows_accepted;
+        summary.rows_rejected = done.rows_rejected;
+        summary.records_unchanged = done.rows_accepted;
         summary.duplicate = true;
         return Ok(summary);
     }
@@ -223,80 +225,75 @@ pub fn ingest(
     summary.linkage_model = session.model().map(|m| m.version);
     summary.missing_linkage_fields = missing;
 
-    let replaced_uploads: Vec<Value> = earlier
+    let replaced_uploads: Vec<String> = earlier
         .iter()
-        .filter(|e| {
-            e.get("type").and_then(Value::as_str) == Some("ingest")
-                && e.get("agency").and_then(Value::as_str) == Some(&info.agency)
-                && e.get("dataset").and_then(Value::as_str) == Some(&dataset.id)
+        .filter_map(|e| match e {
+            LineageEvent::Ingest(u) if u.agency == info.agency && u.dataset == dataset.id => {
+                Some(u.upload_id.clone())
+            }
+            _ => None,
         })
-        .filter_map(|e| e.get("upload_id").cloned())
         .collect();
-    let mut event = Map::new();
-    let kind = if summary.file_errors.is_empty() {
-        "ingest"
-    } else {
-        "failure"
-    };
-    event.insert("type".into(), json!(kind));
-    event.insert("upload_id".into(), json!(upload));
-    event.insert("agency".into(), json!(info.agency));
-    event.insert("dataset".into(), json!(dataset.id));
-    event.insert("schema_version".into(), json!(dataset.version));
-    // Which schema the rows were checked and pseudonymised against: its
-    // hash, and whether it was the build's own or read from a directory.
-    event.insert(
-        "schema".into(),
-        dataset.provenance.to_lineage(&dataset.file),
-    );
-    event.insert("scheme".into(), json!(pseudo.scheme()));
-    event.insert("key_id".into(), json!(pseudo.kid().as_str()));
-    event.insert("file_sha256".into(), json!(info.sha256));
-    event.insert("source".into(), json!(info.source));
-    event.insert(
-        "format".into(),
-        json!(if info.format == InputFormat::Csv {
+    let model = session.model().map(|m| ScoringModel {
+        model_version: m.version,
+        scheme: m.scheme.clone(),
+        match_threshold: m.match_threshold,
+        review_threshold: m.review_threshold,
+    });
+    let event = UploadEvent {
+        upload_id: upload,
+        agency: info.agency.clone(),
+        dataset: dataset.id.clone(),
+        schema_version: dataset.version,
+        // Which schema the rows were checked and pseudonymised against: its
+        // hash, and whether it was the build's own or read from a directory.
+        schema: Some(SchemaUsed::new(&dataset.provenance, &dataset.file)),
+        scheme: pseudo.scheme().to_owned(),
+        key_id: pseudo.kid().as_str().to_owned(),
+        file_sha256: info.sha256.clone(),
+        source: info.source.clone(),
+        format: if info.format == InputFormat::Csv {
             "csv"
         } else {
             "ndjson"
+        }
+        .to_owned(),
+        rows_in: summary.rows_in,
+        rows_accepted: summary.rows_accepted,
+        rows_rejected: summary.rows_rejected,
+        records_inserted: summary.records_inserted,
+        records_replaced: summary.records_replaced,
+        records_unchanged: summary.records_unchanged,
+        people_linked: summary.people_linked,
+        linkage: Some(UploadLinkage {
+            outcome: summary.linkage,
+            model,
         }),
-    );
-    event.insert("rows_in".into(), json!(summary.rows_in));
-    event.insert("rows_accepted".into(), json!(summary.rows_accepted));
-    event.insert("rows_rejected".into(), json!(summary.rows_rejected));
-    event.insert("records_inserted".into(), json!(summary.records_inserted));
-    event.insert("records_replaced".into(), json!(summary.records_replaced));
-    event.insert("records_unchanged".into(), json!(summary.records_unchanged));
-    event.insert("people_linked".into(), json!(summary.people_linked));
-    let mut linkage = serde_json::to_value(summary.linkage).unwrap_or_default();
-    if let (Some(obj), Some(model)) = (linkage.as_object_mut(), session.model()) {
-        obj.insert("model_version".into(), json!(model.version));
-        obj.insert("scheme".into(), json!(model.scheme));
-        obj.insert("match_threshold".into(), json!(model.match_threshold));
-        obj.insert("review_threshold".into(), json!(model.review_threshold));
-    }
-    event.insert("linkage".into(), linkage);
-    event.insert(
-        "missing_linkage_fields".into(),
-        json!(summary.missing_linkage_fields),
-    );
-    if summary.records_replaced > 0 {
-        event.insert("replaces_uploads".into(), Value::Array(replaced_uploads));
-    }
-    // Whose record versions this upload superseded, and how many of each:
-    // with `records_inserted` and `records_replaced`, what lets
-    // `lineage verify` reconcile each upload's live records with the store.
-    event.insert("records_replaced_from".into(), json!(merged.replaced_from));
-    let rules: Vec<Value> = counts
-        .by_rule
-        .iter()
-        .map(|((field, code), rc)| json!({"field": field, "code": code, "count": rc.count}))
-        .collect();
-    event.insert("rejections".into(), Value::Array(rules));
-    event.insert("file_errors".into(), json!(summary.file_errors));
-    event.insert("outputs".into(), json!(info.outputs));
-    event.insert("time".into(), json!(info.time));
-    lineage::append(lineage_log, event)?;
+        missing_linkage_fields: Some(summary.missing_linkage_fields.clone()),
+        replaces_uploads: (summary.records_replaced > 0).then_some(replaced_uploads),
+        // Whose record versions this upload superseded, and how many of each:
+        // with `records_inserted` and `records_replaced`, what lets
+        // `lineage verify` reconcile each upload's live records with the store.
+        records_replaced_from: Some(merged.replaced_from),
+        rejections: counts
+            .by_rule
+            .iter()
+            .map(|((field, code), rc)| RejectionCount {
+                field: field.clone(),
+                code: code.clone(),
+                count: rc.count,
+            })
+            .collect(),
+        file_errors: summary.file_errors.clone(),
+        outputs: info.outputs.clone(),
+        time: info.time.clone(),
+    };
+    let event = if summary.file_errors.is_empty() {
+        LineageEvent::Ingest(Box::new(event))
+    } else {
+        LineageEvent::UploadFailure(Box::new(event))
+    };
+    lineage::append_event(lineage_log, &event)?;
     Ok(summary)
 }
 
@@ -494,6 +491,7 @@ mod tests {
     use crate::memory::{MemoryChainLog, MemoryRecordStore};
     use crate::pseudo::test_pseudonymiser;
     use crate::validate::tests::ds;
+    use serde_json::json;
 
     /// Ingest `input`; the summary, the lineage log and the outputs (curated,
     /// JSON report, CSV report) as text.

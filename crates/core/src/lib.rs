@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod conformance;
 pub mod csv_safe;
 pub mod curate;
+pub mod events;
 pub mod geography;
 pub mod ingest;
 pub mod lineage;

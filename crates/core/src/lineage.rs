@@ -8,6 +8,7 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::events::Event;
 use crate::ports::{ChainLog, StoreError};
 
 /// RFC 3339 UTC time (to the second) for seconds since the Unix epoch.
@@ -103,6 +104,12 @@ pub fn append(log: &dyn ChainLog, fields: Map<String, Value>) -> Result<Value, S
         }
     }
     Err(StoreError::Precondition(last.unwrap_or_default()))
+}
+
+/// Append a typed event (see [`crate::events`]): its fields are hashed and
+/// stored exactly as [`append`] hashes and stores a hand-built object.
+pub fn append_event(log: &dyn ChainLog, event: &impl Event) -> Result<Value, StoreError> {
+    append(log, event.to_fields())
 }
 
 /// The key id the store's records were pseudonymised under: that of the

@@ -17,6 +17,9 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::csv_safe::neutralise;
+use crate::events::{
+    AccessEntry, LineageEvent, REVIEW_DECIDE, ReadEntry, ReviewDecisionEntry, UploadEvent,
+};
 use crate::lineage::{self, ChainProblem};
 use crate::network::{self, is_group, record_role};
 use crate::ports::{ChainLog, RecordStore, RecordStoreExt, StoreError, StoredRecord};
@@ -759,15 +762,15 @@ pub fn check_reader(analyst: &str, purpose: &str) -> Result<(), QueryError> {
 /// the entry as stored. Callers hand data out only after this succeeds.
 pub fn log_read(log: &dyn ChainLog, read: &Read<'_>) -> Result<Value, QueryError> {
     check_reader(read.analyst, read.purpose)?;
-    let mut entry = Map::new();
-    entry.insert("type".into(), json!("read"));
-    entry.insert("analyst".into(), json!(read.analyst.trim()));
-    entry.insert("purpose".into(), json!(read.purpose.trim()));
-    entry.insert("action".into(), json!(read.action));
-    entry.insert("target".into(), json!(read.target));
-    entry.insert("rows_returned".into(), json!(read.rows_returned));
-    entry.insert("time".into(), json!(read.time));
-    Ok(lineage::append(log, entry)?)
+    let entry = AccessEntry::Read(ReadEntry {
+        analyst: read.analyst.trim().to_owned(),
+        purpose: read.purpose.trim().to_owned(),
+        action: read.action.to_owned(),
+        target: read.target.to_owned(),
+        rows_returned: read.rows_returned,
+        time: read.time.to_owned(),
+    });
+    Ok(lineage::append_event(log, &entry)?)
 }
 
 /// Append an analyst's clerical-review decision to the access log before it
@@ -783,15 +786,15 @@ pub fn log_review_decision(
     time: &str,
 ) -> Result<Value, QueryError> {
     check_reader(analyst, purpose)?;
-    let mut entry = Map::new();
-    entry.insert("type".into(), json!("review_decision"));
-    entry.insert("analyst".into(), json!(analyst.trim()));
-    entry.insert("purpose".into(), json!(purpose.trim()));
-    entry.insert("action".into(), json!("review_decide"));
-    entry.insert("target".into(), json!(item_id));
-    entry.insert("decision".into(), json!(decision));
-    entry.insert("time".into(), json!(time));
-    Ok(lineage::append(log, entry)?)
+    let entry = AccessEntry::ReviewDecision(ReviewDecisionEntry {
+        analyst: analyst.trim().to_owned(),
+        purpose: purpose.trim().to_owned(),
+        action: REVIEW_DECIDE.to_owned(),
+        target: item_id.to_owned(),
+        decision: decision.to_owned(),
+        time: time.to_owned(),
+    });
+    Ok(lineage::append_event(log, &entry)?)
 }
 
 /// Verify the access log: the hash chain (as for lineage), and that every
@@ -799,12 +802,12 @@ pub fn log_review_decision(
 pub fn verify_access_log(entries: &[Value]) -> Result<usize, ChainProblem> {
     let n = lineage::verify(entries)?;
     for (i, e) in entries.iter().enumerate() {
-        let text = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").trim();
-        let kind = e.get("type").and_then(Value::as_str);
-        if !matches!(kind, Some("read" | "review_decision"))
-            || text("analyst").is_empty()
-            || text("purpose").is_empty()
-        {
+        let names_reader = AccessEntry::from_entry(e)
+            .reader()
+            .is_some_and(|(analyst, purpose)| {
+                !analyst.trim().is_empty() && !purpose.trim().is_empty()
+            });
+        if !names_reader {
             return Err(ChainProblem {
                 position: i + 1,
                 seq: e.get("seq").and_then(Value::as_u64),
@@ -891,14 +894,34 @@ fn type_name(ty: FieldType) -> String {
 /// `FAIL` for a failure; the landing object as input with the schema and
 /// data-quality facets; the curated data and reports as outputs.
 pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
-    let s = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or("");
-    let n = |k: &str| event.get(k).and_then(Value::as_u64).unwrap_or(0);
-    let failed = s("type") == "failure";
-    let dataset = s("dataset");
-    let upload = s("upload_id");
-    // An event without an upload id (none today) still gets a stable run id.
+    let typed = LineageEvent::from_entry(event);
+    let failed = typed.kind() == "failure";
+    let none = UploadEvent::default();
+    let u = typed.upload().unwrap_or(&none);
+    // A landing object refused before it became an upload names no more
+    // than where it came from and when.
+    let (agency, dataset, source, time) = match &typed {
+        LineageEvent::Failure(f) => (
+            f.agency.as_deref().unwrap_or(""),
+            f.dataset.as_deref().unwrap_or(""),
+            f.source.as_str(),
+            f.time.as_str(),
+        ),
+        _ => (
+            u.agency.as_str(),
+            u.dataset.as_str(),
+            u.source.as_str(),
+            u.time.as_str(),
+        ),
+    };
+    // The chain's fields are not the event's: read them as stored.
+    let seq = event.get("seq").and_then(Value::as_u64).unwrap_or(0);
+    let hash = event.get("hash").and_then(Value::as_str).unwrap_or("");
+    let upload = u.upload_id.as_str();
+    // An event without an upload id (a refused landing object) still gets
+    // a stable run id.
     let run_key = if upload.is_empty() {
-        format!("seq:{}", n("seq"))
+        format!("seq:{seq}")
     } else {
         upload.to_owned()
     };
@@ -910,43 +933,33 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
             format!("{OPENLINEAGE_PRODUCER}/spec/facets/UploadRunFacet.json"),
             obj(json!({
                 "upload_id": upload,
-                "agency": s("agency"),
+                "agency": agency,
                 "dataset": dataset,
-                "schema_version": event.get("schema_version").cloned().unwrap_or(Value::Null),
+                "schema_version": typed.upload().map(|u| u.schema_version),
                 // Embedded or from a directory, with its SHA-256; null for
                 // events recorded before lineage kept it.
-                "schema": event.get("schema").cloned().unwrap_or(Value::Null),
-                "scheme": s("scheme"),
-                "key_id": s("key_id"),
-                "file_sha256": s("file_sha256"),
-                "format": s("format"),
-                "records_inserted": n("records_inserted"),
-                "records_replaced": n("records_replaced"),
-                "records_unchanged": n("records_unchanged"),
-                "people_linked": n("people_linked"),
-                "linkage": event.get("linkage").cloned().unwrap_or(Value::Null),
-                "replaces_uploads": event.get("replaces_uploads").cloned().unwrap_or(json!([])),
-                "lineage_seq": n("seq"),
-                "lineage_hash": s("hash"),
+                "schema": u.schema,
+                "scheme": u.scheme,
+                "key_id": u.key_id,
+                "file_sha256": u.file_sha256,
+                "format": u.format,
+                "records_inserted": u.records_inserted,
+                "records_replaced": u.records_replaced,
+                "records_unchanged": u.records_unchanged,
+                "people_linked": u.people_linked,
+                "linkage": u.linkage,
+                "replaces_uploads": u.replaces_uploads.as_deref().unwrap_or_default(),
+                "lineage_seq": seq,
+                "lineage_hash": hash,
             })),
         ),
     );
     if failed {
-        let problems: Vec<String> = event
-            .get("file_errors")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|p| {
-                        format!(
-                            "[{}] {}",
-                            p.get("code").and_then(Value::as_str).unwrap_or(""),
-                            p.get("message").and_then(Value::as_str).unwrap_or("")
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let problems: Vec<String> = u
+            .file_errors
+            .iter()
+            .map(|p| format!("[{}] {}", p.code, p.message))
+            .collect();
         let message = if problems.is_empty() {
             "the upload failed".to_owned()
         } else {
@@ -963,16 +976,10 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
 
     // Input: the landing object, described by the schema it was checked against.
     let mut input_facets = Map::new();
-    let version = event
-        .get("schema_version")
-        .and_then(Value::as_u64)
-        .and_then(|v| u32::try_from(v).ok());
+    let version = typed.upload().map(|u| u.schema_version);
     // The fields come from today's catalog: only when it holds the very
     // schema the upload used (same hash), or the event predates the hash.
-    let recorded_sha = event
-        .get("schema")
-        .and_then(|s| s.get("sha256"))
-        .and_then(Value::as_str);
+    let recorded_sha = u.schema.as_ref().map(|s| s.sha256.as_str());
     if let Some(ds) = version
         .and_then(|v| catalog.get_version(dataset, v))
         .filter(|ds| recorded_sha.is_none_or(|sha| sha == ds.provenance.sha256))
@@ -997,19 +1004,12 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
         );
     }
     let mut by_field: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for r in event
-        .get("rejections")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let field = r.get("field").and_then(Value::as_str).unwrap_or("");
-        let code = r.get("code").and_then(Value::as_str).unwrap_or("");
+    for r in &u.rejections {
         *by_field
-            .entry(field.to_owned())
+            .entry(r.field.clone())
             .or_default()
-            .entry(code.to_owned())
-            .or_default() += r.get("count").and_then(Value::as_u64).unwrap_or(0);
+            .entry(r.code.clone())
+            .or_default() += r.count;
     }
     let column_metrics: Map<String, Value> = by_field
         .iter()
@@ -1031,16 +1031,16 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
                 "{FACETS}/1-0-2/DataQualityMetricsInputDatasetFacet.json#/$defs/DataQualityMetricsInputDatasetFacet"
             ),
             obj(json!({
-                "rowCount": n("rows_in"),
+                "rowCount": u.rows_in,
                 "fileCount": 1,
-                "acceptedRowCount": n("rows_accepted"),
-                "rejectedRowCount": n("rows_rejected"),
+                "acceptedRowCount": u.rows_accepted,
+                "rejectedRowCount": u.rows_rejected,
                 "columnMetrics": column_metrics,
             })),
         ),
     );
     let mut assertions =
-        vec![json!({"assertion": "schema_valid_rows", "success": n("rows_rejected") == 0})];
+        vec![json!({"assertion": "schema_valid_rows", "success": u.rows_rejected == 0})];
     for (field, rules) in &by_field {
         for code in rules.keys() {
             let mut a = obj(json!({"assertion": code, "success": false}));
@@ -1061,17 +1061,14 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
     );
     let inputs = json!([{
         "namespace": OPENLINEAGE_NAMESPACE,
-        "name": s("source"),
+        "name": source,
         "facets": input_facets,
         "inputFacets": dq_input,
     }]);
 
-    let outputs: Vec<Value> = event
-        .get("outputs")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
+    let outputs: Vec<Value> = u
+        .outputs
+        .iter()
         .map(|key| {
             let mut out = obj(json!({"namespace": OPENLINEAGE_NAMESPACE, "name": key}));
             // Curated data holds exactly the accepted rows; reports hold
@@ -1081,7 +1078,7 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
                     "outputFacets".into(),
                     json!({"outputStatistics": facet(
                         format!("{FACETS}/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet"),
-                        obj(json!({"rowCount": n("rows_accepted")})),
+                        obj(json!({"rowCount": u.rows_accepted})),
                     )}),
                 );
             }
@@ -1091,7 +1088,7 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
 
     json!({
         "eventType": if failed { "FAIL" } else { "COMPLETE" },
-        "eventTime": s("time"),
+        "eventTime": time,
         "producer": OPENLINEAGE_PRODUCER,
         "schemaURL": OPENLINEAGE_SCHEMA_URL,
         "run": {"runId": run_id(&run_key), "facets": run_facets},

@@ -23,6 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::events::LineageEvent;
+
 /// The records the store holds, counted by the upload that last wrote them
 /// and the agency and dataset they carry.
 pub type RecordCounts = BTreeMap<RecordGroup, u64>;
@@ -89,18 +91,13 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
     let mut pairs: BTreeMap<(String, String), Pair> = BTreeMap::new();
     let mut superseded: BTreeMap<String, u64> = BTreeMap::new();
     for e in entries {
-        let kind = e.get("type").and_then(Value::as_str);
-        if !matches!(kind, Some("ingest" | "failure")) {
+        let event = LineageEvent::from_entry(e);
+        let Some(u) = event.upload().filter(|u| !u.upload_id.is_empty()) else {
             continue;
-        }
-        let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default();
-        let n = |k: &str| e.get(k).and_then(Value::as_u64).unwrap_or(0);
-        let (upload, agency, dataset) = (s("upload_id"), s("agency"), s("dataset"));
-        if upload.is_empty() {
-            continue;
-        }
-        let (inserted, replaced) = (n("records_inserted"), n("records_replaced"));
-        let from = e.get("records_replaced_from").and_then(Value::as_object);
+        };
+        let (upload, agency, dataset) = (&u.upload_id, &u.agency, &u.dataset);
+        let (inserted, replaced) = (u.records_inserted, u.records_replaced);
+        let from = u.records_replaced_from.as_ref();
         let pair = pairs
             .entry((agency.to_owned(), dataset.to_owned()))
             .or_insert_with(|| Pair {
@@ -113,7 +110,7 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
             pair.exact = false;
         }
         for (w, k) in from.into_iter().flatten() {
-            *superseded.entry(w.clone()).or_default() += k.as_u64().unwrap_or(0);
+            *superseded.entry(w.clone()).or_default() += k;
         }
         let u = uploads.entry(upload.to_owned()).or_insert_with(|| Upload {
             agency: agency.to_owned(),

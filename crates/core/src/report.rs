@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::read::{FileError, RowSource};
 use crate::validate::{RowError, RowValidator, cap_message};
@@ -14,8 +14,8 @@ use crate::validate::{RowError, RowValidator, cap_message};
 /// How many row numbers the text summary lists per rule.
 const FIRST_ROWS: usize = 5;
 
-/// A file-level problem as reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A file-level problem as reported (and as lineage records it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileProblem {
     /// Stable code, e.g. `encoding`, `missing_column`.
     pub code: String,

@@ -193,31 +193,10 @@ pub struct SchemaProvenance {
 }
 
 impl SchemaProvenance {
-    /// The `schema` object of a lineage event.
+    /// The `schema` object of a lineage event (defined in
+    /// [`crate::events::SchemaUsed`]).
     pub fn to_lineage(&self, file: &str) -> Value {
-        let mut m = serde_json::Map::new();
-        m.insert("origin".into(), Value::from(self.origin.as_str()));
-        m.insert("sha256".into(), Value::from(self.sha256.clone()));
-        if self.origin == SchemaOrigin::Directory {
-            m.insert("file".into(), Value::from(file));
-            m.insert(
-                "embedded_counterpart".into(),
-                Value::from(self.differs_from_embedded.is_some()),
-            );
-            if let Some(differs) = self.differs_from_embedded {
-                m.insert("differs_from_embedded".into(), Value::from(differs));
-            }
-            if !self.identifiers_removed.is_empty() {
-                m.insert(
-                    "identifiers_removed".into(),
-                    self.identifiers_removed
-                        .iter()
-                        .map(|c| Value::from(c.field.clone()))
-                        .collect(),
-                );
-            }
-        }
-        Value::Object(m)
+        serde_json::to_value(crate::events::SchemaUsed::new(self, file)).unwrap_or_default()
     }
 }
 

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use agencylink_aws::pipeline::{self, PipelineError};
 use agencylink_aws::{AwsBackend, valid_agency};
+use agencylink_core::events::{FailureEvent, LineageEvent};
 use agencylink_core::ingest::IngestSummary;
 use agencylink_core::ports::{ChainLog, KeyProvider, KeySourceError, ObjectStore, StoreError};
 use agencylink_core::pseudo::Pseudonymiser;
@@ -403,15 +404,15 @@ pub fn process_object(
             error!(%source, error = %e, "non-retryable failure; recorded in lineage");
             // Keep the landing object for an operator to re-drive after the
             // fix; the bucket's lifecycle rule is the backstop.
-            let mut event = serde_json::Map::new();
-            event.insert("type".into(), Value::from("failure"));
-            event.insert("code".into(), Value::from("processing_error"));
-            event.insert("reason".into(), Value::from(e.to_string()));
-            event.insert("agency".into(), Value::from(parts.agency));
-            event.insert("dataset".into(), Value::from(parts.dataset));
-            event.insert("source".into(), Value::from(source.as_str()));
-            event.insert("time".into(), Value::from(time));
-            let stored = agencylink_core::lineage::append(&backend.lineage, event)?;
+            let event = LineageEvent::Failure(FailureEvent {
+                code: "processing_error".to_owned(),
+                reason: e.to_string(),
+                agency: Some(parts.agency.to_owned()),
+                dataset: Some(parts.dataset.to_owned()),
+                source: source.clone(),
+                time: time.to_owned(),
+            });
+            let stored = agencylink_core::lineage::append_event(&backend.lineage, &event)?;
             if let Some(archive) = &backend.archive {
                 archive.archive("lineage", &stored)?;
             }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::model::{LinkModel, compare};
 use super::review::{Decision, ReviewItem, ReviewStatus, review_id};
@@ -19,7 +19,11 @@ use crate::ports::{
 pub const MAX_BLOCK: usize = 500;
 
 /// What one probabilistic pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+///
+/// Lineage reads it back from events written before some counts existed:
+/// a count the event lacks reads as 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LinkOutcome {
     /// (signature, person) pairs new to the index, each compared.
     pub signatures_new: u64,

@@ -7,6 +7,7 @@ use super::{
     Cell, Edition, Headline, NetworkDetail, Note, Period, Profile, ProfileError, Settings, Source,
     Table, Thresholds, disclosure, groups, sections, threat,
 };
+use crate::events::LineageEvent;
 use crate::ports::{ChainLog, RecordStore};
 use crate::schema::Catalog;
 
@@ -30,8 +31,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) victim_role: Vec<bool>,
     /// A suspect role in the period.
     pub(crate) suspect: Vec<bool>,
-    /// Lineage entries (uploads).
-    pub(crate) lineage: Vec<serde_json::Value>,
+    /// Lineage events (uploads).
+    pub(crate) lineage: Vec<LineageEvent>,
 }
 
 impl Ctx<'_> {
@@ -198,7 +199,11 @@ pub fn build(
         victim,
         victim_role,
         suspect,
-        lineage: lineage.entries()?,
+        lineage: lineage
+            .entries()?
+            .iter()
+            .map(LineageEvent::from_entry)
+            .collect(),
     };
 
     let mut tables: Vec<Table> = Vec::new();
@@ -305,21 +310,16 @@ pub fn build(
 /// How people were linked: the model and thresholds in force, where the
 /// links came from (exact keys, scores, review decisions, from lineage and
 /// the review queue), and what still waits for review.
-fn linkage_note(
-    store: &dyn RecordStore,
-    lineage: &[serde_json::Value],
-) -> Result<Note, ProfileError> {
-    let n =
-        |e: &serde_json::Value, k: &str| e.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+fn linkage_note(store: &dyn RecordStore, lineage: &[LineageEvent]) -> Result<Note, ProfileError> {
     let (mut exact, mut scored, mut reviewed_in_uploads) = (0u64, 0u64, 0u64);
-    for e in lineage
-        .iter()
-        .filter(|e| e.get("type").and_then(serde_json::Value::as_str) == Some("ingest"))
-    {
-        exact += n(e, "people_linked");
-        if let Some(l) = e.get("linkage") {
-            scored += n(l, "linked_by_score");
-            reviewed_in_uploads += n(l, "linked_by_review");
+    for e in lineage {
+        let LineageEvent::Ingest(u) = e else {
+            continue;
+        };
+        exact += u.people_linked;
+        if let Some(l) = &u.linkage {
+            scored += l.outcome.linked_by_score;
+            reviewed_in_uploads += l.outcome.linked_by_review;
         }
     }
     let Some(linkage) = store.linkage() else {

@@ -12,6 +12,7 @@ use super::facts::{
     Role,
 };
 use super::table::{Cell, Column, Kind, Table};
+use crate::events::LineageEvent;
 use crate::geography::BOROUGHS;
 use crate::pseudo::generalise::{AGE_BANDS, age_band};
 
@@ -1109,42 +1110,38 @@ pub(crate) fn quality(ctx: &Ctx<'_>, notes: &mut Vec<Note>, caveats: &mut Vec<St
     }
     let mut by: BTreeMap<String, Q> = BTreeMap::new();
     let mut upload_day: HashMap<u32, i32> = HashMap::new();
-    let s = |e: &serde_json::Value, k: &str| {
-        e.get(k)
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let none = String::new();
     for e in &ctx.lineage {
-        let kind = s(e, "type");
-        if kind != "ingest" && kind != "failure" {
-            continue;
-        }
-        let q = by.entry(s(e, "agency")).or_default();
-        let ds = s(e, "dataset");
+        // A landing object refused before it had an upload id still counts
+        // as an upload of its agency, with no rows.
+        let (agency, ds) = match e {
+            LineageEvent::Ingest(u) | LineageEvent::UploadFailure(u) => (&u.agency, &u.dataset),
+            LineageEvent::Failure(f) => (
+                f.agency.as_ref().unwrap_or(&none),
+                f.dataset.as_ref().unwrap_or(&none),
+            ),
+            LineageEvent::LinkTrain(_) | LineageEvent::Other(_) => continue,
+        };
+        let q = by.entry(agency.clone()).or_default();
         if q.agency_type.is_none() {
-            q.agency_type = c.plans.iter().find(|p| p.id == ds).map(|p| p.agency_type);
+            q.agency_type = c.plans.iter().find(|p| p.id == *ds).map(|p| p.agency_type);
         }
-        let n = |k: &str| e.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
         q.uploads += 1;
-        q.rows_in += n("rows_in");
-        q.rejected += n("rows_rejected");
-        for r in e
-            .get("rejections")
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        let Some(u) = e.upload() else {
+            continue;
+        };
+        q.rows_in += u.rows_in;
+        q.rejected += u.rows_rejected;
+        for r in &u.rejections {
             *q.reasons
-                .entry(format!("{} ({})", s(r, "field"), s(r, "code")))
-                .or_default() += n_of(r);
+                .entry(format!("{} ({})", r.field, r.code))
+                .or_default() += r.count;
         }
-        let time = s(e, "time");
-        if let (Some(u), Some(day)) = (
-            c.uploads.get(&s(e, "upload_id")),
-            time.get(..10).and_then(parse_day),
+        if let (Some(id), Some(day)) = (
+            c.uploads.get(&u.upload_id),
+            u.time.get(..10).and_then(parse_day),
         ) {
-            upload_day.insert(u, day);
+            upload_day.insert(id, day);
         }
     }
     for f in c.facts.iter().filter(|f| ctx.in_period(f)) {
@@ -1313,10 +1310,4 @@ fn list(items: &[String]) -> String {
         [one] => one.clone(),
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
-}
-
-fn n_of(r: &serde_json::Value) -> u64 {
-    r.get("count")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0)
 }

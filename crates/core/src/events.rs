@@ -1,0 +1,449 @@
+//! The events of the two hash-chained logs, as Rust types: one place that
+//! defines each kind of lineage event and of access-log entry.
+//!
+//! Every writer builds one of these and appends it with
+//! [`crate::lineage::append_event`], which turns it into a JSON object at
+//! the append boundary; the chain then hashes the canonical JSON of that
+//! object exactly as it hashed the hand-built objects before these types
+//! existed. So the types must serialise to the JSON already on disk, field
+//! for field: the `type` tag first, then the fields in the order they were
+//! always written (the stored text keeps insertion order), optional fields
+//! left out when absent and `null` where `null` was written. The tests hold
+//! a fixture of each kind as the earlier code wrote it.
+//!
+//! Reading is lenient, because a log is never rewritten and must stay
+//! readable whatever wrote it:
+//! - a field an older version did not write reads as its default (empty,
+//!   0), as the lookups these types replaced did; the fields added later
+//!   (`schema`, `linkage`, `missing_linkage_fields`,
+//!   `records_replaced_from`) are `Option`s, so an event an earlier
+//!   version wrote is told apart and re-serialises as it was;
+//! - an event of a kind this version does not know, or one a known kind
+//!   cannot read (a value of the wrong JSON type), is
+//!   [`LineageEvent::Other`] / [`AccessEntry::Other`] holding its fields as
+//!   stored: readers skip it, as they skipped what their lookups did not
+//!   find, and [`LineageEvent::kind`] still says what it claims to be.
+//!   Nothing here rejects a log; [`crate::lineage::verify`] hashes the raw
+//!   stored JSON, so an event's integrity never depends on whether these
+//!   types understand it.
+//!
+//! The chain's own fields (`seq`, `prev_hash`, `hash`) are not part of the
+//! events, `Other` included: the append adds them, and readers that need
+//! them (verification, checkpoints, printing a log as stored) read the
+//! stored JSON.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::linkage::{LinkOutcome, Training};
+use crate::report::FileProblem;
+use crate::schema::{SchemaOrigin, SchemaProvenance};
+
+/// Something appended to a chained log: its fields, without the chain's.
+pub trait Event {
+    /// The JSON object the chain stores and hashes (before `seq`,
+    /// `prev_hash` and `hash` are added).
+    fn to_fields(&self) -> Map<String, Value>;
+}
+
+// ------------------------------------------------------------------ lineage
+
+/// A lineage event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineageEvent {
+    /// `ingest`: an upload was validated, pseudonymised and merged.
+    Ingest(Box<UploadEvent>),
+    /// `failure` with an upload id: the file was refused whole (its
+    /// `file_errors` say why); what was merged before the problem was found
+    /// stays, and is counted.
+    UploadFailure(Box<UploadEvent>),
+    /// `failure` without an upload id: a landing object that was never
+    /// ingested (outside the policy, a malformed key, a processing error).
+    Failure(FailureEvent),
+    /// `link_train`: a linkage model was trained and stored.
+    LinkTrain(LinkTrainEvent),
+    /// Any other event's fields, as stored (see the module doc).
+    Other(Value),
+}
+
+/// The closing event of an upload (`ingest`, or `failure` for a file
+/// refused whole).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UploadEvent {
+    /// The upload id (from agency, dataset and file hash).
+    pub upload_id: String,
+    /// The uploading agency.
+    pub agency: String,
+    /// The dataset id.
+    pub dataset: String,
+    /// The dataset schema's version.
+    pub schema_version: u32,
+    /// The schema the rows were checked against; `None` in events written
+    /// before lineage kept it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaUsed>,
+    /// The pseudonymisation scheme.
+    pub scheme: String,
+    /// The id of the key the rows were pseudonymised under.
+    pub key_id: String,
+    /// SHA-256 (hex) of the file.
+    pub file_sha256: String,
+    /// Where the upload landed (a label on AWS, never a file name).
+    pub source: String,
+    /// `csv` or `ndjson`.
+    pub format: String,
+    /// Data rows read.
+    pub rows_in: u64,
+    /// Rows that passed validation.
+    pub rows_accepted: u64,
+    /// Rows rejected.
+    pub rows_rejected: u64,
+    /// Records new to the store.
+    pub records_inserted: u64,
+    /// Records that replaced an earlier version.
+    pub records_replaced: u64,
+    /// Records identical to what the store had.
+    pub records_unchanged: u64,
+    /// Records linked to a person another record already established.
+    pub people_linked: u64,
+    /// What probabilistic linkage did; `None` in events written before
+    /// lineage kept it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linkage: Option<UploadLinkage>,
+    /// Accepted rows lacking a field linkage uses, by field; `None` in
+    /// events written before lineage kept it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_linkage_fields: Option<BTreeMap<String, u64>>,
+    /// Earlier uploads of the same agency and dataset, written only when
+    /// this one replaced records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces_uploads: Option<Vec<String>>,
+    /// Whose record versions this upload superseded, and how many of each
+    /// (what reconciliation attributes live records by); `None` in events
+    /// written before lineage kept it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_replaced_from: Option<BTreeMap<String, u64>>,
+    /// Rejected rows by field and rule.
+    pub rejections: Vec<RejectionCount>,
+    /// File-level problems (the upload failed).
+    pub file_errors: Vec<FileProblem>,
+    /// Object keys of the outputs.
+    pub outputs: Vec<String>,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
+/// The schema an upload was checked and pseudonymised against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SchemaUsed {
+    /// `embedded` or `directory`.
+    pub origin: String,
+    /// SHA-256 (hex) of the schema file's bytes.
+    pub sha256: String,
+    /// A directory schema's file name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// A directory schema: whether the build embeds a schema of the same
+    /// dataset to compare it with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedded_counterpart: Option<bool>,
+    /// A directory schema: whether it differs from the embedded one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differs_from_embedded: Option<bool>,
+    /// Identifier fields of the embedded schema this one does not
+    /// pseudonymise; written only when there are any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identifiers_removed: Vec<String>,
+}
+
+impl SchemaUsed {
+    /// What lineage records of a dataset's schema provenance; `file` is
+    /// the schema's file name, recorded for a directory schema only.
+    pub fn new(provenance: &SchemaProvenance, file: &str) -> Self {
+        let directory = provenance.origin == SchemaOrigin::Directory;
+        SchemaUsed {
+            origin: provenance.origin.as_str().to_owned(),
+            sha256: provenance.sha256.clone(),
+            file: directory.then(|| file.to_owned()),
+            embedded_counterpart: directory.then_some(provenance.differs_from_embedded.is_some()),
+            differs_from_embedded: provenance.differs_from_embedded.filter(|_| directory),
+            identifiers_removed: if directory {
+                provenance
+                    .identifiers_removed
+                    .iter()
+                    .map(|c| c.field.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+/// What probabilistic linkage did for an upload, and the model that scored
+/// its pairs when any pair was scored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UploadLinkage {
+    /// The counts.
+    #[serde(flatten)]
+    pub outcome: LinkOutcome,
+    /// The scoring model, when there was one.
+    #[serde(flatten)]
+    pub model: Option<ScoringModel>,
+}
+
+/// The model an upload's pairs were scored with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoringModel {
+    /// Its version (0 is the built-in default).
+    pub model_version: u32,
+    /// The encoding scheme it is defined over.
+    pub scheme: String,
+    /// The match threshold in force.
+    pub match_threshold: f64,
+    /// The review threshold in force.
+    pub review_threshold: f64,
+}
+
+/// How many rows one rule rejected on one field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RejectionCount {
+    /// The field (empty for a row-level rule).
+    pub field: String,
+    /// The rule's code.
+    pub code: String,
+    /// Rows.
+    pub count: u64,
+}
+
+/// A landing object that was not ingested. `agency` and `dataset` are
+/// `null` when the object's key did not name them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FailureEvent {
+    /// A stable code (`agency_not_allowed`, `processing_error`, …).
+    pub code: String,
+    /// Plain English; never a raw identifier.
+    pub reason: String,
+    /// The agency the key named.
+    pub agency: Option<String>,
+    /// The dataset the key named.
+    pub dataset: Option<String>,
+    /// A keyed label of the landing key, never the key.
+    pub source: String,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
+/// A linkage model was trained and stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LinkTrainEvent {
+    /// The new model's version.
+    pub model_version: u32,
+    /// The encoding scheme it is defined over.
+    pub scheme: String,
+    /// Its prior match probability.
+    pub lambda: f64,
+    /// Its match threshold.
+    pub match_threshold: f64,
+    /// Its review threshold.
+    pub review_threshold: f64,
+    /// How it was estimated (written as `null` when not known).
+    pub training: Option<Training>,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
+impl LineageEvent {
+    /// Read a stored event (chain fields and all). Never fails: what this
+    /// version cannot read is [`LineageEvent::Other`].
+    pub fn from_entry(entry: &Value) -> Self {
+        let other = || LineageEvent::Other(without_chain(entry));
+        let parsed = match entry.get("type").and_then(Value::as_str) {
+            Some("ingest") => {
+                UploadEvent::deserialize(entry).map(|u| LineageEvent::Ingest(u.into()))
+            }
+            // The two shapes of `failure` differ by whether an upload id
+            // was ever derived.
+            Some("failure") if entry.get("upload_id").is_some() => {
+                UploadEvent::deserialize(entry).map(|u| LineageEvent::UploadFailure(u.into()))
+            }
+            Some("failure") => FailureEvent::deserialize(entry).map(LineageEvent::Failure),
+            Some("link_train") => LinkTrainEvent::deserialize(entry).map(LineageEvent::LinkTrain),
+            _ => return other(),
+        };
+        parsed.unwrap_or_else(|_| other())
+    }
+
+    /// The `type` tag (what an [`LineageEvent::Other`] says it is, or "").
+    pub fn kind(&self) -> &str {
+        match self {
+            LineageEvent::Ingest(_) => "ingest",
+            LineageEvent::UploadFailure(_) | LineageEvent::Failure(_) => "failure",
+            LineageEvent::LinkTrain(_) => "link_train",
+            LineageEvent::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
+        }
+    }
+
+    /// The upload an `ingest` or an upload's `failure` closed.
+    pub fn upload(&self) -> Option<&UploadEvent> {
+        match self {
+            LineageEvent::Ingest(u) | LineageEvent::UploadFailure(u) => Some(u.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl Event for LineageEvent {
+    fn to_fields(&self) -> Map<String, Value> {
+        match self {
+            LineageEvent::Ingest(e) => tagged("ingest", &**e),
+            LineageEvent::UploadFailure(e) => tagged("failure", &**e),
+            LineageEvent::Failure(e) => tagged("failure", e),
+            LineageEvent::LinkTrain(e) => tagged("link_train", e),
+            LineageEvent::Other(v) => v.as_object().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+// --------------------------------------------------------------- access log
+
+/// An access-log entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccessEntry {
+    /// `read`: data was handed to an analyst.
+    Read(ReadEntry),
+    /// `review_decision`: an analyst decided a clerical-review item.
+    ReviewDecision(ReviewDecisionEntry),
+    /// Any other entry's fields, as stored (see the module doc).
+    Other(Value),
+}
+
+/// The `action` every review decision records.
+pub const REVIEW_DECIDE: &str = "review_decide";
+
+/// An analyst read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReadEntry {
+    /// Who read (trimmed).
+    pub analyst: String,
+    /// Why, in their words (trimmed).
+    pub purpose: String,
+    /// `query_person`, `query_network`, `export`, …
+    pub action: String,
+    /// What was read: a person or network id, a dataset, `all`.
+    pub target: String,
+    /// Rows handed to the analyst.
+    pub rows_returned: u64,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
+/// A clerical-review decision, logged before it takes effect. It names the
+/// item and the decision, never the reviewer's free-text reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReviewDecisionEntry {
+    /// Who decided (trimmed).
+    pub analyst: String,
+    /// Why, in their words (trimmed).
+    pub purpose: String,
+    /// Always [`REVIEW_DECIDE`].
+    pub action: String,
+    /// The review item's id.
+    pub target: String,
+    /// The decision's word (`match`, `non_match`, …).
+    pub decision: String,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
+impl AccessEntry {
+    /// Read a stored entry (chain fields and all). Never fails: what this
+    /// version cannot read is [`AccessEntry::Other`].
+    pub fn from_entry(entry: &Value) -> Self {
+        let other = || AccessEntry::Other(without_chain(entry));
+        let parsed = match entry.get("type").and_then(Value::as_str) {
+            Some("read") => ReadEntry::deserialize(entry).map(AccessEntry::Read),
+            Some("review_decision") => {
+                ReviewDecisionEntry::deserialize(entry).map(AccessEntry::ReviewDecision)
+            }
+            _ => return other(),
+        };
+        parsed.unwrap_or_else(|_| other())
+    }
+
+    /// Who and why, for the kinds that name them.
+    pub fn reader(&self) -> Option<(&str, &str)> {
+        match self {
+            AccessEntry::Read(e) => Some((e.analyst.as_str(), e.purpose.as_str())),
+            AccessEntry::ReviewDecision(e) => Some((e.analyst.as_str(), e.purpose.as_str())),
+            AccessEntry::Other(_) => None,
+        }
+    }
+}
+
+impl Event for AccessEntry {
+    fn to_fields(&self) -> Map<String, Value> {
+        match self {
+            AccessEntry::Read(e) => tagged("read", e),
+            AccessEntry::ReviewDecision(e) => tagged("review_decision", e),
+            AccessEntry::Other(v) => v.as_object().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// The fields the append adds.
+const CHAIN_FIELDS: [&str; 3] = ["seq", "prev_hash", "hash"];
+
+fn without_chain(entry: &Value) -> Value {
+    match entry {
+        Value::Object(m) => {
+            let mut m = m.clone();
+            m.retain(|k, _| !CHAIN_FIELDS.contains(&k.as_str()));
+            Value::Object(m)
+        }
+        other => other.clone(),
+    }
+}
+
+/// `{"type": kind, ..body}`, the tag first as it was always written.
+fn tagged<T: Serialize>(kind: &str, body: &T) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("type".into(), Value::from(kind));
+    // The bodies are strings, integers, floats, options and string-keyed
+    // maps, which always serialise to an object.
+    if let Ok(Value::Object(fields)) = serde_json::to_value(body) {
+        m.extend(fields);
+    }
+    m
+}
+
+// Both enums (de)serialise as the JSON object they are stored as, so they
+// can sit inside other serde types; the object is what `to_fields` builds.
+macro_rules! serde_as_stored {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.to_fields().serialize(s)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok(Self::from_entry(&Value::deserialize(d)?))
+            }
+        }
+    };
+}
+serde_as_stored!(LineageEvent);
+serde_as_stored!(AccessEntry);
+
+#[cfg(test)]
+mod tests;
