@@ -639,24 +639,31 @@ pub(crate) mod tests {
     #[test]
     fn a_headerless_csv_names_no_cell() {
         let d = ds();
-        let big = "J".repeat(1 << 20);
-        for first in [
-            "R1,2026-01-01,Jane Doe".to_owned(),
-            format!("record_ref,event_date,{big}"),
+        let unknown = |column| FileError::UnknownColumn {
+            column,
+            dataset: d.id.clone(),
+        };
+        for (first, expected) in [
+            ("R1,2026-01-01,Jane Doe".to_owned(), unknown(1)),
+            (
+                format!("record_ref,event_date,{}", "J".repeat(1 << 19)),
+                unknown(3),
+            ),
+            // Past the row limit the header is refused before it is read whole.
+            (
+                format!("record_ref,event_date,{}", "J".repeat(2 << 20)),
+                FileError::RowTooLong {
+                    line: 1,
+                    limit_mib: read::MAX_ROW_BYTES >> 20,
+                },
+            ),
         ] {
             let text = format!("{first}\nR2,2026-01-02,Bury\n");
             let mut src = read::open(InputFormat::Csv, text.as_bytes(), &d);
             let Some(Err(e)) = src.next_row() else {
                 panic!("expected a file error");
             };
-            let column = if first.starts_with("R1") { 1 } else { 3 };
-            assert_eq!(
-                e,
-                FileError::UnknownColumn {
-                    column,
-                    dataset: d.id.clone()
-                }
-            );
+            assert_eq!(e, expected);
             let problem = crate::report::FileProblem::from(&e);
             assert!(problem.message.len() < 400);
             for s in ["R1", "Jane", "JJJ"] {
