@@ -93,7 +93,7 @@ impl S3ObjectStore {
             .map_err(|e| {
                 store_error(
                     self.resource(self.bucket_for(key)),
-                    format!("s3:GetObject (presigning) {key}"),
+                    format!("s3:GetObject (presigning) {}", shown(key)),
                     e,
                 )
             })
@@ -125,7 +125,7 @@ impl S3ObjectStore {
                     .map_err(|e| {
                         store_error(
                             self.resource(&bucket),
-                            format!("s3:ListBucketVersions {key}"),
+                            format!("s3:ListBucketVersions {}", shown(key)),
                             e,
                         )
                     })?;
@@ -162,7 +162,7 @@ impl S3ObjectStore {
                     .map_err(|e| {
                         store_error(
                             self.resource(&bucket),
-                            format!("s3:DeleteObjectVersion {key}"),
+                            format!("s3:DeleteObjectVersion {}", shown(key)),
                             e,
                         )
                     })?;
@@ -216,7 +216,7 @@ impl S3ObjectStore {
             .map_err(|e| {
                 store_error(
                     self.resource(bucket),
-                    format!("s3:PutObject (multipart) {key}"),
+                    format!("s3:PutObject (multipart) {}", shown(key)),
                     e,
                 )
             })?;
@@ -244,7 +244,7 @@ impl S3ObjectStore {
                     .map_err(|e| {
                         store_error(
                             self.resource(bucket),
-                            format!("s3:PutObject (part {number}) {key}"),
+                            format!("s3:PutObject (part {number}) {}", shown(key)),
                             e,
                         )
                     })?;
@@ -339,11 +339,31 @@ where
 {
     let (code, status) = code_and_status(&err);
     if status == Some(412) || code.as_deref() == Some("PreconditionFailed") {
-        StoreError::AlreadyExists(key.to_owned())
+        StoreError::AlreadyExists(shown(key).into_owned())
     } else if status == Some(409) || code.as_deref() == Some("ConditionalRequestConflict") {
-        StoreError::Precondition(format!("a concurrent write to {key}"))
+        StoreError::Precondition(format!("a concurrent write to {}", shown(key)))
     } else {
-        store_error(resource, format!("s3:PutObject {key}"), err)
+        store_error(resource, format!("s3:PutObject {}", shown(key)), err)
+    }
+}
+
+/// An object key as errors name it. Landing keys end in the name the agency
+/// gave its file, which often names a child: errors reach logs and, on the
+/// ingest function, lineage, so they name the folder and withhold the file.
+fn shown(key: &str) -> std::borrow::Cow<'_, str> {
+    match key.strip_prefix("landing/") {
+        Some(rest) => {
+            let folder: Vec<&str> = rest.split('/').collect();
+            let kept = folder.len().saturating_sub(1).min(2);
+            let mut out = String::from("landing/");
+            for part in &folder[..kept] {
+                out.push_str(part);
+                out.push('/');
+            }
+            out.push_str("(file name withheld)");
+            out.into()
+        }
+        None => key.into(),
     }
 }
 
@@ -389,11 +409,11 @@ impl ObjectStore for S3ObjectStore {
         })
         .map_err(|e| {
             if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                StoreError::NotFound(key.to_owned())
+                StoreError::NotFound(shown(key).into_owned())
             } else {
                 store_error(
                     self.resource(self.bucket_for(key)),
-                    format!("s3:GetObject {key}"),
+                    format!("s3:GetObject {}", shown(key)),
                     e,
                 )
             }
@@ -415,11 +435,11 @@ impl ObjectStore for S3ObjectStore {
             if e.as_service_error().is_some_and(|s| s.is_not_found())
                 || code_and_status(&e).1 == Some(404)
             {
-                StoreError::NotFound(key.to_owned())
+                StoreError::NotFound(shown(key).into_owned())
             } else {
                 store_error(
                     self.resource(self.bucket_for(key)),
-                    format!("s3:GetObject {key}"),
+                    format!("s3:GetObject {}", shown(key)),
                     e,
                 )
             }
@@ -447,7 +467,7 @@ impl ObjectStore for S3ObjectStore {
         .map_err(|e| {
             store_error(
                 self.resource(self.bucket_for(key)),
-                format!("s3:DeleteObject {key}"),
+                format!("s3:DeleteObject {}", shown(key)),
                 e,
             )
         })
@@ -675,12 +695,14 @@ impl S3Archive {
                 .key(&key)
                 .send()
                 .await
-                .map_err(|e| store_error(self.resource(), format!("s3:GetObject {key}"), e))?;
+                .map_err(|e| {
+                    store_error(self.resource(), format!("s3:GetObject {}", shown(&key)), e)
+                })?;
             got.body
                 .collect()
                 .await
                 .map(|b| b.into_bytes())
-                .map_err(|e| StoreError::backend(format!("reading {key}"), e))
+                .map_err(|e| StoreError::backend(format!("reading {}", shown(&key)), e))
         })?;
         let cp = serde_json::from_slice(&out)
             .map_err(|e| StoreError::backend(format!("{key} is not a checkpoint"), e))?;
@@ -743,5 +765,26 @@ impl S3Archive {
             self.put_checkpoint(&cp)?;
         }
         Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn errors_name_a_landing_folder_never_its_file() {
+        assert_eq!(
+            shown("landing/gmp-police/police.cse_crime/Jane Doe referral.csv"),
+            "landing/gmp-police/police.cse_crime/(file name withheld)"
+        );
+        assert_eq!(
+            shown("landing/Jane Doe.csv"),
+            "landing/(file name withheld)"
+        );
+        assert_eq!(
+            shown("curated/gmp-police/police.cse_crime/u_abc.ndjson"),
+            "curated/gmp-police/police.cse_crime/u_abc.ndjson"
+        );
     }
 }

@@ -63,6 +63,15 @@ struct Local {
 
 /// Open an existing store for reading; a read never creates an empty one.
 pub(crate) fn open_existing_store(data_dir: &Path) -> Result<SqliteStore> {
+    let store = open_store_file(data_dir)?;
+    check_key_matches(data_dir, &store)?;
+    Ok(store)
+}
+
+/// Open an existing store without the key check, for work that reads no
+/// pseudonymised data (signing the logs after a command, which has already
+/// checked the key or been refused for it).
+pub(crate) fn open_store_file(data_dir: &Path) -> Result<SqliteStore> {
     let db = data_dir.join(DB_FILE);
     if !db.is_file() {
         bail!(
@@ -71,9 +80,7 @@ pub(crate) fn open_existing_store(data_dir: &Path) -> Result<SqliteStore> {
         );
     }
     prepare_data_dir(data_dir)?;
-    let store = SqliteStore::open(&db)?;
-    check_key_matches(data_dir, &store)?;
-    Ok(store)
+    Ok(SqliteStore::open(&db)?)
 }
 
 /// One key per store: a read or a write under a key that is not the one

@@ -288,7 +288,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let data_dir = cli.data_dir.clone();
     let outcome = run_local(&catalog, cli);
     if appends && data_dir.join(commands::DB_FILE).is_file() {
-        let checkpointed = commands::open_existing_store(&data_dir).and_then(|store| {
+        let checkpointed = commands::open_store_file(&data_dir).and_then(|store| {
             checkpoint_cmd::after_append(&store, &checkpoint_cmd::LocalCk::new(&data_dir))
         });
         if let Err(e) = checkpointed {
