@@ -21,7 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[path = "../../core/benches/support/mod.rs"]
 mod support;
 
-use support::{peak_rss_mib, positional_args};
+use support::{cpu_seconds, peak_rss_mib, positional_args};
 
 fn main() {
     let args = positional_args();
@@ -52,16 +52,17 @@ fn main() {
         let _ = std::fs::write("/proc/self/clear_refs", "5");
     }
     let csv = synthesise(&dir, ds, 1, rows);
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_seconds());
     let s = upload(ds, &p, &store, &dir, &csv, "gmp-police");
-    let secs = t.elapsed().as_secs_f64();
+    let (secs, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     println!(
-        "ingest {id}: {} rows in {secs:.1} s = {:.0} rows/s into a store of {before} records; inserted {} linked {}; peak RSS {:.1} MiB",
+        "ingest {id}: {} rows in {secs:.1} s = {:.0} rows/s into a store of {before} records; inserted {} linked {}; peak RSS {:.1} MiB; {cpu:.1} CPU s ({:.1} µs a row)",
         s.rows_in,
         s.rows_in as f64 / secs,
         s.records_inserted,
         s.people_linked,
-        peak_rss_mib()
+        peak_rss_mib(),
+        cpu * 1e6 / s.rows_in.max(1) as f64
     );
     println!(
         "probabilistic linkage: {}",
