@@ -16,6 +16,7 @@ use std::future::Future;
 
 use tokio::runtime::Handle;
 
+pub mod audit;
 mod config;
 pub mod dynamo;
 mod error;

@@ -287,45 +287,14 @@ impl Checkpoints for AwsCk<'_> {
     fn verifier(&self) -> Result<Box<dyn CheckpointVerifier + '_>> {
         Ok(Box::new(self.key()?.clone()))
     }
-    /// The table's chain against the archived copies: an archived event
-    /// past the table's end, or one whose hash differs from the table's
-    /// event of the same seq, is a failure naming the seq.
+    /// The table's chain against the archived copies (the same check as
+    /// the API's).
     fn extra_check(
         &self,
         log: &str,
         entries: &[serde_json::Value],
     ) -> Result<Result<(), CheckpointProblem>> {
-        let Some(archive) = &self.0.archive else {
-            return Ok(Ok(()));
-        };
-        let n = entries.len() as u64;
-        for (seq, hash) in archive.archived_events(log)? {
-            let table = usize::try_from(seq.wrapping_sub(1))
-                .ok()
-                .and_then(|i| entries.get(i))
-                .and_then(|e| e.get("hash"))
-                .and_then(serde_json::Value::as_str);
-            let problem = match table {
-                None if seq > n => CheckpointProblem {
-                    kind: "truncated",
-                    seq: Some(seq),
-                    reason: format!(
-                        "the audit archive s3://{}/{log}/ holds event seq {seq} but the table's {log} log ends at seq {n}: events were deleted from the table",
-                        archive.bucket()
-                    ),
-                },
-                Some(h) if h == hash => continue,
-                _ => CheckpointProblem {
-                    kind: "diverged",
-                    seq: Some(seq),
-                    reason: format!(
-                        "the table's {log} event seq {seq} differs from its archived copy in s3://{}/{log}/ (edited in the table)",
-                        archive.bucket()
-                    ),
-                },
-            };
-            return Ok(Err(problem));
-        }
-        Ok(Ok(()))
+        use agencylink_core::audit::AuditCopies;
+        Ok(self.0.audit_copies().compare(log, entries)?)
     }
 }

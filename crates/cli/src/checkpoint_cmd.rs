@@ -12,16 +12,15 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use agencylink_core::audit::{AuditCopies, CheckedAgainst, Outcome, verify_log};
 use agencylink_core::checkpoint::{
     Checkpoint, CheckpointProblem, CheckpointVerifier, verify_against,
 };
-use agencylink_core::lineage::ChainProblem;
 use agencylink_core::ports::RecordStore;
-use agencylink_core::reconcile;
 use agencylink_local::SqliteStore;
 use agencylink_local::checkpoints::{LocalCheckpoints, read_checkpoint};
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Where a backend keeps its checkpoint key and checkpoints.
 pub(crate) trait Checkpoints {
@@ -73,35 +72,28 @@ impl Checkpoints for LocalCk {
     }
 }
 
-/// How a log is verified: its chain check and its name in messages.
-pub(crate) struct LogSpec {
-    /// `lineage` or `access-log` (the checkpoint's `log`).
-    pub(crate) log: &'static str,
-    /// "lineage" / "access log", for messages.
-    pub(crate) label: &'static str,
-    /// "events" / "entries": the count's name in the JSON output.
-    pub(crate) unit: &'static str,
-    /// "event" / "entry": one of them, in messages.
-    pub(crate) one: &'static str,
-    /// The chain check.
-    pub(crate) chain: fn(&[Value]) -> Result<usize, ChainProblem>,
+pub(crate) use agencylink_core::audit::{ACCESS_LOG, LINEAGE, LogSpec};
+
+/// A backend's [`Checkpoints`] as core's verification sees them.
+struct Copies<'a>(&'a dyn Checkpoints);
+
+impl AuditCopies for Copies<'_> {
+    type Error = anyhow::Error;
+    fn compare(&self, log: &str, entries: &[Value]) -> Result<Result<(), CheckpointProblem>> {
+        self.0.extra_check(log, entries)
+    }
+    fn latest(&self, log: &str) -> Result<Option<CheckedAgainst>> {
+        Ok(self
+            .0
+            .latest(log)?
+            .map(|(place, checkpoint)| CheckedAgainst { place, checkpoint }))
+    }
+    fn verifier(&self) -> Result<Box<dyn CheckpointVerifier + '_>> {
+        self.0
+            .verifier()
+            .context("loading the checkpoint public key")
+    }
 }
-
-pub(crate) const LINEAGE: LogSpec = LogSpec {
-    log: "lineage",
-    label: "lineage",
-    unit: "events",
-    one: "event",
-    chain: agencylink_core::lineage::verify,
-};
-
-pub(crate) const ACCESS_LOG: LogSpec = LogSpec {
-    log: "access-log",
-    label: "access log",
-    unit: "entries",
-    one: "entry",
-    chain: agencylink_core::query::verify_access_log,
-};
 
 /// Where a checkpoint was, the checkpoint, and how the log fared against it.
 type Checked = (String, Checkpoint, Result<(), CheckpointProblem>);
@@ -126,9 +118,10 @@ fn against_checkpoint(
     Ok(Some((place, cp, outcome)))
 }
 
-/// `lineage verify` / `access-log --verify`: the chain, then the backend's
-/// own checks, then the latest checkpoint (or `file`), then, for lineage,
-/// the record store reconciled with it (`records`). Exit 0 ok, 1 broken.
+/// `lineage verify` / `access-log --verify`: core's verification (the
+/// chain, the backend's own copies, the latest checkpoint or `file`, and for
+/// lineage the record store reconciled with it), its report on stdout and
+/// a sentence on stderr. Exit 0 ok, 1 broken.
 pub(crate) fn verify_cmd(
     spec: &LogSpec,
     entries: &[Value],
@@ -136,93 +129,73 @@ pub(crate) fn verify_cmd(
     ck: &dyn Checkpoints,
     records: Option<&dyn RecordStore>,
 ) -> Result<ExitCode> {
-    let mut out = io::stdout().lock();
-    let n = match (spec.chain)(entries) {
-        Ok(n) => n,
-        Err(p) => {
-            writeln!(out, "{}", json!({"ok": false, "problem": p}))?;
-            eprintln!(
-                "{} BROKEN at {} {} (seq {:?}): {}",
-                spec.label, spec.one, p.position, p.seq, p.reason
-            );
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let broken = |out: &mut io::StdoutLock<'_>, p: CheckpointProblem, place: Option<&str>| {
-        writeln!(
-            out,
-            "{}",
-            json!({"ok": false, "problem": p, "checkpoint": place})
-        )?;
-        match place {
-            Some(place) => eprintln!("{} BROKEN: {} (checkpoint {place})", spec.label, p.reason),
-            None => eprintln!("{} BROKEN: {}", spec.label, p.reason),
-        }
-        Ok::<_, anyhow::Error>(ExitCode::from(1))
-    };
-    // The backend's own copies first: on AWS they name the first event
-    // that differs, where a checkpoint can only say the head does.
-    if let Err(p) = ck.extra_check(spec.log, entries)? {
-        return broken(&mut out, p, None);
-    }
-    let checked = against_checkpoint(spec, entries, file.map(PathBuf::as_path), ck)?;
-    let summary = match checked {
-        Some((place, _, Err(p))) => return broken(&mut out, p, Some(&place)),
-        Some((place, cp, Ok(()))) => {
-            json!({"file": place, "size": cp.size, "time": cp.time, "key_id": cp.key_id})
-        }
-        None => Value::Null,
-    };
-    let reconciled = match records {
+    let given = match file {
+        Some(path) => Some(CheckedAgainst {
+            place: path.display().to_string(),
+            checkpoint: read_checkpoint(path)?,
+        }),
         None => None,
-        Some(records) => match reconcile::reconcile(entries, &records.record_counts()?) {
-            Ok(r) => Some(r),
-            Err(mismatches) => {
-                let mut bad = json!({
-                    "ok": false,
-                    "problem": {"reason": "the record store disagrees with lineage"},
-                    "mismatches": mismatches,
-                    "checkpoint": summary,
-                });
-                bad[spec.unit] = json!(n);
-                writeln!(out, "{bad}")?;
-                for m in &mismatches {
-                    eprintln!(
-                        "store and lineage DISAGREE: {} / {}{}: {}",
-                        m.agency,
-                        m.dataset,
-                        m.upload_id
-                            .as_deref()
-                            .map_or_else(String::new, |u| format!(" upload {u}")),
-                        m.reason
-                    );
-                }
-                return Ok(ExitCode::from(1));
-            }
-        },
     };
-    let mut ok = json!({"ok": true});
-    ok[spec.unit] = json!(n);
-    ok["checkpoint"] = summary.clone();
-    if let Some(r) = &reconciled {
-        ok["reconciled"] = json!(r);
-        eprintln!(
-            "row counts conserved; the store's {} records agree with {} uploads",
-            r.records, r.uploads
-        );
-    }
-    writeln!(out, "{ok}")?;
-    match summary.get("file").and_then(Value::as_str) {
-        Some(place) => eprintln!(
-            "{} verified: {n} {}, chain intact, not shorter than the checkpoint {place}",
-            spec.label, spec.unit
+    let counts = records.map(|r| move || r.record_counts().map_err(anyhow::Error::from));
+    let v = verify_log(
+        *spec,
+        entries,
+        &Copies(ck),
+        given,
+        counts.as_ref().map(|c| c as &dyn Fn() -> Result<_>),
+    )?;
+    writeln!(io::stdout().lock(), "{}", v.to_json())?;
+    let n = v.count;
+    match &v.outcome {
+        Outcome::Chain(p) => eprintln!(
+            "{} BROKEN at {} {} (seq {:?}): {}",
+            spec.label, spec.one, p.position, p.seq, p.reason
         ),
-        None => eprintln!(
-            "{} verified: {n} {}, chain intact; warning: no checkpoint found, so entries deleted from the end would not show (pass --checkpoint FILE with a copy kept elsewhere)",
-            spec.label, spec.unit
+        Outcome::Copies(p) => eprintln!("{} BROKEN: {}", spec.label, p.reason),
+        Outcome::Checkpoint { against, problem } => eprintln!(
+            "{} BROKEN: {} (checkpoint {})",
+            spec.label, problem.reason, against.place
         ),
+        Outcome::Records { mismatches, .. } => {
+            for m in mismatches {
+                eprintln!(
+                    "store and lineage DISAGREE: {} / {}{}: {}",
+                    m.agency,
+                    m.dataset,
+                    m.upload_id
+                        .as_deref()
+                        .map_or_else(String::new, |u| format!(" upload {u}")),
+                    m.reason
+                );
+            }
+        }
+        Outcome::Ok {
+            against,
+            reconciled,
+        } => {
+            if let Some(r) = reconciled {
+                eprintln!(
+                    "row counts conserved; the store's {} records agree with {} uploads",
+                    r.records, r.uploads
+                );
+            }
+            match against {
+                Some(a) => eprintln!(
+                    "{} verified: {n} {}, chain intact, not shorter than the checkpoint {}",
+                    spec.label, spec.unit, a.place
+                ),
+                None => eprintln!(
+                    "{} verified: {n} {}, chain intact; warning: no checkpoint found, so entries deleted from the end would not show (pass --checkpoint FILE with a copy kept elsewhere)",
+                    spec.label, spec.unit
+                ),
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if v.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `lineage checkpoint` / `access-log checkpoint`: sign the log as it is

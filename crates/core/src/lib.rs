@@ -3,6 +3,7 @@
 //! Everything here is synchronous and does no I/O of its own beyond the
 //! readers and writers it is handed; adapters implement the ports.
 
+pub mod audit;
 pub mod checkpoint;
 pub mod conformance;
 pub mod csv_safe;

@@ -26,7 +26,11 @@ fn seeded(m: &Moto, name: &str) -> Arc<Api> {
 }
 
 fn seeded_backend(m: &Moto, name: &str) -> AwsBackend {
-    let backend: AwsBackend = m.backend(m.settings(name, AgencyPolicy::default()));
+    seeded_with(m, m.settings(name, AgencyPolicy::default()))
+}
+
+fn seeded_with(m: &Moto, settings: agencylink_aws::AwsSettings) -> AwsBackend {
+    let backend: AwsBackend = m.backend(settings);
     let catalog = Catalog::embedded().expect("catalog");
     let pseudo = Pseudonymiser::new(Key::from_base64("k1", KEY_B64).expect("key"));
     for (agency, dataset) in [
@@ -210,7 +214,10 @@ fn analyst_reads_are_answered_and_logged_with_their_purpose() {
     // The auditor sees the log, verified, through a REST API and a Lambda authorizer too.
     let (s, body) = call(&api, rest_api("/access-log/verify", "auditor", "aud-1"));
     assert_eq!(s, 200, "{body}");
-    assert_eq!(body, serde_json::json!({"ok": true, "entries": 4}));
+    assert_eq!(
+        body,
+        serde_json::json!({"ok": true, "entries": 4, "checkpoint": null})
+    );
 }
 
 #[test]
@@ -243,7 +250,15 @@ fn auditors_read_and_verify_lineage() {
         &api,
         http_api("GET", "/lineage/verify", &[], "auditor", "aud-1"),
     );
-    assert_eq!((s, v), (200, serde_json::json!({"ok": true, "events": 2})));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["ok"].as_bool(), v["events"].as_u64()),
+        (Some(true), Some(2)),
+        "{v}"
+    );
+    // No checkpoint key in this deployment: no checkpoint, and it says so.
+    assert_eq!(v["checkpoint"], serde_json::Value::Null);
+    assert!(v.get("reconciled").is_none(), "the CLI's check: {v}");
     assert!(
         api.backend().access_log.entries().expect("log").is_empty(),
         "auditor reads are not analyst reads"
@@ -555,4 +570,109 @@ fn an_analyst_read_whose_worm_copy_cannot_be_written_returns_nothing() {
     let log = api.backend().access_log.entries().expect("log");
     assert_eq!(log.len(), 6);
     assert!(agencylink_core::query::verify_access_log(&log).is_ok());
+}
+
+/// The lineage partition's key of event `seq` (crates/aws/README.md).
+fn lineage_key(
+    seq: u64,
+) -> std::collections::HashMap<String, agencylink_aws::sdk::dynamodb::types::AttributeValue> {
+    use agencylink_aws::sdk::dynamodb::types::AttributeValue;
+    std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S("C#lineage#E".into())),
+        ("sk".to_owned(), AttributeValue::S(format!("{seq:020}"))),
+    ])
+}
+
+/// What `lineage verify` catches in the log, the API catches: a lineage
+/// table cut short behind the chain's back, and an event rewritten in the
+/// table with the chain recomputed.
+#[test]
+fn the_api_verifies_lineage_against_the_archive_and_its_checkpoint() {
+    use agencylink_aws::sdk::dynamodb::types::AttributeValue;
+    let Some(m) = moto() else { return };
+    let mut settings = m.settings("api-ckpt", AgencyPolicy::default());
+    settings.checkpoint_key_id = Some(m.create_checkpoint_key());
+    let table = settings.table.clone();
+    let audit = settings.audit_bucket.clone().expect("audit bucket");
+    let backend = seeded_with(&m, settings);
+    let api = Arc::new(Api::new(backend, Catalog::embedded().expect("catalog")));
+    let verify = |api: &Arc<Api>| {
+        call(
+            api,
+            http_api("GET", "/lineage/verify", &[], "auditor", "aud-1"),
+        )
+    };
+    let (s, v) = verify(&api);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["checkpoint"]["size"], 2, "{v}");
+    assert_eq!(
+        v["checkpoint"]["file"],
+        format!("s3://{audit}/checkpoints/lineage/000000000002.json")
+    );
+    assert!(v.get("reconciled").is_none(), "the CLI's check: {v}");
+
+    let dynamo = api.backend().dynamodb().clone();
+    let entries = api.backend().lineage.entries().expect("entries");
+    let put = |seq: u64, entry: &serde_json::Value, hash: &str| {
+        let mut item = lineage_key(seq);
+        item.insert("entry".into(), AttributeValue::S(entry.to_string()));
+        item.insert("hash".into(), AttributeValue::S(hash.into()));
+        agencylink_aws::testing::rt()
+            .block_on(
+                dynamo
+                    .put_item()
+                    .table_name(&table)
+                    .set_item(Some(item))
+                    .send(),
+            )
+            .expect("put");
+    };
+
+    // Event 2 rewritten in the table with its hash recomputed: the chain
+    // holds, the archived copy does not match.
+    let mut forged = entries[1].clone();
+    let obj = forged.as_object_mut().expect("object");
+    obj.remove("hash");
+    obj.insert("agency".into(), json!("someone-else"));
+    let hash = agencylink_core::lineage::event_hash(entries[0]["hash"].as_str(), &forged);
+    forged["hash"] = json!(hash);
+    put(2, &forged, &hash);
+    let (s, v) = verify(&api);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (
+            v["ok"].as_bool(),
+            v["problem"]["kind"].as_str(),
+            v["problem"]["seq"].as_u64()
+        ),
+        (Some(false), Some("diverged"), Some(2)),
+        "{v}"
+    );
+    put(2, &entries[1], entries[1]["hash"].as_str().expect("hash"));
+    assert_eq!(verify(&api).1["ok"], true);
+
+    // The last event deleted: a valid, shorter chain, caught.
+    agencylink_aws::testing::rt()
+        .block_on(
+            dynamo
+                .delete_item()
+                .table_name(&table)
+                .set_key(Some(lineage_key(2)))
+                .send(),
+        )
+        .expect("delete");
+    let (s, v) = verify(&api);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (
+            v["ok"].as_bool(),
+            v["problem"]["kind"].as_str(),
+            v["problem"]["seq"].as_u64()
+        ),
+        (Some(false), Some("truncated"), Some(2)),
+        "{v}"
+    );
+    put(2, &entries[1], entries[1]["hash"].as_str().expect("hash"));
+    assert_eq!(verify(&api).1["ok"], true);
 }
