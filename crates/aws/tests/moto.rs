@@ -71,6 +71,7 @@ fn dynamodb_record_store_and_logs_conform() {
     conformance::record_store_in_upload(&again.records);
     conformance::chain_log(&b.lineage);
     conformance::chain_log(&b.access_log);
+    conformance::lineage_log(&backend(&m, "conf-lineage").lineage);
 }
 
 /// Counts the items of every BatchWriteItem request as it goes on the wire.

@@ -141,12 +141,12 @@ fn ingest(catalog: &Catalog, backend: &AwsBackend, args: IngestArgs) -> Result<E
     )?;
     let pseudo = Pseudonymiser::new(keys.key()?);
     // One key per store, checked before the extract leaves this machine.
-    agencylink_core::lineage::check_store_key(&backend.lineage.entries()?, pseudo.kid().as_str())
+    agencylink_core::lineage::check_store_key_in(&backend.lineage, pseudo.kid().as_str())?
         .map_err(|m| {
-        anyhow::anyhow!(
-            "{m} (the key is the current version of the AGENCYLINK_KEY_SECRET_ID secret)"
-        )
-    })?;
+            anyhow::anyhow!(
+                "{m} (the key is the current version of the AGENCYLINK_KEY_SECRET_ID secret)"
+            )
+        })?;
     let format = crate::input_format(args.format, &args.file);
     // The landing key is a random name with the format's extension (which
     // the pipeline reads the format from): the local file name may name a

@@ -91,8 +91,7 @@ pub(crate) fn check_key_matches(data_dir: &Path, store: &SqliteStore) -> Result<
     let Ok(key) = LocalKeyProvider::from_env(data_dir).and_then(|p| p.key()) else {
         return Ok(());
     };
-    if let Err(mismatch) = lineage::check_store_key(&store.lineage().entries()?, key.kid().as_str())
-    {
+    if let Err(mismatch) = lineage::check_store_key_in(&store.lineage(), key.kid().as_str())? {
         bail!(
             "{mismatch} (the key comes from AGENCYLINK_KEY and AGENCYLINK_KEY_ID when set, else from {})",
             data_dir.join(agencylink_local::KEY_FILE).display()

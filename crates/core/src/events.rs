@@ -117,8 +117,9 @@ pub struct UploadEvent {
     /// events written before lineage kept it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_linkage_fields: Option<BTreeMap<String, u64>>,
-    /// Earlier uploads of the same agency and dataset, written only when
-    /// this one replaced records.
+    /// The earlier uploads whose record versions this one replaced, written
+    /// only when it replaced records. (Events written before December 2026
+    /// list every earlier upload of the agency and dataset instead.)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replaces_uploads: Option<Vec<String>>,
     /// Whose record versions this upload superseded, and how many of each

@@ -169,11 +169,15 @@ pub fn ingest(
         sha256: info.sha256.clone(),
         ..IngestSummary::default()
     };
-    let earlier = lineage_log.entries()?;
     // Before anything else, the duplicate check included: under another key
-    // even a file seen before would be a different upload's tokens.
-    lineage::check_store_key(&earlier, pseudo.kid().as_str())?;
-    let earlier: Vec<LineageEvent> = earlier.iter().map(LineageEvent::from_entry).collect();
+    // even a file seen before would be a different upload's tokens. Both
+    // read a page or an upload's events, never the whole log.
+    lineage::check_store_key_in(lineage_log, pseudo.kid().as_str())??;
+    let earlier: Vec<LineageEvent> = lineage_log
+        .upload_entries(&upload)?
+        .iter()
+        .map(LineageEvent::from_entry)
+        .collect();
     if let Some(done) = earlier.iter().rev().find_map(|e| match e {
         LineageEvent::Ingest(u) if u.upload_id == upload => Some(u),
         _ => None,
@@ -225,14 +229,14 @@ pub fn ingest(
     summary.linkage_model = session.model().map(|m| m.version);
     summary.missing_linkage_fields = missing;
 
-    let replaced_uploads: Vec<String> = earlier
-        .iter()
-        .filter_map(|e| match e {
-            LineageEvent::Ingest(u) if u.agency == info.agency && u.dataset == dataset.id => {
-                Some(u.upload_id.clone())
-            }
-            _ => None,
-        })
+    // The uploads whose record versions this one superseded (what merging
+    // found), rather than every earlier upload of the agency and dataset,
+    // which would need the whole log.
+    let replaced_uploads: Vec<String> = merged
+        .replaced_from
+        .keys()
+        .filter(|u| **u != upload)
+        .cloned()
         .collect();
     let model = session.model().map(|m| ScoringModel {
         model_version: m.version,

@@ -122,6 +122,40 @@ pub fn store_key_id(entries: &[Value]) -> Option<&str> {
         .find_map(|e| e.get("key_id").and_then(Value::as_str))
 }
 
+/// [`store_key_id`] read from the log newest first, a page at a time: the
+/// latest ingest is near the head, so this reads a page, not the log.
+pub fn store_key_id_in(log: &dyn ChainLog) -> Result<Option<String>, StoreError> {
+    const PAGE: usize = 64;
+    let mut before = None;
+    loop {
+        let page = log.page_back(before, PAGE)?;
+        if let Some(kid) = page
+            .iter()
+            .find_map(|e| e.get("key_id").and_then(Value::as_str))
+        {
+            return Ok(Some(kid.to_owned()));
+        }
+        match page.last().map(crate::ports::entry_seq) {
+            Some(seq) if page.len() == PAGE && seq > 1 => before = Some(seq),
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// [`check_store_key`] against the log itself (see [`store_key_id_in`]).
+pub fn check_store_key_in(
+    log: &dyn ChainLog,
+    given: &str,
+) -> Result<Result<(), KeyMismatch>, StoreError> {
+    Ok(match store_key_id_in(log)? {
+        Some(store) if store != given => Err(KeyMismatch {
+            store,
+            given: given.to_owned(),
+        }),
+        _ => Ok(()),
+    })
+}
+
 /// A command ran under another key than the one the store was built with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

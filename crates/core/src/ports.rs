@@ -459,8 +459,49 @@ pub trait ChainLog: Send + Sync {
         entry: &serde_json::Value,
         expected_prev: Option<&str>,
     ) -> StoreResult<()>;
-    /// All entries in order.
+    /// All entries in order. Auditors' reads (listing, verification);
+    /// nothing that runs on every upload or request reads the whole log.
     fn entries(&self) -> StoreResult<Vec<serde_json::Value>>;
+    /// Up to `limit` entries whose `seq` is greater than `after`, in order:
+    /// one page of the log (`after` 0 is the start). Adapters read only
+    /// the page; this default, for logs held in memory, filters them all.
+    fn page(&self, after: u64, limit: usize) -> StoreResult<Vec<serde_json::Value>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|e| entry_seq(e) > after)
+            .take(limit)
+            .collect())
+    }
+    /// Up to `limit` entries whose `seq` is less than `before` (`None`:
+    /// from the head), newest first.
+    fn page_back(&self, before: Option<u64>, limit: usize) -> StoreResult<Vec<serde_json::Value>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .rev()
+            .filter(|e| before.is_none_or(|b| entry_seq(e) < b))
+            .take(limit)
+            .collect())
+    }
+    /// The entries whose `upload_id` is `upload_id`, in order: how ingest
+    /// finds a duplicate upload. Adapters index lineage by upload, so this
+    /// reads that upload's few events, never the log.
+    fn upload_entries(&self, upload_id: &str) -> StoreResult<Vec<serde_json::Value>> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(|e| e.get("upload_id").and_then(serde_json::Value::as_str) == Some(upload_id))
+            .collect())
+    }
+}
+
+/// An entry's `seq` (0 when it has none: a corrupt entry).
+pub fn entry_seq(entry: &serde_json::Value) -> u64 {
+    entry
+        .get("seq")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
 }
 
 /// The `hash` a chained entry must carry; every [`ChainLog`] adapter checks it.

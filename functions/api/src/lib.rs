@@ -6,10 +6,10 @@
 //! | `GET /people/{id}?purpose=…` | analyst | a person's timeline across agencies |
 //! | `GET /people/{id}/network?purpose=…[&max_depth=&max_people=]` | analyst | the people tied to them |
 //! | `GET /export?purpose=…[&dataset=][&format=csv\|ndjson]` | analyst | flat rows to S3, a 15-minute download link back |
-//! | `GET /lineage` | auditor | every lineage event |
+//! | `GET /lineage[?after=SEQ&limit=N]` | auditor | lineage events, a page at a time (`next`: the following page's `after`) |
 //! | `GET /lineage/verify` | auditor | the chain, the WORM copies and the latest checkpoint (as `lineage verify`, less its reconciliation) |
 //! | `GET /lineage/uploads/{upload_id}` | auditor | one upload's events |
-//! | `GET /access-log` and `/access-log/verify` | auditor | who read what, and why; verified as `access-log --verify` |
+//! | `GET /access-log[?after=SEQ&limit=N]` and `/access-log/verify` | auditor | who read what, and why, a page at a time; verified as `access-log --verify` |
 //! | `GET /review?purpose=…[&status=waiting\|decided\|all]` | analyst | the clerical review queue of probabilistic linkage |
 //! | `GET /review/{id}?purpose=…` | analyst | one pair: agreement levels, weights, both records' pseudonymised attributes |
 //! | `POST /review/{id}/decision` `{"decision":"match\|non-match\|unsure","reason","purpose"}` | analyst | decide a pair (in the access log before it takes effect) |
@@ -236,10 +236,12 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
             param("dataset"),
             param("format"),
         ),
-        (Role::Auditor, ["lineage"]) => match api.backend.lineage.entries() {
-            Ok(entries) => respond(200, &json!({ "events": entries })),
-            Err(e) => store_failure(&e),
-        },
+        (Role::Auditor, ["lineage"]) => list_page(
+            &api.backend.lineage,
+            "events",
+            param("after"),
+            param("limit"),
+        ),
         (Role::Auditor, ["lineage", "verify"]) => verify(api, LINEAGE),
         (Role::Auditor, ["lineage", "uploads", upload]) => {
             match api.backend.lineage.entries_by(upload) {
@@ -248,10 +250,12 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
                 Err(e) => store_failure(&e),
             }
         }
-        (Role::Auditor, ["access-log"]) => match api.backend.access_log.entries() {
-            Ok(entries) => respond(200, &json!({ "entries": entries })),
-            Err(e) => store_failure(&e),
-        },
+        (Role::Auditor, ["access-log"]) => list_page(
+            &api.backend.access_log,
+            "entries",
+            param("after"),
+            param("limit"),
+        ),
         (Role::Auditor, ["access-log", "verify"]) => verify(api, ACCESS_LOG),
         (Role::Auditor, ["people", ..] | ["export"] | ["review", ..]) => {
             error(403, "auditors read lineage and the access log, not records")
@@ -260,6 +264,46 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
             error(403, "lineage and the access log are for auditors")
         }
         _ => error(404, "no such route"),
+    }
+}
+
+/// The most entries one listing returns (and the default): well inside
+/// Lambda's 6 MB response limit, which a whole log outgrows.
+pub const PAGE_LIMIT: usize = 500;
+
+/// `GET /lineage` and `GET /access-log`: one page, `?after=SEQ` (0, the
+/// start, by default) and `?limit=N` (at most [`PAGE_LIMIT`]), with `next`,
+/// the `after` of the next page, or null at the head.
+fn list_page(
+    log: &dyn ChainLog,
+    name: &str,
+    after: Option<String>,
+    limit: Option<String>,
+) -> Response<Body> {
+    let number = |v: Option<String>, default: u64| match v {
+        None => Some(default),
+        Some(v) => v.trim().parse::<u64>().ok(),
+    };
+    let Some(after) = number(after, 0) else {
+        return error(
+            400,
+            "after must be a whole number: the seq the page starts after",
+        );
+    };
+    let limit = match number(limit, PAGE_LIMIT as u64) {
+        Some(n) if (1..=PAGE_LIMIT as u64).contains(&n) => n as usize,
+        _ => return error(400, &format!("limit must be 1 to {PAGE_LIMIT}")),
+    };
+    match log.page(after, limit) {
+        Ok(page) => {
+            let next = (page.len() == limit)
+                .then(|| page.last().map(agencylink_core::ports::entry_seq))
+                .flatten();
+            let mut body = json!({ "next": next });
+            body[name] = Value::Array(page);
+            respond(200, &body)
+        }
+        Err(e) => store_failure(&e),
     }
 }
 

@@ -228,6 +228,42 @@ fn auditors_read_and_verify_lineage() {
     assert_eq!(s, 200);
     let events = body["events"].as_array().expect("events");
     assert_eq!(events.len(), 2);
+    assert_eq!(body["next"], serde_json::Value::Null, "one page holds both");
+    // A page at a time: one event, then the next from where it ended.
+    let page = |after: &str, limit: &str| {
+        call(
+            &api,
+            http_api(
+                "GET",
+                "/lineage",
+                &[("after", after), ("limit", limit)],
+                "auditor",
+                "aud-1",
+            ),
+        )
+    };
+    let (s, first) = page("0", "1");
+    assert_eq!(
+        (
+            s,
+            first["events"][0]["seq"].as_u64(),
+            first["next"].as_u64()
+        ),
+        (200, Some(1), Some(1)),
+        "{first}"
+    );
+    let (s, second) = page("1", "1");
+    assert_eq!(
+        (s, second["events"][0]["seq"].as_u64()),
+        (200, Some(2)),
+        "{second}"
+    );
+    let (_, past) = page("2", "1");
+    assert_eq!(past["events"], serde_json::json!([]));
+    assert_eq!(past["next"], serde_json::Value::Null);
+    for (after, limit) in [("x", "1"), ("0", "0"), ("0", "100000"), ("-1", "1")] {
+        assert_eq!(page(after, limit).0, 400, "after={after} limit={limit}");
+    }
     let upload = events[1]["upload_id"].as_str().expect("upload");
     let (s, one) = call(
         &api,
