@@ -634,7 +634,7 @@ pub fn i2_import_spec() -> Value {
             "header_rows": 1,
             "date_format": "yyyy-MM-dd",
             "list_separator": ";",
-            "formula_guard": "a text cell starting with = + - @ TAB or CR has a leading ' (remove it only if you need the raw token)",
+            "formula_guard": "a text cell starting with = + - @ TAB or CR gets a leading ' so a spreadsheet shows it as text (agencylink ids and tokens never start with one)",
         },
         "columns": I2_COLUMNS.iter().map(|(name, maps_to, meaning)| json!({
             "name": name,
