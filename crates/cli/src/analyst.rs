@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use agencylink_core::csv_safe::neutralise;
 use agencylink_core::events::LineageEvent;
-use agencylink_core::ports::ChainLog;
+use agencylink_core::ports::{ChainLog, RecordStore};
 use agencylink_core::query::{self, NetworkLimits, QueryError};
 use agencylink_core::schema::Catalog;
 use agencylink_local::SqliteStore;
@@ -80,9 +80,25 @@ pub(crate) enum NetworkFormat {
     I2,
 }
 
+/// The chart `query network --format` asks for (`None`: JSON), refusing
+/// `--out` with JSON before anything is read.
+pub(crate) fn chart_format(
+    format: NetworkFormat,
+    out: Option<&Path>,
+) -> Result<Option<GraphFormat>> {
+    Ok(match format {
+        NetworkFormat::Json if out.is_some() => {
+            bail!("--out is for --format graphml or i2; JSON goes to stdout")
+        }
+        NetworkFormat::Json => None,
+        NetworkFormat::Graphml => Some(GraphFormat::Graphml),
+        NetworkFormat::I2 => Some(GraphFormat::I2),
+    })
+}
+
 /// The charting formats both `export` and `query network` write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum GraphFormat {
+pub(crate) enum GraphFormat {
     Graphml,
     I2,
 }
@@ -208,15 +224,7 @@ pub(crate) fn query(catalog: &Catalog, data_dir: &Path, cmd: QueryCommand) -> Re
             max_depth: *max_depth,
             max_people: *max_people,
         };
-        let graph_format = match format {
-            NetworkFormat::Json if out.is_some() => {
-                bail!("--out is for --format graphml or i2; JSON goes to stdout")
-            }
-            NetworkFormat::Json => None,
-            NetworkFormat::Graphml => Some(GraphFormat::Graphml),
-            NetworkFormat::I2 => Some(GraphFormat::I2),
-        };
-        if let Some(f) = graph_format {
+        if let Some(f) = chart_format(*format, out.as_deref())? {
             return network_chart(catalog, data_dir, id, reader, limits, f, out.as_deref());
         }
     }
@@ -358,17 +366,20 @@ pub(crate) fn export(catalog: &Catalog, data_dir: &Path, args: ExportArgs) -> Re
 /// holds this data anyway). Checked before anything is read.
 fn staging_dir(out: Option<&Path>, data_dir: &Path) -> Result<PathBuf> {
     match out {
-        Some(out) => {
-            out.file_name().context("--out must name a file")?;
-            let dir = match out.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            agencylink_local::fsafe::check_output_dir(&dir)?;
-            Ok(dir)
-        }
+        Some(out) => out_dir(out),
         None => Ok(data_dir.to_path_buf()),
     }
+}
+
+/// The folder `--out` names a file in, refused when others can write to it.
+fn out_dir(out: &Path) -> Result<PathBuf> {
+    out.file_name().context("--out must name a file")?;
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    agencylink_local::fsafe::check_output_dir(&dir)?;
+    Ok(dir)
 }
 
 /// A private staging file with an unpredictable name that an interrupted
@@ -395,71 +406,61 @@ fn require_out_for_i2(format: GraphFormat, out: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// Write a chart of `graph` to staging, log the read (`log` returns the
-/// access-log seq), and only then hand the files over: to `out` (with the
-/// i2 import specification beside it) or to stdout.
+/// Render a chart in memory (it is bounded by the graph, not by the
+/// records read), log the read (`log` returns the access-log seq), and only
+/// then hand it over: to stdout, or to `out` (staged beside it first, so a
+/// full disk fails before the read is logged and the files appear whole)
+/// with the i2 import specification beside it.
 fn write_chart(
     graph: &query::Graph,
     from: &query::GraphSource,
     format: GraphFormat,
     out: Option<&Path>,
-    data_dir: &Path,
     log: impl FnOnce() -> Result<u64>,
 ) -> Result<u64> {
-    let dir = staging_dir(out, data_dir)?;
-    let staging = staging_file(&dir, "chart.partial")?;
-    let spec = match format {
-        GraphFormat::Graphml => {
-            let mut w = BufWriter::new(staging.handle()?);
-            w.write_all(query::to_graphml(graph, from).as_bytes())?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            None
-        }
+    let (doc, spec) = match format {
+        GraphFormat::Graphml => (query::to_graphml(graph, from).into_bytes(), None),
         GraphFormat::I2 => {
-            let mut w = csv::WriterBuilder::new().from_writer(BufWriter::new(staging.handle()?));
+            let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
             w.write_record(query::i2_header())?;
             for row in query::i2_rows(graph) {
                 w.write_record(&row)?;
             }
-            w.into_inner()
-                .map_err(|e| e.into_error())?
-                .into_inner()
-                .map_err(|e| e.into_error())?
-                .sync_all()?;
-            let spec = staging_file(&dir, "import-spec.partial")?;
-            let mut f = spec.handle()?;
-            serde_json::to_writer_pretty(&mut f, &query::i2_import_spec())?;
-            f.write_all(b"\n")?;
-            f.sync_all()?;
-            Some(spec)
+            let mut spec = serde_json::to_vec_pretty(&query::i2_import_spec())?;
+            spec.push(b'\n');
+            (w.into_inner().map_err(|e| e.into_error())?, Some(spec))
         }
     };
+    let Some(out) = out else {
+        let seq = log()?;
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(&doc)?;
+        stdout.flush()?;
+        return Ok(seq);
+    };
+    let dir = out_dir(out)?;
+    let stage = |bytes: &[u8], hint: &str| -> Result<agencylink_local::fsafe::TempFile> {
+        let staged = staging_file(&dir, hint)?;
+        let mut f = staged.handle()?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        Ok(staged)
+    };
+    let staged_doc = stage(&doc, "chart.partial")?;
+    let staged_spec = spec.map(|s| stage(&s, "import-spec.partial")).transpose()?;
     let seq = log()?;
-    match out {
-        Some(out) => {
-            if let Some(spec) = spec {
-                let at = i2_spec_path(out);
-                spec.persist(&at, true).with_context(|| {
-                    format!("moving the import specification to {}", at.display())
-                })?;
-            }
-            staging
-                .persist(out, true)
-                .with_context(|| format!("moving the chart to {}", out.display()))?;
-        }
-        None => {
-            let mut staged = staging.handle()?;
-            staged.rewind()?;
-            let mut stdout = io::stdout().lock();
-            io::copy(&mut staged, &mut stdout)?;
-            stdout.flush()?;
-        }
+    if let Some(spec) = staged_spec {
+        let at = i2_spec_path(out);
+        spec.persist(&at, true)
+            .with_context(|| format!("moving the import specification to {}", at.display()))?;
     }
+    staged_doc
+        .persist(out, true)
+        .with_context(|| format!("moving the chart to {}", out.display()))?;
     Ok(seq)
 }
 
-/// `query network ID --format graphml|i2`: the same walk and the same
-/// access-log entry (`query_network`, one row per person) as the JSON read.
+/// `query network ID --format graphml|i2` on the local store.
 fn network_chart(
     catalog: &Catalog,
     data_dir: &Path,
@@ -470,13 +471,33 @@ fn network_chart(
     out: Option<&Path>,
 ) -> Result<ExitCode> {
     require_out_for_i2(format, out)?;
-    staging_dir(out, data_dir)?;
+    if let Some(out) = out {
+        out_dir(out)?;
+    }
     let store = crate::commands::open_existing_store(data_dir)?;
-    let (net, graph) = match query::network_graph(&store, catalog, id, limits) {
+    network_chart_in(&store, catalog, id, limits, format, out, |rows| {
+        log_read(&store, reader, "query_network", id, rows)
+    })
+}
+
+/// `query network ID --format graphml|i2` on any backend: the same walk and
+/// the same access-log entry (`query_network`, one row per person) as the
+/// JSON read. `log(rows)` appends the read and returns its seq.
+pub(crate) fn network_chart_in(
+    store: &dyn RecordStore,
+    catalog: &Catalog,
+    id: &str,
+    limits: NetworkLimits,
+    format: GraphFormat,
+    out: Option<&Path>,
+    log: impl Fn(u64) -> Result<u64>,
+) -> Result<ExitCode> {
+    require_out_for_i2(format, out)?;
+    let (net, graph) = match query::network_graph(store, catalog, id, limits) {
         Ok(answer) => answer,
         // As for JSON: a search that finds nobody is still a logged read.
         Err(e @ QueryError::UnknownPerson(_)) => {
-            log_read(&store, reader, "query_network", id, 0)?;
+            log(0)?;
             return Err(e.into());
         }
         Err(e) => return Err(e.into()),
@@ -489,9 +510,7 @@ fn network_chart(
         group_based: Some(net.group_based),
         truncated: Some(net.truncated),
     };
-    let seq = write_chart(&graph, &from, format, out, data_dir, || {
-        log_read(&store, reader, "query_network", id, rows)
-    })?;
+    let seq = write_chart(&graph, &from, format, out, || log(rows))?;
     if let Some(note) = &net.note {
         eprintln!("note: {note}");
     }
@@ -514,7 +533,9 @@ fn export_chart(
 ) -> Result<ExitCode> {
     let out = args.out.as_deref();
     require_out_for_i2(format, out)?;
-    staging_dir(out, data_dir)?;
+    if let Some(out) = out {
+        out_dir(out)?;
+    }
     let store = crate::commands::open_existing_store(data_dir)?;
     let plan = query::plan_export(&store, catalog, args.dataset.as_deref())?;
     let graph = query::export_graph(&store, catalog, &plan)?;
@@ -524,7 +545,7 @@ fn export_chart(
         target: target.to_owned(),
         ..query::GraphSource::default()
     };
-    let seq = write_chart(&graph, &from, format, out, data_dir, || {
+    let seq = write_chart(&graph, &from, format, out, || {
         log_read(&store, &args.reader, "export", target, graph.records)
     })?;
     eprintln!(
