@@ -217,11 +217,41 @@ fn ingest_lineage_and_queries_run_against_aws() {
         "{}",
         String::from_utf8_lossy(&n.stderr)
     );
+    // The same network as a GraphML chart: one person node per person.
+    let g = d.run(&[
+        "query",
+        "network",
+        &person,
+        "--format",
+        "graphml",
+        "--analyst",
+        "an-3",
+        "--purpose",
+        "Op Aurora chart",
+    ]);
+    assert_eq!(
+        g.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&g.stderr)
+    );
+    let xml = String::from_utf8(g.stdout).expect("UTF-8");
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed GraphML");
+    let people = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "data" && n.attribute("key") == Some("n_type"))
+        .filter(|d| d.text() == Some("person"))
+        .count();
+    assert_eq!(
+        Some(people),
+        json(&n)["people"].as_array().map(Vec::len),
+        "the chart has the JSON answer's people"
+    );
     let log = d.run(&["access-log", "--verify"]);
     let log = json(&log);
     assert_eq!(
         (log["ok"].as_bool(), log["entries"].as_u64()),
-        (Some(true), Some(2))
+        (Some(true), Some(3))
     );
 
     // Bad usage is exit 2, and local-only commands say so.

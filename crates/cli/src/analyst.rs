@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use agencylink_core::csv_safe::neutralise;
 use agencylink_core::events::LineageEvent;
-use agencylink_core::ports::ChainLog;
+use agencylink_core::ports::{ChainLog, RecordStore};
 use agencylink_core::query::{self, NetworkLimits, QueryError};
 use agencylink_core::schema::Catalog;
 use agencylink_local::SqliteStore;
@@ -44,7 +44,8 @@ pub(crate) enum QueryCommand {
     },
     /// The people tied to a person through shared crimes, intelligence
     /// reports, vehicles or phones, as JSON, and whether it is group-based
-    /// exploitation (2+ suspects, 1+ victim).
+    /// exploitation (2+ suspects, 1+ victim); or the same network as a chart
+    /// for Gephi and yEd (GraphML) or i2 Analyst's Notebook (entity-link CSV).
     Network {
         /// Person id (`p_…`) or network id (`n_…`).
         id: String,
@@ -56,7 +57,50 @@ pub(crate) enum QueryCommand {
         /// People to return at most.
         #[arg(long, default_value_t = NetworkLimits::default().max_people)]
         max_people: usize,
+        /// `json` (the default) for programs; `graphml` for Gephi or yEd;
+        /// `i2` for an i2 Analyst's Notebook entity-link CSV (needs --out).
+        #[arg(long, value_enum, default_value_t = NetworkFormat::Json)]
+        format: NetworkFormat,
+        /// With --format graphml or i2: write to this file (mode 0600)
+        /// instead of stdout; i2 writes its import specification beside it
+        /// (`NAME.import-spec.json`). Files appear only once the read is logged.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
+}
+
+/// `query network` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum NetworkFormat {
+    /// The network as JSON.
+    Json,
+    /// GraphML for Gephi and yEd.
+    Graphml,
+    /// An i2 Analyst's Notebook entity-link CSV and its import specification.
+    I2,
+}
+
+/// The chart `query network --format` asks for (`None`: JSON), refusing
+/// `--out` with JSON before anything is read.
+pub(crate) fn chart_format(
+    format: NetworkFormat,
+    out: Option<&Path>,
+) -> Result<Option<GraphFormat>> {
+    Ok(match format {
+        NetworkFormat::Json if out.is_some() => {
+            bail!("--out is for --format graphml or i2; JSON goes to stdout")
+        }
+        NetworkFormat::Json => None,
+        NetworkFormat::Graphml => Some(GraphFormat::Graphml),
+        NetworkFormat::I2 => Some(GraphFormat::I2),
+    })
+}
+
+/// The charting formats both `export` and `query network` write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GraphFormat {
+    Graphml,
+    I2,
 }
 
 /// Export formats.
@@ -66,12 +110,20 @@ pub(crate) enum ExportFormat {
     Csv,
     /// One JSON object per record per line.
     Ndjson,
+    /// An i2 Analyst's Notebook entity-link CSV (people, crimes,
+    /// intelligence reports, vehicles, phones; one row per link) and its
+    /// import specification beside it. Needs --out.
+    I2,
+    /// GraphML for Gephi and yEd: people and linking values as typed nodes,
+    /// dated links as edges.
+    Graphml,
 }
 
 /// `agencylink export`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ExportArgs {
-    /// `csv` for i2, Excel or Power BI; `ndjson` for programs.
+    /// `csv` for Excel or Power BI; `ndjson` for programs; `i2` for i2
+    /// Analyst's Notebook; `graphml` for Gephi or yEd.
     #[arg(long, value_enum)]
     format: ExportFormat,
     /// Only this dataset (default: every dataset in the store).
@@ -80,7 +132,8 @@ pub(crate) struct ExportArgs {
     #[command(flatten)]
     reader: Reader,
     /// Write to this file (mode 0600) instead of stdout. It appears only once
-    /// the read is logged.
+    /// the read is logged. With `--format i2` the import specification is
+    /// written beside it (`NAME.import-spec.json`).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 }
@@ -159,6 +212,22 @@ pub(crate) fn query(catalog: &Catalog, data_dir: &Path, cmd: QueryCommand) -> Re
         }
     };
     query::check_reader(&reader.analyst, &reader.purpose)?;
+    if let QueryCommand::Network {
+        format,
+        out,
+        max_depth,
+        max_people,
+        ..
+    } = &cmd
+    {
+        let limits = NetworkLimits {
+            max_depth: *max_depth,
+            max_people: *max_people,
+        };
+        if let Some(f) = chart_format(*format, out.as_deref())? {
+            return network_chart(catalog, data_dir, id, reader, limits, f, out.as_deref());
+        }
+    }
     let store = crate::commands::open_existing_store(data_dir)?;
     let (action, answer) = match &cmd {
         QueryCommand::Person { .. } => (
@@ -204,26 +273,20 @@ pub(crate) fn query(catalog: &Catalog, data_dir: &Path, cmd: QueryCommand) -> Re
 
 pub(crate) fn export(catalog: &Catalog, data_dir: &Path, args: ExportArgs) -> Result<ExitCode> {
     query::check_reader(&args.reader.analyst, &args.reader.purpose)?;
+    match args.format {
+        ExportFormat::I2 => return export_chart(catalog, data_dir, &args, GraphFormat::I2),
+        ExportFormat::Graphml => {
+            return export_chart(catalog, data_dir, &args, GraphFormat::Graphml);
+        }
+        ExportFormat::Csv | ExportFormat::Ndjson => {}
+    }
     let store = crate::commands::open_existing_store(data_dir)?;
     let plan = query::plan_export(&store, catalog, args.dataset.as_deref())?;
     // The row count goes into the access log before any row leaves, so rows
-    // are staged in a private file first (next to --out, so handing over is
-    // a rename; else in the data directory, which holds this data anyway),
-    // under an unpredictable name that an interrupted run removes.
-    let staging_dir = match &args.out {
-        Some(out) => {
-            out.file_name().context("--out must name a file")?;
-            let dir = match out.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            agencylink_local::fsafe::check_output_dir(&dir)?;
-            dir
-        }
-        None => data_dir.to_path_buf(),
-    };
-    let staging = agencylink_local::fsafe::TempFile::create_in(&staging_dir, "export.partial")
-        .with_context(|| format!("creating a staging file in {}", staging_dir.display()))?;
+    // are staged in a private file first, under an unpredictable name that
+    // an interrupted run removes.
+    let staging_dir = staging_dir(args.out.as_deref(), data_dir)?;
+    let staging = staging_file(&staging_dir, "export.partial")?;
     let file = staging.handle()?;
     let mut failure: Option<anyhow::Error> = None;
     let rows = match args.format {
@@ -268,6 +331,8 @@ pub(crate) fn export(catalog: &Catalog, data_dir: &Path, args: ExportArgs) -> Re
             w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             n
         }
+        // Charts returned above; nothing reaches here.
+        ExportFormat::I2 | ExportFormat::Graphml => bail!("a chart format reached the flat export"),
     };
     if let Some(e) = failure {
         return Err(e.context("writing the export"));
@@ -293,6 +358,202 @@ pub(crate) fn export(catalog: &Catalog, data_dir: &Path, args: ExportArgs) -> Re
             eprintln!("exported {rows} rows; this read is access-log entry {seq}");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where a read's output is staged before the read is logged: next to
+/// `--out` (so handing over is a rename), else in the data directory (which
+/// holds this data anyway). Checked before anything is read.
+fn staging_dir(out: Option<&Path>, data_dir: &Path) -> Result<PathBuf> {
+    match out {
+        Some(out) => out_dir(out),
+        None => Ok(data_dir.to_path_buf()),
+    }
+}
+
+/// The folder `--out` names a file in, refused when others can write to it.
+fn out_dir(out: &Path) -> Result<PathBuf> {
+    out.file_name().context("--out must name a file")?;
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    agencylink_local::fsafe::check_output_dir(&dir)?;
+    Ok(dir)
+}
+
+/// A private staging file with an unpredictable name that an interrupted
+/// run removes.
+fn staging_file(dir: &Path, hint: &str) -> Result<agencylink_local::fsafe::TempFile> {
+    agencylink_local::fsafe::TempFile::create_in(dir, hint)
+        .with_context(|| format!("creating a staging file in {}", dir.display()))
+}
+
+/// Where the i2 import specification goes: beside the CSV, named after it
+/// (`links.csv` -> `links.import-spec.json`).
+pub(crate) fn i2_spec_path(out: &Path) -> PathBuf {
+    out.with_extension("import-spec.json")
+}
+
+/// i2 output is two files (the CSV and its import specification), so it
+/// cannot go to stdout. Checked before anything is read.
+fn require_out_for_i2(format: GraphFormat, out: Option<&Path>) -> Result<()> {
+    if format == GraphFormat::I2 && out.is_none() {
+        bail!(
+            "--format i2 writes two files, the CSV and its import specification: give --out FILE.csv"
+        );
+    }
+    Ok(())
+}
+
+/// Render a chart in memory (it is bounded by the graph, not by the
+/// records read), log the read (`log` returns the access-log seq), and only
+/// then hand it over: to stdout, or to `out` (staged beside it first, so a
+/// full disk fails before the read is logged and the files appear whole)
+/// with the i2 import specification beside it.
+fn write_chart(
+    graph: &query::Graph,
+    from: &query::GraphSource,
+    format: GraphFormat,
+    out: Option<&Path>,
+    log: impl FnOnce() -> Result<u64>,
+) -> Result<u64> {
+    let (doc, spec) = match format {
+        GraphFormat::Graphml => (query::to_graphml(graph, from).into_bytes(), None),
+        GraphFormat::I2 => {
+            let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+            w.write_record(query::i2_header())?;
+            for row in query::i2_rows(graph) {
+                w.write_record(&row)?;
+            }
+            let mut spec = serde_json::to_vec_pretty(&query::i2_import_spec())?;
+            spec.push(b'\n');
+            (w.into_inner().map_err(|e| e.into_error())?, Some(spec))
+        }
+    };
+    let Some(out) = out else {
+        let seq = log()?;
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(&doc)?;
+        stdout.flush()?;
+        return Ok(seq);
+    };
+    let dir = out_dir(out)?;
+    let stage = |bytes: &[u8], hint: &str| -> Result<agencylink_local::fsafe::TempFile> {
+        let staged = staging_file(&dir, hint)?;
+        let mut f = staged.handle()?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        Ok(staged)
+    };
+    let staged_doc = stage(&doc, "chart.partial")?;
+    let staged_spec = spec.map(|s| stage(&s, "import-spec.partial")).transpose()?;
+    let seq = log()?;
+    if let Some(spec) = staged_spec {
+        let at = i2_spec_path(out);
+        spec.persist(&at, true)
+            .with_context(|| format!("moving the import specification to {}", at.display()))?;
+    }
+    staged_doc
+        .persist(out, true)
+        .with_context(|| format!("moving the chart to {}", out.display()))?;
+    Ok(seq)
+}
+
+/// `query network ID --format graphml|i2` on the local store.
+fn network_chart(
+    catalog: &Catalog,
+    data_dir: &Path,
+    id: &str,
+    reader: &Reader,
+    limits: NetworkLimits,
+    format: GraphFormat,
+    out: Option<&Path>,
+) -> Result<ExitCode> {
+    require_out_for_i2(format, out)?;
+    if let Some(out) = out {
+        out_dir(out)?;
+    }
+    let store = crate::commands::open_existing_store(data_dir)?;
+    network_chart_in(&store, catalog, id, limits, format, out, |rows| {
+        log_read(&store, reader, "query_network", id, rows)
+    })
+}
+
+/// `query network ID --format graphml|i2` on any backend: the same walk and
+/// the same access-log entry (`query_network`, one row per person) as the
+/// JSON read. `log(rows)` appends the read and returns its seq.
+pub(crate) fn network_chart_in(
+    store: &dyn RecordStore,
+    catalog: &Catalog,
+    id: &str,
+    limits: NetworkLimits,
+    format: GraphFormat,
+    out: Option<&Path>,
+    log: impl Fn(u64) -> Result<u64>,
+) -> Result<ExitCode> {
+    require_out_for_i2(format, out)?;
+    let (net, graph) = match query::network_graph(store, catalog, id, limits) {
+        Ok(answer) => answer,
+        // As for JSON: a search that finds nobody is still a logged read.
+        Err(e @ QueryError::UnknownPerson(_)) => {
+            log(0)?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rows = net.people.len() as u64;
+    let from = query::GraphSource {
+        source: "network".into(),
+        target: id.to_owned(),
+        network_id: net.network_id.clone(),
+        group_based: Some(net.group_based),
+        truncated: Some(net.truncated),
+    };
+    let seq = write_chart(&graph, &from, format, out, || log(rows))?;
+    if let Some(note) = &net.note {
+        eprintln!("note: {note}");
+    }
+    eprintln!(
+        "{} nodes, {} edges ({rows} people); this read is access-log entry {seq}",
+        graph.nodes.len(),
+        graph.edges.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `export --format graphml|i2`: every person with a linking value in the
+/// exported datasets, as a chart. Logged as `export` like the flat formats,
+/// with the number of records read.
+fn export_chart(
+    catalog: &Catalog,
+    data_dir: &Path,
+    args: &ExportArgs,
+    format: GraphFormat,
+) -> Result<ExitCode> {
+    let out = args.out.as_deref();
+    require_out_for_i2(format, out)?;
+    if let Some(out) = out {
+        out_dir(out)?;
+    }
+    let store = crate::commands::open_existing_store(data_dir)?;
+    let plan = query::plan_export(&store, catalog, args.dataset.as_deref())?;
+    let graph = query::export_graph(&store, catalog, &plan)?;
+    let target = args.dataset.as_deref().unwrap_or("all");
+    let from = query::GraphSource {
+        source: "export".into(),
+        target: target.to_owned(),
+        ..query::GraphSource::default()
+    };
+    let seq = write_chart(&graph, &from, format, out, || {
+        log_read(&store, &args.reader, "export", target, graph.records)
+    })?;
+    eprintln!(
+        "exported {} nodes and {} edges from {} records; this read is access-log entry {seq}",
+        graph.nodes.len(),
+        graph.edges.len(),
+        graph.records
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -209,6 +209,29 @@ fn query_cmd(catalog: &Catalog, backend: &AwsBackend, cmd: QueryCommand) -> Resu
         }
     };
     query::check_reader(&reader.analyst, &reader.purpose)?;
+    if let QueryCommand::Network {
+        format,
+        out,
+        max_depth,
+        max_people,
+        ..
+    } = &cmd
+        && let Some(chart) = crate::analyst::chart_format(*format, out.as_deref())?
+    {
+        let limits = NetworkLimits {
+            max_depth: *max_depth,
+            max_people: *max_people,
+        };
+        return crate::analyst::network_chart_in(
+            &backend.records,
+            catalog,
+            id,
+            limits,
+            chart,
+            out.as_deref(),
+            |rows| log_read(backend, reader, "query_network", id, rows),
+        );
+    }
     let (action, answer) = match &cmd {
         QueryCommand::Person { .. } => (
             "query_person",

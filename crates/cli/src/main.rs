@@ -148,12 +148,15 @@ enum Command {
     /// self-contained profile.html, for analysts or (disclosure controlled)
     /// for partner agencies.
     Profile(profile_cmd::ProfileArgs),
-    /// Analyst reads: a person's timeline or network, as JSON. Needs
+    /// Analyst reads: a person's timeline or network, as JSON (a network
+    /// also as GraphML or an i2 CSV). Needs
     /// --analyst and --purpose; every read is recorded in the access log.
     #[command(subcommand)]
     Query(analyst::QueryCommand),
-    /// Export merged, pseudonymised records as CSV or NDJSON. Needs
-    /// --analyst and --purpose; recorded in the access log.
+    /// Export merged, pseudonymised records as CSV or NDJSON, or their
+    /// people and linking values as a chart for i2 Analyst's Notebook or
+    /// Gephi and yEd (GraphML). Needs --analyst and --purpose; recorded in
+    /// the access log.
     Export(analyst::ExportArgs),
     /// Print the access log as JSON lines, or verify its hash chain (auditors).
     AccessLog(analyst::AccessLogArgs),

@@ -4,8 +4,8 @@
 //! | route | role | what |
 //! |---|---|---|
 //! | `GET /people/{id}?purpose=…` | analyst | a person's timeline across agencies |
-//! | `GET /people/{id}/network?purpose=…[&max_depth=&max_people=]` | analyst | the people tied to them |
-//! | `GET /export?purpose=…[&dataset=][&format=csv\|ndjson]` | analyst | flat rows to S3, a 15-minute download link back |
+//! | `GET /people/{id}/network?purpose=…[&max_depth=&max_people=][&format=json\|graphml\|i2]` | analyst | the people tied to them (JSON); as a chart, to S3 with a 15-minute download link back |
+//! | `GET /export?purpose=…[&dataset=][&format=csv\|ndjson\|i2\|graphml]` | analyst | flat rows (or a chart) to S3, a 15-minute download link back |
 //! | `GET /lineage[?after=SEQ&limit=N]` | auditor | lineage events, a page at a time (`next`: the following page's `after`) |
 //! | `GET /lineage/verify` | auditor | the chain, the WORM copies and the latest checkpoint (as `lineage verify`, less its reconciliation) |
 //! | `GET /lineage/uploads/{upload_id}` | auditor | one upload's events |
@@ -31,7 +31,7 @@ use agencylink_aws::AwsBackend;
 use agencylink_core::audit::{ACCESS_LOG, LINEAGE, LogSpec, verify_log};
 use agencylink_core::csv_safe::neutralise;
 use agencylink_core::linkage::{self, Decision, ReviewStatus};
-use agencylink_core::ports::{ChainLog, ObjectStore, PutMode, StoreError};
+use agencylink_core::ports::{ChainLog, ObjectStore, ObjectStoreExt, PutMode, StoreError};
 use agencylink_core::query::{self, NetworkLimits, QueryError, Read};
 use agencylink_core::schema::Catalog;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -207,6 +207,12 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
             },
         ),
         (Role::Analyst, ["people", id, "network"]) => {
+            let chart = match param("format").as_deref() {
+                None | Some("json") => None,
+                Some("graphml") => Some(Chart::Graphml),
+                Some("i2") => Some(Chart::I2),
+                Some(_) => return error(400, "format must be json, graphml or i2"),
+            };
             let mut limits = NetworkLimits::default();
             if let Some(d) = param("max_depth").and_then(|v| v.parse().ok()) {
                 limits.max_depth = d;
@@ -221,11 +227,23 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
                 "query_network",
                 id,
                 |store, catalog| {
-                    let n = query::person_network(store, catalog, id, limits)?;
-                    Ok((
-                        n.people.len() as u64,
-                        serde_json::to_value(&n).unwrap_or_default(),
-                    ))
+                    let Some(chart) = chart else {
+                        let n = query::person_network(store, catalog, id, limits)?;
+                        return Ok((
+                            n.people.len() as u64,
+                            serde_json::to_value(&n).unwrap_or_default(),
+                        ));
+                    };
+                    let (n, graph) = query::network_graph(store, catalog, id, limits)?;
+                    let from = query::GraphSource {
+                        source: "network".into(),
+                        target: (*id).to_owned(),
+                        network_id: n.network_id.clone(),
+                        group_based: Some(n.group_based),
+                        truncated: Some(n.truncated),
+                    };
+                    let body = put_chart(&api.backend, &graph, &from, chart)?;
+                    Ok((n.people.len() as u64, body))
                 },
             )
         }
@@ -497,7 +515,9 @@ fn export(
     let csv = match format.as_deref() {
         None | Some("csv") => true,
         Some("ndjson") => false,
-        Some(_) => return error(400, "format must be csv or ndjson"),
+        Some("i2") => return export_chart(api, who, purpose, dataset, Chart::I2),
+        Some("graphml") => return export_chart(api, who, purpose, dataset, Chart::Graphml),
+        Some(_) => return error(400, "format must be csv, ndjson, i2 or graphml"),
     };
     let backend = api.backend.clone();
     let target = dataset.clone().unwrap_or_else(|| "all".into());
@@ -582,6 +602,95 @@ fn export(
 }
 
 const PRESIGN_SECONDS: u64 = 900;
+
+/// The charting formats: GraphML for Gephi and yEd, an entity-link CSV for
+/// i2 Analyst's Notebook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chart {
+    Graphml,
+    I2,
+}
+
+/// `GET /export?format=i2|graphml`: every person with a linking value in
+/// the exported datasets, charted; logged as `export` with the records read.
+fn export_chart(
+    api: &Api,
+    who: &Principal,
+    purpose: Option<String>,
+    dataset: Option<String>,
+    chart: Chart,
+) -> Response<Body> {
+    let target = dataset.clone().unwrap_or_else(|| "all".into());
+    analyst_read(api, who, purpose, "export", &target, |store, catalog| {
+        let plan = query::plan_export(store, catalog, dataset.as_deref())?;
+        let graph = query::export_graph(store, catalog, &plan)?;
+        let from = query::GraphSource {
+            source: "export".into(),
+            target: target.clone(),
+            ..query::GraphSource::default()
+        };
+        let mut body = put_chart(&api.backend, &graph, &from, chart)?;
+        body["datasets"] = json!(plan.datasets);
+        Ok((graph.records, body))
+    })
+}
+
+/// Put a chart under `exports/` like the flat exports (the i2 CSV with its
+/// import specification beside it, `….import-spec.json`) and describe it
+/// with short-lived download links. Runs inside [`analyst_read`], so the
+/// links go out only once the read is logged.
+fn put_chart(
+    backend: &AwsBackend,
+    graph: &query::Graph,
+    from: &query::GraphSource,
+    chart: Chart,
+) -> Result<Value, QueryError> {
+    let stem = format!(
+        "exports/{}-{}",
+        agencylink_aws::now_rfc3339().replace(':', ""),
+        fastrand_suffix()
+    );
+    let put = |key: &str, bytes: &[u8]| -> Result<String, QueryError> {
+        backend
+            .objects
+            .put(key, bytes, PutMode::Create)
+            .map_err(QueryError::Store)?;
+        backend
+            .objects
+            .presign_get(key, Duration::from_secs(PRESIGN_SECONDS))
+            .map_err(QueryError::Store)
+    };
+    let mut body = json!({
+        "nodes": graph.nodes.len(),
+        "edges": graph.edges.len(),
+        "records": graph.records,
+        "expires_in": PRESIGN_SECONDS,
+    });
+    match chart {
+        Chart::Graphml => {
+            let key = format!("{stem}.graphml");
+            body["url"] = json!(put(&key, query::to_graphml(graph, from).as_bytes())?);
+            body["key"] = json!(key);
+        }
+        Chart::I2 => {
+            // Cells are neutralised by core; here they are only quoted.
+            let mut text = String::new();
+            for row in std::iter::once(query::i2_header()).chain(query::i2_rows(graph)) {
+                let line: Vec<String> = row.iter().map(|c| csv_field(c)).collect();
+                text.push_str(&line.join(","));
+                text.push('\n');
+            }
+            let key = format!("{stem}.csv");
+            let spec_key = format!("{stem}.import-spec.json");
+            let spec = serde_json::to_vec_pretty(&query::i2_import_spec()).unwrap_or_default();
+            body["url"] = json!(put(&key, text.as_bytes())?);
+            body["key"] = json!(key);
+            body["spec_url"] = json!(put(&spec_key, &spec)?);
+            body["spec_key"] = json!(spec_key);
+        }
+    }
+    Ok(body)
+}
 
 fn fastrand_suffix() -> String {
     format!("{:016x}", fastrand::u64(..))

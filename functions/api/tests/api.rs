@@ -558,12 +558,16 @@ fn an_analyst_read_whose_worm_copy_cannot_be_written_returns_nothing() {
     let person = some_person(&api);
     let item = queue_item(&api);
     let purpose = [("purpose", "Op Aurora strategic profile")];
+    let graphml = [("purpose", "Op Aurora chart"), ("format", "graphml")];
+    let i2 = [("purpose", "Op Aurora chart"), ("format", "i2")];
     for (path, q) in [
         (format!("/people/{person}"), &purpose[..]),
         (format!("/people/{person}/network"), &purpose[..]),
+        (format!("/people/{person}/network"), &graphml[..]),
         ("/review".to_owned(), &purpose[..]),
         (format!("/review/{}", item.id), &purpose[..]),
         ("/export".to_owned(), &purpose[..]),
+        ("/export".to_owned(), &i2[..]),
     ] {
         let (s, body) = call(&api, http_api("GET", &path, q, "analyst", "an-1"));
         assert!((500..600).contains(&s), "{path}: {s} {body}");
@@ -604,7 +608,11 @@ fn an_analyst_read_whose_worm_copy_cannot_be_written_returns_nothing() {
     assert!(still.status.is_pending());
     // The attempts stay in the chained log, so auditors still see them.
     let log = api.backend().access_log.entries().expect("log");
-    assert_eq!(log.len(), 6);
+    assert_eq!(
+        log.len(),
+        8,
+        "seven reads (two of them charts) and the decision"
+    );
     assert!(agencylink_core::query::verify_access_log(&log).is_ok());
 }
 
@@ -711,4 +719,153 @@ fn the_api_verifies_lineage_against_the_archive_and_its_checkpoint() {
     );
     put(2, &entries[1], entries[1]["hash"].as_str().expect("hash"));
     assert_eq!(verify(&api).1["ok"], true);
+}
+
+/// Node and edge counts of a GraphML document, parsed with a real parser.
+fn graphml_counts(xml: &[u8]) -> (usize, usize) {
+    let text = std::str::from_utf8(xml).expect("UTF-8");
+    let doc = roxmltree::Document::parse(text).expect("well-formed GraphML");
+    let ns = "http://graphml.graphdrawing.org/xmlns";
+    let count = |tag: &str| {
+        doc.descendants()
+            .filter(|n| n.has_tag_name((ns, tag)))
+            .count()
+    };
+    (count("node"), count("edge"))
+}
+
+#[test]
+fn charts_for_i2_and_graph_tools_go_to_s3_once_the_read_is_logged() {
+    let Some(m) = moto() else { return };
+    let api = seeded(&m, "api-charts");
+    let person = some_person(&api);
+    let catalog = Catalog::embedded().expect("catalog");
+    let (net, expected) = agencylink_core::query::network_graph(
+        &api.backend().records,
+        &catalog,
+        &person,
+        agencylink_core::query::NetworkLimits::default(),
+    )
+    .expect("the network, read directly");
+    assert!(expected.edges.len() > 1, "the seeded person has ties");
+    let network = format!("/people/{person}/network");
+
+    let (s, g) = call(
+        &api,
+        http_api(
+            "GET",
+            &network,
+            &[("purpose", "Op Aurora chart"), ("format", "graphml")],
+            "analyst",
+            "an-8",
+        ),
+    );
+    assert_eq!(s, 200, "{g}");
+    let key = g["key"].as_str().expect("key");
+    assert!(key.starts_with("exports/") && key.ends_with(".graphml"));
+    assert!(g["url"].as_str().expect("url").contains("X-Amz-Signature"));
+    let xml = api
+        .backend()
+        .objects
+        .get_bytes(key)
+        .expect("GraphML object");
+    assert_eq!(
+        graphml_counts(&xml),
+        (expected.nodes.len(), expected.edges.len())
+    );
+    assert_eq!(g["nodes"], expected.nodes.len());
+
+    let (s, i2) = call(
+        &api,
+        http_api(
+            "GET",
+            &network,
+            &[("purpose", "Op Aurora chart"), ("format", "i2")],
+            "analyst",
+            "an-8",
+        ),
+    );
+    assert_eq!(s, 200, "{i2}");
+    let csv = api
+        .backend()
+        .objects
+        .get_bytes(i2["key"].as_str().expect("csv key"))
+        .expect("CSV object");
+    let spec_key = i2["spec_key"].as_str().expect("spec key");
+    assert!(spec_key.ends_with(".import-spec.json"));
+    let spec: serde_json::Value =
+        serde_json::from_slice(&api.backend().objects.get_bytes(spec_key).expect("spec"))
+            .expect("spec is JSON");
+    let csv = String::from_utf8(csv).expect("UTF-8");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let named: Vec<&str> = spec["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(header, named, "the CSV has the columns its spec names");
+    assert_eq!(lines.count(), expected.edges.len(), "one row per link");
+
+    let (s, e) = call(
+        &api,
+        http_api(
+            "GET",
+            "/export",
+            &[
+                ("purpose", "Op Aurora chart"),
+                ("dataset", "police.cse_crime"),
+                ("format", "graphml"),
+            ],
+            "analyst",
+            "an-8",
+        ),
+    );
+    assert_eq!(s, 200, "{e}");
+    let xml = api
+        .backend()
+        .objects
+        .get_bytes(e["key"].as_str().expect("key"))
+        .expect("GraphML object");
+    let (nodes, edges) = graphml_counts(&xml);
+    assert_eq!(
+        (e["nodes"].as_u64(), e["edges"].as_u64()),
+        (Some(nodes as u64), Some(edges as u64))
+    );
+    let text = String::from_utf8(xml).expect("UTF-8");
+    let doc = roxmltree::Document::parse(&text).expect("GraphML");
+    assert!(
+        doc.descendants()
+            .any(|n| n.tag_name().name() == "node" && n.attribute("id") == Some(person.as_str())),
+        "the person, who has crime links, is charted"
+    );
+    assert!(edges > 0);
+
+    // An unknown format is refused before anything is read.
+    let (s, _) = call(
+        &api,
+        http_api(
+            "GET",
+            "/export",
+            &[("purpose", "Op Aurora chart"), ("format", "xlsx")],
+            "analyst",
+            "an-8",
+        ),
+    );
+    assert_eq!(s, 400);
+    let log = api.backend().access_log.entries().expect("log");
+    let reads: Vec<(&str, u64)> = log
+        .iter()
+        .filter_map(|e| Some((e["action"].as_str()?, e["rows_returned"].as_u64()?)))
+        .collect();
+    let people = net.people.len() as u64;
+    assert_eq!(
+        reads,
+        [
+            ("query_network", people),
+            ("query_network", people),
+            ("export", e["records"].as_u64().expect("records")),
+        ]
+    );
 }

@@ -1,7 +1,7 @@
 //! Analyst and auditor reads over the merged store: a person's timeline
-//! across agencies, the network around a person, flat export rows, the
-//! hash-chained access log every read is recorded in, and lineage as
-//! OpenLineage run events.
+//! across agencies, the network around a person, flat export rows, entity-link
+//! graphs for charting tools (GraphML, i2), the hash-chained access log every
+//! read is recorded in, and lineage as OpenLineage run events.
 //!
 //! Everything here is a pure function over the ports and the [`Catalog`]:
 //! field meanings come from schema annotations (`x-concept`, `x-generalise`),
@@ -27,12 +27,14 @@ use crate::schema::{Catalog, Dataset, FieldType, Generalise, ScalarType};
 
 mod access_log;
 mod export;
+mod graph_export;
 mod openlineage;
 mod person_network;
 mod timeline;
 
 pub use access_log::*;
 pub use export::*;
+pub use graph_export::*;
 pub use openlineage::*;
 pub use person_network::*;
 pub use timeline::*;
