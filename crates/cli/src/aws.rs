@@ -31,6 +31,8 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         Command::Profile(_) => Some("profile"),
         Command::Key(_) => Some("key (on AWS the key lives in Secrets Manager)"),
         Command::Lineage(LineageCommand::Export { .. }) => Some("lineage export"),
+        Command::Compact => Some("compact (the embedded store's body file and database)"),
+        Command::Withdraw(_) => Some("withdraw (not yet on AWS)"),
         _ => None,
     };
     if let Some(name) = unsupported {
