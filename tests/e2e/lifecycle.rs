@@ -294,6 +294,19 @@ fn withdraw_then_compact_leaves_no_byte_of_the_withdrawn_records() {
     assert_eq!(w["people_removed"].as_u64(), Some(only_gone.len() as u64));
     assert_eq!(w["people_kept"].as_u64(), Some(shared.len() as u64));
     assert_eq!(lineage_len(&s), events + 1);
+    let shown = run_in(
+        &s.dir,
+        &["lineage", "show", "--data-dir", "d", &gone_upload],
+    )
+    .expect_code(0)
+    .json();
+    let kinds: Vec<&str> = shown
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(kinds, ["ingest", "withdrawn"]);
     // Withdrawn, not yet erased: the bodies are still in the body file.
     assert!(
         !found(&data, &needles).is_empty(),
