@@ -32,7 +32,7 @@ pub(crate) fn withdraw_cmd(data_dir: &Path, args: WithdrawArgs) -> Result<ExitCo
     let store = open_existing_store(data_dir)?;
     let objects = DirObjectStore::new(data_dir);
     let lineage = store.lineage();
-    let event = withdraw(
+    let done = withdraw(
         &store,
         &lineage,
         &objects,
@@ -40,10 +40,8 @@ pub(crate) fn withdraw_cmd(data_dir: &Path, args: WithdrawArgs) -> Result<ExitCo
         &args.reason,
         &now_rfc3339(),
     )?;
-    println!(
-        "{}",
-        serde_json::to_string(&LineageEvent::Withdrawn(event))?
-    );
+    // The event as lineage stores it, with its seq and hash.
+    println!("{}", serde_json::to_string(&done.entry)?);
     let profile = data_dir.join(DEMO_PROFILE);
     if std::fs::symlink_metadata(&profile).is_ok_and(|m| m.is_dir()) {
         std::fs::remove_dir_all(&profile)

@@ -597,9 +597,14 @@ pub fn withdrawal(store: &dyn RecordStore, log: &dyn ChainLog, objects: &dyn Obj
         r.upload_id = upload.to_owned();
         r
     };
-    let ingest = |upload: &str, records: Vec<StoredRecord>| {
+    let ingest = |upload: &str, batches: Vec<Vec<StoredRecord>>| {
         store.begin_upload().expect("begin");
-        let stats = crate::link::merge(store, records).expect("merge");
+        let mut stats = crate::link::MergeStats::default();
+        for records in batches {
+            let s = crate::link::merge(store, records).expect("merge");
+            stats.inserted += s.inserted;
+            stats.replaced += s.replaced;
+        }
         let outputs = vec![format!("curated/test-agency/ds.one/{upload}.ndjson")];
         for key in &outputs {
             objects
@@ -629,21 +634,31 @@ pub fn withdrawal(store: &dyn RecordStore, log: &dyn ChainLog, objects: &dyn Obj
     let k2 = k2.as_str();
     ingest(
         "u1",
-        vec![
+        vec![vec![
             rec("a", "u1", &["k1"], &[("phone", "t-a")]),
             rec("b", "u1", &[k2], &[]),
-        ],
+        ]],
     );
     let person = |id: &str| store.get_record(id).expect("get").expect(id).person_id;
     let (pa, pb) = (person("a"), person("b"));
     ingest(
         "u2",
         vec![
-            rec("c", "u2", &["k1", k2], &[("phone", "t-a")]),
-            rec("d", "u2", &["k9"], &[("phone", "t-d")]),
+            vec![
+                rec("c", "u2", &["k1", k2], &[("phone", "t-a")]),
+                rec("d", "u2", &["k9"], &[("phone", "t-d")]),
+                rec("e", "u2", &["k7"], &[]),
+            ],
+            // Joins d and e, people only this upload knows: an alias.
+            vec![rec("f", "u2", &["k9", "k7"], &[])],
         ],
     );
-    let pd = person("d");
+    let pd = crate::link::person_id_for("k9");
+    let pe = crate::link::person_id_for("k7");
+    assert_eq!(person("e"), pd.clone().min(pe.clone()));
+    assert_eq!(person("d"), person("e"));
+    let merged_away = pd.clone().max(pe.clone());
+    assert!(store.alias(&merged_away).expect("alias").is_some());
     let winner = person("a");
     assert_eq!(person("b"), winner, "c bridged a and b");
     assert_eq!(winner, pb, "the smaller id survives the merge");
@@ -656,7 +671,7 @@ pub fn withdrawal(store: &dyn RecordStore, log: &dyn ChainLog, objects: &dyn Obj
     linkage
         .put_signatures(&[
             sample_entry(&sig_c, &winner, "c"),
-            sample_entry(&sig_d, &pd, "d"),
+            sample_entry(&sig_d, &person("d"), "d"),
             sample_entry(&sig_a, &winner, "a"),
         ])
         .expect("signatures");
@@ -688,7 +703,7 @@ pub fn withdrawal(store: &dyn RecordStore, log: &dyn ChainLog, objects: &dyn Obj
     assert_eq!(log.entries().expect("entries").len(), before);
     assert!(store.get_record("c").expect("get").is_some());
 
-    let event = withdraw(
+    let done = withdraw(
         store,
         log,
         objects,
@@ -698,6 +713,12 @@ pub fn withdrawal(store: &dyn RecordStore, log: &dyn ChainLog, objects: &dyn Obj
     )
     .expect("withdrawn");
     assert_eq!(
+        LineageEvent::from_entry(&done.entry),
+        LineageEvent::Withdrawn(done.event.clone()),
+        "the entry as appended is the event"
+    );
+    let event = done.event;
+    assert_eq!(
         (
             event.records_removed,
             event.people_removed,
@@ -706,13 +727,18 @@ pub fn withdrawal(store: &dyn RecordStore, log: &dyn ChainLog, objects: &dyn Obj
             event.keys_removed,
             event.reviews_removed
         ),
-        (2, 1, 1, 1, 1, 1),
+        (4, 1, 1, 1, 2, 1),
         "{event:?}"
     );
     assert_eq!(event.reason, "sent in error");
-    for id in ["c", "d"] {
+    for id in ["c", "d", "e", "f"] {
         assert!(store.get_record(id).expect("get").is_none(), "{id} removed");
     }
+    assert_eq!(
+        store.alias(&merged_away).expect("alias"),
+        None,
+        "an alias into a removed person goes with it"
+    );
     assert!(store.records_with_key("k9").expect("key").is_empty());
     assert!(store.records_with_link("t-d").expect("link").is_empty());
     assert_eq!(
@@ -732,8 +758,15 @@ pub fn withdrawal(store: &dyn RecordStore, log: &dyn ChainLog, objects: &dyn Obj
             .is_empty(),
         "a key only the upload carried has no owner"
     );
-    assert!(store.records_of_person(&pd).expect("person").is_empty());
+    let survivor = pd.clone().min(pe.clone());
+    assert!(
+        store
+            .records_of_person(&survivor)
+            .expect("person")
+            .is_empty()
+    );
     assert_eq!(store.resolve_person(&pd).expect("resolve"), pd);
+    assert_eq!(store.resolve_person(&pe).expect("resolve"), pe);
     // a and b are two people again, each under the id it had before c
     // joined them; the merge's alias no longer sends one to the other.
     assert_eq!((person("a"), person("b")), (pa.clone(), pb.clone()));

@@ -114,9 +114,19 @@ pub fn upload_state(
     (found, withdrawn)
 }
 
+/// A withdrawal done: the event, and the lineage entry as appended (with
+/// its `seq` and hashes, for a WORM copy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Withdrawn {
+    /// The event.
+    pub event: WithdrawnEvent,
+    /// The entry as stored in lineage.
+    pub entry: serde_json::Value,
+}
+
 /// Withdraw `upload_id`: remove its records from `records` and link what
 /// is left, append the `withdrawn` event to `lineage_log`, then remove its
-/// outputs from `objects`. Returns the event.
+/// outputs from `objects`.
 pub fn withdraw(
     records: &dyn RecordStore,
     lineage_log: &dyn ChainLog,
@@ -124,7 +134,7 @@ pub fn withdraw(
     upload_id: &str,
     reason: &str,
     time: &str,
-) -> Result<WithdrawnEvent, WithdrawError> {
+) -> Result<Withdrawn, WithdrawError> {
     let reason = check_reason(reason)?;
     // The write lock first (SQLite: BEGIN IMMEDIATE), so lineage is read
     // in the same transaction that writes: two withdrawals of one upload
@@ -142,7 +152,7 @@ pub fn withdraw(
     };
     // After the commit: a failed delete leaves an orphaned object, which
     // compaction removes, never a live upload without its outputs.
-    for key in &event.outputs_removed {
+    for key in &event.event.outputs_removed {
         objects.delete(key).map_err(WithdrawError::Outputs)?;
     }
     Ok(event)
@@ -154,7 +164,7 @@ fn withdraw_in(
     upload_id: &str,
     reason: String,
     time: &str,
-) -> Result<WithdrawnEvent, WithdrawError> {
+) -> Result<Withdrawn, WithdrawError> {
     let (upload, withdrawn) = upload_state(&lineage_log.entries()?, upload_id);
     let upload = upload.ok_or(WithdrawError::UnknownUpload)?;
     if let Some(seq) = withdrawn {
@@ -248,8 +258,8 @@ fn withdraw_in(
         outputs_removed: upload.outputs,
         time: time.to_owned(),
     };
-    lineage::append_event(lineage_log, &LineageEvent::Withdrawn(event.clone()))?;
-    Ok(event)
+    let entry = lineage::append_event(lineage_log, &LineageEvent::Withdrawn(event.clone()))?;
+    Ok(Withdrawn { event, entry })
 }
 
 #[cfg(test)]
