@@ -274,6 +274,10 @@ fn withdraw_then_compact_leaves_no_byte_of_the_withdrawn_records() {
         "the database file is unchanged"
     );
 
+    // A problem profile built before (as `demo` writes one) holds what is
+    // withdrawn: it goes too.
+    std::fs::create_dir_all(data.join("profile")).expect("profile dir");
+    std::fs::write(data.join("profile/profile.json"), &gone[0].record_id).expect("profile");
     let w = run_in(
         &s.dir,
         &[
@@ -285,8 +289,10 @@ fn withdraw_then_compact_leaves_no_byte_of_the_withdrawn_records() {
             "sent to the wrong partnership",
         ],
     )
-    .expect_code(0)
-    .json();
+    .expect_code(0);
+    assert!(w.stderr.contains("profile"), "{}", w.stderr);
+    assert!(!data.join("profile").exists());
+    let w = w.json();
     assert_eq!(w["type"], "withdrawn");
     assert_eq!(w["upload_id"], gone_upload.as_str());
     assert_eq!(w["reason"], "sent to the wrong partnership");
