@@ -6,6 +6,7 @@ mod graph_exports;
 mod hygiene;
 mod ingest;
 mod keys;
+mod lifecycle;
 mod linkage;
 mod policy;
 mod profile;

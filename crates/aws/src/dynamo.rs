@@ -85,6 +85,12 @@ fn link_pk(token: &str) -> String {
 fn alias_pk(person: &str) -> String {
     format!("A#{person}")
 }
+/// The reverse of an alias, `AR#<new_id> / <old_id>`, so a withdrawal can
+/// find the ids merged into a person with a Query. An alias later pointed
+/// elsewhere leaves its old reverse item behind: readers check the alias.
+fn alias_reverse_pk(person: &str) -> String {
+    format!("AR#{person}")
+}
 const DATASETS_PK: &str = "DATASETS";
 const OWNER_SK: &str = "OWNER";
 
@@ -618,6 +624,66 @@ impl RecordStore for DynamoStore {
         Some(self)
     }
 
+    /// BatchGetItem the records, then BatchWriteItem deletes of each one's
+    /// person, match-key and link pointers, then of the records. Idempotent:
+    /// a withdrawal interrupted part-way is run again and finishes.
+    fn remove_records(&self, ids: &[String]) -> StoreResult<u64> {
+        block_on(&self.handle, async {
+            let found = self.records_by_ids(ids).await?;
+            let mut index = Writes::default();
+            for r in found.values() {
+                let sk = date_sk(&r.event_date, &r.record_id);
+                index.delete(person_pk(&r.person_id), sk.clone());
+                for k in &r.match_keys {
+                    index.delete(matchkey_pk(k), format!("R#{sk}"));
+                }
+                for l in &r.links {
+                    index.delete(link_pk(&l.token), sk.clone());
+                }
+            }
+            self.write_all(index).await?;
+            let mut records = Writes::default();
+            for id in found.keys() {
+                records.delete(record_pk(id), "R".into());
+            }
+            self.write_all(records).await?;
+            Ok(found.len() as u64)
+        })
+    }
+
+    /// Query `AR#person` (consistent), each checked against its alias.
+    fn aliases_to(&self, person_id: &str) -> StoreResult<Vec<String>> {
+        let mut olds = Vec::new();
+        block_on(&self.handle, async {
+            self.query_partition(&alias_reverse_pk(person_id), None, &mut |item| {
+                if let Some(old) = text(&item, SK) {
+                    olds.push(old.to_owned());
+                }
+                true
+            })
+            .await
+        })?;
+        let mut out = Vec::new();
+        for old in olds {
+            if self.alias(&old)?.as_deref() == Some(person_id) {
+                out.push(old);
+            }
+        }
+        Ok(out)
+    }
+
+    /// GetItem each alias, then delete it and its reverse item.
+    fn remove_aliases(&self, old_ids: &[String]) -> StoreResult<()> {
+        let mut writes = Writes::default();
+        for old in old_ids {
+            if let Some(new) = self.alias(old)? {
+                writes.delete(alias_pk(old), "A".into());
+                writes.delete(alias_reverse_pk(&new), old.clone());
+            }
+        }
+        block_on(&self.handle, self.write_all(writes))
+    }
+
     fn apply(&self, batch: &WriteBatch) -> StoreResult<()> {
         if batch.is_empty() {
             return Ok(());
@@ -681,6 +747,7 @@ impl RecordStore for DynamoStore {
                 let mut item = key(alias_pk(old_id), "A".into());
                 item.insert("new_id".into(), s(new_id));
                 index.put(item);
+                index.put(key(alias_reverse_pk(new_id), old_id.clone()));
             }
             self.write_all(index).await?;
 

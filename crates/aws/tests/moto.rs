@@ -74,6 +74,13 @@ fn dynamodb_record_store_and_logs_conform() {
     conformance::lineage_log(&backend(&m, "conf-lineage").lineage);
 }
 
+#[test]
+fn dynamodb_withdrawal_conforms() {
+    let Some(m) = moto() else { return };
+    let b = backend(&m, "conf-withdraw");
+    conformance::withdrawal(&b.records, &b.lineage, &b.objects);
+}
+
 /// Counts the items of every BatchWriteItem request as it goes on the wire.
 #[derive(Debug, Clone, Default)]
 struct BatchSizes(Arc<Mutex<Vec<usize>>>);

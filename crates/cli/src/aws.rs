@@ -31,6 +31,7 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         Command::Profile(_) => Some("profile"),
         Command::Key(_) => Some("key (on AWS the key lives in Secrets Manager)"),
         Command::Lineage(LineageCommand::Export { .. }) => Some("lineage export"),
+        Command::Compact => Some("compact (the embedded store's body file and database)"),
         _ => None,
     };
     if let Some(name) = unsupported {
@@ -72,6 +73,20 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
             &worm(&backend, "lineage"),
             cmd,
         ),
+        Command::Withdraw(args) => {
+            let done = agencylink_core::withdraw::withdraw(
+                &backend.records,
+                &backend.lineage,
+                &backend.objects,
+                &args.upload_id,
+                &args.reason,
+                &crate::commands::now_rfc3339(),
+            )?;
+            // The event goes to the WORM archive as an ingest's does.
+            worm(&backend, "lineage")(&done.entry)?;
+            println!("{}", serde_json::to_string(&done.entry)?);
+            Ok(ExitCode::SUCCESS)
+        }
         _ => bail!("unsupported with --backend aws"),
     }
 }

@@ -23,6 +23,7 @@ mod aws;
 mod checkpoint_cmd;
 mod commands;
 mod interrupt;
+mod lifecycle_cmd;
 mod linkage_cmd;
 mod profile_cmd;
 
@@ -167,6 +168,18 @@ enum Command {
     /// The probabilistic linkage model: re-estimate it, or print it.
     #[command(subcommand)]
     Link(linkage_cmd::LinkCommand),
+    /// Take an upload back out of the store: its records (people it alone
+    /// knew go with them; people shared with other uploads keep their id),
+    /// its curated data and reports, with a `withdrawn` lineage event.
+    /// Exit 2, changing nothing, for an unknown or already withdrawn
+    /// upload. Run `compact` afterwards to remove the bytes from disk.
+    Withdraw(lifecycle_cmd::WithdrawArgs),
+    /// Rewrite the record bodies file with live records only, VACUUM the
+    /// database and truncate its WAL, so no byte of a withdrawn or
+    /// superseded record is left under the data directory. Takes the write
+    /// lock; safe with readers running and if killed part-way. Exit 1 when
+    /// a reader kept the WAL from being truncated (run it again).
+    Compact,
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,6 +300,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             | Command::Review(_)
             | Command::Link(_)
             | Command::Profile(_)
+            | Command::Withdraw(_)
     );
     let data_dir = cli.data_dir.clone();
     let outcome = run_local(&catalog, cli);
@@ -371,6 +385,8 @@ fn run_local(catalog: &Catalog, cli: Cli) -> Result<ExitCode> {
         Command::Review(cmd) => linkage_cmd::review_local(&cli.data_dir, cmd),
         Command::Link(cmd) => linkage_cmd::link_local(&cli.data_dir, cmd),
         Command::SynthPair(args) => commands::synth_pair(catalog, args),
+        Command::Withdraw(args) => lifecycle_cmd::withdraw_cmd(&cli.data_dir, args),
+        Command::Compact => lifecycle_cmd::compact_cmd(&cli.data_dir),
     }
 }
 

@@ -633,6 +633,256 @@ pub fn linkage_store_conforms(store: &dyn LinkageStore) {
     );
 }
 
+/// Withdrawal contract, over a record store with a linkage index and its
+/// lineage log (both empty): an upload that bridged two people and brought
+/// one of its own is withdrawn; its records, keys, index entries, review
+/// items and outputs go, the person it alone knew disappears with their
+/// aliases, the bridged person splits back with each part's old id (no
+/// alias left pointing the wrong way), lineage reconciles, and a second
+/// withdrawal or an unknown id changes nothing.
+pub fn withdrawal(store: &dyn RecordStore, log: &dyn ChainLog, objects: &dyn ObjectStore) {
+    use crate::events::{LineageEvent, UploadEvent};
+    use crate::withdraw::{WithdrawError, withdraw};
+
+    let rec = |id: &str, upload: &str, keys: &[&str], links: &[(&str, &str)]| {
+        let mut r = sample_record(id, "", "ds.one", "2025-01-01", keys, links);
+        r.upload_id = upload.to_owned();
+        r
+    };
+    let ingest = |upload: &str, batches: Vec<Vec<StoredRecord>>| {
+        store.begin_upload().expect("begin");
+        let mut stats = crate::link::MergeStats::default();
+        for records in batches {
+            let s = crate::link::merge(store, records).expect("merge");
+            stats.inserted += s.inserted;
+            stats.replaced += s.replaced;
+        }
+        let outputs = vec![format!("curated/test-agency/ds.one/{upload}.ndjson")];
+        for key in &outputs {
+            objects
+                .put(key, b"{}\n", PutMode::Overwrite)
+                .expect("an output");
+        }
+        let event = UploadEvent {
+            upload_id: upload.to_owned(),
+            agency: "test-agency".to_owned(),
+            dataset: "ds.one".to_owned(),
+            records_inserted: stats.inserted,
+            records_replaced: stats.replaced,
+            records_replaced_from: Some(stats.replaced_from),
+            outputs,
+            ..UploadEvent::default()
+        };
+        crate::lineage::append_event(log, &LineageEvent::Ingest(Box::new(event))).expect("lineage");
+        store.end_upload(true).expect("publish");
+    };
+    // b's key sorts after a's but gives the smaller person id, so b's id
+    // wins the merge while a's part holds the smallest key: the split must
+    // still give each part back its own id, not one id twice.
+    let k2 = (0..)
+        .map(|i| format!("k2-{i}"))
+        .find(|k| crate::link::person_id_for(k) < crate::link::person_id_for("k1"))
+        .expect("some key");
+    let k2 = k2.as_str();
+    ingest(
+        "u1",
+        vec![vec![
+            rec("a", "u1", &["k1"], &[("phone", "t-a")]),
+            rec("b", "u1", &[k2], &[]),
+        ]],
+    );
+    let person = |id: &str| store.get_record(id).expect("get").expect(id).person_id;
+    let (pa, pb) = (person("a"), person("b"));
+    ingest(
+        "u2",
+        vec![
+            vec![
+                rec("c", "u2", &["k1", k2], &[("phone", "t-a")]),
+                rec("d", "u2", &["k9"], &[("phone", "t-d")]),
+                rec("e", "u2", &["k7"], &[]),
+            ],
+            // Joins d and e, people only this upload knows: an alias.
+            vec![rec("f", "u2", &["k9", "k7"], &[])],
+        ],
+    );
+    let pd = crate::link::person_id_for("k9");
+    let pe = crate::link::person_id_for("k7");
+    assert_eq!(person("e"), pd.clone().min(pe.clone()));
+    assert_eq!(person("d"), person("e"));
+    let merged_away = pd.clone().max(pe.clone());
+    assert!(store.alias(&merged_away).expect("alias").is_some());
+    let winner = person("a");
+    assert_eq!(person("b"), winner, "c bridged a and b");
+    assert_eq!(winner, pb, "the smaller id survives the merge");
+    let loser = if winner == pa { pb.clone() } else { pa.clone() };
+    assert_eq!(store.resolve_person(&loser).expect("resolve"), winner);
+    let linkage = store.linkage().expect("a linkage index");
+    let sig_c = sample_signature("smith", "kate", "2010-03-07");
+    let sig_d = sample_signature("jones", "omar", "1999-11-30");
+    let sig_a = sample_signature("smith", "katie", "2010-03-07");
+    linkage
+        .put_signatures(&[
+            sample_entry(&sig_c, &winner, "c"),
+            sample_entry(&sig_d, &person("d"), "d"),
+            sample_entry(&sig_a, &winner, "a"),
+        ])
+        .expect("signatures");
+    let mut review = sample_review(&sig_c, &sig_a, 0.7);
+    review.records = ["c".to_owned(), "a".to_owned()];
+    linkage.put_review(&review).expect("review");
+    let kept_review = sample_review(&sig_a, &sig_d, 0.6);
+    let mut kept_review = kept_review;
+    kept_review.records = ["a".to_owned(), "b".to_owned()];
+    linkage.put_review(&kept_review).expect("review");
+    let before = log.entries().expect("entries").len();
+
+    // Refused before anything is written.
+    assert!(matches!(
+        withdraw(
+            store,
+            log,
+            objects,
+            "u-none",
+            "wrong file",
+            "2026-01-01T00:00:00Z"
+        ),
+        Err(WithdrawError::UnknownUpload)
+    ));
+    assert!(matches!(
+        withdraw(store, log, objects, "u2", "  ", "2026-01-01T00:00:00Z"),
+        Err(WithdrawError::Reason(_))
+    ));
+    assert_eq!(log.entries().expect("entries").len(), before);
+    assert!(store.get_record("c").expect("get").is_some());
+
+    let done = withdraw(
+        store,
+        log,
+        objects,
+        "u2",
+        "sent in error",
+        "2026-01-01T00:00:00Z",
+    )
+    .expect("withdrawn");
+    assert_eq!(
+        LineageEvent::from_entry(&done.entry),
+        LineageEvent::Withdrawn(done.event.clone()),
+        "the entry as appended is the event"
+    );
+    let event = done.event;
+    assert_eq!(
+        (
+            event.records_removed,
+            event.people_removed,
+            event.people_kept,
+            event.people_split,
+            event.keys_removed,
+            event.reviews_removed
+        ),
+        (4, 1, 1, 1, 2, 1),
+        "{event:?}"
+    );
+    assert_eq!(event.reason, "sent in error");
+    for id in ["c", "d", "e", "f"] {
+        assert!(store.get_record(id).expect("get").is_none(), "{id} removed");
+    }
+    assert_eq!(
+        store.alias(&merged_away).expect("alias"),
+        None,
+        "an alias into a removed person goes with it"
+    );
+    assert!(store.records_with_key("k9").expect("key").is_empty());
+    assert!(store.records_with_link("t-d").expect("link").is_empty());
+    assert_eq!(
+        store
+            .records_with_link("t-a")
+            .expect("link")
+            .iter()
+            .map(|r| r.record_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a"],
+        "a token another live record holds stays"
+    );
+    assert!(
+        store
+            .key_owners(&["k9".to_owned()])
+            .expect("owners")
+            .is_empty(),
+        "a key only the upload carried has no owner"
+    );
+    let survivor = pd.clone().min(pe.clone());
+    assert!(
+        store
+            .records_of_person(&survivor)
+            .expect("person")
+            .is_empty()
+    );
+    assert_eq!(store.resolve_person(&pd).expect("resolve"), pd);
+    assert_eq!(store.resolve_person(&pe).expect("resolve"), pe);
+    // a and b are two people again, each under the id it had before c
+    // joined them; the merge's alias no longer sends one to the other.
+    assert_eq!((person("a"), person("b")), (pa.clone(), pb.clone()));
+    assert_eq!(store.resolve_person(&loser).expect("resolve"), loser);
+    assert_ne!(pa, pb);
+    let owners = store
+        .key_owners(&["k1".to_owned(), k2.to_owned()])
+        .expect("owners");
+    assert_eq!(owners.get("k1"), Some(&pa));
+    assert_eq!(owners.get(k2), Some(&pb));
+    // The linkage index and review queue forget the removed records.
+    let sigs = linkage
+        .get_signatures(&[sig_c.id.clone(), sig_d.id.clone(), sig_a.id.clone()])
+        .expect("signatures");
+    assert!(sigs[0].is_none() && sigs[1].is_none(), "{sigs:?}");
+    assert!(sigs[2].is_some(), "a's signature stays");
+    assert!(
+        linkage
+            .signatures_in_block(&sig_d.b[0], 10)
+            .expect("block")
+            .iter()
+            .all(|s| *s != sig_d.id)
+    );
+    let reviews: Vec<String> = linkage
+        .review_items()
+        .expect("reviews")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(reviews, [kept_review.id.clone()]);
+    assert!(
+        !objects
+            .exists("curated/test-agency/ds.one/u2.ndjson")
+            .expect("head"),
+        "the upload's outputs are removed"
+    );
+    assert!(
+        objects
+            .exists("curated/test-agency/ds.one/u1.ndjson")
+            .expect("head")
+    );
+
+    // Lineage says so, and reconciles with the store.
+    let entries = log.entries().expect("entries");
+    assert_eq!(entries.len(), before + 1);
+    assert_eq!(crate::lineage::verify(&entries), Ok(before + 1));
+    assert!(matches!(
+        LineageEvent::from_entry(&entries[before]),
+        LineageEvent::Withdrawn(_)
+    ));
+    let counts = store.record_counts().expect("counts");
+    assert_eq!(
+        crate::reconcile::reconcile(&entries, &counts).map(|r| r.records),
+        Ok(2)
+    );
+
+    // Twice is refused, and changes nothing.
+    assert!(matches!(
+        withdraw(store, log, objects, "u2", "again", "2026-01-01T00:00:00Z"),
+        Err(WithdrawError::AlreadyWithdrawn { .. })
+    ));
+    assert_eq!(log.entries().expect("entries").len(), before + 1);
+}
+
 #[cfg(test)]
 mod tests {
     use crate::memory::{MemoryChainLog, MemoryObjectStore, MemoryRecordStore};

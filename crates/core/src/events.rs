@@ -64,6 +64,9 @@ pub enum LineageEvent {
     Failure(FailureEvent),
     /// `link_train`: a linkage model was trained and stored.
     LinkTrain(LinkTrainEvent),
+    /// `withdrawn`: an upload's records, curated object and reports were
+    /// removed from the store.
+    Withdrawn(WithdrawnEvent),
     /// Any other event's fields, as stored (see the module doc).
     Other(Value),
 }
@@ -261,6 +264,45 @@ pub struct LinkTrainEvent {
     pub time: String,
 }
 
+/// An upload was withdrawn: its live records were removed, the people
+/// only it knew went with them, and the people it shared with other
+/// uploads were re-derived from what those uploads hold. It names the
+/// upload and counts, never a record, person or token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WithdrawnEvent {
+    /// The upload withdrawn.
+    pub upload_id: String,
+    /// Its agency.
+    pub agency: String,
+    /// Its dataset.
+    pub dataset: String,
+    /// Why, in the withdrawer's words (kept in the hash-chained log, so it
+    /// must not name a person).
+    pub reason: String,
+    /// The upload's live records removed: what reconciliation takes off
+    /// its agency and dataset's total.
+    pub records_removed: u64,
+    /// People every one of whose records was removed.
+    pub people_removed: u64,
+    /// People who also hold records from other uploads: they keep their
+    /// id (the part with their smallest key, when the withdrawn records
+    /// were what held them together).
+    pub people_kept: u64,
+    /// New people split off a kept person, because the withdrawn records
+    /// were all that linked them to the rest of its records.
+    pub people_split: u64,
+    /// Match keys no live record carries any more.
+    pub keys_removed: u64,
+    /// Clerical-review items that named a removed record.
+    pub reviews_removed: u64,
+    /// Object keys of the upload's outputs, removed with it (curated
+    /// data, rejection reports).
+    pub outputs_removed: Vec<String>,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
 impl LineageEvent {
     /// Read a stored event (chain fields and all). Never fails: what this
     /// version cannot read is [`LineageEvent::Other`].
@@ -277,6 +319,7 @@ impl LineageEvent {
             }
             Some("failure") => FailureEvent::deserialize(entry).map(LineageEvent::Failure),
             Some("link_train") => LinkTrainEvent::deserialize(entry).map(LineageEvent::LinkTrain),
+            Some("withdrawn") => WithdrawnEvent::deserialize(entry).map(LineageEvent::Withdrawn),
             _ => return other(),
         };
         parsed.unwrap_or_else(|_| other())
@@ -288,6 +331,7 @@ impl LineageEvent {
             LineageEvent::Ingest(_) => "ingest",
             LineageEvent::UploadFailure(_) | LineageEvent::Failure(_) => "failure",
             LineageEvent::LinkTrain(_) => "link_train",
+            LineageEvent::Withdrawn(_) => "withdrawn",
             LineageEvent::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
         }
     }
@@ -308,6 +352,7 @@ impl Event for LineageEvent {
             LineageEvent::UploadFailure(e) => tagged("failure", &**e),
             LineageEvent::Failure(e) => tagged("failure", e),
             LineageEvent::LinkTrain(e) => tagged("link_train", e),
+            LineageEvent::Withdrawn(e) => tagged("withdrawn", e),
             LineageEvent::Other(v) => v.as_object().cloned().unwrap_or_default(),
         }
     }

@@ -178,10 +178,18 @@ pub fn ingest(
         .iter()
         .map(LineageEvent::from_entry)
         .collect();
-    if let Some(done) = earlier.iter().rev().find_map(|e| match e {
-        LineageEvent::Ingest(u) if u.upload_id == upload => Some(u),
-        _ => None,
-    }) {
+    // The file's latest ingest, unless it was withdrawn since: a withdrawn
+    // file sent again is a new upload of the same id.
+    if let Some(done) = earlier
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            LineageEvent::Ingest(u) if u.upload_id == upload => Some(Some(u)),
+            LineageEvent::Withdrawn(w) if w.upload_id == upload => Some(None),
+            _ => None,
+        })
+        .flatten()
+    {
         summary.rows_in = done.rows_in;
         summary.rows_accepted = done.rows_accepted;
         summary.rows_rejected = done.rows_rejected;

@@ -26,3 +26,4 @@ pub mod reconcile;
 pub mod report;
 pub mod schema;
 pub mod validate;
+pub mod withdraw;

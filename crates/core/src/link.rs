@@ -8,9 +8,11 @@
 //! - when records join two or more existing people, the smallest of their
 //!   ids survives and every other id becomes an alias of it, so an analyst's
 //!   saved id still resolves;
-//! - when a corrected record drops the key that held a person together, the
-//!   part holding the person's smallest key keeps the id and each other part
-//!   gets a new id by the first rule (an alias would point at the wrong child).
+//! - when a corrected record drops the key that held a person together (or
+//!   a withdrawn upload took it away), the part whose smallest key gave the
+//!   person its id keeps it (else the part holding the person's smallest
+//!   key) and each other part gets a new id by the first rule (an alias
+//!   would point at the wrong child).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -466,11 +468,14 @@ fn merge_exact(
     Ok(stats)
 }
 
-/// Re-derive the components of one person's records after a key was dropped.
-fn resplit(store: &dyn RecordStore, person: &str) -> StoreResult<()> {
+/// Re-derive the components of one person's records after a key was
+/// dropped (or a record withdrawn): the part whose smallest key gave the
+/// person its id keeps it (else the part holding the smallest key), each
+/// other part gets the id of its own smallest key. Returns the new ids.
+pub(crate) fn resplit(store: &dyn RecordStore, person: &str) -> StoreResult<Vec<String>> {
     let records = store.records_of_person(person)?;
     if records.len() < 2 {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut dsu = Dsu::new();
     let nodes: Vec<usize> = records.iter().map(|_| dsu.add()).collect();
@@ -490,7 +495,7 @@ fn resplit(store: &dyn RecordStore, person: &str) -> StoreResult<()> {
         parts.entry(dsu.find(n)).or_default().push(i);
     }
     if parts.len() < 2 {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let anchor = |idx: &Vec<usize>| {
         idx.iter()
@@ -501,9 +506,22 @@ fn resplit(store: &dyn RecordStore, person: &str) -> StoreResult<()> {
     let mut ordered: Vec<(String, Vec<usize>)> =
         parts.into_values().map(|p| (anchor(&p), p)).collect();
     ordered.sort();
+    // The part whose own anchor gave the person its id keeps it, when one
+    // does (else the part with the smallest key): otherwise that part,
+    // split off, would be given the id again by the first rule, and two
+    // people would share it.
+    if let Some(at) = ordered
+        .iter()
+        .position(|(anchor, _)| person_id_for(anchor) == person)
+    {
+        let keeper = ordered.remove(at);
+        ordered.insert(0, keeper);
+    }
     let mut batch = WriteBatch::default();
+    let mut new_ids = Vec::new();
     for (anchor, idx) in ordered.into_iter().skip(1) {
         let id = person_id_for(&anchor);
+        new_ids.push(id.clone());
         for i in idx {
             let mut r = records[i].clone();
             r.person_id.clone_from(&id);
@@ -513,7 +531,8 @@ fn resplit(store: &dyn RecordStore, person: &str) -> StoreResult<()> {
             batch.records.push(r);
         }
     }
-    store.apply(&batch)
+    store.apply(&batch)?;
+    Ok(new_ids)
 }
 
 #[cfg(test)]

@@ -195,6 +195,37 @@ impl LinkageStore for MemoryRecordStore {
         Ok(lock(&self.linkage).reviews.values().cloned().collect())
     }
 
+    fn forget_records(&self, record_ids: &[String]) -> StoreResult<u64> {
+        let gone: BTreeSet<&str> = record_ids.iter().map(String::as_str).collect();
+        let mut l = lock(&self.linkage);
+        let mut empty = Vec::new();
+        for (sig, people) in &mut l.people {
+            people.retain(|_, record| !gone.contains(record.as_str()));
+            if people.is_empty() {
+                empty.push(sig.clone());
+            }
+        }
+        for sig in &empty {
+            l.people.remove(sig);
+            if let Some(s) = l.signatures.remove(sig) {
+                for b in &s.b {
+                    if let Some(set) = l.blocks.get_mut(b) {
+                        set.remove(sig);
+                        if set.is_empty() {
+                            l.blocks.remove(b);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(empty.len() as u64)
+    }
+
+    fn remove_review(&self, id: &str) -> StoreResult<()> {
+        lock(&self.linkage).reviews.remove(id);
+        Ok(())
+    }
+
     fn put_model(&self, model: &LinkModel) -> StoreResult<()> {
         let mut l = lock(&self.linkage);
         if l.models.iter().any(|m| m.version == model.version) {
@@ -319,6 +350,34 @@ impl RecordStore for MemoryRecordStore {
 
     fn linkage(&self) -> Option<&dyn LinkageStore> {
         Some(self)
+    }
+
+    fn remove_records(&self, ids: &[String]) -> StoreResult<u64> {
+        let mut inner = lock(&self.inner);
+        Ok(ids
+            .iter()
+            .filter(|id| inner.records.remove(id.as_str()).is_some())
+            .count() as u64)
+    }
+
+    fn aliases_to(&self, person_id: &str) -> StoreResult<Vec<String>> {
+        let inner = lock(&self.inner);
+        let mut old: Vec<String> = inner
+            .aliases
+            .iter()
+            .filter(|(_, new)| new.as_str() == person_id)
+            .map(|(old, _)| old.clone())
+            .collect();
+        old.sort();
+        Ok(old)
+    }
+
+    fn remove_aliases(&self, old_ids: &[String]) -> StoreResult<()> {
+        let mut inner = lock(&self.inner);
+        for old in old_ids {
+            inner.aliases.remove(old);
+        }
+        Ok(())
     }
 
     fn apply(&self, batch: &WriteBatch) -> StoreResult<()> {

@@ -69,6 +69,13 @@ impl StoreError {
     }
 }
 
+/// What a backend that has no withdrawal yet answers to its operations.
+fn unsupported(what: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "{what} (withdrawing an upload) is not supported by this store"
+    ))
+}
+
 /// Result alias for port calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -336,6 +343,47 @@ pub trait RecordStore: Send + Sync {
     fn linkage(&self) -> Option<&dyn LinkageStore> {
         None
     }
+    /// Every record the upload `upload_id` last wrote, in no particular
+    /// order (withdrawal). `visit` returning `false` stops. The default
+    /// reads every dataset; a store that can find an upload's records
+    /// without reading them all should.
+    fn scan_upload(
+        &self,
+        upload_id: &str,
+        visit: &mut dyn FnMut(StoredRecord) -> bool,
+    ) -> StoreResult<()> {
+        let mut go = true;
+        for dataset in self.datasets()? {
+            self.scan_dataset(&dataset, None, None, &mut |r| {
+                if r.upload_id == upload_id {
+                    go = visit(r);
+                }
+                go
+            })?;
+            if !go {
+                break;
+            }
+        }
+        Ok(())
+    }
+    /// Remove records by id with every index entry that points at them
+    /// (withdrawal); ids not stored are skipped. Returns how many were
+    /// removed. Their key owners and aliases are the caller's to fix
+    /// ([`crate::withdraw`] does). Same atomicity as [`apply`](Self::apply).
+    fn remove_records(&self, ids: &[String]) -> StoreResult<u64> {
+        let _ = ids;
+        Err(unsupported("removing records"))
+    }
+    /// The old person ids whose alias points straight at `person_id`.
+    fn aliases_to(&self, person_id: &str) -> StoreResult<Vec<String>> {
+        let _ = person_id;
+        Err(unsupported("listing aliases"))
+    }
+    /// Remove the aliases of these old person ids.
+    fn remove_aliases(&self, old_ids: &[String]) -> StoreResult<()> {
+        let _ = old_ids;
+        Err(unsupported("removing aliases"))
+    }
     /// How many records the store holds, by the upload that last wrote
     /// them, agency and dataset: what [`crate::reconcile`] compares with
     /// lineage. The default reads every record; a store that can count
@@ -416,6 +464,22 @@ pub trait LinkageStore: Send + Sync {
     fn get_review(&self, id: &str) -> StoreResult<Option<crate::linkage::ReviewItem>>;
     /// Every review item, by id.
     fn review_items(&self) -> StoreResult<Vec<crate::linkage::ReviewItem>>;
+    /// Forget removed records (withdrawal): every (signature, person)
+    /// pair whose record is one of `record_ids` goes, and a signature left
+    /// with no pair goes with its blocking keys. Returns the signatures
+    /// removed. A person who still holds another record with the same
+    /// signature loses that pair too (the index keeps one record a pair
+    /// and records do not keep their signatures): their later records
+    /// link to them again as they arrive.
+    fn forget_records(&self, record_ids: &[String]) -> StoreResult<u64> {
+        let _ = record_ids;
+        Err(unsupported("removing linkage entries"))
+    }
+    /// Remove a review item (withdrawal of a record it names).
+    fn remove_review(&self, id: &str) -> StoreResult<()> {
+        let _ = id;
+        Err(unsupported("removing review items"))
+    }
     /// Store a model as the current one (its version must be new).
     fn put_model(&self, model: &crate::linkage::LinkModel) -> StoreResult<()>;
     /// The current model, or `None` before the first `link train`.

@@ -14,7 +14,9 @@
 //!   minus the versions later uploads superseded (`records_replaced_from`
 //!   on their events). Events written before `records_replaced_from`
 //!   existed cannot be attributed, so an agency and dataset with such an
-//!   event that replaced records is reconciled by its total only.
+//!   event that replaced records is reconciled by its total only;
+//! - a `withdrawn` upload holds 0 records from that event on, and its
+//!   `records_removed` come off its agency and dataset's total.
 //!
 //! Problems name uploads, agencies and datasets and counts, never a record.
 
@@ -92,6 +94,20 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
     let mut superseded: BTreeMap<String, u64> = BTreeMap::new();
     for e in entries {
         let event = LineageEvent::from_entry(e);
+        if let LineageEvent::Withdrawn(w) = &event {
+            // From here on the upload holds nothing, and its records are
+            // gone from its agency and dataset's total. Events are read in
+            // order, so a later re-ingest of the same file counts afresh,
+            // and so do supersessions after it.
+            if let Some(u) = uploads.get_mut(&w.upload_id) {
+                u.written = 0;
+            }
+            superseded.remove(&w.upload_id);
+            if let Some(pair) = pairs.get_mut(&(w.agency.clone(), w.dataset.clone())) {
+                pair.inserted = pair.inserted.saturating_sub(w.records_removed);
+            }
+            continue;
+        }
         let Some(u) = event.upload().filter(|u| !u.upload_id.is_empty()) else {
             continue;
         };
@@ -332,6 +348,38 @@ mod tests {
         );
         *counts.get_mut(&group("u2", "a", "d")).expect("u2") -= 1;
         assert!(reconcile(&old, &counts).is_err());
+    }
+
+    #[test]
+    fn a_withdrawn_upload_holds_nothing_and_leaves_the_total() {
+        let mut log = lineage();
+        // u1 held 7 live records (3 superseded by u2): all removed.
+        log.push(
+            json!({"type": "withdrawn", "upload_id": "u1", "agency": "a", "dataset": "d",
+                        "records_removed": 7}),
+        );
+        let mut counts = store();
+        counts.remove(&group("u1", "a", "d"));
+        assert_eq!(
+            reconcile(&log, &counts),
+            Ok(Reconciled {
+                records: 10,
+                uploads: 3,
+                uploads_exact: 3
+            })
+        );
+        // A record of the withdrawn upload left behind is found.
+        counts.insert(group("u1", "a", "d"), 1);
+        let problems = reconcile(&log, &counts).expect_err("left behind");
+        assert_eq!(problems[0].upload_id.as_deref(), Some("u1"));
+        assert_eq!((problems[0].expected, problems[0].found), (0, 1));
+        // The same file ingested again after the withdrawal counts afresh.
+        log.push(
+            json!({"type": "ingest", "upload_id": "u1", "agency": "a", "dataset": "d",
+                        "records_inserted": 7, "records_replaced": 0, "records_replaced_from": {}}),
+        );
+        counts.insert(group("u1", "a", "d"), 7);
+        assert!(reconcile(&log, &counts).is_ok());
     }
 
     #[test]

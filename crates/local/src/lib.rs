@@ -10,4 +10,4 @@ mod sqlite;
 
 pub use dir::DirObjectStore;
 pub use keyfile::{KEY_FILE, LocalKeyProvider};
-pub use sqlite::{SqliteChainLog, SqliteStore};
+pub use sqlite::{Compacted, SqliteChainLog, SqliteStore};

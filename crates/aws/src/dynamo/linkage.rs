@@ -445,6 +445,50 @@ impl LinkageStore for DynamoStore {
         })
     }
 
+    /// The 16 index partitions (as `scan_signatures`) to find the removed
+    /// records' (signature, person) items, then BatchWriteItem deletes of
+    /// them and of each signature left with no person (its item and its
+    /// block entries). The index is eventually consistent: a pair written
+    /// in the moments before may be missed, and then stays, naming a
+    /// record that no longer exists (linkage reads the record and finds
+    /// none).
+    fn forget_records(&self, record_ids: &[String]) -> StoreResult<u64> {
+        let gone: HashSet<&str> = record_ids.iter().map(String::as_str).collect();
+        let mut writes = Writes::default();
+        let mut removed = 0;
+        self.scan_signatures(&mut |sig| {
+            let hit: Vec<&(String, String)> = sig
+                .people
+                .iter()
+                .filter(|(_, r)| gone.contains(r.as_str()))
+                .collect();
+            if hit.is_empty() {
+                return true;
+            }
+            let id = &sig.signature.id;
+            for (person, _) in &hit {
+                writes.delete(sig_pk(id), sig_person_sk(person));
+            }
+            if hit.len() == sig.people.len() {
+                for b in &sig.signature.b {
+                    writes.delete(block_pk(b), id.clone());
+                }
+                writes.delete(sig_pk(id), SIG_SK.into());
+                removed += 1;
+            }
+            true
+        })?;
+        block_on(&self.handle, self.write_all(writes))?;
+        Ok(removed)
+    }
+
+    /// DeleteItem `REVIEW / <id>`.
+    fn remove_review(&self, id: &str) -> StoreResult<()> {
+        let mut writes = Writes::default();
+        writes.delete(REVIEW_PK.into(), id.to_owned());
+        block_on(&self.handle, self.write_all(writes))
+    }
+
     /// PutItem `REVIEW / <id>` (replaces).
     fn put_review(&self, item: &ReviewItem) -> StoreResult<()> {
         if item.id.is_empty() {

@@ -1120,7 +1120,9 @@ pub(crate) fn quality(ctx: &Ctx<'_>, notes: &mut Vec<Note>, caveats: &mut Vec<St
                 f.agency.as_ref().unwrap_or(&none),
                 f.dataset.as_ref().unwrap_or(&none),
             ),
-            LineageEvent::LinkTrain(_) | LineageEvent::Other(_) => continue,
+            LineageEvent::LinkTrain(_) | LineageEvent::Withdrawn(_) | LineageEvent::Other(_) => {
+                continue;
+            }
         };
         let q = by.entry(agency.clone()).or_default();
         if q.agency_type.is_none() {

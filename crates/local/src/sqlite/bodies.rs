@@ -15,7 +15,8 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use agencylink_core::ports::{StoreError, StoreResult};
 
@@ -26,8 +27,34 @@ const BUFFER: usize = 1 << 20;
 /// The body file, or a buffer for an in-memory database.
 #[derive(Debug)]
 enum Backing {
-    File(File),
+    /// The open file and its name. The handle can be swapped for the file
+    /// now at that name by a reader (through `&self`): compaction replaces
+    /// the file by a rename (see [`super::compact`]).
+    File {
+        file: RwLock<File>,
+        path: PathBuf,
+    },
     Memory(Vec<u8>),
+}
+
+/// The name a compaction writes the new body file under before renaming
+/// it over the body file (see [`super::compact`]).
+pub(super) fn compact_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".compact");
+    PathBuf::from(p)
+}
+
+/// Whether two handles or names are the same file.
+#[cfg(unix)]
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
+    true
 }
 
 /// Where a body is: what a record's row keeps instead of the body.
@@ -74,7 +101,10 @@ impl Bodies {
         // (and truncated in) whatever file it points at.
         let file = crate::fsafe::open_nofollow(path, true).map_err(io_err("opening"))?;
         Ok(Bodies {
-            backing: Backing::File(file),
+            backing: Backing::File {
+                file: RwLock::new(file),
+                path: path.to_owned(),
+            },
             written: 0,
             pending: Vec::new(),
         })
@@ -94,10 +124,57 @@ impl Bodies {
         Ok(self.len()? == 0)
     }
 
-    fn len(&self) -> StoreResult<u64> {
+    pub(super) fn len(&self) -> StoreResult<u64> {
         match &self.backing {
-            Backing::File(f) => Ok(f.metadata().map_err(io_err("reading the size of"))?.len()),
+            Backing::File { file, .. } => Ok(read_lock(file)
+                .metadata()
+                .map_err(io_err("reading the size of"))?
+                .len()),
             Backing::Memory(v) => Ok(v.len() as u64),
+        }
+    }
+
+    /// The body file's name; `None` in memory.
+    pub(super) fn path(&self) -> Option<&Path> {
+        match &self.backing {
+            Backing::File { path, .. } => Some(path),
+            Backing::Memory(_) => None,
+        }
+    }
+
+    /// Swap the handle for the file now at the body file's name when that
+    /// is another file (a compaction renamed a new one over it). Returns
+    /// whether it did. A writer calls this with the write lock held before
+    /// it appends: appending to (or cutting back) the replaced file would
+    /// lose the bodies.
+    pub(super) fn refresh(&self) -> StoreResult<bool> {
+        let Backing::File { file, path } = &self.backing else {
+            return Ok(false);
+        };
+        let at_name = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            // Nothing at the name: keep what we have (reads say what is wrong).
+            Err(_) => return Ok(false),
+        };
+        let ours = read_lock(file)
+            .metadata()
+            .map_err(io_err("reading the size of"))?;
+        if same_file(&ours, &at_name) {
+            return Ok(false);
+        }
+        let fresh = crate::fsafe::open_nofollow(path, false).map_err(io_err("reopening"))?;
+        *file
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        Ok(true)
+    }
+
+    /// Replace the memory backing's bytes (compaction of an in-memory store).
+    pub(super) fn replace_memory(&mut self, bytes: Vec<u8>) {
+        if let Backing::Memory(v) = &mut self.backing {
+            *v = bytes;
+            self.written = v.len() as u64;
+            self.pending.clear();
         }
     }
 
@@ -125,7 +202,9 @@ impl Bodies {
 
     fn truncate(&mut self, to: u64) -> StoreResult<()> {
         match &mut self.backing {
-            Backing::File(f) => f.set_len(to).map_err(io_err("cutting back")),
+            Backing::File { file, .. } => {
+                read_lock(file).set_len(to).map_err(io_err("cutting back"))
+            }
             Backing::Memory(v) => {
                 v.truncate(usize::try_from(to).unwrap_or(usize::MAX));
                 Ok(())
@@ -163,9 +242,8 @@ impl Bodies {
             return Ok(());
         }
         match &mut self.backing {
-            Backing::File(f) => {
-                write_at(f, &self.pending, self.written).map_err(io_err("writing"))?
-            }
+            Backing::File { file, .. } => write_at(&read_lock(file), &self.pending, self.written)
+                .map_err(io_err("writing"))?,
             Backing::Memory(v) => {
                 v.truncate(usize::try_from(self.written).unwrap_or(usize::MAX));
                 v.extend_from_slice(&self.pending);
@@ -181,8 +259,8 @@ impl Bodies {
     pub(super) fn sync(&mut self, committed: u64) -> StoreResult<u64> {
         let appended = self.end() > committed;
         self.write_pending()?;
-        if appended && let Backing::File(f) = &self.backing {
-            f.sync_data().map_err(io_err("syncing"))?;
+        if appended && let Backing::File { file, .. } = &self.backing {
+            read_lock(file).sync_data().map_err(io_err("syncing"))?;
         }
         Ok(self.written)
     }
@@ -196,7 +274,35 @@ impl Bodies {
     }
 
     /// The body at `at`, checked against its length and CRC.
+    ///
+    /// A reader whose snapshot is newer than its handle (a compaction
+    /// committed new offsets after this handle was opened) finds the body
+    /// in the file now at the name, or, in the moment between the
+    /// compaction's commit and its rename, in the new file under its
+    /// temporary name.
     pub(super) fn read(&self, at: BodyAt) -> Result<String, BodyReadError> {
+        match self.read_here(at) {
+            Err(BodyReadError) if self.path().is_some() => {}
+            done => return done,
+        }
+        if self.refresh().unwrap_or(false)
+            && let Ok(body) = self.read_here(at)
+        {
+            return Ok(body);
+        }
+        let Some(path) = self.path() else {
+            return Err(BodyReadError);
+        };
+        let tmp = std::fs::OpenOptions::new()
+            .read(true)
+            .open(compact_path(path))
+            .map_err(|_| BodyReadError)?;
+        let mut buf = vec![0; usize::try_from(at.len).map_err(|_| BodyReadError)?];
+        read_at(&tmp, &mut buf, at.offset).map_err(|_| BodyReadError)?;
+        checked(buf, at)
+    }
+
+    fn read_here(&self, at: BodyAt) -> Result<String, BodyReadError> {
         let len = usize::try_from(at.len).map_err(|_| BodyReadError)?;
         let mut buf = vec![0; len];
         let range = |from: u64| -> Result<std::ops::Range<usize>, BodyReadError> {
@@ -212,17 +318,30 @@ impl Bodies {
             buf.copy_from_slice(slice);
         } else {
             match &self.backing {
-                Backing::File(f) => read_at(f, &mut buf, at.offset).map_err(|_| BodyReadError)?,
+                Backing::File { file, .. } => {
+                    read_at(&read_lock(file), &mut buf, at.offset).map_err(|_| BodyReadError)?
+                }
                 Backing::Memory(v) => {
                     buf.copy_from_slice(v.get(range(at.offset)?).ok_or(BodyReadError)?);
                 }
             }
         }
-        if crc(&buf) != at.crc {
-            return Err(BodyReadError);
-        }
-        String::from_utf8(buf).map_err(|_| BodyReadError)
+        checked(buf, at)
     }
+}
+
+/// `buf` as the body at `at`, if its CRC matches.
+fn checked(buf: Vec<u8>, at: BodyAt) -> Result<String, BodyReadError> {
+    if crc(&buf) != at.crc {
+        return Err(BodyReadError);
+    }
+    String::from_utf8(buf).map_err(|_| BodyReadError)
+}
+
+/// The handle. Writes go through `&File` too (positioned writes), so only
+/// [`Bodies::refresh`] takes the lock for writing, to swap it.
+fn read_lock(f: &RwLock<File>) -> std::sync::RwLockReadGuard<'_, File> {
+    f.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A body that is missing from the file or does not match its CRC.

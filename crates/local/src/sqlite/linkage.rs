@@ -230,6 +230,90 @@ impl LinkageStore for SqliteStore {
         Ok(())
     }
 
+    fn forget_records(&self, record_ids: &[String]) -> StoreResult<u64> {
+        if record_ids.is_empty() {
+            return Ok(0);
+        }
+        let gone: std::collections::HashSet<&str> = record_ids.iter().map(String::as_str).collect();
+        self.link_write(|conn| {
+            // Pairs are keyed by signature and person, not record: one
+            // pass over them finds the removed records' pairs (a withdrawal
+            // is rare; an index on record_id would cost every ingest).
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            {
+                let mut stmt = conn
+                    .prepare("SELECT sig, person_id, record_id FROM link_signature_person")
+                    .map_err(db_err("preparing a query"))?;
+                let mut rows = stmt
+                    .query([])
+                    .map_err(db_err("reading the linkage index"))?;
+                while let Some(row) = rows.next().map_err(db_err("reading the linkage index"))? {
+                    let record: String = row.get(2).map_err(db_err("reading the linkage index"))?;
+                    if gone.contains(record.as_str()) {
+                        pairs.push((
+                            row.get(0).map_err(db_err("reading the linkage index"))?,
+                            row.get(1).map_err(db_err("reading the linkage index"))?,
+                        ));
+                    }
+                }
+            }
+            let mut del = conn
+                .prepare_cached(
+                    "DELETE FROM link_signature_person WHERE sig = ?1 AND person_id = ?2",
+                )
+                .map_err(db_err("preparing a write"))?;
+            for (sig, person) in &pairs {
+                del.execute([sig, person])
+                    .map_err(db_err("removing a signature's person"))?;
+            }
+            let sigs: std::collections::BTreeSet<&str> =
+                pairs.iter().map(|(s, _)| s.as_str()).collect();
+            let mut removed = 0;
+            for sig in sigs {
+                let left: bool = conn
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM link_signature_person WHERE sig = ?1)",
+                    )
+                    .map_err(db_err("preparing a query"))?
+                    .query_row([sig], |r| r.get(0))
+                    .map_err(db_err("reading the linkage index"))?;
+                if left {
+                    continue;
+                }
+                let codes: Option<String> = conn
+                    .prepare_cached("SELECT codes FROM link_signature WHERE id = ?1")
+                    .map_err(db_err("preparing a query"))?
+                    .query_row([sig], |r| r.get(0))
+                    .optional()
+                    .map_err(db_err("reading a signature"))?;
+                if let Some(codes) = codes {
+                    for b in &signature_of(sig, &codes)?.b {
+                        conn.prepare_cached("DELETE FROM link_block WHERE block = ?1 AND sig = ?2")
+                            .map_err(db_err("preparing a write"))?
+                            .execute([b.as_str(), sig])
+                            .map_err(db_err("removing a blocking key"))?;
+                    }
+                }
+                conn.prepare_cached("DELETE FROM link_signature WHERE id = ?1")
+                    .map_err(db_err("preparing a write"))?
+                    .execute([sig])
+                    .map_err(db_err("removing a signature"))?;
+                removed += 1;
+            }
+            Ok(removed)
+        })
+    }
+
+    fn remove_review(&self, id: &str) -> StoreResult<()> {
+        self.link_write(|conn| {
+            conn.prepare_cached("DELETE FROM link_review WHERE id = ?1")
+                .map_err(db_err("preparing a write"))?
+                .execute([id])
+                .map_err(db_err("removing a review item"))?;
+            Ok(())
+        })
+    }
+
     fn put_review(&self, item: &ReviewItem) -> StoreResult<()> {
         let text = json(item)?;
         self.link_write(|conn| {

@@ -16,6 +16,7 @@
 //! memory budget, and rewrites most of their pages with every batch.
 
 mod bodies;
+mod compact;
 mod linkage;
 mod overlay;
 mod records;
@@ -27,6 +28,7 @@ use agencylink_core::ports::{ChainLog, Link, RecordBody, StoreError, StoreResult
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use bodies::{Bodies, BodyAt};
+pub use compact::Compacted;
 use overlay::{Overlay, RowEntries};
 
 const SCHEMA: &str = "

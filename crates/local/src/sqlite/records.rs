@@ -34,6 +34,10 @@ impl Db {
         let start = start
             .map_err(db_err("starting an upload"))
             .and_then(|start| {
+                // With the write lock: finish a compaction a killed process
+                // committed but did not rename, and make sure our handle is
+                // the body file now at its name before appending to it.
+                super::compact::recover(&self.conn, &mut self.bodies)?;
                 let committed = bodies_end(&self.conn)?;
                 self.bodies.begin(committed)?;
                 let indexed: bool = self
@@ -640,7 +644,70 @@ fn sync_entries(
     Ok(())
 }
 
+/// Remove the row at `rid` (record `id`) and its index entries.
+fn remove_row(conn: &Connection, rid: i64, id: &str) -> StoreResult<()> {
+    if let Some(old) = indexed_fields(conn, rid)? {
+        let none = HashSet::new();
+        let one = |h: i64| HashSet::from([h]);
+        sync_entries(conn, "id_index", &one(token_hash(id)), &none, rid)?;
+        sync_entries(
+            conn,
+            "person_index",
+            &one(token_hash(&old.person_id)),
+            &none,
+            rid,
+        )?;
+        sync_entries(
+            conn,
+            "date_index",
+            &one(date_key(&old.dataset, &old.event_date)),
+            &none,
+            rid,
+        )?;
+        let keys: HashSet<i64> = old.match_keys.iter().map(|k| token_hash(k)).collect();
+        sync_entries(conn, "key_index", &keys, &none, rid)?;
+        let links: HashSet<i64> = old.links.iter().map(|l| token_hash(&l.token)).collect();
+        sync_entries(conn, "link_index", &links, &none, rid)?;
+    }
+    conn.prepare_cached("DELETE FROM records WHERE rowid = ?1")
+        .map_err(db_err("preparing a write"))?
+        .execute([rid])
+        .map_err(db_err("removing a record"))?;
+    Ok(())
+}
+
 impl SqliteStore {
+    /// Run `f`'s writes in the open upload's transaction, or in an
+    /// IMMEDIATE transaction of their own. A failed write inside an upload
+    /// fails the upload, as a failed record write does.
+    fn record_write<T>(&self, f: impl FnOnce(&mut Db) -> StoreResult<T>) -> StoreResult<T> {
+        let mut db = lock(&self.conn);
+        if db.upload.as_ref().is_some_and(|up| up.failed) {
+            return Err(StoreError::Invalid(
+                "a write of this upload already failed; end it and start again".into(),
+            ));
+        }
+        if db.upload.is_some() {
+            let out = f(&mut db);
+            if out.is_err()
+                && let Some(up) = db.upload.as_mut()
+            {
+                up.failed = true;
+            }
+            return out;
+        }
+        db.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(db_err("starting a write"))?;
+        let out = f(&mut db);
+        let end = db
+            .conn
+            .execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        let out = out?;
+        end.map_err(db_err("committing a write"))?;
+        Ok(out)
+    }
+
     /// Records a hashed token index points at for `token` (the caller keeps
     /// those that really carry it), by date. The upload's pending rows are
     /// indexed first.
@@ -831,6 +898,92 @@ impl RecordStore for SqliteStore {
                 .map_err(db_err("counting records"))?;
             rows.collect::<Result<_, _>>()
                 .map_err(db_err("counting records"))
+        })
+    }
+
+    fn scan_upload(
+        &self,
+        upload_id: &str,
+        visit: &mut dyn FnMut(StoredRecord) -> bool,
+    ) -> StoreResult<()> {
+        let mut db = lock(&self.conn);
+        db.flush()?;
+        // No index by upload: a withdrawal is rare, and an index would
+        // cost every ingest a write a record.
+        let mut stmt = db
+            .conn
+            .prepare(&format!("{RECORD} FROM records r WHERE r.upload_id = ?1"))
+            .map_err(db_err("preparing a scan"))?;
+        let mut rows = stmt
+            .query([upload_id])
+            .map_err(db_err("scanning records"))?;
+        while let Some(row) = rows.next().map_err(db_err("scanning records"))? {
+            let rec = row_to_record(row, &db.bodies).map_err(db_err("reading a record"))??;
+            if !visit(rec) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_records(&self, ids: &[String]) -> StoreResult<u64> {
+        self.record_write(|db| {
+            db.flush()?;
+            // Freed cells are overwritten with zeros as they are freed, so
+            // the removed rows' bytes do not wait in free pages for a
+            // VACUUM (which `compact` still runs: the WAL keeps the old
+            // page images until a checkpoint).
+            db.conn
+                .pragma_update(None, "secure_delete", true)
+                .map_err(db_err("enabling secure delete"))?;
+            let mut removed = 0;
+            for id in ids {
+                if let Some(rid) = find_rid(&db.conn, db.upload.as_ref(), id)? {
+                    remove_row(&db.conn, rid, id)?;
+                    removed += 1;
+                }
+            }
+            if let Some(up) = db.upload.as_mut() {
+                // The overlay is empty (flushed): the upload's next row is
+                // appended after the rows that are left.
+                up.start = db
+                    .conn
+                    .query_row("SELECT coalesce(max(rowid), 0) + 1 FROM records", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(db_err("removing records"))?;
+                up.unindexed.clear();
+            }
+            Ok(removed)
+        })
+    }
+
+    fn aliases_to(&self, person_id: &str) -> StoreResult<Vec<String>> {
+        let db = lock(&self.conn);
+        let mut stmt = db
+            .conn
+            .prepare_cached("SELECT old_id FROM aliases WHERE new_id = ?1 ORDER BY old_id")
+            .map_err(db_err("preparing a query"))?;
+        let rows = stmt
+            .query_map([person_id], |r| r.get::<_, String>(0))
+            .map_err(db_err("reading aliases"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(db_err("reading aliases"))
+    }
+
+    fn remove_aliases(&self, old_ids: &[String]) -> StoreResult<()> {
+        if old_ids.is_empty() {
+            return Ok(());
+        }
+        self.record_write(|db| {
+            let mut stmt = db
+                .conn
+                .prepare_cached("DELETE FROM aliases WHERE old_id = ?1")
+                .map_err(db_err("preparing a write"))?;
+            for old in old_ids {
+                stmt.execute([old]).map_err(db_err("removing an alias"))?;
+            }
+            Ok(())
         })
     }
 

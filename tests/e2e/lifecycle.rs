@@ -1,0 +1,487 @@
+//! An agency withdraws an upload it should not have sent, and the store is
+//! compacted: afterwards no byte of the withdrawn records (record ids,
+//! tokens, bodies, linkage signatures) is left anywhere under the data
+//! directory, except tokens another live record holds; lineage verifies
+//! and reconciles, and the people the upload shared keep their ids.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::util::{Scratch, run_in};
+
+const DS: &str = "council.missing_episode";
+
+/// What the store holds of one record.
+struct Row {
+    record_id: String,
+    person_id: String,
+    upload_id: String,
+    tokens: BTreeSet<String>,
+    body: String,
+}
+
+/// Every record, read from the database and the body file as they are.
+fn rows(data: &Path) -> Vec<Row> {
+    let conn = rusqlite::Connection::open(data.join("agencylink.db")).expect("open");
+    let bodies = std::fs::read(data.join("agencylink.db-bodies")).expect("body file");
+    let mut stmt = conn
+        .prepare(
+            "SELECT record_id, person_id, upload_id, match_keys, links, body_at, body_len FROM records",
+        )
+        .expect("query");
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })
+        .expect("rows");
+    rows.map(|r| {
+        let (record_id, person_id, upload_id, keys, links, at, len) = r.expect("row");
+        let (at, len) = (at as usize, len as usize);
+        let body = String::from_utf8(bodies[at..at + len].to_vec()).expect("utf-8");
+        let mut tokens: BTreeSet<String> = serde_json::from_str::<Vec<String>>(&keys)
+            .expect("keys")
+            .into_iter()
+            .collect();
+        for l in serde_json::from_str::<Vec<serde_json::Value>>(&links).expect("links") {
+            tokens.insert(l["token"].as_str().expect("token").to_owned());
+        }
+        // The pseudonymised fields: every string value of 20 or more
+        // characters in the body's fields is a token.
+        let parsed: serde_json::Value = serde_json::from_str(&body).expect("body");
+        for v in parsed["fields"].as_object().expect("fields").values() {
+            if let Some(t) = v.as_str().filter(|t| t.len() >= 20) {
+                tokens.insert(t.to_owned());
+            }
+        }
+        Row {
+            record_id,
+            person_id,
+            upload_id,
+            tokens,
+            body,
+        }
+    })
+    .collect()
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// The length of the prefix [`found`] looks needles up by.
+const PREFIX: usize = 16;
+
+/// Which `needles` (each at least [`PREFIX`] bytes) occur in some file
+/// under `dir`, with the file: every position of every file is looked up
+/// by its next 16 bytes, and a hit compared whole.
+fn found(dir: &Path, needles: &BTreeSet<String>) -> BTreeMap<String, PathBuf> {
+    let mut by_prefix: std::collections::HashMap<&[u8], Vec<&String>> =
+        std::collections::HashMap::new();
+    for n in needles {
+        assert!(n.len() >= PREFIX, "a needle shorter than {PREFIX} bytes");
+        by_prefix
+            .entry(&n.as_bytes()[..PREFIX])
+            .or_default()
+            .push(n);
+    }
+    let mut all = Vec::new();
+    files(dir, &mut all);
+    let mut hits = BTreeMap::new();
+    for f in all {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        for (i, w) in bytes.windows(PREFIX).enumerate() {
+            for n in by_prefix.get(w).into_iter().flatten() {
+                if bytes[i..].starts_with(n.as_bytes()) && !hits.contains_key(*n) {
+                    hits.insert((*n).clone(), f.clone());
+                }
+            }
+        }
+    }
+    hits
+}
+
+fn count(data: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(data.join("agencylink.db")).expect("open");
+    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
+#[test]
+fn withdraw_then_compact_leaves_no_byte_of_the_withdrawn_records() {
+    let s = Scratch::new("withdraw");
+    run_in(
+        &s.dir,
+        &[
+            "synth-pair",
+            "--dataset",
+            DS,
+            "--people",
+            "300",
+            "--seed",
+            "11",
+            "--out-dir",
+            "pair",
+        ],
+    )
+    .expect_code(0);
+    let ingest = |agency: &str, file: &str| {
+        run_in(
+            &s.dir,
+            &[
+                "ingest",
+                "--data-dir",
+                "d",
+                "--agency",
+                agency,
+                "--dataset",
+                DS,
+                file,
+            ],
+        )
+        .expect_code(0)
+        .json()
+    };
+    let a = ingest("council-a", "pair/a.csv");
+    let b = ingest("council-b", "pair/b.csv");
+    let gone_upload = b["upload_id"].as_str().expect("upload id").to_owned();
+    let data = s.path("d");
+
+    // What the upload put there, and what the rest of the store holds.
+    let before = rows(&data);
+    let (gone, live): (Vec<&Row>, Vec<&Row>) =
+        before.iter().partition(|r| r.upload_id == gone_upload);
+    assert_eq!(
+        gone.len() as u64,
+        b["records_inserted"].as_u64().expect("n")
+    );
+    assert!(!live.is_empty());
+    let live_tokens: BTreeSet<&String> = live.iter().flat_map(|r| &r.tokens).collect();
+    let live_people: BTreeSet<&str> = live.iter().map(|r| r.person_id.as_str()).collect();
+    let shared: BTreeSet<&str> = gone
+        .iter()
+        .map(|r| r.person_id.as_str())
+        .filter(|p| live_people.contains(p))
+        .collect();
+    let only_gone: BTreeSet<&str> = gone
+        .iter()
+        .map(|r| r.person_id.as_str())
+        .filter(|p| !live_people.contains(p))
+        .collect();
+    assert!(shared.len() > 50, "the two councils share children");
+    assert!(!only_gone.is_empty(), "and B knows some A does not");
+    let mut needles: BTreeSet<String> = BTreeSet::new();
+    for r in &gone {
+        needles.insert(r.record_id.clone());
+        needles.insert(r.body.clone());
+        needles.extend(
+            r.tokens
+                .iter()
+                .filter(|t| !live_tokens.contains(t))
+                .cloned(),
+        );
+    }
+    // Linkage signatures only the withdrawn records carry: their ids and codes.
+    {
+        let conn = rusqlite::Connection::open(data.join("agencylink.db")).expect("open");
+        let gone_ids: BTreeSet<&str> = gone.iter().map(|r| r.record_id.as_str()).collect();
+        let mut stmt = conn
+            .prepare("SELECT s.id, s.codes, group_concat(p.record_id, ' ') FROM link_signature s JOIN link_signature_person p ON p.sig = s.id GROUP BY s.id")
+            .expect("query");
+        let sigs = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .expect("rows");
+        let mut n = 0;
+        for sig in sigs {
+            let (id, codes, records) = sig.expect("row");
+            if records.split(' ').all(|r| gone_ids.contains(r)) {
+                needles.insert(id);
+                needles.insert(codes);
+                n += 1;
+            }
+        }
+        assert!(n > 0, "some signatures are the withdrawn records' alone");
+    }
+    assert!(needles.len() > 3 * gone.len(), "{} needles", needles.len());
+    // The scan finds them while they are there.
+    assert_eq!(found(&data, &needles).len(), needles.len());
+
+    let lineage_len = |s: &Scratch| {
+        run_in(&s.dir, &["lineage", "list", "--data-dir", "d"])
+            .expect_code(0)
+            .stdout
+            .lines()
+            .count()
+    };
+    let events = lineage_len(&s);
+
+    // An unknown upload, or no reason: exit 2, nothing written.
+    let db_before = std::fs::read(data.join("agencylink.db")).expect("db");
+    let unknown = run_in(
+        &s.dir,
+        &[
+            "withdraw",
+            "--data-dir",
+            "d",
+            "u_nosuchupload000000",
+            "--reason",
+            "sent in error",
+        ],
+    )
+    .expect_code(2);
+    assert!(
+        unknown.stderr.contains("no upload with that id"),
+        "{}",
+        unknown.stderr
+    );
+    assert!(
+        !unknown.stderr.contains("u_nosuchupload"),
+        "the id is not echoed"
+    );
+    run_in(
+        &s.dir,
+        &["withdraw", "--data-dir", "d", &gone_upload, "--reason", " "],
+    )
+    .expect_code(2);
+    assert_eq!(lineage_len(&s), events);
+    assert_eq!(
+        count(&data, "SELECT count(*) FROM records"),
+        before.len() as i64
+    );
+    assert_eq!(
+        std::fs::read(data.join("agencylink.db")).expect("db"),
+        db_before,
+        "the database file is unchanged"
+    );
+
+    // A problem profile built before (as `demo` writes one) holds what is
+    // withdrawn: it goes too.
+    std::fs::create_dir_all(data.join("profile")).expect("profile dir");
+    std::fs::write(data.join("profile/profile.json"), &gone[0].record_id).expect("profile");
+    let w = run_in(
+        &s.dir,
+        &[
+            "withdraw",
+            "--data-dir",
+            "d",
+            &gone_upload,
+            "--reason",
+            "sent to the wrong partnership",
+        ],
+    )
+    .expect_code(0);
+    assert!(w.stderr.contains("profile"), "{}", w.stderr);
+    assert!(!data.join("profile").exists());
+    let w = w.json();
+    assert_eq!(w["type"], "withdrawn");
+    assert_eq!(w["upload_id"], gone_upload.as_str());
+    assert_eq!(w["reason"], "sent to the wrong partnership");
+    assert_eq!(w["records_removed"].as_u64(), Some(gone.len() as u64));
+    assert_eq!(w["people_removed"].as_u64(), Some(only_gone.len() as u64));
+    assert_eq!(w["people_kept"].as_u64(), Some(shared.len() as u64));
+    assert_eq!(lineage_len(&s), events + 1);
+    let shown = run_in(
+        &s.dir,
+        &["lineage", "show", "--data-dir", "d", &gone_upload],
+    )
+    .expect_code(0)
+    .json();
+    let kinds: Vec<&str> = shown
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(kinds, ["ingest", "withdrawn"]);
+    // Withdrawn, not yet erased: the bodies are still in the body file.
+    assert!(
+        !found(&data, &needles).is_empty(),
+        "compaction has work to do"
+    );
+    let again = run_in(
+        &s.dir,
+        &[
+            "withdraw",
+            "--data-dir",
+            "d",
+            &gone_upload,
+            "--reason",
+            "again",
+        ],
+    )
+    .expect_code(2);
+    assert!(
+        again.stderr.contains("already withdrawn"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(lineage_len(&s), events + 1);
+
+    // Lineage verifies and reconciles: the withdrawn upload holds nothing.
+    let v = run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"])
+        .expect_code(0)
+        .json();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["reconciled"]["records"].as_u64(), Some(live.len() as u64));
+
+    // People: those B shared keep their id; those only B knew are gone,
+    // with every alias, key and linkage entry naming them.
+    let after = rows(&data);
+    assert_eq!(after.len(), live.len());
+    let people_after: BTreeSet<&str> = after.iter().map(|r| r.person_id.as_str()).collect();
+    for p in &shared {
+        assert!(people_after.contains(p), "shared person {p} kept their id");
+    }
+    for p in &only_gone {
+        for (table, column) in [
+            ("aliases", "old_id"),
+            ("aliases", "new_id"),
+            ("key_owner", "person_id"),
+            ("link_signature_person", "person_id"),
+        ] {
+            let n = count(
+                &data,
+                &format!("SELECT count(*) FROM {table} WHERE {column} = '{p}'"),
+            );
+            assert_eq!(n, 0, "{table}.{column} still names a removed person");
+        }
+    }
+    // Every key owner is a person who holds a record carrying that key.
+    assert_eq!(
+        count(
+            &data,
+            "SELECT count(*) FROM key_owner o WHERE NOT EXISTS (SELECT 1 FROM records r, json_each(r.match_keys) k WHERE k.value = o.key AND r.person_id = o.person_id)"
+        ),
+        0
+    );
+    // Curated data and reports: B's are gone, A's are not.
+    let a_upload = a["upload_id"].as_str().expect("id");
+    let mut all = Vec::new();
+    files(&data, &mut all);
+    let named = |id: &str| {
+        all.iter()
+            .filter(|f| f.to_string_lossy().contains(id))
+            .count()
+    };
+    assert_eq!(named(&gone_upload), 0, "no object of the withdrawn upload");
+    assert_eq!(named(a_upload), 3, "A's curated data and reports stay");
+
+    let c = run_in(&s.dir, &["compact", "--data-dir", "d"])
+        .expect_code(0)
+        .json();
+    assert_eq!(c["records"].as_u64(), Some(live.len() as u64));
+    assert_eq!(c["wal_truncated"], true);
+    assert!(c["bodies_bytes_after"].as_u64() < c["bodies_bytes_before"].as_u64());
+
+    // Not a byte of them left, in any file under the data directory.
+    let left = found(&data, &needles);
+    assert!(
+        left.is_empty(),
+        "{} of {} needles left, e.g. in {:?}",
+        left.len(),
+        needles.len(),
+        left.values().next()
+    );
+    assert_eq!(
+        std::fs::metadata(data.join("agencylink.db-wal")).map_or(0, |m| m.len()),
+        0,
+        "the WAL is truncated"
+    );
+
+    // The store is whole and goes on: verify, read, and the same file
+    // sent again is a new upload, not a duplicate of the withdrawn one.
+    run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(0);
+    let again = ingest("council-b", "pair/b.csv");
+    assert_eq!(again["upload_id"], gone_upload.as_str());
+    assert_eq!(again["records_inserted"].as_u64(), Some(gone.len() as u64));
+    let v = run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"])
+        .expect_code(0)
+        .json();
+    assert_eq!(
+        v["reconciled"]["records"].as_u64(),
+        Some(before.len() as u64)
+    );
+}
+
+#[test]
+fn a_record_row_deleted_after_a_withdrawal_is_still_found() {
+    // Reconciliation keeps its teeth after a withdrawal: the withdrawn
+    // upload's 0 and the other's count are both checked.
+    let s = Scratch::new("withdraw-reconcile");
+    run_in(
+        &s.dir,
+        &[
+            "synth-pair",
+            "--dataset",
+            DS,
+            "--people",
+            "40",
+            "--seed",
+            "5",
+            "--out-dir",
+            "pair",
+        ],
+    )
+    .expect_code(0);
+    let mut ids = Vec::new();
+    for (agency, file) in [("council-a", "pair/a.csv"), ("council-b", "pair/b.csv")] {
+        let out = run_in(
+            &s.dir,
+            &[
+                "ingest",
+                "--data-dir",
+                "d",
+                "--agency",
+                agency,
+                "--dataset",
+                DS,
+                file,
+            ],
+        )
+        .expect_code(0)
+        .json();
+        ids.push(out["upload_id"].as_str().expect("id").to_owned());
+    }
+    run_in(
+        &s.dir,
+        &[
+            "withdraw",
+            "--data-dir",
+            "d",
+            &ids[0],
+            "--reason",
+            "wrong period",
+        ],
+    )
+    .expect_code(0);
+    run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(0);
+    let conn = rusqlite::Connection::open(s.path("d/agencylink.db")).expect("open");
+    conn.execute(
+        "DELETE FROM records WHERE rowid = (SELECT min(rowid) FROM records)",
+        [],
+    )
+    .expect("delete behind the store's back");
+    drop(conn);
+    let v = run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(1);
+    assert!(v.stdout.contains(&ids[1]), "{}", v.stdout);
+}
