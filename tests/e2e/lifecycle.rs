@@ -485,3 +485,149 @@ fn a_record_row_deleted_after_a_withdrawal_is_still_found() {
     let v = run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(1);
     assert!(v.stdout.contains(&ids[1]), "{}", v.stdout);
 }
+
+#[test]
+fn retention_removes_exactly_the_records_past_their_period_and_lineage_still_reconciles() {
+    let s = Scratch::new("retention");
+    run_in(
+        &s.dir,
+        &[
+            "synth-pair",
+            "--dataset",
+            DS,
+            "--people",
+            "200",
+            "--seed",
+            "3",
+            "--out-dir",
+            "pair",
+        ],
+    )
+    .expect_code(0);
+    for (agency, file) in [("council-a", "pair/a.csv"), ("council-b", "pair/b.csv")] {
+        crate::util::ingest_in(&s.dir, "d", agency, DS, file).expect_code(0);
+    }
+    let data = s.path("d");
+    // Seven years (the shipped period) before a day in 2032: a cutoff
+    // inside the synthetic extracts' dates.
+    let today = "2032-06-01";
+    let show = run_in(
+        &s.dir,
+        &["retention", "show", "--data-dir", "d", "--today", today],
+    )
+    .expect_code(0);
+    let periods: Vec<serde_json::Value> = show
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let ours = periods
+        .iter()
+        .find(|p| p["dataset"] == DS)
+        .expect("our dataset");
+    assert_eq!(ours["retention_days"], 2557);
+    let cut = ours["cutoff"].as_str().expect("cutoff").to_owned();
+    assert_eq!(cut, "2025-06-01");
+
+    let before = rows(&data);
+    let old: BTreeSet<String> = {
+        let conn = rusqlite::Connection::open(data.join("agencylink.db")).expect("open");
+        let mut stmt = conn
+            .prepare("SELECT record_id FROM records WHERE event_date < ?1")
+            .expect("query");
+        stmt.query_map([&cut], |r| r.get::<_, String>(0))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect()
+    };
+    assert!(
+        !old.is_empty() && old.len() < before.len(),
+        "the cutoff must split the extracts: {} of {}",
+        old.len(),
+        before.len()
+    );
+
+    let apply = run_in(
+        &s.dir,
+        &["retention", "apply", "--data-dir", "d", "--today", today],
+    )
+    .expect_code(0);
+    let runs: Vec<serde_json::Value> = apply
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let ours = runs
+        .iter()
+        .find(|r| r["dataset"] == DS)
+        .expect("our dataset");
+    assert_eq!(ours["records_removed"], old.len() as u64, "{ours}");
+    let event = &ours["event"];
+    let by_upload: u64 = event["records_removed_from"]
+        .as_object()
+        .expect("by upload")
+        .values()
+        .map(|v| v.as_u64().expect("count"))
+        .sum();
+    assert_eq!(by_upload, old.len() as u64);
+
+    let after = rows(&data);
+    assert_eq!(after.len(), before.len() - old.len());
+    assert!(
+        after.iter().all(|r| !old.contains(&r.record_id)),
+        "only the old records went"
+    );
+    let person_before: BTreeMap<&str, &str> = before
+        .iter()
+        .map(|r| (r.record_id.as_str(), r.person_id.as_str()))
+        .collect();
+    let moved: BTreeSet<&str> = after
+        .iter()
+        .filter(|r| person_before[r.record_id.as_str()] != r.person_id)
+        .map(|r| r.person_id.as_str())
+        .collect();
+    assert!(
+        moved.len() as u64 <= event["people_split"].as_u64().expect("split"),
+        "a kept record changes person only when its person was split: {} moved",
+        moved.len()
+    );
+    // Lineage verifies and reconciles with the store: the expired records
+    // came off their uploads.
+    let verify = run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(0);
+    assert_eq!(verify.json()["ok"], true);
+    // Nothing left to expire: a second run removes nothing and logs nothing.
+    let events = |s: &Scratch| {
+        run_in(&s.dir, &["lineage", "list", "--data-dir", "d"])
+            .expect_code(0)
+            .stdout
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("expired"))
+            .count()
+    };
+    assert_eq!(events(&s), 1);
+    let again = run_in(
+        &s.dir,
+        &["retention", "apply", "--data-dir", "d", "--today", today],
+    )
+    .expect_code(0);
+    assert!(again.stdout.contains("\"records_removed\":0"));
+    assert!(!again.stdout.contains("\"records_removed\":1"));
+    assert_eq!(events(&s), 1);
+    // No token, name or record reference in what the command printed.
+    for r in &before {
+        assert!(!apply.stdout.contains(&r.record_id));
+    }
+    // A bad date is refused before anything changes.
+    run_in(
+        &s.dir,
+        &[
+            "retention",
+            "apply",
+            "--data-dir",
+            "d",
+            "--today",
+            "1/6/2032",
+        ],
+    )
+    .expect_code(2);
+}

@@ -87,6 +87,13 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
             println!("{}", serde_json::to_string(&done.entry)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Retention(cmd) => crate::lifecycle_cmd::retention(
+            catalog,
+            &backend.records,
+            &backend.lineage,
+            &worm(&backend, "lineage"),
+            &cmd,
+        ),
         _ => bail!("unsupported with --backend aws"),
     }
 }

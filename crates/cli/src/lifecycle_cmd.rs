@@ -1,12 +1,18 @@
 //! The data lifecycle on the embedded store: `withdraw` takes an upload
-//! back out (the store operation is `agencylink_core::withdraw`), and
-//! `compact` rewrites what removed and superseded records left on disk.
+//! back out (the store operation is `agencylink_core::withdraw`),
+//! `retention` removes records past their dataset's retention period
+//! (`agencylink_core::retention`), and `compact` rewrites what removed and
+//! superseded records left on disk.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use agencylink_core::events::LineageEvent;
-use agencylink_core::ports::{ChainLog, ObjectStore};
+use std::io::Write;
+
+use agencylink_core::ports::{ChainLog, ObjectStore, RecordStore};
+use agencylink_core::retention;
+use agencylink_core::schema::{Catalog, Dataset};
 use agencylink_core::withdraw::{upload_state, withdraw};
 use agencylink_local::DirObjectStore;
 use anyhow::{Context, Result};
@@ -22,6 +28,102 @@ pub(crate) struct WithdrawArgs {
     /// hash-chained lineage log for good: never name a person in it.
     #[arg(long)]
     pub(crate) reason: String,
+}
+
+/// `agencylink retention`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum RetentionCommand {
+    /// Each dataset's retention period (its schema's `x-retention-days`)
+    /// and the cutoff it gives today, one JSON line each.
+    Show(RetentionArgs),
+    /// Remove every record dated before its dataset's cutoff (people
+    /// re-derived as a withdrawal does), one `expired` lineage event per
+    /// dataset that lost records; one JSON line per dataset. Run
+    /// `compact` afterwards to remove the bytes from disk.
+    Apply(RetentionArgs),
+}
+
+/// The day a retention run counts back from.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RetentionArgs {
+    /// Count back from this day (YYYY-MM-DD) instead of today (UTC).
+    #[arg(long)]
+    pub(crate) today: Option<String>,
+}
+
+impl RetentionCommand {
+    fn today(&self) -> String {
+        let (Self::Show(a) | Self::Apply(a)) = self;
+        a.today
+            .clone()
+            .unwrap_or_else(|| now_rfc3339().chars().take(10).collect())
+    }
+}
+
+/// `retention show|apply` on any store; `archive` gets each appended event
+/// (the WORM copy on AWS).
+pub(crate) fn retention(
+    catalog: &Catalog,
+    records: &dyn RecordStore,
+    lineage: &dyn ChainLog,
+    archive: &dyn Fn(&serde_json::Value) -> Result<()>,
+    cmd: &RetentionCommand,
+) -> Result<ExitCode> {
+    let today = cmd.today();
+    let datasets: Vec<&Dataset> = catalog.latest().map(AsRef::as_ref).collect();
+    let mut out = std::io::stdout().lock();
+    if let RetentionCommand::Show(_) = cmd {
+        for ds in &datasets {
+            let cut = match ds.retention_days {
+                Some(d) => Some(
+                    retention::cutoff(&today, d)
+                        .ok_or(retention::RetentionError::Date(today.chars().count()))?,
+                ),
+                None => None,
+            };
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"dataset": ds.id, "retention_days": ds.retention_days, "cutoff": cut})
+            )?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runs = retention::apply(records, lineage, &datasets, &today, &now_rfc3339())?;
+    let mut removed = 0;
+    for run in &runs {
+        if let Some(entry) = &run.entry {
+            archive(entry)?;
+        }
+        let n = run.event.as_ref().map_or(0, |e| e.records_removed);
+        removed += n;
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "dataset": run.dataset,
+                "retention_days": run.retention_days,
+                "cutoff": run.cutoff,
+                "records_removed": n,
+                "event": run.event,
+            })
+        )?;
+    }
+    eprintln!(
+        "{removed} records past their retention period removed; their bytes stay in the body file until `agencylink compact`"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `retention` on the embedded store.
+pub(crate) fn retention_cmd(
+    catalog: &Catalog,
+    data_dir: &Path,
+    cmd: &RetentionCommand,
+) -> Result<ExitCode> {
+    let store = open_existing_store(data_dir)?;
+    let lineage = store.lineage();
+    retention(catalog, &store, &lineage, &|_| Ok(()), cmd)
 }
 
 /// The folder `demo` writes the problem profile to: built from every

@@ -174,6 +174,10 @@ enum Command {
     /// Exit 2, changing nothing, for an unknown or already withdrawn
     /// upload. Run `compact` afterwards to remove the bytes from disk.
     Withdraw(lifecycle_cmd::WithdrawArgs),
+    /// Retention periods (a dataset schema's `x-retention-days`): `show`
+    /// them, or `apply` them, removing the records past theirs.
+    #[command(subcommand)]
+    Retention(lifecycle_cmd::RetentionCommand),
     /// Rewrite the record bodies file with live records only, VACUUM the
     /// database and truncate its WAL, so no byte of a withdrawn or
     /// superseded record is left under the data directory. Takes the write
@@ -301,6 +305,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             | Command::Link(_)
             | Command::Profile(_)
             | Command::Withdraw(_)
+            | Command::Retention(_)
     );
     let data_dir = cli.data_dir.clone();
     let outcome = run_local(&catalog, cli);
@@ -387,6 +392,7 @@ fn run_local(catalog: &Catalog, cli: Cli) -> Result<ExitCode> {
         Command::SynthPair(args) => commands::synth_pair(catalog, args),
         Command::Withdraw(args) => lifecycle_cmd::withdraw_cmd(&cli.data_dir, args),
         Command::Compact => lifecycle_cmd::compact_cmd(&cli.data_dir),
+        Command::Retention(cmd) => lifecycle_cmd::retention_cmd(catalog, &cli.data_dir, &cmd),
     }
 }
 

@@ -67,6 +67,9 @@ pub enum LineageEvent {
     /// `withdrawn`: an upload's records, curated object and reports were
     /// removed from the store.
     Withdrawn(WithdrawnEvent),
+    /// `expired`: a dataset's records past its retention period were
+    /// removed from the store.
+    Expired(ExpiredEvent),
     /// Any other event's fields, as stored (see the module doc).
     Other(Value),
 }
@@ -303,6 +306,38 @@ pub struct WithdrawnEvent {
     pub time: String,
 }
 
+/// `expired`: `agencylink retention apply` removed a dataset's records
+/// whose event date is before the cutoff (the run's date less the
+/// dataset's `x-retention-days`), relinking the people they touched as a
+/// withdrawal does. Counts only, never a record, person or token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExpiredEvent {
+    /// The dataset.
+    pub dataset: String,
+    /// Its retention period, days.
+    pub retention_days: u32,
+    /// Records dated before this day (`YYYY-MM-DD`) were removed.
+    pub cutoff: String,
+    /// Records removed.
+    pub records_removed: u64,
+    /// Records removed by the upload that last wrote them (what
+    /// reconciliation takes off each upload's live records).
+    pub records_removed_from: BTreeMap<String, u64>,
+    /// People every one of whose records was removed.
+    pub people_removed: u64,
+    /// People who keep records of other periods or datasets.
+    pub people_kept: u64,
+    /// New people split off a kept person.
+    pub people_split: u64,
+    /// Match keys no live record carries any more.
+    pub keys_removed: u64,
+    /// Clerical-review items that named a removed record.
+    pub reviews_removed: u64,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
 impl LineageEvent {
     /// Read a stored event (chain fields and all). Never fails: what this
     /// version cannot read is [`LineageEvent::Other`].
@@ -320,6 +355,7 @@ impl LineageEvent {
             Some("failure") => FailureEvent::deserialize(entry).map(LineageEvent::Failure),
             Some("link_train") => LinkTrainEvent::deserialize(entry).map(LineageEvent::LinkTrain),
             Some("withdrawn") => WithdrawnEvent::deserialize(entry).map(LineageEvent::Withdrawn),
+            Some("expired") => ExpiredEvent::deserialize(entry).map(LineageEvent::Expired),
             _ => return other(),
         };
         parsed.unwrap_or_else(|_| other())
@@ -332,6 +368,7 @@ impl LineageEvent {
             LineageEvent::UploadFailure(_) | LineageEvent::Failure(_) => "failure",
             LineageEvent::LinkTrain(_) => "link_train",
             LineageEvent::Withdrawn(_) => "withdrawn",
+            LineageEvent::Expired(_) => "expired",
             LineageEvent::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
         }
     }
@@ -353,6 +390,7 @@ impl Event for LineageEvent {
             LineageEvent::Failure(e) => tagged("failure", e),
             LineageEvent::LinkTrain(e) => tagged("link_train", e),
             LineageEvent::Withdrawn(e) => tagged("withdrawn", e),
+            LineageEvent::Expired(e) => tagged("expired", e),
             LineageEvent::Other(v) => v.as_object().cloned().unwrap_or_default(),
         }
     }

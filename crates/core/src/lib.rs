@@ -24,6 +24,7 @@ pub mod query;
 pub mod read;
 pub mod reconcile;
 pub mod report;
+pub mod retention;
 pub mod schema;
 pub mod validate;
 pub mod withdraw;

@@ -18,6 +18,9 @@
 //! - a `withdrawn` upload holds 0 records from that event on, and its
 //!   `records_removed` come off its agency and dataset's total.
 //!
+//! A `withdrawn` upload holds nothing from then on; an `expired` event's
+//! `records_removed_from` comes off each upload as a supersession does.
+//!
 //! Problems name uploads, agencies and datasets and counts, never a record.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -105,6 +108,19 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
             superseded.remove(&w.upload_id);
             if let Some(pair) = pairs.get_mut(&(w.agency.clone(), w.dataset.clone())) {
                 pair.inserted = pair.inserted.saturating_sub(w.records_removed);
+            }
+            continue;
+        }
+        if let LineageEvent::Expired(x) = &event {
+            // Records past retention left their uploads and their agency
+            // and dataset's total, like versions a later upload replaced.
+            for (upload, n) in &x.records_removed_from {
+                *superseded.entry(upload.clone()).or_default() += n;
+                if let Some(u) = uploads.get(upload)
+                    && let Some(pair) = pairs.get_mut(&(u.agency.clone(), u.dataset.clone()))
+                {
+                    pair.inserted = pair.inserted.saturating_sub(*n);
+                }
             }
             continue;
         }

@@ -312,6 +312,10 @@ pub struct Dataset {
     pub description: String,
     /// `x-agency-type`.
     pub agency_type: Option<String>,
+    /// `x-retention-days`: how long the store keeps a record after its
+    /// event date (`agencylink retention apply`); `None` keeps it until it
+    /// is withdrawn.
+    pub retention_days: Option<u32>,
     /// The schema text exactly as shipped.
     pub source: String,
     /// The parsed schema.
@@ -383,6 +387,19 @@ impl Dataset {
                 required.contains(&name.as_str()),
             )?);
         }
+        let retention_days = match schema.get("x-retention-days") {
+            None => None,
+            Some(v) => match v.as_u64() {
+                Some(d @ 1..=36_600) => Some(d as u32),
+                _ => {
+                    return Err(SchemaError::Annotation {
+                        file: file.to_owned(),
+                        field: "x-retention-days".into(),
+                        message: "must be a whole number of days from 1 to 36600".into(),
+                    });
+                }
+            },
+        };
         let text_of = |k: &str| {
             schema
                 .get(k)
@@ -405,6 +422,7 @@ impl Dataset {
                 .get("x-agency-type")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            retention_days,
             source: text.to_owned(),
             schema: schema.clone(),
             provenance: SchemaProvenance {

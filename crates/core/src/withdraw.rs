@@ -165,7 +165,8 @@ fn withdraw_in(
     reason: String,
     time: &str,
 ) -> Result<Withdrawn, WithdrawError> {
-    let (upload, withdrawn) = upload_state(&lineage_log.entries()?, upload_id);
+    // The upload's own events, not the log.
+    let (upload, withdrawn) = upload_state(&lineage_log.upload_entries(upload_id)?, upload_id);
     let upload = upload.ok_or(WithdrawError::UnknownUpload)?;
     if let Some(seq) = withdrawn {
         return Err(WithdrawError::AlreadyWithdrawn { seq });
@@ -182,11 +183,58 @@ fn withdraw_in(
         keys.extend(r.match_keys);
         true
     })?;
-    let records_removed = records.remove_records(&ids)?;
+    let gone = remove_and_relink(records, &ids, &people, &keys)?;
+    let event = WithdrawnEvent {
+        upload_id: upload_id.to_owned(),
+        agency: upload.agency,
+        dataset: upload.dataset,
+        reason,
+        records_removed: gone.records_removed,
+        people_removed: gone.people_removed,
+        people_kept: gone.people_kept,
+        people_split: gone.people_split,
+        keys_removed: gone.keys_removed,
+        reviews_removed: gone.reviews_removed,
+        outputs_removed: upload.outputs,
+        time: time.to_owned(),
+    };
+    let entry = lineage::append_event(lineage_log, &LineageEvent::Withdrawn(event.clone()))?;
+    Ok(Withdrawn { event, entry })
+}
 
+/// What [`remove_and_relink`] removed and re-derived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Records removed.
+    pub records_removed: u64,
+    /// People every one of whose records went.
+    pub people_removed: u64,
+    /// People who keep other records (and their id).
+    pub people_kept: u64,
+    /// New people split off a kept person.
+    pub people_split: u64,
+    /// Match keys no live record carries any more.
+    pub keys_removed: u64,
+    /// Review items that named a removed record.
+    pub reviews_removed: u64,
+}
+
+/// Remove records `ids` (whose people are `people` and match keys `keys`)
+/// inside an open store session, with their linkage entries and review
+/// items, the keys nothing else carries, and re-derive the people they
+/// touched: gone when nothing is left, split when the removed records held
+/// the rest together, aliases into a gone person removed. What withdrawal
+/// and retention both do.
+pub fn remove_and_relink(
+    records: &dyn RecordStore,
+    ids: &[String],
+    people: &BTreeSet<String>,
+    keys: &BTreeSet<String>,
+) -> Result<Removed, StoreError> {
+    let records_removed = records.remove_records(ids)?;
     let mut reviews_removed = 0;
     if let Some(linkage) = records.linkage() {
-        linkage.forget_records(&ids)?;
+        linkage.forget_records(ids)?;
         let gone: HashSet<&str> = ids.iter().map(String::as_str).collect();
         for item in linkage.review_items()? {
             if item.records.iter().any(|r| gone.contains(r.as_str())) {
@@ -195,9 +243,8 @@ fn withdraw_in(
             }
         }
     }
-
     let mut cleanup = WriteBatch::default();
-    for k in &keys {
+    for k in keys {
         if records.records_with_key(k)?.is_empty() {
             cleanup.key_removals.push(k.clone());
         }
@@ -206,10 +253,9 @@ fn withdraw_in(
     if !cleanup.is_empty() {
         records.apply(&cleanup)?;
     }
-
     let (mut people_removed, mut people_kept, mut people_split) = (0, 0, 0);
     let mut gone_people: Vec<String> = Vec::new();
-    for p in &people {
+    for p in people {
         if records.records_of_person(p)?.is_empty() {
             people_removed += 1;
             gone_people.push(p.clone());
@@ -243,23 +289,14 @@ fn withdraw_in(
         }
     }
     records.remove_aliases(&unaliased)?;
-
-    let event = WithdrawnEvent {
-        upload_id: upload_id.to_owned(),
-        agency: upload.agency,
-        dataset: upload.dataset,
-        reason,
+    Ok(Removed {
         records_removed,
         people_removed,
         people_kept,
         people_split,
         keys_removed,
         reviews_removed,
-        outputs_removed: upload.outputs,
-        time: time.to_owned(),
-    };
-    let entry = lineage::append_event(lineage_log, &LineageEvent::Withdrawn(event.clone()))?;
-    Ok(Withdrawn { event, entry })
+    })
 }
 
 #[cfg(test)]

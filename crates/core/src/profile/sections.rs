@@ -1120,7 +1120,10 @@ pub(crate) fn quality(ctx: &Ctx<'_>, notes: &mut Vec<Note>, caveats: &mut Vec<St
                 f.agency.as_ref().unwrap_or(&none),
                 f.dataset.as_ref().unwrap_or(&none),
             ),
-            LineageEvent::LinkTrain(_) | LineageEvent::Withdrawn(_) | LineageEvent::Other(_) => {
+            LineageEvent::LinkTrain(_)
+            | LineageEvent::Withdrawn(_)
+            | LineageEvent::Expired(_)
+            | LineageEvent::Other(_) => {
                 continue;
             }
         };
