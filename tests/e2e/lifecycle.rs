@@ -631,3 +631,141 @@ fn retention_removes_exactly_the_records_past_their_period_and_lineage_still_rec
     )
     .expect_code(2);
 }
+
+#[test]
+fn a_full_refresh_retires_exactly_the_rows_the_extract_leaves_out() {
+    let s = Scratch::new("full-refresh");
+    run_in(
+        &s.dir,
+        &[
+            "synth-pair",
+            "--dataset",
+            DS,
+            "--people",
+            "60",
+            "--seed",
+            "9",
+            "--out-dir",
+            "pair",
+        ],
+    )
+    .expect_code(0);
+    for (agency, file) in [("council-a", "pair/a.csv"), ("council-b", "pair/b.csv")] {
+        crate::util::ingest_in(&s.dir, "d", agency, DS, file).expect_code(0);
+    }
+    let data = s.path("d");
+    let before = rows(&data);
+    let of = |rows: &[Row], agency_upload: &BTreeSet<String>| -> BTreeSet<String> {
+        rows.iter()
+            .filter(|r| agency_upload.contains(&r.upload_id))
+            .map(|r| r.record_id.clone())
+            .collect()
+    };
+    let first_a: BTreeSet<String> = {
+        let list = run_in(&s.dir, &["lineage", "list", "--data-dir", "d"]).expect_code(0);
+        list.stdout
+            .lines()
+            .filter(|l| l.contains("council-a"))
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("u_")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let a_before = of(&before, &first_a);
+    let b_count = before.len() - a_before.len();
+
+    // The same extract less its last 4 rows, as a full refresh.
+    let text = std::fs::read_to_string(s.path("pair/a.csv")).expect("a.csv");
+    let lines: Vec<&str> = text.lines().collect();
+    let kept = lines[..lines.len() - 4].join("\n") + "\n";
+    s.write("refresh.csv", kept.as_bytes());
+    let incremental = run_in(
+        &s.dir,
+        &[
+            "ingest",
+            "--data-dir",
+            "d",
+            "--agency",
+            "council-a",
+            "--dataset",
+            DS,
+            "refresh.csv",
+        ],
+    )
+    .expect_code(0);
+    assert!(
+        incremental.json().get("records_retired").is_none(),
+        "incremental retires nothing"
+    );
+    assert_eq!(
+        rows(&data).len(),
+        before.len(),
+        "and keeps what the file leaves out"
+    );
+
+    // A full refresh with a rejected row retires nothing and says why.
+    let mut bad = kept.clone();
+    bad.push_str("CME-99999999,C9,X,Y,not a date,2,WBRI,2026-05-28,,A,Y,NA,Trafford,M31 1XW\n");
+    s.write("bad.csv", bad.as_bytes());
+    let skipped = run_in(
+        &s.dir,
+        &[
+            "ingest",
+            "--data-dir",
+            "d",
+            "--agency",
+            "council-a",
+            "--dataset",
+            DS,
+            "--mode",
+            "full",
+            "bad.csv",
+        ],
+    );
+    let j = skipped.json();
+    assert_eq!(j["records_retired"], 0, "{j}");
+    assert!(
+        j["retire_skipped"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rejected"),
+        "{j}"
+    );
+    assert_eq!(rows(&data).len(), before.len());
+
+    // The clean full refresh retires exactly the 4 rows it left out, and
+    // only council-a's.
+    let full_file = s.write("full.csv", format!("{kept}\n").as_bytes());
+    let full = run_in(
+        &s.dir,
+        &[
+            "ingest",
+            "--data-dir",
+            "d",
+            "--agency",
+            "council-a",
+            "--dataset",
+            DS,
+            "--mode",
+            "full",
+            full_file.to_str().expect("path"),
+        ],
+    )
+    .expect_code(0);
+    let j = full.json();
+    assert_eq!(j["records_retired"], 4, "{j}");
+    let after = rows(&data);
+    assert_eq!(after.len(), before.len() - 4);
+    let a_ids_after: BTreeSet<String> = after
+        .iter()
+        .filter(|r| a_before.contains(&r.record_id))
+        .map(|r| r.record_id.clone())
+        .collect();
+    assert_eq!(a_ids_after.len(), a_before.len() - 4);
+    assert_eq!(
+        after.len() - a_ids_after.len(),
+        b_count,
+        "council-b untouched"
+    );
+    let verify = run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(0);
+    assert_eq!(verify.json()["ok"], true);
+}

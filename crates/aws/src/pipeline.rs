@@ -164,6 +164,31 @@ pub fn ingest_landing(
     time: &str,
     tmp_base: &Path,
 ) -> Result<IngestSummary, PipelineError> {
+    ingest_landing_as(
+        backend,
+        pseudo,
+        dataset,
+        agency,
+        key,
+        time,
+        tmp_base,
+        agencylink_core::ingest::IngestMode::Incremental,
+    )
+}
+
+/// [`ingest_landing`] as an incremental upload or a full refresh (the
+/// CLI's `--mode`; the landing bucket's uploads are incremental).
+#[allow(clippy::too_many_arguments)]
+pub fn ingest_landing_as(
+    backend: &AwsBackend,
+    pseudo: &Pseudonymiser,
+    dataset: &Dataset,
+    agency: &str,
+    key: &str,
+    time: &str,
+    tmp_base: &Path,
+    mode: agencylink_core::ingest::IngestMode,
+) -> Result<IngestSummary, PipelineError> {
     let tmp = TempDir::new(tmp_base)?;
     let raw = tmp.0.join("landing");
     let mut hasher = Sha256::new();
@@ -210,6 +235,7 @@ pub fn ingest_landing(
         format,
         time: time.to_owned(),
         outputs: outputs.to_vec(),
+        mode,
     };
     let run =
         |records: &dyn RecordStore, log: &dyn ChainLog| -> Result<IngestSummary, PipelineError> {

@@ -189,7 +189,7 @@ fn ingest(catalog: &Catalog, backend: &AwsBackend, args: IngestArgs) -> Result<E
         .objects
         .put_from(&landing, &mut file, PutMode::Overwrite)
         .with_context(|| format!("uploading to {landing}"))?;
-    let summary = pipeline::ingest_landing(
+    let summary = pipeline::ingest_landing_as(
         backend,
         &pseudo,
         ds,
@@ -197,6 +197,7 @@ fn ingest(catalog: &Catalog, backend: &AwsBackend, args: IngestArgs) -> Result<E
         &landing,
         &agencylink_aws::now_rfc3339(),
         &std::env::temp_dir(),
+        args.mode.into(),
     )
     .inspect_err(|_| {
         // The operator still has the file and will run the command again:

@@ -155,8 +155,32 @@ pub(crate) struct IngestArgs {
     /// Input format; by default from the file name.
     #[arg(long, value_enum)]
     pub(crate) format: Option<crate::FormatArg>,
+    /// `incremental` (new and corrected rows; the default) or `full` (the
+    /// agency's whole current extract: its earlier records of the dataset
+    /// that this file leaves out are retired once it is merged, unless a
+    /// row was rejected).
+    #[arg(long, value_enum, default_value = "incremental")]
+    pub(crate) mode: ModeArg,
     /// The extract.
     pub(crate) file: PathBuf,
+}
+
+/// `--mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ModeArg {
+    /// New and corrected rows; what the file leaves out stays.
+    Incremental,
+    /// A full refresh of the agency's dataset.
+    Full,
+}
+
+impl From<ModeArg> for agencylink_core::ingest::IngestMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Incremental => Self::Incremental,
+            ModeArg::Full => Self::Full,
+        }
+    }
 }
 
 struct HashingReader<R> {
@@ -177,6 +201,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Ingest one file; returns the summary.
+#[allow(clippy::too_many_arguments)]
 fn ingest_file(
     local: &Local,
     key: &Pseudonymiser,
@@ -185,6 +210,7 @@ fn ingest_file(
     format: InputFormat,
     file: &Path,
     progress: bool,
+    mode: agencylink_core::ingest::IngestMode,
 ) -> Result<IngestSummary> {
     check_agency(agency)?;
     // The extract is read once, into a copy that has no name (so no exit,
@@ -232,6 +258,7 @@ fn ingest_file(
         format,
         time: now_rfc3339(),
         outputs: vec![curated_key.clone(), json_key.clone(), csv_key.clone()],
+        mode,
     };
     let mut input = BufReader::with_capacity(1 << 16, copy);
     let lineage_log = local.store.lineage();
@@ -333,7 +360,16 @@ pub(crate) fn ingest_cmd(catalog: &Catalog, data_dir: &Path, args: IngestArgs) -
     let local = open_local(data_dir)?;
     let key = Pseudonymiser::new(load_or_create_key(data_dir)?);
     let format = crate::input_format(args.format, &args.file);
-    let summary = ingest_file(&local, &key, &args.agency, ds, format, &args.file, true)?;
+    let summary = ingest_file(
+        &local,
+        &key,
+        &args.agency,
+        ds,
+        format,
+        &args.file,
+        true,
+        args.mode.into(),
+    )?;
     report_ingest(&summary, "")
 }
 
@@ -576,7 +612,16 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
         let parts = split_by_agency(ds, &path, &work)?;
         for (agency, part) in parts {
             check_policy(data_dir, &agency, &ds.id)?;
-            let s = ingest_file(&local, &key, &agency, ds, InputFormat::Csv, &part, false)?;
+            let s = ingest_file(
+                &local,
+                &key,
+                &agency,
+                ds,
+                InputFormat::Csv,
+                &part,
+                false,
+                agencylink_core::ingest::IngestMode::Incremental,
+            )?;
             eprintln!(
                 "  {:<22} {:<34} rows {:>6}  accepted {:>6}  rejected {:>4}",
                 agency, ds.id, s.rows_in, s.rows_accepted, s.rows_rejected

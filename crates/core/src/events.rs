@@ -133,6 +133,14 @@ pub struct UploadEvent {
     /// written before lineage kept it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub records_replaced_from: Option<BTreeMap<String, u64>>,
+    /// A full refresh: the agency's earlier records of the dataset the
+    /// extract left out, retired (`None` for an incremental upload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_retired: Option<u64>,
+    /// Those records by the upload that last wrote them (what
+    /// reconciliation takes off each).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_retired_from: Option<BTreeMap<String, u64>>,
     /// Rejected rows by field and rule.
     pub rejections: Vec<RejectionCount>,
     /// File-level problems (the upload failed).

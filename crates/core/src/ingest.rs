@@ -6,7 +6,7 @@
 //! idempotent per record, so an ingest killed half-way and run again leaves no
 //! duplicate and conserved counts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{self, BufRead, Write};
 use std::sync::mpsc;
 
@@ -70,6 +70,22 @@ pub struct UploadInfo {
     pub time: String,
     /// Object keys the caller will store the outputs under.
     pub outputs: Vec<String>,
+    /// Incremental (the default) or a full refresh of the agency's dataset.
+    pub mode: IngestMode,
+}
+
+/// How an upload relates to what the agency sent before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IngestMode {
+    /// New and corrected rows; what the extract leaves out stays.
+    #[default]
+    Incremental,
+    /// The agency's whole current extract of the dataset: its earlier
+    /// records that this extract leaves out are retired (removed as a
+    /// withdrawal removes records) once the upload is merged. Nothing is
+    /// retired when a row was rejected: a record must not vanish because
+    /// its new row had a typo.
+    Full,
 }
 
 /// Where curated rows and rejection reports go.
@@ -122,6 +138,13 @@ pub struct IngestSummary {
     pub duplicate: bool,
     /// File-level problems (the upload failed; nothing merged).
     pub file_errors: Vec<crate::report::FileProblem>,
+    /// A full refresh: the agency's earlier records of the dataset that
+    /// this extract left out, retired (absent for an incremental upload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_retired: Option<u64>,
+    /// Why a full refresh retired nothing, when it did not try.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retire_skipped: Option<String>,
 }
 
 /// The upload id for a file.
@@ -201,7 +224,7 @@ pub fn ingest(
     // One upload is one store session: SQLite publishes it in one
     // transaction, so a killed ingest leaves nothing half-merged.
     records.begin_upload()?;
-    let (counts, merged, session, missing) = match merge_rows(
+    let (counts, merged, session, missing, seen) = match merge_rows(
         dataset,
         pseudo,
         records,
@@ -224,6 +247,27 @@ pub fn ingest(
     summary.rows_in = counts.rows;
     summary.rows_rejected = counts.invalid_rows;
     summary.rows_accepted = counts.valid_rows;
+    // A full refresh retires, in a session of its own after the merge, what
+    // the extract left out; the ingest event below then accounts for both,
+    // so lineage never says more than the store holds. Killed in between,
+    // the file is not yet a duplicate (no event), and sending it again
+    // merges nothing new and retires.
+    let mut retired_from = BTreeMap::new();
+    if info.mode == IngestMode::Full {
+        if counts.has_file_errors() {
+            summary.retire_skipped = Some("the file was refused".into());
+        } else if counts.invalid_rows > 0 {
+            summary.retire_skipped = Some(format!(
+                "{} rows were rejected: a full refresh retires nothing until every row is accepted (fix them and send the file again)",
+                counts.invalid_rows
+            ));
+        } else {
+            let (gone, from) = retire_absent(records, &info.agency, &dataset.id, &seen)?;
+            summary.records_retired = Some(gone.records_removed);
+            retired_from = from;
+        }
+        summary.records_retired.get_or_insert(0);
+    }
     if counts.has_file_errors() {
         // A broken file is refused whole: what was merged before the problem
         // was found stays (it is valid and idempotent), and lineage says so.
@@ -287,6 +331,8 @@ pub fn ingest(
         // with `records_inserted` and `records_replaced`, what lets
         // `lineage verify` reconcile each upload's live records with the store.
         records_replaced_from: Some(merged.replaced_from),
+        records_retired: summary.records_retired,
+        records_retired_from: (!retired_from.is_empty()).then_some(retired_from),
         rejections: counts
             .by_rule
             .iter()
@@ -330,6 +376,7 @@ fn merge_rows(
     // Which linkage fields the dataset has, so a row without one is counted.
     let has = |role: MatchRole| dataset.fields().iter().any(|f| f.match_role == Some(role));
     let (has_given, has_dob) = (has(MatchRole::Given), has(MatchRole::Dob));
+    let full = info.mode == IngestMode::Full;
     std::thread::scope(|scope| {
         let (batches, inbox) = mpsc::sync_channel::<Vec<StoredRecord>>(1);
         // The merger hands each batch's records back once merged, and this
@@ -338,33 +385,35 @@ fn merge_rows(
         // rows, and the merger is the one on the critical path. Freed on
         // the next row read, so at most about one batch waits.
         let (spent_out, spent) = mpsc::channel::<Vec<StoredRecord>>();
-        let merger = scope.spawn(
-            move || -> Result<(MergeStats, LinkSession, BTreeMap<String, u64>), StoreError> {
-                let mut merged = MergeStats::default();
-                let mut session = LinkSession::new(upload);
-                let mut missing: BTreeMap<String, u64> = BTreeMap::new();
-                for batch in inbox {
-                    for r in &batch {
-                        let sig = r.signature.as_deref();
-                        if has_given && sig.is_none_or(|s| s.g.is_none()) {
-                            *missing.entry("given_name".into()).or_default() += 1;
-                        }
-                        if has_dob && sig.is_none_or(|s| s.d.is_none()) {
-                            *missing.entry("dob".into()).or_default() += 1;
-                        }
+        let merger = scope.spawn(move || -> Result<MergerOut, StoreError> {
+            let mut merged = MergeStats::default();
+            let mut session = LinkSession::new(upload);
+            let mut missing: BTreeMap<String, u64> = BTreeMap::new();
+            let mut seen = HashSet::new();
+            for batch in inbox {
+                for r in &batch {
+                    if full {
+                        seen.insert(id_hash(&r.record_id));
                     }
-                    let mut done = Vec::with_capacity(batch.len());
-                    add(
-                        &mut merged,
-                        merge_and_link_returning(records, batch, &mut session, &mut done)?,
-                    );
-                    // The curating thread may have finished: then it frees
-                    // what is left once it has read every row.
-                    let _ = spent_out.send(done);
+                    let sig = r.signature.as_deref();
+                    if has_given && sig.is_none_or(|s| s.g.is_none()) {
+                        *missing.entry("given_name".into()).or_default() += 1;
+                    }
+                    if has_dob && sig.is_none_or(|s| s.d.is_none()) {
+                        *missing.entry("dob".into()).or_default() += 1;
+                    }
                 }
-                Ok((merged, session, missing))
-            },
-        );
+                let mut done = Vec::with_capacity(batch.len());
+                add(
+                    &mut merged,
+                    merge_and_link_returning(records, batch, &mut session, &mut done)?,
+                );
+                // The curating thread may have finished: then it frees
+                // what is left once it has read every row.
+                let _ = spent_out.send(done);
+            }
+            Ok((merged, session, missing, seen))
+        });
         // A send fails only when the merger has stopped on an error, which
         // its join below returns.
         let curated = curate_rows(
@@ -393,14 +442,26 @@ fn merge_rows(
         };
         let counts = curated?;
         progress(counts.rows);
-        let (merged, session, missing) = merged?;
-        Ok((counts, merged, session, missing))
+        let (merged, session, missing, seen) = merged?;
+        Ok((counts, merged, session, missing, seen))
     })
 }
 
 /// What merging an upload's rows gave: the read counts, the exact merge,
 /// the linkage session and the rows missing a linkage field.
-type Merged = (Summary, MergeStats, LinkSession, BTreeMap<String, u64>);
+/// What the merging thread hands back: the merge, the linkage session,
+/// rows missing a linkage field, and (full refresh) the record-id hashes.
+type MergerOut = (MergeStats, LinkSession, BTreeMap<String, u64>, HashSet<u64>);
+
+/// The last is the hashes of the accepted rows' record ids, for a full
+/// refresh (empty otherwise).
+type Merged = (
+    Summary,
+    MergeStats,
+    LinkSession,
+    BTreeMap<String, u64>,
+    HashSet<u64>,
+);
 
 /// Read, validate and curate every row, writing the curated NDJSON and the
 /// rejection reports, and hand each batch of curated records to `merge`
@@ -475,6 +536,57 @@ fn curate_rows(
     Ok(counts)
 }
 
+/// A record id's 64-bit hash: a full refresh holds these for the rows it
+/// read, not the ids (8 bytes a row). Two ids colliding would keep an
+/// absent record, never retire a present one.
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+/// Retire the agency's records of `dataset` whose id is not in `seen`, in
+/// a store session of its own; what went and from which uploads.
+fn retire_absent(
+    records: &dyn RecordStore,
+    agency: &str,
+    dataset: &str,
+    seen: &HashSet<u64>,
+) -> Result<(crate::withdraw::Removed, BTreeMap<String, u64>), StoreError> {
+    records.begin_upload()?;
+    let run = || {
+        let mut ids = Vec::new();
+        let mut people = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
+        let mut from: BTreeMap<String, u64> = BTreeMap::new();
+        records.scan_dataset(dataset, None, None, &mut |r| {
+            if r.agency == agency && !seen.contains(&id_hash(&r.record_id)) {
+                *from.entry(r.upload_id.clone()).or_default() += 1;
+                ids.push(r.record_id);
+                people.insert(r.person_id);
+                keys.extend(r.match_keys);
+            }
+            true
+        })?;
+        if ids.is_empty() {
+            return Ok((crate::withdraw::Removed::default(), from));
+        }
+        let gone = crate::withdraw::remove_and_relink(records, &ids, &people, &keys)?;
+        Ok((gone, from))
+    };
+    match run() {
+        Ok(done) => {
+            records.end_upload(true)?;
+            Ok(done)
+        }
+        Err(e) => {
+            let _ = records.end_upload(false);
+            Err(e)
+        }
+    }
+}
+
 fn add(total: &mut MergeStats, s: MergeStats) {
     total.inserted += s.inserted;
     total.replaced += s.replaced;
@@ -521,6 +633,7 @@ mod tests {
             format,
             time: time.into(),
             outputs: Vec::new(),
+            mode: IngestMode::Incremental,
         };
         let (mut cur, mut rj, mut rc) = (Vec::new(), Vec::new(), Vec::new());
         let summary = ingest(

@@ -144,6 +144,12 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
         for (w, k) in from.into_iter().flatten() {
             *superseded.entry(w.clone()).or_default() += k;
         }
+        // A full refresh retired earlier records of the same agency and
+        // dataset: off their uploads and off the pair's total.
+        for (w, k) in u.records_retired_from.iter().flatten() {
+            *superseded.entry(w.clone()).or_default() += k;
+            pair.inserted = pair.inserted.saturating_sub(*k);
+        }
         let u = uploads.entry(upload.to_owned()).or_insert_with(|| Upload {
             agency: agency.to_owned(),
             dataset: dataset.to_owned(),

@@ -103,6 +103,7 @@ fn upload(
         format: InputFormat::Csv,
         time: "2026-11-29T00:00:00Z".into(),
         outputs: vec![],
+        mode: agencylink_core::ingest::IngestMode::Incremental,
     };
     let mut curated = BufWriter::new(
         File::create(dir.join(format!("curated-{agency}.ndjson"))).expect("curated"),

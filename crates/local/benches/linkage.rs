@@ -116,6 +116,7 @@ fn upload(ds: &Dataset, p: &Pseudonymiser, store: &SqliteStore, csv: &Path, agen
         format: InputFormat::Csv,
         time: "2026-12-01T00:00:00Z".into(),
         outputs: vec![],
+        mode: agencylink_core::ingest::IngestMode::Incremental,
     };
     let mut input = BufReader::new(File::open(csv).expect("open"));
     let (mut c, mut rj, mut rc) = (std::io::sink(), std::io::sink(), std::io::sink());

@@ -54,6 +54,8 @@ fn legacy_ingest() -> UploadEvent {
         missing_linkage_fields: None,
         replaces_uploads: None,
         records_replaced_from: None,
+        records_retired: None,
+        records_retired_from: None,
         rejections: vec![RejectionCount {
             field: "referral_date".into(),
             code: "date_range".into(),
@@ -120,6 +122,8 @@ fn scored_ingest() -> UploadEvent {
             ("u_0a0b0c0d0e".into(), 1),
             ("u_1f1e1d1c1b".into(), 2),
         ])),
+        records_retired: None,
+        records_retired_from: None,
         rejections: vec![
             RejectionCount {
                 field: String::new(),
@@ -172,6 +176,8 @@ fn failed_upload() -> UploadEvent {
         missing_linkage_fields: Some(BTreeMap::new()),
         replaces_uploads: None,
         records_replaced_from: Some(BTreeMap::new()),
+        records_retired: None,
+        records_retired_from: None,
         rejections: vec![],
         file_errors: vec![FileProblem {
             code: "encoding".into(),
