@@ -794,3 +794,20 @@ fn the_profile_text_passes_the_language_check() {
         }
     }
 }
+
+/// The real schemas name a grooming model `'Boyfriend' model`: the profile
+/// keeps the quotation marks that make it a name, so it passes the check.
+#[test]
+fn a_quoted_model_name_keeps_its_quotes_and_passes_the_language_check() {
+    let lex = crate::language::Lexicon::embedded().expect("lexicon");
+    let label = sections::quoted_short(
+        "'Boyfriend' model: the perpetrator grooms the young person as a partner",
+    );
+    assert_eq!(label, "\u{2018}Boyfriend\u{2019} model");
+    assert!(lex.check_text(&label).is_empty());
+    assert!(!lex.check_text("Boyfriend model").is_empty());
+    assert_eq!(
+        sections::quoted_short("Children's services: x"),
+        "Children\u{2019}s services"
+    );
+}
