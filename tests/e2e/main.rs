@@ -5,6 +5,7 @@ mod checkpoints;
 mod hygiene;
 mod ingest;
 mod keys;
+mod language;
 mod linkage;
 mod policy;
 mod profile;

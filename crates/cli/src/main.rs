@@ -23,6 +23,7 @@ mod aws;
 mod checkpoint_cmd;
 mod commands;
 mod interrupt;
+mod language_cmd;
 mod linkage_cmd;
 mod profile_cmd;
 
@@ -164,6 +165,10 @@ enum Command {
     /// The probabilistic linkage model: re-estimate it, or print it.
     #[command(subcommand)]
     Link(linkage_cmd::LinkCommand),
+    /// Victim-blaming and adultifying language in reports and case notes
+    /// (reads only the files named; nothing leaves this machine).
+    #[command(subcommand)]
+    Language(language_cmd::LanguageCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +265,7 @@ fn uses_store(command: &Command) -> bool {
             | Command::Validate { .. }
             | Command::Synth(_)
             | Command::SynthPair(_)
+            | Command::Language(_)
     )
 }
 
@@ -368,6 +374,7 @@ fn run_local(catalog: &Catalog, cli: Cli) -> Result<ExitCode> {
         Command::Review(cmd) => linkage_cmd::review_local(&cli.data_dir, cmd),
         Command::Link(cmd) => linkage_cmd::link_local(&cli.data_dir, cmd),
         Command::SynthPair(args) => commands::synth_pair(catalog, args),
+        Command::Language(cmd) => language_cmd::language_cmd(cmd),
     }
 }
 
