@@ -217,3 +217,12 @@ fn input_kind_from_file_name() {
     assert_eq!(InputKind::from_file_name("x.txt"), InputKind::Text);
     assert_eq!(InputKind::from_file_name("README"), InputKind::Text);
 }
+
+#[test]
+fn consent_to_a_service_is_not_reported_but_consent_to_abuse_is() {
+    let lex = lexicon();
+    let ids = |t: &str| -> Vec<String> { lex.check_text(t).into_iter().map(|f| f.id).collect() };
+    assert!(ids("Consent for the referral was given by her father.").is_empty());
+    assert!(ids("Informed consent obtained.").is_empty());
+    assert_eq!(ids("She consented to the sexual activity."), ["consent"]);
+}
