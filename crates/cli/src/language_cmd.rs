@@ -148,7 +148,7 @@ fn check(args: CheckArgs) -> Result<ExitCode> {
                         .unwrap_or_default();
                     writeln!(
                         out,
-                        "{file}:{}:{}{field}: \"{}\" ({})\n  in: …{}…\n  why: {}\n  instead: {}\n  source: {}",
+                        "{file}:{}:{}{field}: \"{}\" ({})\n  in: {}\n  why: {}\n  instead: {}\n  source: {}",
                         f.line,
                         f.column,
                         f.phrase,

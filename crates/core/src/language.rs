@@ -638,16 +638,32 @@ fn exempt(e: &Entry, tokens: &[Token], text: &str, i: usize, j: usize) -> bool {
     })
 }
 
-/// The phrase with up to [`CONTEXT_CHARS`] characters either side, on one line.
+/// The phrase with up to [`CONTEXT_CHARS`] characters either side, on one
+/// line, with `…` where the text goes on.
 fn context(text: &str, start: usize, end: usize) -> String {
-    let before: String = {
-        let mut v: Vec<char> = text[..start].chars().rev().take(CONTEXT_CHARS).collect();
-        v.reverse();
-        v.into_iter().collect()
-    };
-    let after: String = text[end..].chars().take(CONTEXT_CHARS).collect();
-    let joined = format!("{before}{}{after}", &text[start..end]);
-    joined.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut before: Vec<char> = text[..start]
+        .chars()
+        .rev()
+        .take(CONTEXT_CHARS + 1)
+        .collect();
+    let cut_before = before.len() > CONTEXT_CHARS;
+    before.truncate(CONTEXT_CHARS);
+    before.reverse();
+    let mut after: Vec<char> = text[end..].chars().take(CONTEXT_CHARS + 1).collect();
+    let cut_after = after.len() > CONTEXT_CHARS;
+    after.truncate(CONTEXT_CHARS);
+    let joined = format!(
+        "{}{}{}",
+        before.into_iter().collect::<String>(),
+        &text[start..end],
+        after.into_iter().collect::<String>()
+    );
+    let one_line = joined.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!(
+        "{}{one_line}{}",
+        if cut_before { "…" } else { "" },
+        if cut_after { "…" } else { "" }
+    )
 }
 
 /// Byte offsets of line starts, to turn a byte offset into line and column.

@@ -116,7 +116,10 @@ fn findings_carry_line_column_phrase_and_short_context() {
     assert_eq!(f[0].phrase, "Streetwise");
     assert_eq!(f[0].id, "streetwise");
     assert!(f[0].context.contains("very Streetwise and"));
-    assert!(f[0].context.chars().count() <= 30 + 30 + "Streetwise".len());
+    assert!(f[0].context.chars().count() <= 30 + 30 + "Streetwise".len() + 2);
+    assert!(f[0].context.starts_with('…') && f[0].context.ends_with('…'));
+    // Short text: no ellipsis.
+    assert_eq!(lex.check_text("He absconded.")[0].context, "He absconded.");
     assert!(f[0].field.is_none());
 }
 
