@@ -7,6 +7,7 @@ mod hygiene;
 mod ingest;
 mod keys;
 mod lifecycle;
+mod language;
 mod linkage;
 mod policy;
 mod profile;

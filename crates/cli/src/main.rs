@@ -24,6 +24,7 @@ mod checkpoint_cmd;
 mod commands;
 mod interrupt;
 mod lifecycle_cmd;
+mod language_cmd;
 mod linkage_cmd;
 mod profile_cmd;
 
@@ -184,6 +185,10 @@ enum Command {
     /// lock; safe with readers running and if killed part-way. Exit 1 when
     /// a reader kept the WAL from being truncated (run it again).
     Compact,
+    /// Victim-blaming and adultifying language in reports and case notes
+    /// (reads only the files named; nothing leaves this machine).
+    #[command(subcommand)]
+    Language(language_cmd::LanguageCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,6 +285,7 @@ fn uses_store(command: &Command) -> bool {
             | Command::Validate { .. }
             | Command::Synth(_)
             | Command::SynthPair(_)
+            | Command::Language(_)
     )
 }
 
@@ -393,6 +399,7 @@ fn run_local(catalog: &Catalog, cli: Cli) -> Result<ExitCode> {
         Command::Withdraw(args) => lifecycle_cmd::withdraw_cmd(&cli.data_dir, args),
         Command::Compact => lifecycle_cmd::compact_cmd(&cli.data_dir),
         Command::Retention(cmd) => lifecycle_cmd::retention_cmd(catalog, &cli.data_dir, &cmd),
+        Command::Language(cmd) => language_cmd::language_cmd(cmd),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod curate;
 pub mod events;
 pub mod geography;
 pub mod ingest;
+pub mod language;
 pub mod lineage;
 pub mod link;
 pub mod linkage;

@@ -375,7 +375,7 @@ pub(crate) fn tracker(ctx: &Ctx<'_>, events: &[Event], nets: &Nets) -> Table {
                             if with_code {
                                 format!("{code} {}", short(m))
                             } else {
-                                short(m).replace('\'', "")
+                                super::sections::quoted_short(m)
                             }
                         },
                     ),

@@ -924,6 +924,25 @@ pub(crate) fn short(label: &str) -> String {
     label.split(':').next().unwrap_or(label).trim().to_owned()
 }
 
+/// A short label whose name the schema writes in single quotes (`'Boyfriend'
+/// model`) keeps its quotation marks, as typographic quotes: they say the
+/// word is the name of a grooming model, not the writer calling an abuser
+/// the child's boyfriend (`agencylink language check` reads them so), and
+/// unlike a leading ASCII apostrophe a spreadsheet does not hide them.
+pub(crate) fn quoted_short(label: &str) -> String {
+    let mut out = String::with_capacity(label.len() + 4);
+    let mut prev: Option<char> = None;
+    for c in short(label).chars() {
+        out.push(match c {
+            '\'' if prev.is_none_or(|p| !p.is_alphanumeric()) => '\u{2018}',
+            '\'' => '\u{2019}',
+            c => c,
+        });
+        prev = Some(c);
+    }
+    out
+}
+
 /// Places: top sectors of CSE events, premises by borough, and where
 /// missing children were found.
 pub(crate) fn places(ctx: &Ctx<'_>, events: &[Event], notes: &mut Vec<Note>) -> Vec<Table> {
@@ -1079,7 +1098,7 @@ pub(crate) fn models(ctx: &Ctx<'_>, events: &[Event], notes: &mut Vec<Note>) -> 
         t.push(
             ctx.c.code(code).unwrap_or("not_recorded"),
             vec![
-                Cell::Text(short(&code_label(ctx, "cse_model", code)).replace('\'', "")),
+                Cell::Text(quoted_short(&code_label(ctx, "cse_model", code))),
                 Cell::Count(a),
                 Cell::Count(b),
                 Cell::Count(a + b),

@@ -748,3 +748,66 @@ fn csv_has_one_row_per_table_row() {
         assert_eq!(rows, t.rows.len(), "{}", t.id);
     }
 }
+
+/// The profile's own words must not be the victim-blaming language the
+/// inspection asked forces to eradicate: its summary, method notes,
+/// caveats, table titles and the whole HTML page, in both editions, pass
+/// `agencylink language check`'s lexicon.
+#[test]
+fn the_profile_text_passes_the_language_check() {
+    let lex = crate::language::Lexicon::embedded().expect("lexicon");
+    let w = network_world();
+    let (store, log) = w.store();
+    let cat = catalog();
+    for edition in [Edition::Analyst, Edition::Partner] {
+        let p = build(
+            &cat,
+            &store,
+            &log,
+            &Settings {
+                edition,
+                ..settings("2025-07-01", "2026-06-30")
+            },
+        )
+        .expect("profile");
+        let html = render_html(&p);
+        let found = lex.check_html(&html);
+        assert!(found.is_empty(), "{edition:?} HTML: {found:#?}");
+        let mut prose: Vec<String> = Vec::new();
+        prose.extend(p.method.iter().map(|n| format!("{}. {}", n.topic, n.text)));
+        prose.extend(p.summary.iter().cloned());
+        prose.extend(p.caveats.iter().cloned());
+        prose.extend(
+            p.headlines
+                .iter()
+                .map(|h| serde_json::to_string(h).expect("json")),
+        );
+        prose.extend(
+            p.tables
+                .iter()
+                .map(|t| serde_json::to_string(t).expect("json")),
+        );
+        prose.push(serde_json::to_string(&p.threat).expect("json"));
+        for text in &prose {
+            let found = lex.check_text(text);
+            assert!(found.is_empty(), "{edition:?}: {found:#?}");
+        }
+    }
+}
+
+/// The real schemas name a grooming model `'Boyfriend' model`: the profile
+/// keeps the quotation marks that make it a name, so it passes the check.
+#[test]
+fn a_quoted_model_name_keeps_its_quotes_and_passes_the_language_check() {
+    let lex = crate::language::Lexicon::embedded().expect("lexicon");
+    let label = sections::quoted_short(
+        "'Boyfriend' model: the perpetrator grooms the young person as a partner",
+    );
+    assert_eq!(label, "\u{2018}Boyfriend\u{2019} model");
+    assert!(lex.check_text(&label).is_empty());
+    assert!(!lex.check_text("Boyfriend model").is_empty());
+    assert_eq!(
+        sections::quoted_short("Children's services: x"),
+        "Children\u{2019}s services"
+    );
+}
