@@ -23,8 +23,8 @@ mod aws;
 mod checkpoint_cmd;
 mod commands;
 mod interrupt;
-mod lifecycle_cmd;
 mod language_cmd;
+mod lifecycle_cmd;
 mod linkage_cmd;
 mod profile_cmd;
 
