@@ -121,9 +121,9 @@ fn count(data: &Path, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).expect(sql)
 }
 
-#[test]
-fn withdraw_then_compact_leaves_no_byte_of_the_withdrawn_records() {
-    let s = Scratch::new("withdraw");
+/// Two councils' extracts of [`DS`] for the same `people` (seed `seed`),
+/// in `pair/a.csv` and `pair/b.csv`.
+fn synth_pair(s: &Scratch, people: &str, seed: &str) {
     run_in(
         &s.dir,
         &[
@@ -131,14 +131,38 @@ fn withdraw_then_compact_leaves_no_byte_of_the_withdrawn_records() {
             "--dataset",
             DS,
             "--people",
-            "300",
+            people,
             "--seed",
-            "11",
+            seed,
             "--out-dir",
             "pair",
         ],
     )
     .expect_code(0);
+}
+
+/// Both extracts of [`synth_pair`] ingested into `d`, as council-a and
+/// council-b.
+fn ingest_pair(s: &Scratch, people: &str, seed: &str) {
+    synth_pair(s, people, seed);
+    for (agency, file) in [("council-a", "pair/a.csv"), ("council-b", "pair/b.csv")] {
+        crate::util::ingest_in(&s.dir, "d", agency, DS, file).expect_code(0);
+    }
+}
+
+/// The JSON line about [`DS`] among a command's one-line-per-dataset output.
+fn line_for_ds(stdout: &str) -> serde_json::Value {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .find(|v| v["dataset"] == DS)
+        .expect("a line for the dataset")
+}
+
+#[test]
+fn withdraw_then_compact_leaves_no_byte_of_the_withdrawn_records() {
+    let s = Scratch::new("withdraw");
+    synth_pair(&s, "300", "11");
     let ingest = |agency: &str, file: &str| {
         run_in(
             &s.dir,
@@ -428,21 +452,7 @@ fn a_record_row_deleted_after_a_withdrawal_is_still_found() {
     // Reconciliation keeps its teeth after a withdrawal: the withdrawn
     // upload's 0 and the other's count are both checked.
     let s = Scratch::new("withdraw-reconcile");
-    run_in(
-        &s.dir,
-        &[
-            "synth-pair",
-            "--dataset",
-            DS,
-            "--people",
-            "40",
-            "--seed",
-            "5",
-            "--out-dir",
-            "pair",
-        ],
-    )
-    .expect_code(0);
+    synth_pair(&s, "40", "5");
     let mut ids = Vec::new();
     for (agency, file) in [("council-a", "pair/a.csv"), ("council-b", "pair/b.csv")] {
         let out = run_in(
@@ -489,24 +499,7 @@ fn a_record_row_deleted_after_a_withdrawal_is_still_found() {
 #[test]
 fn retention_removes_exactly_the_records_past_their_period_and_lineage_still_reconciles() {
     let s = Scratch::new("retention");
-    run_in(
-        &s.dir,
-        &[
-            "synth-pair",
-            "--dataset",
-            DS,
-            "--people",
-            "200",
-            "--seed",
-            "3",
-            "--out-dir",
-            "pair",
-        ],
-    )
-    .expect_code(0);
-    for (agency, file) in [("council-a", "pair/a.csv"), ("council-b", "pair/b.csv")] {
-        crate::util::ingest_in(&s.dir, "d", agency, DS, file).expect_code(0);
-    }
+    ingest_pair(&s, "200", "3");
     let data = s.path("d");
     // Seven years (the shipped period) before a day in 2032: a cutoff
     // inside the synthetic extracts' dates.
@@ -516,15 +509,7 @@ fn retention_removes_exactly_the_records_past_their_period_and_lineage_still_rec
         &["retention", "show", "--data-dir", "d", "--today", today],
     )
     .expect_code(0);
-    let periods: Vec<serde_json::Value> = show
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
-    let ours = periods
-        .iter()
-        .find(|p| p["dataset"] == DS)
-        .expect("our dataset");
+    let ours = line_for_ds(&show.stdout);
     assert_eq!(ours["retention_days"], 2557);
     let cut = ours["cutoff"].as_str().expect("cutoff").to_owned();
     assert_eq!(cut, "2025-06-01");
@@ -552,15 +537,7 @@ fn retention_removes_exactly_the_records_past_their_period_and_lineage_still_rec
         &["retention", "apply", "--data-dir", "d", "--today", today],
     )
     .expect_code(0);
-    let runs: Vec<serde_json::Value> = apply
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
-    let ours = runs
-        .iter()
-        .find(|r| r["dataset"] == DS)
-        .expect("our dataset");
+    let ours = line_for_ds(&apply.stdout);
     assert_eq!(ours["records_removed"], old.len() as u64, "{ours}");
     let event = &ours["event"];
     let by_upload: u64 = event["records_removed_from"]
@@ -635,24 +612,7 @@ fn retention_removes_exactly_the_records_past_their_period_and_lineage_still_rec
 #[test]
 fn a_full_refresh_retires_exactly_the_rows_the_extract_leaves_out() {
     let s = Scratch::new("full-refresh");
-    run_in(
-        &s.dir,
-        &[
-            "synth-pair",
-            "--dataset",
-            DS,
-            "--people",
-            "60",
-            "--seed",
-            "9",
-            "--out-dir",
-            "pair",
-        ],
-    )
-    .expect_code(0);
-    for (agency, file) in [("council-a", "pair/a.csv"), ("council-b", "pair/b.csv")] {
-        crate::util::ingest_in(&s.dir, "d", agency, DS, file).expect_code(0);
-    }
+    ingest_pair(&s, "60", "9");
     let data = s.path("d");
     let before = rows(&data);
     let of = |rows: &[Row], agency_upload: &BTreeSet<String>| -> BTreeSet<String> {

@@ -370,18 +370,6 @@ fn a_missing_configuration_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("AGENCYLINK_BUCKET is not set"));
 }
 
-/// The table's lineage partition and the sort key of event `seq` (see
-/// crates/aws/README.md).
-fn lineage_key(
-    seq: u64,
-) -> std::collections::HashMap<String, agencylink_aws::sdk::dynamodb::types::AttributeValue> {
-    use agencylink_aws::sdk::dynamodb::types::AttributeValue;
-    std::collections::HashMap::from([
-        ("pk".to_owned(), AttributeValue::S("C#lineage#E".into())),
-        ("sk".to_owned(), AttributeValue::S(format!("{seq:020}"))),
-    ])
-}
-
 #[test]
 fn checkpoints_on_aws_catch_a_truncated_or_rewritten_table() {
     use agencylink_aws::sdk::dynamodb::types::AttributeValue;
@@ -493,7 +481,7 @@ fn checkpoints_on_aws_catch_a_truncated_or_rewritten_table() {
         let hash = agencylink_core::lineage::event_hash(Some(&prev), &e);
         e["hash"] = Value::from(hash.clone());
         let seq = e["seq"].as_u64().expect("seq");
-        let mut item = lineage_key(seq);
+        let mut item = agencylink_aws::testing::lineage_key(seq);
         item.insert("entry".into(), AttributeValue::S(e.to_string()));
         item.insert("hash".into(), AttributeValue::S(hash.clone()));
         agencylink_aws::testing::rt()
@@ -527,7 +515,7 @@ fn checkpoints_on_aws_catch_a_truncated_or_rewritten_table() {
     // Put the true events back.
     for e in &entries[1..] {
         let seq = e["seq"].as_u64().expect("seq");
-        let mut item = lineage_key(seq);
+        let mut item = agencylink_aws::testing::lineage_key(seq);
         item.insert("entry".into(), AttributeValue::S(e.to_string()));
         item.insert(
             "hash".into(),
@@ -554,7 +542,7 @@ fn checkpoints_on_aws_catch_a_truncated_or_rewritten_table() {
                 dynamo
                     .delete_item()
                     .table_name(&d.settings.table)
-                    .set_key(Some(lineage_key(seq)))
+                    .set_key(Some(agencylink_aws::testing::lineage_key(seq)))
                     .send(),
             )
             .expect("delete");
@@ -747,5 +735,80 @@ fn retention_is_applied_on_aws_and_lineage_still_reconciles() {
     assert!(
         archived.iter().any(|(s, _)| *s == seq),
         "the expired event is archived"
+    );
+}
+
+#[test]
+fn a_full_refresh_on_aws_retires_what_the_extract_leaves_out() {
+    use agencylink_core::ports::RecordStore;
+    let Some(m) = moto() else { return };
+    let d = Deployment::new(&m, "cli-full");
+    let pair = d.dir.join("pair");
+    let out = Command::new(bin())
+        .args([
+            "synth-pair",
+            "--dataset",
+            "council.missing_episode",
+            "--people",
+            "40",
+            "--seed",
+            "9",
+            "--out-dir",
+            pair.to_str().expect("path"),
+        ])
+        .output()
+        .expect("synth-pair");
+    assert_eq!(out.status.code(), Some(0));
+    let full = pair.join("a.csv");
+    let first = d.run(&[
+        "ingest",
+        "--agency",
+        "council-a",
+        "--dataset",
+        "council.missing_episode",
+        full.to_str().expect("path"),
+    ]);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let text = std::fs::read_to_string(&full).expect("a.csv");
+    let lines: Vec<&str> = text.lines().collect();
+    let refresh = d.dir.join("refresh.csv");
+    std::fs::write(&refresh, lines[..lines.len() - 3].join("\n") + "\n").expect("write");
+    let out = d.run(&[
+        "ingest",
+        "--agency",
+        "council-a",
+        "--dataset",
+        "council.missing_episode",
+        "--mode",
+        "full",
+        refresh.to_str().expect("path"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["records_retired"], 3);
+    let b = m.backend(d.settings.clone());
+    let mut n = 0;
+    b.records
+        .scan_dataset("council.missing_episode", None, None, &mut |_| {
+            n += 1;
+            true
+        })
+        .expect("scan");
+    assert_eq!(n, lines.len() - 1 - 3, "the rows left out are gone");
+    let verify = d.run(&["lineage", "verify"]);
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
     );
 }

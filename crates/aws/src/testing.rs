@@ -162,3 +162,16 @@ impl Moto {
         });
     }
 }
+
+/// The key of lineage event `seq` in the table (its `C#lineage#E`
+/// partition, see crates/aws/README.md): what tests that tamper with the
+/// table behind the chain's back write and delete.
+pub fn lineage_key(
+    seq: u64,
+) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    std::collections::HashMap::from([
+        ("pk".to_owned(), AttributeValue::S("C#lineage#E".into())),
+        ("sk".to_owned(), AttributeValue::S(format!("{seq:020}"))),
+    ])
+}

@@ -616,17 +616,6 @@ fn an_analyst_read_whose_worm_copy_cannot_be_written_returns_nothing() {
     assert!(agencylink_core::query::verify_access_log(&log).is_ok());
 }
 
-/// The lineage partition's key of event `seq` (crates/aws/README.md).
-fn lineage_key(
-    seq: u64,
-) -> std::collections::HashMap<String, agencylink_aws::sdk::dynamodb::types::AttributeValue> {
-    use agencylink_aws::sdk::dynamodb::types::AttributeValue;
-    std::collections::HashMap::from([
-        ("pk".to_owned(), AttributeValue::S("C#lineage#E".into())),
-        ("sk".to_owned(), AttributeValue::S(format!("{seq:020}"))),
-    ])
-}
-
 /// What `lineage verify` catches in the log, the API catches: a lineage
 /// table cut short behind the chain's back, and an event rewritten in the
 /// table with the chain recomputed.
@@ -659,7 +648,7 @@ fn the_api_verifies_lineage_against_the_archive_and_its_checkpoint() {
     let dynamo = api.backend().dynamodb().clone();
     let entries = api.backend().lineage.entries().expect("entries");
     let put = |seq: u64, entry: &serde_json::Value, hash: &str| {
-        let mut item = lineage_key(seq);
+        let mut item = agencylink_aws::testing::lineage_key(seq);
         item.insert("entry".into(), AttributeValue::S(entry.to_string()));
         item.insert("hash".into(), AttributeValue::S(hash.into()));
         agencylink_aws::testing::rt()
@@ -702,7 +691,7 @@ fn the_api_verifies_lineage_against_the_archive_and_its_checkpoint() {
             dynamo
                 .delete_item()
                 .table_name(&table)
-                .set_key(Some(lineage_key(2)))
+                .set_key(Some(agencylink_aws::testing::lineage_key(2)))
                 .send(),
         )
         .expect("delete");
