@@ -270,5 +270,8 @@ fn synthetic_extracts_flow_from_landing_to_the_api_and_replays_change_nothing() 
         &api,
         http_api("GET", "/lineage/verify", &[], "auditor", "aud-1"),
     );
-    assert_eq!((s, v), (200, json!({"ok": true, "events": 4})));
+    assert_eq!(
+        (s, v),
+        (200, json!({"ok": true, "events": 4, "checkpoint": null}))
+    );
 }
