@@ -554,37 +554,16 @@ fn retire_absent(
     dataset: &str,
     seen: &HashSet<u64>,
 ) -> Result<(crate::withdraw::Removed, BTreeMap<String, u64>), StoreError> {
-    records.begin_upload()?;
-    let run = || {
-        let mut ids = Vec::new();
-        let mut people = std::collections::BTreeSet::new();
-        let mut keys = std::collections::BTreeSet::new();
-        let mut from: BTreeMap<String, u64> = BTreeMap::new();
+    crate::withdraw::in_session(records, || {
+        let mut doomed = crate::withdraw::Doomed::default();
         records.scan_dataset(dataset, None, None, &mut |r| {
             if r.agency == agency && !seen.contains(&id_hash(&r.record_id)) {
-                *from.entry(r.upload_id.clone()).or_default() += 1;
-                ids.push(r.record_id);
-                people.insert(r.person_id);
-                keys.extend(r.match_keys);
+                doomed.add(r);
             }
             true
         })?;
-        if ids.is_empty() {
-            return Ok((crate::withdraw::Removed::default(), from));
-        }
-        let gone = crate::withdraw::remove_and_relink(records, &ids, &people, &keys)?;
-        Ok((gone, from))
-    };
-    match run() {
-        Ok(done) => {
-            records.end_upload(true)?;
-            Ok(done)
-        }
-        Err(e) => {
-            let _ = records.end_upload(false);
-            Err(e)
-        }
-    }
+        doomed.remove(records)
+    })
 }
 
 fn add(total: &mut MergeStats, s: MergeStats) {

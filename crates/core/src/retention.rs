@@ -11,13 +11,11 @@
 //! it, so a killed run leaves that dataset as it was. The removed bytes stay
 //! in the body file until `agencylink compact`.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use crate::events::{ExpiredEvent, LineageEvent};
 use crate::lineage;
 use crate::ports::{ChainLog, RecordStore, StoreError};
 use crate::schema::Dataset;
-use crate::withdraw::remove_and_relink;
+use crate::withdraw::{Doomed, in_session};
 
 /// Why retention could not run.
 #[derive(Debug, thiserror::Error)]
@@ -78,17 +76,9 @@ pub fn apply(
             continue;
         };
         let cut = cutoff(today, days).ok_or(RetentionError::Date(today.chars().count()))?;
-        records.begin_upload()?;
-        let done = match expire_in(records, lineage_log, &ds.id, days, &cut, time) {
-            Ok(done) => {
-                records.end_upload(true)?;
-                done
-            }
-            Err(e) => {
-                let _ = records.end_upload(false);
-                return Err(e.into());
-            }
-        };
+        let done = in_session(records, || {
+            expire_in(records, lineage_log, &ds.id, days, &cut, time)
+        })?;
         runs.push(DatasetRun {
             dataset: ds.id.clone(),
             retention_days: Some(days),
@@ -113,26 +103,19 @@ fn expire_in(
     let Some(last) = cutoff(cut, 1) else {
         return Ok(None);
     };
-    let mut ids: Vec<String> = Vec::new();
-    let mut people: BTreeSet<String> = BTreeSet::new();
-    let mut keys: BTreeSet<String> = BTreeSet::new();
-    let mut from: BTreeMap<String, u64> = BTreeMap::new();
+    let mut doomed = Doomed::default();
     records.scan_dataset(dataset, None, Some(&last), &mut |r| {
         // The scan's bound is inclusive and by event date; a record with no
         // usable date sorts first and is kept: it cannot be said to be old.
-        if r.event_date.is_empty() || r.event_date.as_str() >= cut {
-            return true;
+        if !r.event_date.is_empty() && r.event_date.as_str() < cut {
+            doomed.add(r);
         }
-        *from.entry(r.upload_id.clone()).or_default() += 1;
-        ids.push(r.record_id);
-        people.insert(r.person_id);
-        keys.extend(r.match_keys);
         true
     })?;
-    if ids.is_empty() {
+    if doomed.is_empty() {
         return Ok(None);
     }
-    let gone = remove_and_relink(records, &ids, &people, &keys)?;
+    let (gone, from) = doomed.remove(records)?;
     let event = ExpiredEvent {
         dataset: dataset.to_owned(),
         retention_days: days,

@@ -29,11 +29,11 @@
 //! The removed bytes stay in the body file and in free database pages until
 //! `agencylink compact` rewrites them.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::events::{LineageEvent, UploadEvent, WithdrawnEvent};
 use crate::lineage;
-use crate::ports::{ChainLog, ObjectStore, RecordStore, StoreError, WriteBatch};
+use crate::ports::{ChainLog, ObjectStore, RecordStore, StoreError, StoredRecord, WriteBatch};
 
 /// The longest reason kept, in characters.
 pub const REASON_MAX: usize = 300;
@@ -139,17 +139,9 @@ pub fn withdraw(
     // The write lock first (SQLite: BEGIN IMMEDIATE), so lineage is read
     // in the same transaction that writes: two withdrawals of one upload
     // cannot both pass the check.
-    records.begin_upload()?;
-    let event = match withdraw_in(records, lineage_log, upload_id, reason, time) {
-        Ok(event) => {
-            records.end_upload(true)?;
-            event
-        }
-        Err(e) => {
-            let _ = records.end_upload(false);
-            return Err(e);
-        }
-    };
+    let event = in_session(records, || {
+        withdraw_in(records, lineage_log, upload_id, reason, time)
+    })?;
     // After the commit: a failed delete leaves an orphaned object, which
     // compaction removes, never a live upload without its outputs.
     for key in &event.event.outputs_removed {
@@ -172,18 +164,12 @@ fn withdraw_in(
         return Err(WithdrawError::AlreadyWithdrawn { seq });
     }
 
-    // Only what the clean-up needs, not the bodies: an upload may hold a
-    // million records.
-    let mut ids: Vec<String> = Vec::new();
-    let mut people: BTreeSet<String> = BTreeSet::new();
-    let mut keys: BTreeSet<String> = BTreeSet::new();
+    let mut doomed = Doomed::default();
     records.scan_upload(upload_id, &mut |r| {
-        ids.push(r.record_id);
-        people.insert(r.person_id);
-        keys.extend(r.match_keys);
+        doomed.add(r);
         true
     })?;
-    let gone = remove_and_relink(records, &ids, &people, &keys)?;
+    let (gone, _) = doomed.remove(records)?;
     let event = WithdrawnEvent {
         upload_id: upload_id.to_owned(),
         agency: upload.agency,
@@ -200,6 +186,65 @@ fn withdraw_in(
     };
     let entry = lineage::append_event(lineage_log, &LineageEvent::Withdrawn(event.clone()))?;
     Ok(Withdrawn { event, entry })
+}
+
+/// Run `f` as one store session (in SQLite one transaction under the
+/// write lock): kept when it succeeds, rolled back when it fails.
+pub fn in_session<T, E: From<StoreError>>(
+    records: &dyn RecordStore,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    records.begin_upload()?;
+    match f() {
+        Ok(done) => {
+            records.end_upload(true)?;
+            Ok(done)
+        }
+        Err(e) => {
+            // The error that stopped the session matters more than a
+            // failed rollback.
+            let _ = records.end_upload(false);
+            Err(e)
+        }
+    }
+}
+
+/// The records a removal takes, gathered from a scan: only what the
+/// clean-up needs, not the bodies (an upload may hold a million records).
+#[derive(Debug, Default)]
+pub struct Doomed {
+    ids: Vec<String>,
+    people: BTreeSet<String>,
+    keys: BTreeSet<String>,
+    by_upload: BTreeMap<String, u64>,
+}
+
+impl Doomed {
+    /// Take `r` too.
+    pub fn add(&mut self, r: StoredRecord) {
+        *self.by_upload.entry(r.upload_id).or_default() += 1;
+        self.ids.push(r.record_id);
+        self.people.insert(r.person_id);
+        self.keys.extend(r.match_keys);
+    }
+
+    /// Whether nothing was taken.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Remove them inside an open session ([`remove_and_relink`]); what
+    /// went, and how many from each upload that last wrote them.
+    pub fn remove(
+        self,
+        records: &dyn RecordStore,
+    ) -> Result<(Removed, BTreeMap<String, u64>), StoreError> {
+        if self.is_empty() {
+            return Ok((Removed::default(), self.by_upload));
+        }
+        let gone = remove_and_relink(records, &self.ids, &self.people, &self.keys)?;
+        Ok((gone, self.by_upload))
+    }
 }
 
 /// What [`remove_and_relink`] removed and re-derived.
