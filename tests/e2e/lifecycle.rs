@@ -12,16 +12,16 @@ use crate::util::{Scratch, run_in};
 const DS: &str = "council.missing_episode";
 
 /// What the store holds of one record.
-struct Row {
-    record_id: String,
-    person_id: String,
-    upload_id: String,
-    tokens: BTreeSet<String>,
-    body: String,
+pub(crate) struct Row {
+    pub(crate) record_id: String,
+    pub(crate) person_id: String,
+    pub(crate) upload_id: String,
+    pub(crate) tokens: BTreeSet<String>,
+    pub(crate) body: String,
 }
 
 /// Every record, read from the database and the body file as they are.
-fn rows(data: &Path) -> Vec<Row> {
+pub(crate) fn rows(data: &Path) -> Vec<Row> {
     let conn = rusqlite::Connection::open(data.join("agencylink.db")).expect("open");
     let bodies = std::fs::read(data.join("agencylink.db-bodies")).expect("body file");
     let mut stmt = conn
@@ -116,14 +116,14 @@ fn found(dir: &Path, needles: &BTreeSet<String>) -> BTreeMap<String, PathBuf> {
     hits
 }
 
-fn count(data: &Path, sql: &str) -> i64 {
+pub(crate) fn count(data: &Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(data.join("agencylink.db")).expect("open");
     conn.query_row(sql, [], |r| r.get(0)).expect(sql)
 }
 
 /// Two councils' extracts of [`DS`] for the same `people` (seed `seed`),
 /// in `pair/a.csv` and `pair/b.csv`.
-fn synth_pair(s: &Scratch, people: &str, seed: &str) {
+pub(crate) fn synth_pair(s: &Scratch, people: &str, seed: &str) {
     run_in(
         &s.dir,
         &[

@@ -13,6 +13,7 @@ mod policy;
 mod profile;
 mod pseudonymise;
 mod raw;
+mod rotation;
 mod schemas;
 mod synth_errors;
 mod util;

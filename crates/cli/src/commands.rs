@@ -260,6 +260,16 @@ fn ingest_file(
         outputs: vec![curated_key.clone(), json_key.clone(), csv_key.clone()],
         mode,
     };
+    // A key rotation reads the copy once more, under both keys, first.
+    let rotation = crate::key_cmd::before_ingest(
+        local.objects.root(),
+        &local.store,
+        ds,
+        key,
+        &info,
+        &mut copy,
+    )?;
+    copy.rewind()?;
     let mut input = BufReader::with_capacity(1 << 16, copy);
     let lineage_log = local.store.lineage();
     let summary = ingest(
@@ -292,6 +302,7 @@ fn ingest_file(
             local.objects.put_file(key, tmp, PutMode::Overwrite)?;
         }
     }
+    crate::key_cmd::after_ingest(local.objects.root(), &local.store, rotation)?;
     // Unpublished scratch files are removed as they drop; the copy of the
     // extract goes with its handle.
     Ok(summary)

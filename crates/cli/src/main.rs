@@ -23,6 +23,7 @@ mod aws;
 mod checkpoint_cmd;
 mod commands;
 mod interrupt;
+mod key_cmd;
 mod language_cmd;
 mod lifecycle_cmd;
 mod linkage_cmd;
@@ -197,6 +198,8 @@ enum KeyCommand {
     Init,
     /// Print the id of the key in use.
     Id,
+    #[command(flatten)]
+    Rotation(key_cmd::RotationCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -312,6 +315,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             | Command::Profile(_)
             | Command::Withdraw(_)
             | Command::Retention(_)
+            | Command::Key(KeyCommand::Rotation(_))
     );
     let data_dir = cli.data_dir.clone();
     let outcome = run_local(&catalog, cli);
@@ -373,6 +377,7 @@ fn run_local(catalog: &Catalog, cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Key(KeyCommand::Rotation(cmd)) => key_cmd::rotation_cmd(&cli.data_dir, cmd),
         Command::Key(KeyCommand::Id) => {
             let key = commands::load_key(&cli.data_dir)?;
             println!("{}", key.kid());

@@ -70,6 +70,12 @@ pub enum LineageEvent {
     /// `expired`: a dataset's records past its retention period were
     /// removed from the store.
     Expired(ExpiredEvent),
+    /// `key_rotate`: the key custodian opened a key rotation.
+    KeyRotate(KeyRotateEvent),
+    /// `key_migrate`: stored records were rewritten from the old key's
+    /// tokens to the new key's; from this event on the store's key is the
+    /// new one.
+    KeyMigrate(KeyMigrateEvent),
     /// Any other event's fields, as stored (see the module doc).
     Other(Value),
 }
@@ -346,6 +352,57 @@ pub struct ExpiredEvent {
     pub time: String,
 }
 
+/// `key_rotate`: `agencylink key rotate` opened a rotation from one key to
+/// the next. Until the `key_migrate` that closes it, the store stays under
+/// the old key and every ingest also records, for the values it sees, the
+/// old token → new token translations (kept apart from the records and
+/// deleted when the rotation is complete). No key material, ever.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyRotateEvent {
+    /// The store's key id until the migration.
+    pub from_key_id: String,
+    /// The key id after it.
+    pub to_key_id: String,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
+/// `key_migrate`: `agencylink key migrate` (or an ingest that met records
+/// still under the old key) rewrote stored records with the translations
+/// the rotation collected. Its `key_id` is the store's key from here on.
+/// Person ids are kept; counts only, never a record, person or token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyMigrateEvent {
+    /// The key the records were under.
+    pub from_key_id: String,
+    /// The store's key from now on.
+    pub key_id: String,
+    /// `store` for `agencylink key migrate`, `upload` for the records one
+    /// upload re-sent after the migration.
+    pub scope: String,
+    /// The upload, when `scope` is `upload`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    /// Records rewritten under the new key.
+    pub records_migrated: u64,
+    /// Records migrated, by the upload that last wrote them (unchanged by
+    /// the migration: reconciliation's counts stay as they were).
+    pub records_migrated_from: BTreeMap<String, u64>,
+    /// Records left under the old key: some value in them was not seen
+    /// during the rotation. They stay, unlinkable to new uploads, until
+    /// their agency sends them again (then they move) or they expire.
+    pub records_untranslated: u64,
+    /// Clerical-review items rewritten to the new records.
+    pub reviews_migrated: u64,
+    /// Whether nothing is left under the old key: the translations were
+    /// deleted and the old key retired.
+    pub complete: bool,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
 impl LineageEvent {
     /// Read a stored event (chain fields and all). Never fails: what this
     /// version cannot read is [`LineageEvent::Other`].
@@ -364,6 +421,10 @@ impl LineageEvent {
             Some("link_train") => LinkTrainEvent::deserialize(entry).map(LineageEvent::LinkTrain),
             Some("withdrawn") => WithdrawnEvent::deserialize(entry).map(LineageEvent::Withdrawn),
             Some("expired") => ExpiredEvent::deserialize(entry).map(LineageEvent::Expired),
+            Some("key_rotate") => KeyRotateEvent::deserialize(entry).map(LineageEvent::KeyRotate),
+            Some("key_migrate") => {
+                KeyMigrateEvent::deserialize(entry).map(LineageEvent::KeyMigrate)
+            }
             _ => return other(),
         };
         parsed.unwrap_or_else(|_| other())
@@ -377,6 +438,8 @@ impl LineageEvent {
             LineageEvent::LinkTrain(_) => "link_train",
             LineageEvent::Withdrawn(_) => "withdrawn",
             LineageEvent::Expired(_) => "expired",
+            LineageEvent::KeyRotate(_) => "key_rotate",
+            LineageEvent::KeyMigrate(_) => "key_migrate",
             LineageEvent::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
         }
     }
@@ -399,6 +462,8 @@ impl Event for LineageEvent {
             LineageEvent::LinkTrain(e) => tagged("link_train", e),
             LineageEvent::Withdrawn(e) => tagged("withdrawn", e),
             LineageEvent::Expired(e) => tagged("expired", e),
+            LineageEvent::KeyRotate(e) => tagged("key_rotate", e),
+            LineageEvent::KeyMigrate(e) => tagged("key_migrate", e),
             LineageEvent::Other(v) => v.as_object().cloned().unwrap_or_default(),
         }
     }

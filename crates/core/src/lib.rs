@@ -26,6 +26,7 @@ pub mod read;
 pub mod reconcile;
 pub mod report;
 pub mod retention;
+pub mod rotation;
 pub mod schema;
 pub mod validate;
 pub mod withdraw;

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::linkage::{LinkModel, ReviewItem, Signature};
 use crate::ports::{
     ChainLog, LinkageStore, ObjectMeta, ObjectStore, PutMode, RecordStore, SignatureEntry,
-    StoreError, StoreResult, StoredRecord, StoredSignature, WriteBatch,
+    StoreError, StoreResult, StoredRecord, StoredSignature, TranslationStore, WriteBatch,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,11 +116,52 @@ struct Linkage {
     models: Vec<LinkModel>,
 }
 
+#[derive(Debug, Default)]
+struct Rotation {
+    state: Option<String>,
+    translations: HashMap<String, String>,
+}
+
 /// Records and indexes in maps.
 #[derive(Debug, Default)]
 pub struct MemoryRecordStore {
     inner: Mutex<Records>,
     linkage: Mutex<Linkage>,
+    rotation: Mutex<Rotation>,
+}
+
+impl TranslationStore for MemoryRecordStore {
+    fn rotation_state(&self) -> StoreResult<Option<String>> {
+        Ok(lock(&self.rotation).state.clone())
+    }
+
+    fn set_rotation_state(&self, state: Option<&str>) -> StoreResult<()> {
+        lock(&self.rotation).state = state.map(str::to_owned);
+        Ok(())
+    }
+
+    fn put_translations(&self, pairs: &[(String, String)]) -> StoreResult<()> {
+        let mut r = lock(&self.rotation);
+        for (old, new) in pairs {
+            r.translations.insert(old.clone(), new.clone());
+        }
+        Ok(())
+    }
+
+    fn get_translations(&self, olds: &[String]) -> StoreResult<HashMap<String, String>> {
+        let r = lock(&self.rotation);
+        Ok(olds
+            .iter()
+            .filter_map(|o| r.translations.get(o).map(|n| (o.clone(), n.clone())))
+            .collect())
+    }
+
+    fn clear_translations(&self) -> StoreResult<u64> {
+        let mut r = lock(&self.rotation);
+        let n = r.translations.len() as u64;
+        r.translations.clear();
+        Ok(n)
+    }
 }
 
 impl LinkageStore for MemoryRecordStore {
@@ -349,6 +390,10 @@ impl RecordStore for MemoryRecordStore {
     }
 
     fn linkage(&self) -> Option<&dyn LinkageStore> {
+        Some(self)
+    }
+
+    fn translations(&self) -> Option<&dyn TranslationStore> {
         Some(self)
     }
 

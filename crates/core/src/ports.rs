@@ -338,6 +338,12 @@ pub trait RecordStore: Send + Sync {
         let _ = keep;
         Ok(())
     }
+    /// Where a key rotation keeps its state and translations, or `None` for
+    /// a store that cannot rotate its key.
+    fn translations(&self) -> Option<&dyn TranslationStore> {
+        None
+    }
+
     /// The probabilistic-linkage index kept beside the records, or `None`
     /// for a store that links by exact match keys only.
     fn linkage(&self) -> Option<&dyn LinkageStore> {
@@ -425,6 +431,29 @@ pub struct StoredSignature {
     pub signature: crate::linkage::Signature,
     /// `(person_id, record_id)` pairs, by person id.
     pub people: Vec<(String, String)>,
+}
+
+/// A key rotation's working state (see [`crate::rotation`]): which
+/// rotation is open, and the old value → new value translations ingests
+/// recorded while it was. As sensitive as the records (a translation joins
+/// two tokens of one value), kept beside them, and cleared when the
+/// rotation is complete.
+///
+/// Writes are idempotent (a translation is a pure function of the value
+/// and the two keys), so a replayed ingest converges.
+pub trait TranslationStore: Send + Sync {
+    /// The open rotation's state, as [`crate::rotation`] wrote it.
+    fn rotation_state(&self) -> StoreResult<Option<String>>;
+    /// Set (`Some`) or clear (`None`) the rotation's state.
+    fn set_rotation_state(&self, state: Option<&str>) -> StoreResult<()>;
+    /// Record translations `(old, new)`, replacing what an old value had
+    /// (a token's translation never changes; a record's encodings under
+    /// the new key change when its row does).
+    fn put_translations(&self, pairs: &[(String, String)]) -> StoreResult<()>;
+    /// The translations held for `olds` (absent ones left out).
+    fn get_translations(&self, olds: &[String]) -> StoreResult<HashMap<String, String>>;
+    /// Delete every translation; how many there were.
+    fn clear_translations(&self) -> StoreResult<u64>;
 }
 
 /// The probabilistic-linkage index: signatures by id and by blocking key,

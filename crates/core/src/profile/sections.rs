@@ -1142,6 +1142,8 @@ pub(crate) fn quality(ctx: &Ctx<'_>, notes: &mut Vec<Note>, caveats: &mut Vec<St
             LineageEvent::LinkTrain(_)
             | LineageEvent::Withdrawn(_)
             | LineageEvent::Expired(_)
+            | LineageEvent::KeyRotate(_)
+            | LineageEvent::KeyMigrate(_)
             | LineageEvent::Other(_) => {
                 continue;
             }

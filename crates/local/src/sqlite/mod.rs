@@ -20,6 +20,7 @@ mod compact;
 mod linkage;
 mod overlay;
 mod records;
+mod rotation;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -95,6 +96,10 @@ CREATE TABLE IF NOT EXISTS link_signature_person (
 CREATE TABLE IF NOT EXISTS link_block (block TEXT NOT NULL, sig TEXT NOT NULL, PRIMARY KEY (block, sig)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS link_review (id TEXT PRIMARY KEY, item TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS link_model (version INTEGER PRIMARY KEY, model TEXT NOT NULL);
+-- A key rotation's state and translations (see `rotation`): empty but
+-- while a rotation is open or draining.
+CREATE TABLE IF NOT EXISTS key_rotation (name TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS key_translation (old TEXT PRIMARY KEY, new TEXT NOT NULL) WITHOUT ROWID;
 ";
 
 fn db_err(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {

@@ -1026,6 +1026,10 @@ impl RecordStore for SqliteStore {
         Some(self)
     }
 
+    fn translations(&self) -> Option<&dyn agencylink_core::ports::TranslationStore> {
+        Some(self)
+    }
+
     fn begin_upload(&self) -> StoreResult<()> {
         lock(&self.conn).begin(false)
     }
