@@ -89,7 +89,16 @@ fn a_rotation_keeps_people_and_leaves_nothing_translatable_under_the_old_key() {
     let key1: serde_json::Value = serde_json::from_str(&key1).expect("json");
     let refused = run_env(
         &s.dir,
-        &["ingest", "--data-dir", "d", "--agency", "council-a", "--dataset", DS, "pair/a.csv"],
+        &[
+            "ingest",
+            "--data-dir",
+            "d",
+            "--agency",
+            "council-a",
+            "--dataset",
+            DS,
+            "pair/a.csv",
+        ],
         &[
             ("AGENCYLINK_KEY", key1["key"].as_str().expect("key")),
             ("AGENCYLINK_KEY_ID", &old),
@@ -107,8 +116,14 @@ fn a_rotation_keeps_people_and_leaves_nothing_translatable_under_the_old_key() {
     ingest_in(&s.dir, "d", "council-a", DS, "pair/a.csv").expect_code(0);
     assert_eq!(people(&s).len(), total);
     assert_eq!(under(&s, &old), 0);
-    assert!(!s.path("d/key.previous.json").exists(), "the old key is deleted");
-    assert_eq!(count(&s.path("d"), "SELECT count(*) FROM key_translation"), 0);
+    assert!(
+        !s.path("d/key.previous.json").exists(),
+        "the old key is deleted"
+    );
+    assert_eq!(
+        count(&s.path("d"), "SELECT count(*) FROM key_translation"),
+        0
+    );
     let status = run_in(&s.dir, &["key", "status", "--data-dir", "d"])
         .expect_code(0)
         .json();
@@ -116,6 +131,11 @@ fn a_rotation_keeps_people_and_leaves_nothing_translatable_under_the_old_key() {
     let verify = run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(0);
     assert!(verify.stdout.contains("\"ok\":true"), "{}", verify.stdout);
     let list = run_in(&s.dir, &["lineage", "list", "--data-dir", "d"]).expect_code(0);
-    assert_eq!(list.stdout.matches("key_migrate").count(), 2, "{}", list.stdout);
+    assert_eq!(
+        list.stdout.matches("key_migrate").count(),
+        2,
+        "{}",
+        list.stdout
+    );
     assert_eq!(list.stdout.matches("key_rotate").count(), 1);
 }

@@ -135,8 +135,14 @@ fn migrate(data_dir: &Path, store: &SqliteStore, finish: bool) -> Result<ExitCod
             );
         }
     }
-    let event = rotation::migrate(store, &store.lineage(), Scope::Store, finish, &now_rfc3339())?
-        .context("the migration wrote no event")?;
+    let event = rotation::migrate(
+        store,
+        &store.lineage(),
+        Scope::Store,
+        finish,
+        &now_rfc3339(),
+    )?
+    .context("the migration wrote no event")?;
     swap_keys_if_migrated(data_dir, store)?;
     if event.complete {
         retire_previous(data_dir)?;
@@ -219,14 +225,16 @@ pub(crate) fn before_ingest(
         return Ok(None);
     }
     let path = other_key_path(data_dir, &state);
-    let other: Key = LocalKeyProvider::File(path.clone()).key().with_context(|| {
-        format!(
-            "a key rotation ({} to {}) is open, and its other key is not in {}",
-            state.from,
-            state.to,
-            path.display()
-        )
-    })?;
+    let other: Key = LocalKeyProvider::File(path.clone())
+        .key()
+        .with_context(|| {
+            format!(
+                "a key rotation ({} to {}) is open, and its other key is not in {}",
+                state.from,
+                state.to,
+                path.display()
+            )
+        })?;
     let other = Pseudonymiser::new(other);
     let moved = rotation::before_ingest(
         store,

@@ -240,7 +240,8 @@ pub fn record_translations(
             });
         }
     }
-    let bounds = DateBounds::on(&info.time).ok_or_else(|| RotationError::Time(info.time.clone()))?;
+    let bounds =
+        DateBounds::on(&info.time).ok_or_else(|| RotationError::Time(info.time.clone()))?;
     let validator = RowValidator::new(dataset).with_date_bounds(bounds);
     let provenance = Provenance {
         agency: info.agency.clone(),

@@ -167,7 +167,11 @@ fn a_rotation_keeps_every_person_and_moves_what_was_seen() {
     w.send("wigan-council", &[ANN_ELSEWHERE], &k1);
     let ann = w.person_of("bury-council", ANN);
     assert!(!ann.is_empty());
-    assert_eq!(w.person_of("wigan-council", ANN_ELSEWHERE), ann, "linked before");
+    assert_eq!(
+        w.person_of("wigan-council", ANN_ELSEWHERE),
+        ann,
+        "linked before"
+    );
     assert_ne!(w.person_of("bury-council", BEN), ann);
     let before: Vec<(String, String)> = w
         .all()
@@ -222,7 +226,12 @@ fn a_rotation_keeps_every_person_and_moves_what_was_seen() {
     let ben = w.record_of("bury-council", BEN);
     assert_eq!(
         ben.body.as_str(),
-        curated("bury-council", &first.upload_id, &format!("{ANN}{BEN}"), &k2)
+        curated(
+            "bury-council",
+            &first.upload_id,
+            &format!("{ANN}{BEN}"),
+            &k2
+        )
     );
     let cal = w.record_of("bury-council", CAL);
     assert!(cal.body.as_str().contains("\"key_id\":\"k1\""));

@@ -33,7 +33,10 @@ impl SqliteStore {
     /// Inside an upload a failed write fails the upload (it can then only
     /// be rolled back), as a failed record write does: what it wrote may be
     /// partial. A refusal made before writing (`AlreadyExists`) does not.
-    pub(super) fn link_write<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    pub(super) fn link_write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let mut db = lock(&self.conn);
         let Db { conn, upload, .. } = &mut *db;
         match upload.as_mut() {
