@@ -812,3 +812,139 @@ fn a_full_refresh_on_aws_retires_what_the_extract_leaves_out() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+/// A key rotation on AWS, as on the embedded store: the new key is the
+/// secret's AWSPENDING version; ingests while open record translations;
+/// `key migrate` moves what they cover (person ids kept) and AWSCURRENT to
+/// the new key; the rows nobody re-sent move when their agency sends them
+/// again, and then AWSPREVIOUS comes off the old version.
+#[test]
+fn a_key_rotation_on_aws_keeps_people_and_moves_the_secret() {
+    use agencylink_core::ports::{RecordStore, StoredRecord};
+    let Some(m) = moto() else { return };
+    let d = Deployment::new(&m, "cli-rotate");
+    let pair = d.dir.join("pair");
+    let out = Command::new(bin())
+        .args([
+            "synth-pair",
+            "--dataset",
+            "council.missing_episode",
+            "--people",
+            "30",
+            "--seed",
+            "4",
+            "--out-dir",
+            pair.to_str().expect("path"),
+        ])
+        .output()
+        .expect("synth-pair");
+    assert_eq!(out.status.code(), Some(0));
+    let ingest = |agency: &str, file: &std::path::Path| {
+        let out = d.run(&[
+            "ingest",
+            "--agency",
+            agency,
+            "--dataset",
+            "council.missing_episode",
+            file.to_str().expect("path"),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&out)
+    };
+    let (a, b) = (pair.join("a.csv"), pair.join("b.csv"));
+    ingest("council-a", &a);
+    ingest("council-b", &b);
+    let backend = m.backend(d.settings.clone());
+    let all = || {
+        let mut out: Vec<StoredRecord> = Vec::new();
+        backend
+            .records
+            .scan_dataset("council.missing_episode", None, None, &mut |r| {
+                out.push(r);
+                true
+            })
+            .expect("scan");
+        out
+    };
+    let people = || {
+        let mut p: Vec<(String, u64, String)> = all()
+            .into_iter()
+            .map(|r| (r.upload_id, r.row, r.person_id))
+            .collect();
+        p.sort();
+        p
+    };
+    let under = |kid: &str| {
+        let needle = format!(":{kid}:");
+        all()
+            .iter()
+            .filter(|r| r.body.as_str().contains(&needle))
+            .count()
+    };
+    let before = people();
+    let total = before.len();
+
+    let rotate = d.run(&["key", "rotate"]);
+    assert_eq!(
+        rotate.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    let new = json(&rotate)["to_key_id"]
+        .as_str()
+        .expect("new id")
+        .to_owned();
+    assert_eq!(d.run(&["key", "rotate"]).status.code(), Some(2));
+
+    // council-a re-sends all but 4 rows; council-b its file unchanged.
+    let text = std::fs::read_to_string(&a).expect("a.csv");
+    let lines: Vec<&str> = text.lines().collect();
+    let most = d.dir.join("a-most.csv");
+    std::fs::write(&most, lines[..lines.len() - 4].join("\n") + "\n").expect("write");
+    ingest("council-a", &most);
+    assert_eq!(ingest("council-b", &b)["duplicate"], true);
+
+    let migrate = d.run(&["key", "migrate"]);
+    assert_eq!(
+        migrate.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    let event = json(&migrate);
+    assert_eq!(event["records_migrated"], (total - 4) as u64);
+    assert_eq!(event["records_untranslated"], 4);
+    assert_eq!(people(), before, "every person id is kept");
+    assert_eq!(under("k1"), 4);
+    assert_eq!(under(&new), total - 4);
+    // The secret's current version is the new key now.
+    let keys = backend.keys.as_ref().expect("keys");
+    keys.forget();
+    use agencylink_core::ports::KeyProvider;
+    assert_eq!(keys.key().expect("current").kid().as_str(), new);
+    assert!(keys.key_at("AWSPREVIOUS").expect("read").is_some());
+    let verify = d.run(&["lineage", "verify"]);
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    // council-a sends its whole file again: the 4 move first, nothing is
+    // duplicated, and the rotation ends.
+    ingest("council-a", &a);
+    assert_eq!(people().len(), total);
+    assert_eq!(under("k1"), 0);
+    let status = json(&d.run(&["key", "status"]));
+    assert!(status["rotation"].is_null(), "{status}");
+    assert!(keys.key_at("AWSPREVIOUS").expect("read").is_none());
+    let verify = d.run(&["lineage", "verify"]);
+    assert_eq!(verify.status.code(), Some(0));
+}

@@ -275,3 +275,79 @@ fn synthetic_extracts_flow_from_landing_to_the_api_and_replays_change_nothing() 
         (200, json!({"ok": true, "events": 4, "checkpoint": null}))
     );
 }
+
+/// The daily schedule's input, `{"agencylink_task": "retention"}`, applies
+/// each dataset's retention period on AWS: the records dated before the
+/// cutoff go, an `expired` event says so (and is archived), the rest stay.
+#[test]
+fn the_scheduled_retention_run_expires_old_records_on_aws() {
+    let Some(m) = moto() else { return };
+    let policy = AgencyPolicy::from_pairs([("gm-council", &["council.missing_episode"][..])]);
+    let settings = m.settings("e2e-retention", policy);
+    let backend = m.backend(settings);
+    m.put_key_secret(&backend, "k1", KEY_B64);
+    let ingestor = Arc::new(Ingestor::new(
+        backend,
+        Catalog::embedded().expect("catalog"),
+    ));
+    let b = ingestor.backend();
+    // council.missing_episode keeps records 2,557 days (7 years): two rows
+    // from 2015 are past it whatever today is; three recent ones are not.
+    let csv = "record_ref,child_id,family_name,given_name,dob,event_date,missing_type\n\
+               M-1,C-1,Ahmed,Ann,2004-03-04,2015-01-10,M\n\
+               M-2,C-2,Brown,Ben,2003-05-06,2015-02-11,A\n\
+               M-3,C-3,Clarke,Cal,2012-07-08,2026-01-12,M\n\
+               M-4,C-4,Dunn,Dee,2011-07-08,2026-02-12,A\n\
+               M-5,C-1,Ahmed,Ann,2004-03-04,2026-03-01,M\n";
+    let key = "landing/gm-council/council.missing_episode/episodes.csv";
+    b.objects
+        .put(key, csv.as_bytes(), PutMode::Create)
+        .expect("upload");
+    let invoke = |event: Value| {
+        rt().block_on(handle(
+            ingestor.clone(),
+            LambdaEvent::new(event, Context::default()),
+        ))
+        .expect("handled")
+    };
+    invoke(s3_event(&b.settings.landing_bucket, key, csv.len()));
+    assert_eq!(all_records(&b.records).len(), 5);
+
+    let out = invoke(json!({"agencylink_task": "retention"}));
+    assert_eq!(out["records_removed"], 2, "{out}");
+    let left = all_records(&b.records);
+    assert_eq!(left.len(), 3);
+    assert!(left.iter().all(|r| r.event_date.as_str() >= "2026-01-01"));
+    let expired: Vec<Value> = b
+        .lineage
+        .entries()
+        .expect("lineage")
+        .into_iter()
+        .filter(|e| e["type"] == "expired")
+        .collect();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0]["records_removed"], 2);
+    assert_eq!(expired[0]["dataset"], "council.missing_episode");
+    let seqs: Vec<u64> = b
+        .archive
+        .as_ref()
+        .expect("the test deployment has a WORM archive")
+        .archived_events("lineage")
+        .expect("archive")
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .collect();
+    assert!(seqs.contains(&expired[0]["seq"].as_u64().expect("seq")));
+    // Run again: nothing more is past the cutoff, and nothing is logged.
+    let again = invoke(json!({"agencylink_task": "retention"}));
+    assert_eq!(again["records_removed"], 0);
+    // An unknown task is refused, not taken for an S3 event.
+    let refused = rt().block_on(handle(
+        ingestor.clone(),
+        LambdaEvent::new(
+            json!({"agencylink_task": "drop_tables"}),
+            Context::default(),
+        ),
+    ));
+    assert!(refused.is_err());
+}

@@ -14,6 +14,7 @@
 //! see the `linkage` module.
 
 mod linkage;
+mod rotation;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -618,6 +619,10 @@ impl RecordStore for DynamoStore {
             .item()
             .and_then(|i| text(i, "new_id"))
             .map(str::to_owned))
+    }
+
+    fn translations(&self) -> Option<&dyn agencylink_core::ports::TranslationStore> {
+        Some(self)
     }
 
     fn linkage(&self) -> Option<&dyn LinkageStore> {

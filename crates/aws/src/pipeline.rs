@@ -99,6 +99,12 @@ pub enum PipelineError {
     /// The temporary copy failed (disk full, …).
     #[error("temporary storage: {0}")]
     Io(#[from] io::Error),
+    /// The key rotation's step before the ingest failed.
+    #[error("key rotation: {0}")]
+    Rotation(#[from] agencylink_core::rotation::RotationError),
+    /// A key could not be read.
+    #[error(transparent)]
+    Key(#[from] agencylink_core::ports::KeySourceError),
 }
 
 impl PipelineError {
@@ -108,7 +114,13 @@ impl PipelineError {
             PipelineError::Store(e) | PipelineError::Ingest(IngestError::Store(e)) => {
                 e.is_retryable()
             }
-            PipelineError::Ingest(_) | PipelineError::Io(_) => true,
+            PipelineError::Rotation(agencylink_core::rotation::RotationError::Store(e)) => {
+                e.is_retryable()
+            }
+            PipelineError::Ingest(_)
+            | PipelineError::Io(_)
+            | PipelineError::Rotation(_)
+            | PipelineError::Key(_) => true,
         }
     }
 }
@@ -262,6 +274,7 @@ pub fn ingest_landing_as(
             rc.flush()?;
             Ok(summary)
         };
+    rotation_step(backend, pseudo, dataset, &info, &raw)?;
     let summary = run(&backend.records, &backend.lineage)?;
     let mut write_outputs = !summary.duplicate;
     if summary.duplicate {
@@ -290,6 +303,62 @@ pub fn ingest_landing_as(
     // would keep the raw extract as a noncurrent version.
     backend.objects.delete_all_versions(key)?;
     Ok(summary)
+}
+
+/// While a key rotation is open or draining: read the upload under both
+/// keys first (`agencylink_core::rotation::before_ingest`). The other key
+/// is the secret's `AWSPENDING` version while the rotation is open and its
+/// `AWSPREVIOUS` version after the migration.
+fn rotation_step(
+    backend: &AwsBackend,
+    pseudo: &Pseudonymiser,
+    dataset: &Dataset,
+    info: &UploadInfo,
+    raw: &Path,
+) -> Result<(), PipelineError> {
+    use agencylink_core::rotation::{self, Phase};
+    let Some(state) = rotation::state(&backend.records)? else {
+        return Ok(());
+    };
+    if pseudo.kid().as_str() != state.store_key() {
+        // The ingest's own key check refuses it, naming both ids.
+        return Ok(());
+    }
+    let stage = match state.phase {
+        Phase::Open => crate::secrets::PENDING,
+        Phase::Draining => crate::secrets::PREVIOUS,
+    };
+    let other = backend
+        .keys
+        .as_ref()
+        .and_then(|k| k.key_at(stage).transpose())
+        .transpose()?
+        .filter(|k| k.kid().as_str() == state.other_key())
+        .ok_or_else(|| {
+            agencylink_core::ports::KeySourceError::Missing(format!(
+                "a key rotation ({} to {}) is open, but the key secret has no {stage} version with key id {}",
+                state.from,
+                state.to,
+                state.other_key()
+            ))
+        })?;
+    let moved = rotation::before_ingest(
+        &backend.records,
+        &backend.lineage,
+        dataset,
+        pseudo,
+        &Pseudonymiser::new(other),
+        info,
+        &mut BufReader::with_capacity(1 << 16, File::open(raw)?),
+    )?;
+    // The `key_migrate` event names the upload, so archiving the upload's
+    // events after the ingest copies it to the WORM archive too.
+    if moved.is_some_and(|m| m.complete)
+        && let Some(keys) = &backend.keys
+    {
+        keys.retire_previous()?;
+    }
+    Ok(())
 }
 
 /// Copy an upload's lineage events to the WORM archive (when configured).

@@ -29,7 +29,9 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         Command::Demo(_) => Some("demo"),
         Command::Pseudonymise(_) => Some("pseudonymise (it uses the local key)"),
         Command::Profile(_) => Some("profile"),
-        Command::Key(_) => Some("key (on AWS the key lives in Secrets Manager)"),
+        Command::Key(crate::KeyCommand::Init | crate::KeyCommand::Id) => {
+            Some("key init and key id (on AWS the key lives in Secrets Manager)")
+        }
         Command::Lineage(LineageCommand::Export { .. }) => Some("lineage export"),
         Command::Compact => Some("compact (the embedded store's body file and database)"),
         _ => None,
@@ -94,6 +96,9 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
             &worm(&backend, "lineage"),
             &cmd,
         ),
+        Command::Key(crate::KeyCommand::Rotation(cmd)) => {
+            crate::key_cmd::aws_rotation(&backend, cmd)
+        }
         _ => bail!("unsupported with --backend aws"),
     }
 }

@@ -193,7 +193,7 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-enum KeyCommand {
+pub(crate) enum KeyCommand {
     /// Create a new key file (mode 0600) in the data directory.
     Init,
     /// Print the id of the key in use.

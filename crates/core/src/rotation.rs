@@ -258,10 +258,10 @@ pub fn record_translations(
     // A file-level problem ends the reading: ingest refuses the rest too.
     while let Some(Ok(row)) = rows.next_row() {
         errors.clear();
-        if !validator.check(&row, &mut errors) {
+        if !validator.check(row, &mut errors) {
             continue;
         }
-        let (Ok(a), Ok(b)) = (c_old.curate(&row), c_new.curate(&row)) else {
+        let (Ok(a), Ok(b)) = (c_old.curate(row), c_new.curate(row)) else {
             continue;
         };
         seen.rows += 1;
@@ -589,11 +589,11 @@ fn migrate_chunk(
             .and_then(|json| serde_json::from_str::<Signature>(json).ok())
             .map(std::sync::Arc::new);
     }
+    // New before old: on a backend that writes through (DynamoDB), a
+    // migration killed part-way leaves both copies, never neither, and
+    // running it again converges (the same new record, then the old one
+    // removed).
     let old_ids: Vec<String> = news.iter().map(|(o, _)| o.record_id.clone()).collect();
-    records.remove_records(&old_ids)?;
-    if let Some(linkage) = records.linkage() {
-        linkage.forget_records(&old_ids)?;
-    }
     let mut batch = WriteBatch::default();
     let mut old_keys = HashSet::new();
     for (o, n) in &news {
@@ -604,11 +604,6 @@ fn migrate_chunk(
         *moved.from.entry(o.upload_id.clone()).or_default() += 1;
         moved.ids.insert(o.record_id.clone());
         moved.records += 1;
-    }
-    for k in old_keys {
-        if records.records_with_key(&k)?.is_empty() {
-            batch.key_removals.push(k);
-        }
     }
     let entries: Vec<SignatureEntry> = news
         .iter()
@@ -622,8 +617,21 @@ fn migrate_chunk(
         .collect();
     batch.records = news.into_iter().map(|(_, n)| n).collect();
     records.apply(&batch)?;
-    if let (Some(linkage), false) = (records.linkage(), entries.is_empty()) {
-        linkage.put_signatures(&entries)?;
+    if let Some(linkage) = records.linkage() {
+        if !entries.is_empty() {
+            linkage.put_signatures(&entries)?;
+        }
+        linkage.forget_records(&old_ids)?;
+    }
+    records.remove_records(&old_ids)?;
+    let mut cleanup = WriteBatch::default();
+    for k in old_keys {
+        if records.records_with_key(&k)?.is_empty() {
+            cleanup.key_removals.push(k);
+        }
+    }
+    if !cleanup.is_empty() {
+        records.apply(&cleanup)?;
     }
     Ok(())
 }

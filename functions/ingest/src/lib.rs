@@ -1,5 +1,6 @@
 //! The ingest Lambda: S3 `ObjectCreated` events for the landing bucket,
-//! delivered directly or wrapped in SQS messages.
+//! delivered directly or wrapped in SQS messages, and the daily scheduled
+//! retention run (`{"agencylink_task": "retention"}`).
 //!
 //! Each object is checked against the agency policy (an agency outside the
 //! configured list, or a dataset it may not upload, is rejected into lineage
@@ -166,6 +167,22 @@ pub async fn handle(
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let (payload, _ctx) = event.into_parts();
+    // The schedule's fixed input (infra/template.yaml), not an S3 event.
+    if let Some(task) = payload.get(TASK).and_then(Value::as_str) {
+        return match task {
+            RETENTION => {
+                let ing = ingestor.clone();
+                tokio::task::spawn_blocking(move || apply_retention(&ing))
+                    .await
+                    .map_err(|e| {
+                        HandlerError::Retryable(format!("the retention task failed: {e}"))
+                    })?
+            }
+            other => Err(HandlerError::NonRetryable(format!(
+                "unknown task `{other}`"
+            ))),
+        };
+    }
     let source = payload
         .get("Records")
         .and_then(|r| r.get(0))
@@ -191,6 +208,52 @@ pub async fn handle(
             "unsupported event source `{other}`"
         ))),
     }
+}
+
+/// The payload field that names a scheduled task.
+pub const TASK: &str = "agencylink_task";
+/// The daily retention run's task name.
+pub const RETENTION: &str = "retention";
+
+/// The scheduled retention run: every dataset's retention period
+/// (`x-retention-days`) applied as of today, as `agencylink retention
+/// apply` does on the embedded store, each `expired` event also in the WORM
+/// archive. A failure fails the invocation, which EventBridge retries; a
+/// run that removed part of a dataset is finished by the next (each run
+/// removes what is past the cutoff, whatever an earlier run did).
+fn apply_retention(ingestor: &Ingestor) -> Result<Value, HandlerError> {
+    let backend = &ingestor.backend;
+    let now = agencylink_aws::now_rfc3339();
+    let today = &now[..10];
+    let datasets: Vec<&agencylink_core::schema::Dataset> =
+        ingestor.catalog.latest().map(AsRef::as_ref).collect();
+    let runs = agencylink_core::retention::apply(
+        &backend.records,
+        &backend.lineage,
+        &datasets,
+        today,
+        &now,
+    )
+    .map_err(|e| HandlerError::Retryable(format!("retention: {e}")))?;
+    let mut removed = 0;
+    for run in &runs {
+        if let (Some(entry), Some(archive)) = (&run.entry, &backend.archive) {
+            archive.archive("lineage", entry)?;
+        }
+        removed += run.event.as_ref().map_or(0, |e| e.records_removed);
+    }
+    info!(records_removed = removed, "retention applied");
+    Ok(serde_json::json!({
+        "task": RETENTION,
+        "today": today,
+        "records_removed": removed,
+        "datasets": runs.iter().map(|r| serde_json::json!({
+            "dataset": r.dataset,
+            "retention_days": r.retention_days,
+            "cutoff": r.cutoff,
+            "records_removed": r.event.as_ref().map_or(0, |e| e.records_removed),
+        })).collect::<Vec<_>>(),
+    }))
 }
 
 /// Every record of a direct S3 event; the first retryable failure fails the
@@ -373,7 +436,7 @@ pub fn process_object(
                 &fetched
             }
         };
-        Ok(pipeline::ingest_landing(
+        let out = pipeline::ingest_landing(
             backend,
             pseudo,
             dataset,
@@ -381,7 +444,19 @@ pub fn process_object(
             &key,
             time,
             &ingestor.tmp,
-        )?)
+        );
+        // A key migration moved the secret's current version since this
+        // instance cached its key: read it again on the retry.
+        if matches!(
+            &out,
+            Err(PipelineError::Ingest(
+                agencylink_core::ingest::IngestError::KeyMismatch(_)
+            ))
+        ) && let Some(keys) = &backend.keys
+        {
+            keys.forget();
+        }
+        Ok(out?)
     })();
     match result {
         Ok(summary) => {

@@ -244,7 +244,12 @@ impl DynamoStore {
     }
 
     /// One item by key, consistently.
-    async fn get_one(&self, pk: String, sk: String, what: &str) -> StoreResult<Option<Item>> {
+    pub(super) async fn get_one(
+        &self,
+        pk: String,
+        sk: String,
+        what: &str,
+    ) -> StoreResult<Option<Item>> {
         let out = self
             .client
             .get_item()
