@@ -813,14 +813,15 @@ fn a_full_refresh_on_aws_retires_what_the_extract_leaves_out() {
     );
 }
 
-/// A key rotation on AWS, as on the embedded store: the new key is the
-/// secret's AWSPENDING version; ingests while open record translations;
-/// `key migrate` moves what they cover (person ids kept) and AWSCURRENT to
-/// the new key; the rows nobody re-sent move when their agency sends them
-/// again, and then AWSPREVIOUS comes off the old version.
+/// A key rotation on AWS, as on the embedded store, split as the roles
+/// are: the custodian's CLI writes the new key (AWSPENDING) and later the
+/// migrate signal; the ingest function's rotation task opens the rotation,
+/// migrates (person ids kept) and moves AWSCURRENT; ingests while it is
+/// open record translations; the rows nobody re-sent move when their agency
+/// sends them again, and then AWSPREVIOUS comes off the old version.
 #[test]
 fn a_key_rotation_on_aws_keeps_people_and_moves_the_secret() {
-    use agencylink_core::ports::{RecordStore, StoredRecord};
+    use agencylink_core::ports::{KeyProvider, RecordStore, StoredRecord};
     let Some(m) = moto() else { return };
     let d = Deployment::new(&m, "cli-rotate");
     let pair = d.dir.join("pair");
@@ -839,15 +840,7 @@ fn a_key_rotation_on_aws_keeps_people_and_moves_the_secret() {
         .output()
         .expect("synth-pair");
     assert_eq!(out.status.code(), Some(0));
-    let ingest = |agency: &str, file: &std::path::Path| {
-        let out = d.run(&[
-            "ingest",
-            "--agency",
-            agency,
-            "--dataset",
-            "council.missing_episode",
-            file.to_str().expect("path"),
-        ]);
+    let ok = |out: Output| {
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -856,10 +849,24 @@ fn a_key_rotation_on_aws_keeps_people_and_moves_the_secret() {
         );
         json(&out)
     };
+    let ingest = |agency: &str, file: &std::path::Path| {
+        ok(d.run(&[
+            "ingest",
+            "--agency",
+            agency,
+            "--dataset",
+            "council.missing_episode",
+            file.to_str().expect("path"),
+        ]))
+    };
     let (a, b) = (pair.join("a.csv"), pair.join("b.csv"));
     ingest("council-a", &a);
     ingest("council-b", &b);
     let backend = m.backend(d.settings.clone());
+    let task = || {
+        agencylink_aws::key_rotation::run(&backend, &agencylink_aws::now_rfc3339())
+            .expect("the rotation task")
+    };
     let all = || {
         let mut out: Vec<StoredRecord> = Vec::new();
         backend
@@ -888,19 +895,22 @@ fn a_key_rotation_on_aws_keeps_people_and_moves_the_secret() {
     };
     let before = people();
     let total = before.len();
+    assert_eq!(task()["step"], "none", "nothing to do before a rotation");
 
-    let rotate = d.run(&["key", "rotate"]);
-    assert_eq!(
-        rotate.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&rotate.stderr)
-    );
-    let new = json(&rotate)["to_key_id"]
+    // The custodian: a new version, AWSPENDING; a second is refused.
+    let new = ok(d.run(&["key", "rotate"]))["to_key_id"]
         .as_str()
         .expect("new id")
         .to_owned();
     assert_eq!(d.run(&["key", "rotate"]).status.code(), Some(2));
+    let labels = ok(d.run(&["key", "status"]));
+    assert!(
+        labels["key_secret_labels"]["AWSPENDING"].is_string(),
+        "{labels}"
+    );
+    // The task opens the rotation; the store stays under k1.
+    assert_eq!(task()["step"], "opened");
+    assert_eq!(task()["step"], "waiting");
 
     // council-a re-sends all but 4 rows; council-b its file unchanged.
     let text = std::fs::read_to_string(&a).expect("a.csv");
@@ -909,42 +919,37 @@ fn a_key_rotation_on_aws_keeps_people_and_moves_the_secret() {
     std::fs::write(&most, lines[..lines.len() - 4].join("\n") + "\n").expect("write");
     ingest("council-a", &most);
     assert_eq!(ingest("council-b", &b)["duplicate"], true);
+    assert_eq!(under("k1"), total);
 
-    let migrate = d.run(&["key", "migrate"]);
-    assert_eq!(
-        migrate.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
-    let event = json(&migrate);
+    // The custodian signals; the task migrates and moves the labels.
+    ok(d.run(&["key", "migrate"]));
+    let done = task();
+    assert_eq!(done["step"], "migrated", "{done}");
+    let event = &done["event"];
     assert_eq!(event["records_migrated"], (total - 4) as u64);
     assert_eq!(event["records_untranslated"], 4);
     assert_eq!(people(), before, "every person id is kept");
     assert_eq!(under("k1"), 4);
     assert_eq!(under(&new), total - 4);
-    // The secret's current version is the new key now.
     let keys = backend.keys.as_ref().expect("keys");
     keys.forget();
-    use agencylink_core::ports::KeyProvider;
     assert_eq!(keys.key().expect("current").kid().as_str(), new);
-    assert!(keys.key_at("AWSPREVIOUS").expect("read").is_some());
-    let verify = d.run(&["lineage", "verify"]);
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    let labels = ok(d.run(&["key", "status"]));
+    let labels = &labels["key_secret_labels"];
+    assert!(labels["AWSPREVIOUS"].is_string(), "{labels}");
+    assert!(labels["AWSPENDING"].is_null() && labels["AGENCYLINK_MIGRATE"].is_null());
+    ok(d.run(&["lineage", "verify"]));
 
     // council-a sends its whole file again: the 4 move first, nothing is
     // duplicated, and the rotation ends.
     ingest("council-a", &a);
     assert_eq!(people().len(), total);
     assert_eq!(under("k1"), 0);
-    let status = json(&d.run(&["key", "status"]));
-    assert!(status["rotation"].is_null(), "{status}");
-    assert!(keys.key_at("AWSPREVIOUS").expect("read").is_none());
-    let verify = d.run(&["lineage", "verify"]);
-    assert_eq!(verify.status.code(), Some(0));
+    let labels = ok(d.run(&["key", "status"]));
+    assert!(
+        labels["key_secret_labels"]["AWSPREVIOUS"].is_null(),
+        "{labels}"
+    );
+    assert_eq!(task()["step"], "none");
+    ok(d.run(&["lineage", "verify"]));
 }

@@ -20,11 +20,12 @@ pub mod audit;
 mod config;
 pub mod dynamo;
 mod error;
+pub mod key_rotation;
 pub mod kms;
 pub mod pipeline;
 pub mod provision;
 mod s3;
-mod secrets;
+pub mod secrets;
 #[cfg(feature = "test-support")]
 pub mod testing;
 

@@ -8,6 +8,12 @@
 //! `AWSCURRENT` to it (the old version becomes `AWSPREVIOUS`, kept while
 //! records are still under it); when none is, `AWSPREVIOUS` is taken off
 //! and the unlabelled version is left for Secrets Manager to delete.
+//!
+//! The key custodian only writes versions and moves labels (they read no
+//! key and no data): `key rotate` adds the `AWSPENDING` version, `key
+//! migrate` puts the label [`MIGRATE`] (or [`FINISH`]) on it. The ingest
+//! function, which holds the data, does the rest on its hourly rotation
+//! task (`crate::key_rotation`).
 
 use std::sync::Mutex;
 
@@ -114,12 +120,15 @@ impl SecretsKeyProvider {
     }
 
     /// Make a new key and store it as the `AWSPENDING` version (the key
-    /// custodian's `key rotate`). An existing pending version is returned
-    /// instead of replaced, so a rotate that died after this step reuses
-    /// the key it made.
-    pub fn put_pending(&self) -> Result<Key, KeySourceError> {
-        if let Some(k) = self.key_at(PENDING)? {
-            return Ok(k);
+    /// custodian's `key rotate`); its key id. The custodian reads no key,
+    /// so a pending version is found from the labels (DescribeSecret), and
+    /// one already there is refused rather than replaced.
+    pub fn put_pending(&self) -> Result<KeyId, KeySourceError> {
+        if self.stages()?.contains_key(PENDING) {
+            return Err(KeySourceError::Invalid(format!(
+                "{} already has an AWSPENDING version: a rotation is under way (`agencylink --backend aws key status`)",
+                Resource::Secret(&self.secret_id)
+            )));
         }
         let mut bytes = Zeroizing::new([0u8; 32]);
         getrandom::fill(bytes.as_mut())
@@ -150,12 +159,36 @@ impl SecretsKeyProvider {
                 &e,
             ))
         })?;
-        let kid = KeyId::new(&kid).map_err(|e| KeySourceError::Invalid(e.to_string()))?;
-        Ok(Key::new(kid, master))
+        KeyId::new(&kid).map_err(|e| KeySourceError::Invalid(e.to_string()))
+    }
+
+    /// Put the custodian's signal `label` ([`MIGRATE`] or [`FINISH`]) on
+    /// the pending version, or on the current one when none is pending (a
+    /// rotation already migrated and draining).
+    pub fn signal(&self, label: &str) -> Result<(), KeySourceError> {
+        let stages = self.stages()?;
+        let Some(target) = stages.get(PENDING).or_else(|| stages.get(CURRENT)) else {
+            return Err(KeySourceError::Missing(
+                Resource::Secret(&self.secret_id).missing(),
+            ));
+        };
+        let from = stages.get(label).filter(|v| *v != target);
+        block_on(
+            &self.handle,
+            self.move_stage(label, Some(target), from.map(String::as_str)),
+        )
+    }
+
+    /// Take `label` off whichever version carries it.
+    pub fn clear_signal(&self, label: &str) -> Result<(), KeySourceError> {
+        if let Some(v) = self.stages()?.get(label) {
+            block_on(&self.handle, self.move_stage(label, None, Some(v)))?;
+        }
+        Ok(())
     }
 
     /// Each staging label → the version that carries it.
-    fn stages(&self) -> Result<std::collections::HashMap<String, String>, KeySourceError> {
+    pub fn stages(&self) -> Result<std::collections::HashMap<String, String>, KeySourceError> {
         let out = block_on(&self.handle, async {
             self.client
                 .describe_secret()
@@ -238,11 +271,16 @@ impl SecretsKeyProvider {
 }
 
 /// The version a deployment uses.
-pub(crate) const CURRENT: &str = "AWSCURRENT";
+pub const CURRENT: &str = "AWSCURRENT";
 /// A rotation's new key until the migration.
-pub(crate) const PENDING: &str = "AWSPENDING";
+pub const PENDING: &str = "AWSPENDING";
 /// The old key while records are still under it.
-pub(crate) const PREVIOUS: &str = "AWSPREVIOUS";
+pub const PREVIOUS: &str = "AWSPREVIOUS";
+/// The custodian's signal to migrate (`key migrate`).
+pub const MIGRATE: &str = "AGENCYLINK_MIGRATE";
+/// The custodian's signal to migrate and end the rotation (`key migrate
+/// --finish`).
+pub const FINISH: &str = "AGENCYLINK_FINISH";
 
 impl KeyProvider for SecretsKeyProvider {
     fn key(&self) -> Result<Key, KeySourceError> {

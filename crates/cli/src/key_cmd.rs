@@ -268,107 +268,50 @@ pub(crate) fn after_ingest(
     Ok(())
 }
 
-/// `--backend aws key rotate|migrate|status`: the same steps, with the keys
-/// as the key secret's staging labels (see `agencylink_aws::secrets`) and
-/// each lineage event also in the WORM archive.
+/// `--backend aws key rotate|migrate|status`: the key custodian's side,
+/// which writes the key secret's versions and labels and reads no key and
+/// no data; the ingest function's hourly rotation task does the data side
+/// (`agencylink_aws::key_rotation`).
 #[cfg(feature = "aws")]
 pub(crate) fn aws_rotation(
     backend: &agencylink_aws::AwsBackend,
     cmd: RotationCommand,
 ) -> Result<ExitCode> {
-    use agencylink_core::ports::ChainLog;
+    use agencylink_aws::secrets::{FINISH, MIGRATE};
     let keys = backend.keys.as_ref().context(
         "AGENCYLINK_KEY_SECRET_ID is not set: the AWS backend keeps its key in Secrets Manager",
     )?;
-    let state = rotation::state(&backend.records)?;
-    // The newest lineage entry (the step's own event) to the WORM archive.
-    let archive_last = || -> Result<()> {
-        if let Some(a) = &backend.archive {
-            for e in backend.lineage.page_back(None, 1)? {
-                a.archive("lineage", &e)?;
-            }
-        }
-        Ok(())
-    };
     match cmd {
         RotationCommand::Status => {
-            println!("{}", serde_json::json!({ "rotation": state }));
+            // Labels → versions: what the custodian may see.
+            let stages: std::collections::BTreeMap<String, String> =
+                keys.stages()?.into_iter().collect();
+            println!("{}", serde_json::json!({ "key_secret_labels": stages }));
             Ok(ExitCode::SUCCESS)
         }
         RotationCommand::Rotate => {
-            if let Some(s) = state {
-                bail!(rotation::RotationError::AlreadyOpen {
-                    from: s.from,
-                    to: s.to
-                });
-            }
-            let current = keys.key()?;
-            agencylink_core::lineage::check_store_key_in(
-                &backend.lineage,
-                current.kid().as_str(),
-            )??;
-            let next = keys.put_pending()?;
-            let event = rotation::open(
-                &backend.records,
-                &backend.lineage,
-                current.kid(),
-                next.kid(),
-                &now_rfc3339(),
-            )?;
-            archive_last()?;
+            let kid = keys.put_pending()?;
             println!(
                 "{}",
                 serde_json::json!({
-                    "from_key_id": event.from_key_id,
-                    "to_key_id": event.to_key_id,
+                    "to_key_id": kid.as_str(),
                     "next_key": "the key secret's AWSPENDING version",
                 })
+            );
+            eprintln!(
+                "new key {kid} stored as AWSPENDING: the ingest function opens the rotation on its next hourly run; when the agencies have sent their current extracts, run `agencylink --backend aws key migrate`"
             );
             Ok(ExitCode::SUCCESS)
         }
         RotationCommand::Migrate { finish } => {
-            let Some(state) = state else {
-                // A migration whose secret labels were not moved (the
-                // command died between the two) is finished here.
-                let store_key = agencylink_core::lineage::store_key_id_in(&backend.lineage)?;
-                let pending = keys.key_at("AWSPENDING")?;
-                if pending.is_some_and(|k| Some(k.kid().as_str()) == store_key.as_deref()) {
-                    keys.promote_pending()?;
-                    keys.retire_previous()?;
-                    eprintln!("finished moving the key secret's labels of the last migration");
-                    return Ok(ExitCode::SUCCESS);
-                }
-                bail!(rotation::RotationError::NotOpen);
-            };
-            if state.phase == Phase::Open {
-                let pending = keys.key_at("AWSPENDING")?;
-                if pending.as_ref().map(|k| k.kid().as_str()) != Some(state.to.as_str()) {
-                    bail!(
-                        "the key secret has no AWSPENDING version with key id {}: the rotation's new key must be there before migrating",
-                        state.to
-                    );
-                }
-            }
-            let event = rotation::migrate(
-                &backend.records,
-                &backend.lineage,
-                Scope::Store,
-                finish,
-                &now_rfc3339(),
-            )?
-            .context("the migration wrote no event")?;
-            archive_last()?;
-            keys.promote_pending()?;
-            if event.complete {
-                keys.retire_previous()?;
-            }
-            println!("{}", serde_json::to_string(&event)?);
-            if event.records_untranslated > 0 && !event.complete {
-                eprintln!(
-                    "{} records are still under key {}: they move when their agency sends them again (or run `key migrate --finish`)",
-                    event.records_untranslated, event.from_key_id
-                );
-            }
+            keys.signal(if finish { FINISH } else { MIGRATE })?;
+            println!(
+                "{}",
+                serde_json::json!({ "signal": if finish { FINISH } else { MIGRATE } })
+            );
+            eprintln!(
+                "the ingest function migrates the store on its next hourly run and then moves AWSCURRENT to the new key; `lineage list` shows the key_migrate event"
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

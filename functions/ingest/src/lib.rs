@@ -1,6 +1,7 @@
 //! The ingest Lambda: S3 `ObjectCreated` events for the landing bucket,
-//! delivered directly or wrapped in SQS messages, and the daily scheduled
-//! retention run (`{"agencylink_task": "retention"}`).
+//! delivered directly or wrapped in SQS messages; the daily scheduled
+//! retention run (`{"agencylink_task": "retention"}`); and the hourly key
+//! rotation task (`{"agencylink_task": "key_rotation"}`).
 //!
 //! Each object is checked against the agency policy (an agency outside the
 //! configured list, or a dataset it may not upload, is rejected into lineage
@@ -178,6 +179,22 @@ pub async fn handle(
                         HandlerError::Retryable(format!("the retention task failed: {e}"))
                     })?
             }
+            KEY_ROTATION => {
+                let ing = ingestor.clone();
+                tokio::task::spawn_blocking(move || {
+                    let done = agencylink_aws::key_rotation::run(
+                        &ing.backend,
+                        &agencylink_aws::now_rfc3339(),
+                    )
+                    .map_err(|e| HandlerError::Retryable(format!("key rotation: {e}")))?;
+                    info!(step = %done["step"], "key rotation task");
+                    Ok(done)
+                })
+                .await
+                .map_err(|e| {
+                    HandlerError::Retryable(format!("the key rotation task failed: {e}"))
+                })?
+            }
             other => Err(HandlerError::NonRetryable(format!(
                 "unknown task `{other}`"
             ))),
@@ -214,6 +231,8 @@ pub async fn handle(
 pub const TASK: &str = "agencylink_task";
 /// The daily retention run's task name.
 pub const RETENTION: &str = "retention";
+/// The hourly key-rotation task's name (`agencylink_aws::key_rotation`).
+pub const KEY_ROTATION: &str = "key_rotation";
 
 /// The scheduled retention run: every dataset's retention period
 /// (`x-retention-days`) applied as of today, as `agencylink retention
