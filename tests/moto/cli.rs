@@ -630,6 +630,24 @@ fn an_upload_is_withdrawn_on_aws() {
             "curated removed"
         );
     }
+    // Erased, not hidden: the data bucket is versioned, and no version of
+    // a withdrawn output (not even a delete marker) is left.
+    for key in &outputs {
+        let versions = agencylink_aws::testing::rt()
+            .block_on(
+                b.objects
+                    .client()
+                    .list_object_versions()
+                    .bucket(&d.settings.data_bucket)
+                    .prefix(key.as_str())
+                    .send(),
+            )
+            .expect("list versions");
+        assert!(
+            versions.versions().is_empty() && versions.delete_markers().is_empty(),
+            "{key} has versions left"
+        );
+    }
     let again = d.run(&["withdraw", upload, "--reason", "again"]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already withdrawn"));

@@ -100,7 +100,7 @@ impl S3ObjectStore {
     }
 
     /// Delete every version of `key`, delete markers included, and return
-    /// how many there were. In a versioned bucket (the landing bucket is
+    /// how many there were (what [`ObjectStore::delete`] does). In a versioned bucket (the landing bucket is
     /// one) a plain delete only puts a delete marker in front: the bytes stay
     /// as a noncurrent version until lifecycle expires it. A raw extract must
     /// not outlive its ingest, so each version is deleted by id. Needs
@@ -453,24 +453,12 @@ impl ObjectStore for S3ObjectStore {
         })
     }
 
+    /// Every version goes (see [`S3ObjectStore::delete_all_versions`]): the
+    /// buckets are versioned, and what the pipeline deletes (a raw extract,
+    /// a withdrawn upload's curated data and reports) must be erased, not
+    /// kept behind a delete marker as a noncurrent version.
     fn delete(&self, key: &str) -> StoreResult<()> {
-        check_object_key(key)?;
-        block_on(&self.handle, async {
-            self.client
-                .delete_object()
-                .bucket(self.bucket_for(key))
-                .key(key)
-                .send()
-                .await
-        })
-        .map(|_| ())
-        .map_err(|e| {
-            store_error(
-                self.resource(self.bucket_for(key)),
-                format!("s3:DeleteObject {}", shown(key)),
-                e,
-            )
-        })
+        self.delete_all_versions(key).map(|_| ())
     }
 
     fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
