@@ -9,6 +9,7 @@ mod keys;
 mod language;
 mod lifecycle;
 mod linkage;
+mod pipes;
 mod policy;
 mod profile;
 mod pseudonymise;

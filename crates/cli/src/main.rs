@@ -237,9 +237,64 @@ enum ReportArg {
     Json,
 }
 
+/// The status of a command whose reader went away (`agencylink lineage
+/// list | head`): what a shell reports for a process SIGPIPE ended (128 +
+/// 13), with nothing on stderr, as for `git log | head`. The signal itself
+/// stays ignored (Rust's default), so a broken network connection (the AWS
+/// SDK, `upload --api`) is an error to report, never a silent kill.
+const BROKEN_PIPE: u8 = 141;
+
+/// Whether stdout is a pipe whose reader has gone away (poll reports an
+/// error on it), so a broken pipe in an error is stdout's and not, say, a
+/// network connection's.
+fn stdout_reader_gone() -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdout = io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::OUT)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now)).is_ok() && fds[0].revents().contains(PollFlags::ERR)
+}
+
+/// Whether `e` is stdout's reader having gone away.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    stdout_reader_gone()
+        && e.chain().any(|c| {
+            c.downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+                || c.downcast_ref::<serde_json::Error>()
+                    .is_some_and(|j| j.io_error_kind() == Some(io::ErrorKind::BrokenPipe))
+        })
+}
+
+/// `println!` panics when stdout's reader has gone away; that panic ends
+/// the command as [`BROKEN_PIPE`] does, quietly. Every other panic is
+/// reported as usual.
+fn quiet_on_broken_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout")
+            && msg.contains("Broken pipe")
+            && stdout_reader_gone()
+        {
+            std::process::exit(i32::from(BROKEN_PIPE));
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
     interrupt::private_umask();
     interrupt::install();
+    quiet_on_broken_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -253,6 +308,7 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(BROKEN_PIPE),
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::from(2)
