@@ -2,6 +2,7 @@
 
 mod analyst;
 mod checkpoints;
+mod concurrency;
 mod graph_exports;
 mod hygiene;
 mod ingest;

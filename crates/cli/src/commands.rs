@@ -448,7 +448,11 @@ pub(crate) enum LineageCommand {
 pub(crate) fn lineage_cmd(data_dir: &Path, cmd: LineageCommand) -> Result<ExitCode> {
     let local = open_local(data_dir)?;
     let ck = crate::checkpoint_cmd::LocalCk::new(data_dir);
-    lineage_print(local.store.lineage().entries()?, cmd, &ck, &local.store)
+    // Lineage and the records as of one moment, so verify's reconciliation
+    // cannot catch an ingest half-way between the two reads.
+    local
+        .store
+        .in_snapshot(|| lineage_print(local.store.lineage().entries()?, cmd, &ck, &local.store))?
 }
 
 /// Print `list`, `show`, `verify` or `checkpoint` over lineage entries from

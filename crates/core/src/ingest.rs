@@ -192,66 +192,79 @@ pub fn ingest(
         sha256: info.sha256.clone(),
         ..IngestSummary::default()
     };
-    // Before anything else, the duplicate check included: under another key
-    // even a file seen before would be a different upload's tokens. Both
-    // read a page or an upload's events, never the whole log.
-    lineage::check_store_key_in(lineage_log, pseudo.kid().as_str())??;
-    let earlier: Vec<LineageEvent> = lineage_log
-        .upload_entries(&upload)?
-        .iter()
-        .map(LineageEvent::from_entry)
-        .collect();
-    // The file's latest ingest, unless it was withdrawn since: a withdrawn
-    // file sent again is a new upload of the same id.
-    if let Some(done) = earlier
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            LineageEvent::Ingest(u) if u.upload_id == upload => Some(Some(u)),
-            LineageEvent::Withdrawn(w) if w.upload_id == upload => Some(None),
-            _ => None,
-        })
-        .flatten()
-    {
-        summary.rows_in = done.rows_in;
-        summary.rows_accepted = done.rows_accepted;
-        summary.rows_rejected = done.rows_rejected;
-        summary.records_unchanged = done.rows_accepted;
-        summary.duplicate = true;
-        return Ok(summary);
-    }
-
     // One upload is one store session: SQLite publishes it in one
-    // transaction, so a killed ingest leaves nothing half-merged.
-    records.begin_upload()?;
-    let (counts, merged, session, missing, seen) = match merge_rows(
-        dataset,
-        pseudo,
-        records,
-        info,
-        &upload,
-        input,
-        sinks,
-        &mut progress,
-    ) {
-        Ok(done) => {
-            records.end_upload(true)?;
-            done
+    // transaction with its lineage event (and a full refresh's retiring),
+    // so a reader never sees merged records that lineage does not account
+    // for, and a killed ingest leaves nothing half-merged. The checks run
+    // inside it, under the write lock, so two processes sending the same
+    // file (or a key migration beside an ingest) cannot both pass them.
+    crate::withdraw::in_session(records, || {
+        // Before anything else, the duplicate check included: under another
+        // key even a file seen before would be a different upload's tokens.
+        // Both read a page or an upload's events, never the whole log.
+        lineage::check_store_key_in(lineage_log, pseudo.kid().as_str())??;
+        let earlier: Vec<LineageEvent> = lineage_log
+            .upload_entries(&upload)?
+            .iter()
+            .map(LineageEvent::from_entry)
+            .collect();
+        // The file's latest ingest, unless it was withdrawn since: a
+        // withdrawn file sent again is a new upload of the same id.
+        if let Some(done) = earlier
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                LineageEvent::Ingest(u) if u.upload_id == upload => Some(Some(u)),
+                LineageEvent::Withdrawn(w) if w.upload_id == upload => Some(None),
+                _ => None,
+            })
+            .flatten()
+        {
+            summary.rows_in = done.rows_in;
+            summary.rows_accepted = done.rows_accepted;
+            summary.rows_rejected = done.rows_rejected;
+            summary.records_unchanged = done.rows_accepted;
+            summary.duplicate = true;
+            return Ok(summary);
         }
-        Err(e) => {
-            // The error that stopped the ingest matters more than a failed rollback.
-            let _ = records.end_upload(false);
-            return Err(e);
-        }
-    };
+        merge_and_account(
+            dataset,
+            pseudo,
+            records,
+            lineage_log,
+            info,
+            &upload,
+            input,
+            sinks,
+            &mut progress,
+            summary,
+        )
+    })
+}
+
+/// The body of [`ingest`]'s store session: merge the rows, retire what a
+/// full refresh left out, append the closing lineage event.
+#[allow(clippy::too_many_arguments)]
+fn merge_and_account(
+    dataset: &Dataset,
+    pseudo: &Pseudonymiser,
+    records: &dyn RecordStore,
+    lineage_log: &dyn ChainLog,
+    info: &UploadInfo,
+    upload: &str,
+    input: &mut dyn BufRead,
+    sinks: Sinks<'_>,
+    progress: &mut dyn FnMut(u64),
+    mut summary: IngestSummary,
+) -> Result<IngestSummary, IngestError> {
+    let (counts, merged, session, missing, seen) = merge_rows(
+        dataset, pseudo, records, info, upload, input, sinks, progress,
+    )?;
     summary.rows_in = counts.rows;
     summary.rows_rejected = counts.invalid_rows;
     summary.rows_accepted = counts.valid_rows;
-    // A full refresh retires, in a session of its own after the merge, what
-    // the extract left out; the ingest event below then accounts for both,
-    // so lineage never says more than the store holds. Killed in between,
-    // the file is not yet a duplicate (no event), and sending it again
-    // merges nothing new and retires.
+    // A full refresh retires, in the same session after the merge, what
+    // the extract left out; the ingest event below accounts for both.
     let mut retired_from = BTreeMap::new();
     if info.mode == IngestMode::Full {
         if counts.has_file_errors() {
@@ -287,7 +300,7 @@ pub fn ingest(
     let replaced_uploads: Vec<String> = merged
         .replaced_from
         .keys()
-        .filter(|u| **u != upload)
+        .filter(|u| *u != upload)
         .cloned()
         .collect();
     let model = session.model().map(|m| ScoringModel {
@@ -297,7 +310,7 @@ pub fn ingest(
         review_threshold: m.review_threshold,
     });
     let event = UploadEvent {
-        upload_id: upload,
+        upload_id: upload.to_owned(),
         agency: info.agency.clone(),
         dataset: dataset.id.clone(),
         schema_version: dataset.version,
@@ -546,24 +559,22 @@ fn id_hash(id: &str) -> u64 {
     h.finish()
 }
 
-/// Retire the agency's records of `dataset` whose id is not in `seen`, in
-/// a store session of its own; what went and from which uploads.
+/// Retire the agency's records of `dataset` whose id is not in `seen`
+/// (inside the upload's session); what went and from which uploads.
 fn retire_absent(
     records: &dyn RecordStore,
     agency: &str,
     dataset: &str,
     seen: &HashSet<u64>,
 ) -> Result<(crate::withdraw::Removed, BTreeMap<String, u64>), StoreError> {
-    crate::withdraw::in_session(records, || {
-        let mut doomed = crate::withdraw::Doomed::default();
-        records.scan_dataset(dataset, None, None, &mut |r| {
-            if r.agency == agency && !seen.contains(&id_hash(&r.record_id)) {
-                doomed.add(r);
-            }
-            true
-        })?;
-        doomed.remove(records)
-    })
+    let mut doomed = crate::withdraw::Doomed::default();
+    records.scan_dataset(dataset, None, None, &mut |r| {
+        if r.agency == agency && !seen.contains(&id_hash(&r.record_id)) {
+            doomed.add(r);
+        }
+        true
+    })?;
+    doomed.remove(records)
 }
 
 fn add(total: &mut MergeStats, s: MergeStats) {

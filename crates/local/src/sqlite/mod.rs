@@ -246,6 +246,32 @@ impl SqliteStore {
         lock(&self.conn).overlay_rows = rows;
     }
 
+    /// Run `f` with every read of this store in one read transaction: what
+    /// it reads is one moment's store, whatever other processes commit
+    /// meanwhile (an auditor's verify reads lineage and then the records;
+    /// an ingest committing in between would look like a mismatch). `f`
+    /// must not write.
+    pub fn in_snapshot<T>(&self, f: impl FnOnce() -> T) -> StoreResult<T> {
+        let started = {
+            let db = lock(&self.conn);
+            let idle = db.conn.is_autocommit();
+            if idle {
+                db.conn
+                    .execute_batch("BEGIN")
+                    .map_err(db_err("starting a read"))?;
+            }
+            idle
+        };
+        let out = f();
+        if started {
+            lock(&self.conn)
+                .conn
+                .execute_batch("COMMIT")
+                .map_err(db_err("ending a read"))?;
+        }
+        Ok(out)
+    }
+
     /// The lineage log in this database.
     pub fn lineage(&self) -> SqliteChainLog {
         SqliteChainLog {
@@ -467,8 +493,26 @@ fn bind_entries(stmt: &mut rusqlite::Statement<'_>, entries: &[(i64, i64)]) -> S
 /// hash column and token tables keyed by the full token). Move the records
 /// into the current table, keeping their rowids, their bodies into the body
 /// file, and build every index from them, in one transaction.
+/// The layout [`SCHEMA`] creates, kept in `PRAGMA user_version`: bump it
+/// whenever [`SCHEMA`] changes, so every database is brought up to date once.
+const SCHEMA_VERSION: i64 = 2;
+
 fn upgrade(conn: &mut Connection, bodies: &mut Bodies) -> StoreResult<()> {
-    let tx = conn.transaction().map_err(db_err("starting an upgrade"))?;
+    // An up-to-date database is opened without a write: a reader (or a
+    // second writer) opening the store while an ingest holds the write
+    // lock must not need it. A read transaction asking for the write lock
+    // meanwhile gets SQLITE_BUSY at once, whatever the busy timeout.
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db_err("reading the database layout version"))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    // IMMEDIATE: the write lock first (waiting for it as any writer does),
+    // then the layout read and changed under it.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db_err("starting an upgrade"))?;
     let count = |sql: &str| -> StoreResult<i64> {
         tx.query_row(sql, [], |r| r.get(0))
             .map_err(db_err("reading the table layout"))
@@ -540,6 +584,8 @@ fn upgrade(conn: &mut Connection, bodies: &mut Bodies) -> StoreResult<()> {
         let end = bodies.sync(committed)?;
         set_bodies_end(&tx, end)?;
     }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(db_err("recording the database layout version"))?;
     tx.commit().map_err(db_err("committing an upgrade"))
 }
 
@@ -1000,7 +1046,7 @@ mod tests {
             let conn = rusqlite::Connection::open(&path).expect("open");
             conn.execute_batch(
                 "DROP TABLE link_signature; DROP TABLE link_signature_person; DROP TABLE link_block;
-                 DROP TABLE link_review; DROP TABLE link_model;",
+                 DROP TABLE link_review; DROP TABLE link_model; PRAGMA user_version = 0;",
             )
             .expect("the layout before the linkage index");
         }
