@@ -162,7 +162,7 @@ pub(crate) enum Family {
     Attendance,
     /// With `episode_type` (or from education): absence and exclusion episodes.
     Absence,
-    /// With `threat_category`: investigations (operations) and the crimes
+    /// With `case_ref`: investigations (operations) and the crimes
     /// they cover. A row is about an investigation, not a person, so it is
     /// kept apart from the person facts (see [`CaseRow`]).
     Investigation,
@@ -237,7 +237,8 @@ impl Plan {
         let name = |c: &str| ds.field_for(c).map(|f| f.name.clone());
         let agency_type = AgencyType::parse(ds.agency_type.as_deref());
         let has = |c: &str| ds.field_for(c).is_some();
-        let family = if has("threat_category") {
+        // The same test as `Dataset::is_about_people`.
+        let family = if has("case_ref") {
             Family::Investigation
         } else if agency_type == AgencyType::Police && has("offence") {
             Family::Crime
