@@ -5,6 +5,7 @@ mod checkpoints;
 mod graph_exports;
 mod hygiene;
 mod ingest;
+mod investigations;
 mod keys;
 mod language;
 mod lifecycle;
