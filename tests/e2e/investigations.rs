@@ -306,6 +306,46 @@ fn uploaded_investigations_find_the_planted_uncovered_networks_exactly() {
         }
     }
 
+    // The whole store charted for i2 or Gephi: its people are exactly the
+    // crime records' people, no investigation among them.
+    run_in(
+        &s.dir,
+        &[
+            "export",
+            "--data-dir",
+            "d",
+            "--format",
+            "graphml",
+            "--out",
+            "all.graphml",
+            "--analyst",
+            "test analyst",
+            "--purpose",
+            "checking investigations",
+        ],
+    )
+    .expect_code(0);
+    let xml = std::fs::read_to_string(s.path("all.graphml")).expect("graphml");
+    let doc = roxmltree::Document::parse(&xml).expect("GraphML");
+    let people_charted = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "node")
+        .filter(|n| {
+            n.children()
+                .any(|d| d.attribute("key") == Some("n_type") && d.text() == Some("person"))
+        })
+        .count();
+    let conn = rusqlite::Connection::open(s.path("d/agencylink.db")).expect("store");
+    let crime_people: i64 = conn
+        .query_row(
+            "SELECT COUNT(DISTINCT person_id) FROM records WHERE dataset = 'police.cse_crime'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert!(crime_people > 100);
+    assert_eq!(people_charted as i64, crime_people);
+
     // A peer-review window as long as the whole period: nothing overdue.
     let long = profile(
         &s,
