@@ -303,8 +303,13 @@ fn planted_cross_agency_people_are_linked_exactly() {
     for ds in crate::validate::dataset_ids(&s) {
         let (file, _) = synth(&s, &ds, 1500, 17, 0.0);
         let truth_path = s.path(&format!("{ds}-17-0.truth.ndjson"));
+        let text = std::fs::read_to_string(&truth_path).expect("truth");
+        // Investigations are about no one: no person to link.
+        if !text.contains("\"person\"") {
+            continue;
+        }
         let rows = truth.entry(ds.clone()).or_default();
-        for line in std::fs::read_to_string(&truth_path).expect("truth").lines() {
+        for line in text.lines() {
             let v: serde_json::Value = serde_json::from_str(line).expect("truth line");
             if let Some(row) = v["row"].as_i64() {
                 let person = v["person"].as_str().expect("person").to_owned();

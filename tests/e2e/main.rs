@@ -6,6 +6,7 @@ mod concurrency;
 mod graph_exports;
 mod hygiene;
 mod ingest;
+mod investigations;
 mod keys;
 mod language;
 mod lifecycle;

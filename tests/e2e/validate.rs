@@ -54,12 +54,21 @@ pub(crate) fn synth(
     (path, invalid)
 }
 
+/// The data rows of a synthetic extract: `--rows` for a dataset about
+/// people; a dataset about investigations has one row per crime its
+/// investigations cover, drawn over a crime extract of `--rows` rows.
+pub(crate) fn data_rows(file: &std::path::Path) -> u64 {
+    let text = std::fs::read_to_string(file).expect("extract");
+    text.lines().count() as u64 - 1
+}
+
 #[test]
 fn every_dataset_clean_extract_validates() {
     let s = Scratch::new("clean");
     for ds in dataset_ids(&s) {
         let (file, injected) = synth(&s, &ds, 500, 11, 0.0);
         assert_eq!(injected, 0);
+        let rows = data_rows(&file);
         let run = run_in(
             &s.dir,
             &[
@@ -74,8 +83,8 @@ fn every_dataset_clean_extract_validates() {
         .expect_code(0);
         let report = run.json();
         assert_eq!(report["dataset"], ds.as_str());
-        assert_eq!(report["rows"], 500);
-        assert_eq!(report["valid_rows"], 500);
+        assert_eq!(report["rows"], rows);
+        assert_eq!(report["valid_rows"], rows);
         assert_eq!(report["errors"].as_array().map(Vec::len), Some(0));
         let text = run_in(
             &s.dir,
@@ -95,9 +104,12 @@ fn injected_mistakes_are_counted_exactly() {
     let s = Scratch::new("invalid");
     for ds in dataset_ids(&s) {
         let (file, injected) = synth(&s, &ds, 1000, 5, 0.1);
+        let rows = data_rows(&file);
+        // About 10%: within four standard deviations (70 to 130 of 1,000).
+        let (mean, sd) = (rows as f64 * 0.1, (rows as f64 * 0.09).sqrt());
         assert!(
-            (70..=130).contains(&injected),
-            "{ds}: injected {injected} of 1000"
+            (injected as f64 - mean).abs() <= 4.0 * sd,
+            "{ds}: injected {injected} of {rows}"
         );
         let run = run_in(
             &s.dir,
@@ -113,7 +125,7 @@ fn injected_mistakes_are_counted_exactly() {
         .expect_code(1);
         let report = run.json();
         assert_eq!(report["invalid_rows"].as_u64(), Some(injected), "{ds}");
-        assert_eq!(report["valid_rows"].as_u64(), Some(1000 - injected), "{ds}");
+        assert_eq!(report["valid_rows"].as_u64(), Some(rows - injected), "{ds}");
         for e in report["errors"].as_array().expect("errors") {
             for key in ["row", "line", "field", "pointer", "code", "message"] {
                 assert!(e.get(key).is_some(), "{ds}: error lacks {key}: {e}");
@@ -174,11 +186,12 @@ fn reports_never_contain_an_identifier_value() {
     let s = Scratch::new("leak");
     for ds in dataset_ids(&s) {
         let (file, injected) = synth(&s, &ds, 600, 23, 0.3);
-        assert!(injected > 100);
+        let rows = data_rows(&file);
+        assert!(injected > rows / 6, "{ds}: {injected} of {rows}");
         let csv = std::fs::read_to_string(&file).expect("read extract");
         let values = identifier_values(&s, &ds, &csv);
         assert!(
-            values.len() > 600,
+            values.len() as u64 > rows,
             "{ds}: found {} identifier values",
             values.len()
         );

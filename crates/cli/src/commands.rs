@@ -657,12 +657,17 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
     let mut agencies_of: HashMap<String, BTreeSet<String>> = HashMap::new();
     let mut records = 0u64;
     for dsid in local.store.datasets()? {
+        // Investigation records are about no one: not counted as people.
+        let about_people = catalog.get(&dsid).is_none_or(|d| d.is_about_people());
         local.store.scan_dataset(&dsid, None, None, &mut |r| {
+            records += 1;
+            if !about_people {
+                return true;
+            }
             agencies_of
                 .entry(r.person_id.clone())
                 .or_default()
                 .insert(r.agency.clone());
-            records += 1;
             true
         })?;
     }

@@ -45,6 +45,11 @@ pub(crate) struct ProfileArgs {
     /// Fewest victims for a group-based network.
     #[arg(long, default_value_t = 1, value_name = "N")]
     min_victims: usize,
+    /// Days from opening within which a highest-threat (category 1)
+    /// investigation should have had its peer review; those without one in
+    /// time are listed (needs investigation data, police.cse_investigation).
+    #[arg(long, default_value_t = 28, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=3650))]
+    peer_review_days: u32,
     /// Directory to write profile.json, profile.html and the CSV files into
     /// (created if missing).
     #[arg(long, value_name = "DIR")]
@@ -97,6 +102,7 @@ pub(crate) fn profile_cmd(
         },
         min_suspects: args.min_suspects,
         min_victims: args.min_victims,
+        peer_review_days: args.peer_review_days,
         generated_at: crate::commands::now_rfc3339(),
         ..Settings::default()
     };

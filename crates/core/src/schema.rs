@@ -491,6 +491,15 @@ impl Dataset {
             .find(|f| f.concept.as_deref() == Some(concept))
     }
 
+    /// Whether a row is about a person. A dataset with the `case_ref`
+    /// concept is about investigations (one crime covered by one
+    /// operation) and about no one, although ingest still gives each of
+    /// its records an id of its own in the person column. (Not "has no
+    /// `x-match` field": a dataset may hold people it cannot link.)
+    pub fn is_about_people(&self) -> bool {
+        self.field_for("case_ref").is_none()
+    }
+
     /// The compiled validator (formats checked).
     pub fn validator(&self) -> &jsonschema::Validator {
         &self.validator

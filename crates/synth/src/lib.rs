@@ -56,6 +56,19 @@
 //! SplitMix64), so the same seed gives byte-identical output on every
 //! machine and every crate upgrade.
 //!
+//! # Investigations
+//!
+//! A dataset about investigations rather than people (a `case_ref` concept,
+//! a crime-reference `x-link`, no `x-match` field; `police.cse_investigation`)
+//! is drawn over the crime extract of the same seed and row count, which is
+//! generated first: each row is one crime an investigation covers, and the
+//! crime references are exactly those of that extract's valid rows. Planted
+//! networks are covered by an open investigation, by none, or only by a
+//! suspended or closed one, in turn; the truth's summary names the planted
+//! networks left uncovered (`networks_uncovered`) and covered. `rows` is the
+//! size of the crime extract; `invalid_rate` and linkage errors do not apply
+//! to the investigation rows. See `cases` and `crates/synth/README.md`.
+//!
 //! # Invalid rows
 //!
 //! With `invalid_rate` R, each row independently (from the mistake stream)
@@ -151,6 +164,7 @@
 //! [`World::networks`].
 
 mod calendar;
+mod cases;
 mod corrupt;
 mod emit;
 mod geo;
@@ -273,6 +287,9 @@ pub fn write_csv_with_world(
     truth: Option<&mut dyn Write>,
 ) -> Result<SynthStats, SynthError> {
     check_rate(opts.invalid_rate)?;
+    if cases::is_case_dataset(dataset) {
+        return cases::write(world, dataset, opts, out, truth);
+    }
     let mut generator =
         emit::Generator::new(world, dataset, opts.seed, opts.invalid_rate, opts.errors)?;
     generator.run(opts.rows, out, truth)

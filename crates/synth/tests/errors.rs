@@ -310,7 +310,8 @@ fn invalid_rows(ds: &Dataset, csv: &[u8]) -> (BTreeSet<u64>, Vec<String>) {
 #[test]
 fn rows_with_errors_still_pass_validation_unless_a_required_cell_is_blank() {
     let cat = Catalog::embedded().expect("schemas");
-    for ds in cat.latest() {
+    // Linkage errors fall on names and dates of birth: investigations have none.
+    for ds in cat.latest().filter(|d| d.is_about_people()) {
         let out = generate(ds, &opts(12, 3000, ErrorModel::default().scaled(3.0)));
         assert!(
             out.stats.error_rows > 500,

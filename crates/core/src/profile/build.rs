@@ -5,7 +5,7 @@ use super::dates::{add_months, format_day, human_day, parse_day};
 use super::facts::{Collected, Fact, Family, Plan, Role};
 use super::{
     Cell, Edition, Headline, NetworkDetail, Note, Period, Profile, ProfileError, Settings, Source,
-    Table, Thresholds, disclosure, groups, sections, threat,
+    Table, Thresholds, disclosure, groups, investigations, sections, threat,
 };
 use crate::events::LineageEvent;
 use crate::ports::{ChainLog, RecordStore};
@@ -97,6 +97,16 @@ fn collect(
     }
     Ok(c)
 }
+
+/// Tables the partner edition leaves out: they list events, networks and
+/// investigations by pseudonymous id.
+pub(crate) const PARTNER_LEAVES_OUT: [&str; 5] = [
+    "tracker",
+    "group_networks",
+    "investigation_people",
+    "uncovered_networks",
+    "peer_review_overdue",
+];
 
 /// Build the profile from the store and the lineage log.
 pub fn build(
@@ -230,6 +240,9 @@ pub fn build(
     tables.extend(sections::places(&ctx, &events, &mut notes));
     tables.push(sections::models(&ctx, &events, &mut notes));
     tables.extend(groups::tables(&ctx, &nets, &mut notes));
+    if let Some(found) = investigations::sections(&ctx, &nets, &mut notes, &mut caveats) {
+        tables.extend(found.tables);
+    }
     tables.push(sections::quality(&ctx, &mut notes, &mut caveats));
     tables.push(groups::tracker(&ctx, &events, &nets));
     let details = groups::details(&ctx, &nets);
@@ -242,7 +255,8 @@ pub fn build(
         Edition::Partner => {
             // The tracker and network details identify events and people:
             // partners get the aggregate tables only.
-            tables.retain(|t| !matches!(t.id.as_str(), "tracker" | "group_networks"));
+            // The same goes for the investigation and network lists.
+            tables.retain(|t| !PARTNER_LEAVES_OUT.contains(&t.id.as_str()));
             for t in &mut tables {
                 disclosure::apply(t, settings.suppression);
             }
@@ -284,6 +298,11 @@ pub fn build(
     for f in c.facts.iter().filter(|f| ctx.in_period(f)) {
         sources[f.plan as usize].records += 1;
     }
+    for &(plan, day) in &c.case_rows {
+        if (from..=to).contains(&day) {
+            sources[plan as usize].records += 1;
+        }
+    }
     Ok(Profile {
         format: super::FORMAT,
         title: "Child sexual exploitation: multi-agency problem profile".into(),
@@ -294,6 +313,7 @@ pub fn build(
             min_suspects: settings.min_suspects,
             min_victims: settings.min_victims,
             missing_window_days: settings.missing_window_days,
+            peer_review_days: settings.peer_review_days,
         },
         suppression: (edition == Edition::Partner).then_some(settings.suppression),
         headlines,
@@ -375,6 +395,7 @@ pub(crate) fn family_name(f: Family) -> &'static str {
         Family::Missing => "missing episode",
         Family::Attendance => "safeguarding attendance",
         Family::Absence => "education episode",
+        Family::Investigation => "investigation",
         Family::Other => "other",
     }
 }
@@ -437,6 +458,24 @@ fn headlines(tables: &[Table]) -> Vec<Headline> {
             "high_tier_networks",
             "High-threat networks".into(),
             t.get("high", "networks"),
+            None,
+            "count",
+        );
+    }
+    if let Some(t) = find("network_coverage") {
+        push(
+            "uncovered_networks",
+            "Group-based networks no open investigation covers".into(),
+            t.get("total", "uncovered"),
+            None,
+            "count",
+        );
+    }
+    if let Some(t) = find("peer_review") {
+        push(
+            "peer_review_overdue",
+            "Highest-threat investigations overdue a peer review".into(),
+            t.get("overdue", "investigations"),
             None,
             "count",
         );
@@ -544,6 +583,19 @@ fn summary_sentences(
             "{} group-based networks (two or more suspects tied to at least one victim) were identified; {} of them score as high threat.",
             say(&g.value, "count"),
             high
+        ));
+    }
+    if let Some(u) = h("uncovered_networks") {
+        let active = tables
+            .iter()
+            .find(|t| t.id == "investigations_by_threat")
+            .and_then(|t| t.get("total", "total"))
+            .map_or_else(|| "no".to_owned(), |c| say(c, "count"));
+        let overdue =
+            h("peer_review_overdue").map_or_else(|| "no".to_owned(), |o| say(&o.value, "count"));
+        out.push(format!(
+            "Police recorded {active} CSE investigations open at some time in the period; {} of the group-based networks are covered by no open investigation, and {overdue} highest-threat investigations are overdue a peer review.",
+            say(&u.value, "count")
         ));
     }
     if let Some(k) = h("known_before_police") {

@@ -162,6 +162,10 @@ pub(crate) enum Family {
     Attendance,
     /// With `episode_type` (or from education): absence and exclusion episodes.
     Absence,
+    /// With `case_ref`: investigations (operations) and the crimes
+    /// they cover. A row is about an investigation, not a person, so it is
+    /// kept apart from the person facts (see [`CaseRow`]).
+    Investigation,
     /// Anything else: counted in footprints and data quality only.
     Other,
 }
@@ -217,6 +221,10 @@ pub(crate) struct Plan {
     /// The family and given name fields (`x-match`), whose pseudonyms let a
     /// network count one suspect named in several records once.
     names: Option<(String, String)>,
+    /// Investigation fields (`case_ref`, `case_status`, `threat_category`,
+    /// `closed_date`, `peer_review_status`, `peer_review_date`,
+    /// `lead_team`), by concept.
+    case_fields: BTreeMap<&'static str, String>,
     /// Code meanings per concept, for labels.
     pub(crate) meanings: BTreeMap<&'static str, BTreeMap<String, String>>,
     pub(crate) has_ethnicity: bool,
@@ -229,7 +237,10 @@ impl Plan {
         let name = |c: &str| ds.field_for(c).map(|f| f.name.clone());
         let agency_type = AgencyType::parse(ds.agency_type.as_deref());
         let has = |c: &str| ds.field_for(c).is_some();
-        let family = if agency_type == AgencyType::Police && has("offence") {
+        // The same test as `Dataset::is_about_people`.
+        let family = if has("case_ref") {
+            Family::Investigation
+        } else if agency_type == AgencyType::Police && has("offence") {
             Family::Crime
         } else if agency_type == AgencyType::Police {
             Family::Intelligence
@@ -272,9 +283,18 @@ impl Plan {
             "cse_model",
             "premises_type",
             "cin_factors",
+            "threat_category",
+            "case_status",
+            "peer_review_status",
         ] {
             if let Some(f) = ds.field_for(concept) {
                 meanings.insert(concept, f.meanings.clone());
+            }
+        }
+        let mut case_fields = BTreeMap::new();
+        for concept in CASE_CONCEPTS {
+            if let Some(f) = ds.field_for(concept) {
+                case_fields.insert(concept, f.name.clone());
             }
         }
         Plan {
@@ -303,6 +323,7 @@ impl Plan {
             has_dob: dob.is_some(),
             has_postcode: sector_field.is_some(),
             dob,
+            case_fields,
             meanings,
         }
     }
@@ -317,6 +338,38 @@ impl Plan {
     pub(crate) fn postcode_is_place(&self) -> bool {
         self.premises.is_some() && self.sector.is_some()
     }
+}
+
+/// The concepts an investigation row is read by.
+const CASE_CONCEPTS: [&str; 7] = [
+    "case_ref",
+    "case_status",
+    "threat_category",
+    "closed_date",
+    "peer_review_status",
+    "peer_review_date",
+    "lead_team",
+];
+
+/// One investigation row (one crime covered by one investigation), reduced.
+/// Codes are interned in [`Collected::codes`], the operation reference's
+/// pseudonym and the crime links in [`Collected::tokens`].
+#[derive(Debug, Clone)]
+pub(crate) struct CaseRow {
+    /// The operation reference's pseudonym, or [`NONE`].
+    pub(crate) case: u32,
+    /// Opened (the row's event date).
+    pub(crate) opened: i32,
+    pub(crate) closed: Option<i32>,
+    /// `open`, `suspended`, `closed` (interned), or [`NONE`].
+    pub(crate) status: u32,
+    /// The threat category code (interned), or [`NONE`].
+    pub(crate) threat: u32,
+    pub(crate) peer_status: u32,
+    pub(crate) peer_date: Option<i32>,
+    pub(crate) team: u32,
+    /// The links the row carries: (kind, token), interned.
+    pub(crate) links: Vec<(u8, u32)>,
 }
 
 /// One record, reduced.
@@ -380,6 +433,10 @@ pub(crate) struct Collected {
     pub(crate) uploads: Interner,
     pub(crate) link_kinds: Interner,
     pub(crate) names: Interner,
+    /// Investigation rows, kept apart from the person facts.
+    pub(crate) cases: Vec<CaseRow>,
+    /// Investigation rows per plan (for the sources list).
+    pub(crate) case_rows: Vec<(u16, i32)>,
     /// Records skipped because their event date is not a date.
     pub(crate) bad_dates: u64,
 }
@@ -409,6 +466,41 @@ impl Collected {
             ..
         } = self;
         let plan = &plans[plan_idx as usize];
+        if plan.family == Family::Investigation {
+            // Not a person: no fact, so no person id, role or network
+            // membership comes from it. Its crime links tie it to the
+            // people of those crimes in the profile's investigation
+            // sections instead.
+            let fields = body.get("fields").and_then(Value::as_object);
+            let get = |concept: &str| -> Option<&str> {
+                let name = plan.case_fields.get(concept)?;
+                fields?
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+            };
+            let code = |codes: &mut Interner, concept: &str| {
+                get(concept).map_or(NONE, |s| codes.intern(s))
+            };
+            let row = CaseRow {
+                case: get("case_ref").map_or(NONE, |s| tokens.intern(s)),
+                opened: day,
+                closed: get("closed_date").and_then(parse_day),
+                status: code(codes, "case_status"),
+                threat: code(codes, "threat_category"),
+                peer_status: code(codes, "peer_review_status"),
+                peer_date: get("peer_review_date").and_then(parse_day),
+                team: code(codes, "lead_team"),
+                links: r
+                    .links
+                    .iter()
+                    .map(|l| (link_kinds.intern(&l.kind) as u8, tokens.intern(&l.token)))
+                    .collect(),
+            };
+            self.cases.push(row);
+            self.case_rows.push((plan_idx, day));
+            return Ok(());
+        }
         let empty = serde_json::Map::new();
         let fields = body
             .get("fields")

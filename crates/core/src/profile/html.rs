@@ -392,7 +392,125 @@ fn charts(h: &mut String, p: &Profile) {
             }
         }
     }
+    investigation_charts(h, p);
 }
+
+/// Investigations at a glance: by threat category and status, networks
+/// covered or not by an open investigation, peer review of the highest
+/// category, and (analyst edition) victims and suspects per investigation.
+fn investigation_charts(h: &mut String, p: &Profile) {
+    let Some(by_threat) = p.table("investigations_by_threat") else {
+        return;
+    };
+    h.push_str("<h3>Investigations</h3>\n<div class=\"grid2\">\n");
+    let columns =
+        |t: &Table, ids: &[(&str, &'static str)]| -> Vec<(String, &'static str, Vec<Cell>)> {
+            ids.iter()
+                .filter_map(|(id, color)| {
+                    let c = t.col(id)?;
+                    Some((
+                        t.columns[c].label.clone(),
+                        *color,
+                        body_rows(t).iter().map(|r| r[c].clone()).collect(),
+                    ))
+                })
+                .collect()
+        };
+    let figure = |h: &mut String, t: &Table, title: &str, ids: &[(&str, &'static str)]| {
+        // "Category 1: highest threat" is "Category 1" on the axis; the
+        // table below the charts gives the whole label.
+        let labels: Vec<String> = body_rows(t)
+            .iter()
+            .map(|r| r[0].display().split(':').next().unwrap_or("").to_owned())
+            .collect();
+        let series = columns(t, ids);
+        let _ = writeln!(
+            h,
+            "<figure><figcaption>{}</figcaption>{}{}</figure>",
+            esc(title),
+            legend(
+                &series
+                    .iter()
+                    .map(|(l, c, _)| (l.as_str(), *c))
+                    .collect::<Vec<_>>()
+            ),
+            bar_chart(&labels, &series, 520)
+        );
+    };
+    figure(
+        h,
+        by_threat,
+        "Investigations by threat category and status",
+        &[
+            ("open", CURRENT),
+            ("suspended", "#d68910"),
+            ("closed", PREVIOUS),
+        ],
+    );
+    if let Some(t) = p.table("network_coverage") {
+        figure(
+            h,
+            t,
+            "Group-based networks: covered by an open investigation or not",
+            &[("covered", CURRENT), ("uncovered", VICTIM)],
+        );
+    }
+    if let Some(t) = p.table("peer_review") {
+        figure(
+            h,
+            t,
+            "Peer review of the highest-threat investigations",
+            &[("investigations", SUSPECT)],
+        );
+    }
+    if let Some(t) = p.table("investigation_people")
+        && !t.rows.is_empty()
+        && let (Some(v), Some(s)) = (t.col("victims"), t.col("suspects"))
+    {
+        // The investigations with the most people, so the multi-victim and
+        // multi-offender ones stand out; every one is in the table.
+        let mut rows: Vec<&Vec<Cell>> = t.rows.iter().collect();
+        rows.sort_by_key(|r| {
+            std::cmp::Reverse(r[v].count().unwrap_or(0) + r[s].count().unwrap_or(0))
+        });
+        rows.truncate(MAX_INVESTIGATIONS);
+        let labels: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                r[0].display()
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(10)
+                    .collect()
+            })
+            .collect();
+        let series = vec![
+            (
+                "Victims".to_owned(),
+                VICTIM,
+                rows.iter().map(|r| r[v].clone()).collect(),
+            ),
+            (
+                "Suspects".to_owned(),
+                SUSPECT,
+                rows.iter().map(|r| r[s].clone()).collect(),
+            ),
+        ];
+        let _ = writeln!(
+            h,
+            "<figure><figcaption>Victims and suspects per investigation ({} with the most people)</figcaption>{}{}<div class=\"note\">Labels are the start of each operation reference's pseudonym.</div></figure>",
+            rows.len(),
+            legend(&[("Victims", VICTIM), ("Suspects", SUSPECT)]),
+            bar_chart(&labels, &series, 520)
+        );
+    }
+    h.push_str("</div>\n");
+}
+
+/// Investigations drawn at most in the victims-and-suspects chart.
+const MAX_INVESTIGATIONS: usize = 15;
 
 /// Graphs drawn at most (the rest are in the table).
 const MAX_GRAPHS: usize = 12;

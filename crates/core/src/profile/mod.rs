@@ -8,7 +8,7 @@
 //! per dataset and the lineage log — and returns a [`Profile`]: headline
 //! figures, [`Table`]s (volumes, tracker, victims and suspects,
 //! multi-agency footprint, missing and CSE, places, CSE models, group-based
-//! networks, data quality), network details for the graphs, the threat
+//! networks, investigations against networks and peer review, data quality), network details for the graphs, the threat
 //! formula, method notes and caveats. [`render_html`]
 //! turns it into one self-contained page; each table is also a CSV
 //! ([`Table::to_csv`]) and the whole profile is JSON that validates against
@@ -31,6 +31,7 @@ pub(crate) mod dates;
 mod facts;
 mod groups;
 mod html;
+mod investigations;
 mod sections;
 
 use serde::Serialize;
@@ -122,6 +123,9 @@ pub struct Settings {
     pub missing_window_days: u32,
     /// Rows in the top-places tables.
     pub top_places: usize,
+    /// Days from opening within which a highest-threat investigation should
+    /// have had its peer review (default 28).
+    pub peer_review_days: u32,
     /// Primary suppression range of the partner edition.
     pub suppression: disclosure::Rule,
     /// The threat score's weights and thresholds.
@@ -141,6 +145,7 @@ impl Default for Settings {
             min_victims: 1,
             missing_window_days: 90,
             top_places: 15,
+            peer_review_days: 28,
             suppression: disclosure::Rule::default(),
             threat: threat::ThreatSettings::default(),
             generated_at: String::new(),
@@ -314,6 +319,9 @@ pub struct Thresholds {
     pub min_victims: usize,
     /// Missing-before-CSE window in days.
     pub missing_window_days: u32,
+    /// Days from opening within which a highest-threat investigation should
+    /// have had its peer review.
+    pub peer_review_days: u32,
 }
 
 impl Profile {

@@ -811,3 +811,277 @@ fn a_quoted_model_name_keeps_its_quotes_and_passes_the_language_check() {
         "Children\u{2019}s services"
     );
 }
+
+/// [`catalog`] and an investigation dataset, found by its concepts.
+fn catalog_with_investigations() -> Catalog {
+    let base = catalog();
+    let cases = r#"{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+        "x-agency-type": "police", "title": "Test operations",
+        "required": ["ref", "op", "crime", "opened", "state", "threat", "review"],
+        "properties": {
+          "ref": {"type": "string", "x-identifier": "local_ref", "x-concept": "record_ref"},
+          "op": {"type": "string", "x-identifier": "local_ref", "x-concept": "case_ref"},
+          "crime": {"type": "string", "x-identifier": "local_ref", "x-link": "crime"},
+          "opened": {"type": "string", "format": "date", "x-concept": "event_date"},
+          "closed": {"type": "string", "format": "date", "x-concept": "closed_date"},
+          "state": {"type": "string", "enum": ["open","suspended","closed"], "x-concept": "case_status"},
+          "threat": {"type": "string", "enum": ["1","2","3","4"], "x-concept": "threat_category",
+             "x-codes": {"1": "Category 1: highest threat (organised)", "2": "Category 2: high threat", "3": "Category 3: moderate threat", "4": "Category 4: lower threat"}},
+          "review": {"type": "string", "enum": ["not_reviewed","completed"], "x-concept": "peer_review_status",
+             "x-codes": {"not_reviewed": "Not yet reviewed", "completed": "Review completed"}},
+          "reviewed": {"type": "string", "format": "date", "x-concept": "peer_review_date"},
+          "team": {"type": "string", "x-concept": "lead_team"}
+        }}"#;
+    let mut sources: Vec<(String, String)> = base
+        .latest()
+        .map(|d| (d.file.clone(), d.source.clone()))
+        .collect();
+    sources.push(("police.test_operation.v1.schema.json".into(), cases.into()));
+    Catalog::from_sources(sources.iter().map(|(f, t)| (f.as_str(), t.as_str())))
+        .expect("test schemas are valid")
+}
+
+/// One investigation row: operation `op` covers `crime`.
+struct Op<'a> {
+    op: &'a str,
+    crime: &'a str,
+    opened: &'a str,
+    state: &'a str,
+    threat: &'a str,
+    reviewed: Option<&'a str>,
+}
+
+impl World {
+    fn operation(&mut self, o: Op<'_>) {
+        let mut fields = json!({
+            "ref": format!("local_ref:k1:row{}", self.records.len()),
+            "op": format!("local_ref:k1:{}", o.op),
+            "crime": format!("local_ref:k1:{}", o.crime),
+            "opened": o.opened, "state": o.state, "threat": o.threat,
+            "review": if o.reviewed.is_some() { "completed" } else { "not_reviewed" },
+            "team": "CSE-ROCH",
+        });
+        if let Some(d) = o.reviewed {
+            fields["reviewed"] = json!(d);
+        }
+        // As ingest makes it: a record without match keys is a "person" of
+        // its own, which the profile must never count as one.
+        let person = format!("p_row{}", self.records.len());
+        self.push(Raw {
+            person: &person,
+            agency: "gmp-police",
+            dataset: "police.test_operation",
+            date: o.opened,
+            borough: "",
+            fields,
+            derived: json!({}),
+            links: vec![Link {
+                kind: "crime".into(),
+                token: format!("local_ref:k1:{}", o.crime),
+            }],
+        });
+    }
+}
+
+/// [`network_world`] with four operations: op1 (open, category 1) covers
+/// c1 and c2 of network n_s1; op2 (closed) covers c7 of network n_s7a;
+/// op3 (open) covers the lone pair's c4; op4 (suspended) covers c5 and c6.
+fn investigation_world() -> World {
+    let mut w = network_world();
+    let op = |op, crime, opened, state, threat, reviewed| Op {
+        op,
+        crime,
+        opened,
+        state,
+        threat,
+        reviewed,
+    };
+    for o in [
+        op("op1", "c1", "2026-05-01", "open", "1", None),
+        op("op1", "c2", "2026-05-01", "open", "1", None),
+        op("op2", "c7", "2025-12-10", "closed", "2", None),
+        op("op3", "c4", "2026-03-01", "open", "1", Some("2026-03-10")),
+        op(
+            "op4",
+            "c5",
+            "2026-02-01",
+            "suspended",
+            "1",
+            Some("2026-04-01"),
+        ),
+        op(
+            "op4",
+            "c6",
+            "2026-02-01",
+            "suspended",
+            "1",
+            Some("2026-04-01"),
+        ),
+    ] {
+        w.operation(o);
+    }
+    w
+}
+
+#[test]
+fn networks_no_open_investigation_covers_are_found_exactly() {
+    let cat = catalog_with_investigations();
+    let w = investigation_world();
+    let (store, log) = w.store();
+    let p = build(&cat, &store, &log, &settings("2025-07-01", "2026-06-30")).expect("profile");
+    // Investigations are not people: the networks are exactly those of the
+    // world without them.
+    let ids: Vec<&str> = p
+        .networks
+        .as_ref()
+        .expect("analyst")
+        .iter()
+        .map(|n| n.id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["n_s1", "n_s7a"]);
+    let vs = p.table("victims_suspects").expect("victims");
+    let (plain_store, plain_log) = network_world().store();
+    let plain = build(
+        &catalog(),
+        &plain_store,
+        &plain_log,
+        &settings("2025-07-01", "2026-06-30"),
+    )
+    .expect("profile");
+    assert_eq!(
+        vs.rows,
+        plain.table("victims_suspects").expect("victims").rows
+    );
+    // n_s1 has op1 (open); n_s7a only op2 (closed): uncovered, op2 named.
+    let un = p.table("uncovered_networks").expect("uncovered");
+    let listed: Vec<String> = un.rows.iter().map(|r| r[0].display()).collect();
+    assert_eq!(listed, vec!["n_s7a"]);
+    let other = un.col("other_investigations").expect("column");
+    assert_eq!(un.rows[0][other].display(), "local_ref:k1:op2 (closed)");
+    let cov = p.table("network_coverage").expect("coverage");
+    assert_eq!(cov.get("total", "covered"), Some(&Cell::Count(1)));
+    assert_eq!(cov.get("total", "uncovered"), Some(&Cell::Count(1)));
+    let head = p
+        .headlines
+        .iter()
+        .find(|h| h.id == "uncovered_networks")
+        .expect("headline");
+    assert_eq!(head.value, Cell::Count(1));
+}
+
+#[test]
+fn investigations_by_threat_and_the_victim_suspect_map() {
+    let cat = catalog_with_investigations();
+    let (store, log) = investigation_world().store();
+    let p = build(&cat, &store, &log, &settings("2025-07-01", "2026-06-30")).expect("profile");
+    let t = p.table("investigations_by_threat").expect("by threat");
+    assert_eq!(t.get("1", "open"), Some(&Cell::Count(2)));
+    assert_eq!(t.get("1", "suspended"), Some(&Cell::Count(1)));
+    assert_eq!(t.get("2", "closed"), Some(&Cell::Count(1)));
+    assert_eq!(t.get("total", "total"), Some(&Cell::Count(4)));
+    let map = p.table("investigation_people").expect("map");
+    let row = |op: &str| {
+        map.rows
+            .iter()
+            .find(|r| r[0].display() == format!("local_ref:k1:{op}"))
+            .expect("listed")
+            .clone()
+    };
+    let (v, s, n) = (
+        map.col("victims").expect("v"),
+        map.col("suspects").expect("s"),
+        map.col("networks").expect("n"),
+    );
+    // op1: V1, V2 and S1, S2 (c1, c2), in network n_s1.
+    let op1 = row("op1");
+    assert_eq!((&op1[v], &op1[s]), (&Cell::Count(2), &Cell::Count(2)));
+    assert_eq!(op1[n].display(), "n_s1");
+    // op4: V5, V6 and one suspect named alike in both crimes.
+    let op4 = row("op4");
+    assert_eq!((&op4[v], &op4[s]), (&Cell::Count(2), &Cell::Count(1)));
+    let kinds = p.table("investigation_kinds").expect("kinds");
+    assert_eq!(
+        kinds.get("multi_victim_multi_offender", "total"),
+        Some(&Cell::Count(1))
+    );
+    assert_eq!(kinds.get("multi_victim", "total"), Some(&Cell::Count(1)));
+    assert_eq!(kinds.get("single", "total"), Some(&Cell::Count(2)));
+    assert!(
+        p.sources
+            .iter()
+            .any(|s| s.read_as == "investigation" && s.records == 6)
+    );
+}
+
+#[test]
+fn peer_review_overdue_list_on_hand_made_cases() {
+    let cat = catalog_with_investigations();
+    let (store, log) = investigation_world().store();
+    let p = build(&cat, &store, &log, &settings("2025-07-01", "2026-06-30")).expect("profile");
+    assert_eq!(p.thresholds.peer_review_days, 28);
+    // Category 1: op1 opened 1 May, never reviewed: due 29 May, 32 days
+    // overdue on 30 June. op4 opened 1 February, reviewed 1 April: due
+    // 1 March, 31 days late. op3 reviewed after 9 days: in time. op2 is
+    // category 2: no review expected.
+    let list = p.table("peer_review_overdue").expect("overdue");
+    let got: Vec<(String, String, String)> = list
+        .rows
+        .iter()
+        .map(|r| (r[0].display(), r[4].display(), r[7].display()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("local_ref:k1:op1".into(), "2026-05-29".into(), "32".into()),
+            ("local_ref:k1:op4".into(), "2026-03-01".into(), "31".into()),
+        ]
+    );
+    let sum = p.table("peer_review").expect("summary");
+    assert_eq!(sum.get("overdue", "investigations"), Some(&Cell::Count(1)));
+    assert_eq!(sum.get("late", "investigations"), Some(&Cell::Count(1)));
+    assert_eq!(sum.get("in_time", "investigations"), Some(&Cell::Count(1)));
+    // A longer window: op1 is not yet due at 70 days, op4 (59 days) in time.
+    let mut s = settings("2025-07-01", "2026-06-30");
+    s.peer_review_days = 70;
+    let p = build(&cat, &store, &log, &s).expect("profile");
+    assert!(
+        p.table("peer_review_overdue")
+            .expect("overdue")
+            .rows
+            .is_empty()
+    );
+    let sum = p.table("peer_review").expect("summary");
+    assert_eq!(
+        sum.get("not_yet_due", "investigations"),
+        Some(&Cell::Count(1))
+    );
+    assert_eq!(sum.get("in_time", "investigations"), Some(&Cell::Count(2)));
+}
+
+#[test]
+fn the_partner_edition_keeps_investigation_counts_only() {
+    let cat = catalog_with_investigations();
+    let (store, log) = investigation_world().store();
+    let mut s = settings("2025-07-01", "2026-06-30");
+    s.edition = Edition::Partner;
+    let p = build(&cat, &store, &log, &s).expect("profile");
+    for id in [
+        "investigation_people",
+        "uncovered_networks",
+        "peer_review_overdue",
+    ] {
+        assert!(p.table(id).is_none(), "{id} in the partner edition");
+    }
+    // Every count here is 1 to 5: withheld.
+    let t = p.table("investigations_by_threat").expect("by threat");
+    assert_eq!(t.get("1", "open"), Some(&Cell::Suppressed));
+    let json = serde_json::to_value(&p).expect("json");
+    validate_json(&json).expect("valid profile.json");
+    let text = serde_json::to_string(&p).expect("json");
+    assert!(
+        !text.contains("local_ref:"),
+        "a pseudonym in the partner edition"
+    );
+    let html = render_html(&p);
+    assert!(!html.contains("local_ref:"));
+}

@@ -173,9 +173,16 @@ fn coded_role(ds: Option<&Dataset>, body: &Value) -> String {
 
 impl GraphBuilder {
     /// Add one record: its person, its linking values and the edges between.
+    /// A record of a dataset about investigations (`case_ref`) is left
+    /// out: it is about no one, and charting it as a person would tie every
+    /// crime it covers through a person who does not exist.
     pub fn add(&mut self, catalog: &Catalog, r: &StoredRecord) -> Result<(), QueryError> {
         let body = parsed(r)?;
-        let role = coded_role(dataset_of(catalog, r, &body), &body);
+        let ds = dataset_of(catalog, r, &body);
+        if ds.is_some_and(|d| !d.is_about_people()) {
+            return Ok(());
+        }
+        let role = coded_role(ds, &body);
         self.records += 1;
         let person = self.people.entry(r.person_id.clone()).or_default();
         person.0.add(&r.event_date, &r.agency);

@@ -113,7 +113,13 @@ pub fn person_network(
                 continue;
             }
             for r in store.records_with_link(&token)? {
-                if depth_of.contains_key(&r.person_id) {
+                // An investigation shares its crimes' references but is
+                // about no one: it never joins a network as a person.
+                if depth_of.contains_key(&r.person_id)
+                    || catalog
+                        .get(&r.dataset)
+                        .is_some_and(|d| !d.is_about_people())
+                {
                     continue;
                 }
                 if depth >= limits.max_depth {
