@@ -197,12 +197,12 @@ fn rejections_quote_a_bad_value_only_when_it_looks_like_a_code() {
     };
     assert_eq!(
         message(1, "borough"),
-        "borough (value not shown) is not an allowed code"
+        "borough (value not shown) is not an allowed code: use Bolton or Bury"
     );
     assert!(message(2, "cse_flag").starts_with("cse_flag (value not shown) must be true or false"));
     assert_eq!(
         message(3, "borough"),
-        "borough \"Boltn\" is not an allowed code"
+        "borough \"Boltn\" is not an allowed code: use Bolton or Bury"
     );
     assert!(message(4, "cse_flag").starts_with("cse_flag \"maybe\" must be true or false"));
     let reports = files_under(&s.path("d/reports"));
