@@ -460,7 +460,10 @@ fn code_hint(field: &Field, bad: Option<&str>, dataset: &str, base: &str) -> Str
     let Some(codes) = field.codes.as_ref().filter(|c| !c.is_empty()) else {
         return String::new();
     };
+    // A meaning that repeats its code (`Bolton (E08000001)` for `Bolton`)
+    // is shown once.
     let label = |c: &String| match field.meanings.get(c) {
+        Some(m) if m.starts_with(c.as_str()) => m.clone(),
         Some(m) => format!("{c} ({m})"),
         None => c.clone(),
     };
