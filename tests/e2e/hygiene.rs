@@ -165,6 +165,10 @@ fn set_cell(csv: &str, row: usize, column: &str, value: &str) -> String {
     lines.join("\n") + "\n"
 }
 
+/// A bad borough names every allowed one, with its ONS code (the schema's
+/// `x-codes` meaning).
+const BOROUGHS: &str = "use Bolton (E08000001), Bury (E08000002), Manchester (E08000003), Oldham (E08000004), Rochdale (E08000005), Salford (E08000006), Stockport (E08000007), Tameside (E08000008), Trafford (E08000009) or Wigan (E08000010)";
+
 #[test]
 fn rejections_quote_a_bad_value_only_when_it_looks_like_a_code() {
     let s = Scratch::new("hyg-quote");
@@ -197,12 +201,12 @@ fn rejections_quote_a_bad_value_only_when_it_looks_like_a_code() {
     };
     assert_eq!(
         message(1, "borough"),
-        "borough (value not shown) is not an allowed code"
+        format!("borough (value not shown) is not an allowed code: {BOROUGHS}")
     );
     assert!(message(2, "cse_flag").starts_with("cse_flag (value not shown) must be true or false"));
     assert_eq!(
         message(3, "borough"),
-        "borough \"Boltn\" is not an allowed code"
+        format!("borough \"Boltn\" is not an allowed code: {BOROUGHS}")
     );
     assert!(message(4, "cse_flag").starts_with("cse_flag \"maybe\" must be true or false"));
     let reports = files_under(&s.path("d/reports"));

@@ -150,6 +150,28 @@ fn injected_mistakes_are_counted_exactly() {
     }
 }
 
+/// `text` without the schema's code meanings (`x-codes`): a message about a
+/// bad code lists the allowed codes with their meanings, and a meaning such
+/// as "White British" can hold a surname by chance. That text comes from
+/// the schema, never the input, so it is blanked before looking for
+/// identifier values.
+pub(crate) fn without_code_meanings(s: &Scratch, ds: &str, text: &str) -> String {
+    let schema = run_in(&s.dir, &["schema", ds]).expect_code(0).json();
+    let mut meanings: Vec<String> = schema["properties"]
+        .as_object()
+        .expect("properties")
+        .values()
+        .filter_map(|p| p.get("x-codes").and_then(|c| c.as_object()))
+        .flat_map(|c| c.values().filter_map(|v| v.as_str().map(str::to_owned)))
+        .collect();
+    meanings.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    let mut out = text.to_owned();
+    for m in &meanings {
+        out = out.replace(m.as_str(), "…");
+    }
+    out
+}
+
 /// Every value of an identifier column in `csv`, by reading the schema's annotations.
 pub(crate) fn identifier_values(s: &Scratch, ds: &str, csv: &str) -> Vec<String> {
     let schema = run_in(&s.dir, &["schema", ds]).expect_code(0).json();
@@ -202,8 +224,12 @@ fn reports_never_contain_an_identifier_value() {
         )
         .expect_code(1);
         let text = run_in(&s.dir, &["validate", "--dataset", &ds, path]).expect_code(1);
+        let (json_out, text_out) = (
+            without_code_meanings(&s, &ds, &json.stdout),
+            without_code_meanings(&s, &ds, &text.stdout),
+        );
         for v in &values {
-            for (style, out) in [("json", &json.stdout), ("text", &text.stdout)] {
+            for (style, out) in [("json", &json_out), ("text", &text_out)] {
                 assert!(
                     !out.contains(v.as_str()),
                     "{ds}: {style} report repeats an identifier value"

@@ -23,11 +23,13 @@ mod error;
 pub mod key_rotation;
 pub mod kms;
 pub mod pipeline;
+pub mod presign_post;
 pub mod provision;
 mod s3;
 pub mod secrets;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod uploads;
 
 pub use config::{AgencyPolicy, AwsSettings, ConfigError, PolicyRefusal, valid_agency};
 pub use dynamo::{Backoff, DynamoChainLog, DynamoStore};
@@ -101,7 +103,9 @@ impl AwsBackend {
         let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         let kms = aws_sdk_kms::Client::new(sdk);
-        Self::from_clients(settings, s3, dynamodb, secrets, handle).with_kms(kms)
+        let mut backend = Self::from_clients(settings, s3, dynamodb, secrets, handle).with_kms(kms);
+        backend.objects = backend.objects.with_credentials(sdk.credentials_provider());
+        backend
     }
 
     /// Sign checkpoints with the configured checkpoint key through `kms`
@@ -152,6 +156,15 @@ impl AwsBackend {
             secrets,
             settings,
         }
+    }
+
+    /// The API's upload tickets (in the table).
+    pub fn uploads(&self) -> uploads::UploadTickets {
+        uploads::UploadTickets::new(
+            self.dynamodb.clone(),
+            self.handle.clone(),
+            &self.settings.table,
+        )
     }
 
     /// The S3 client.

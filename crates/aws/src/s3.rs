@@ -36,6 +36,7 @@ pub struct S3ObjectStore {
     data_bucket: String,
     landing_bucket: String,
     part_size: usize,
+    credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
 }
 
 const LANDING: &str = "landing/";
@@ -50,7 +51,18 @@ impl S3ObjectStore {
             data_bucket: data_bucket.to_owned(),
             landing_bucket: landing_bucket.to_owned(),
             part_size: DEFAULT_PART_SIZE,
+            credentials: None,
         }
+    }
+
+    /// Sign presigned POST uploads with these credentials (the SDK
+    /// configuration's: a built client no longer exposes its provider).
+    pub fn with_credentials(
+        mut self,
+        credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
+    ) -> Self {
+        self.credentials = credentials;
+        self
     }
 
     /// Use parts of `bytes` (at least 5 MiB) for multipart uploads.
@@ -97,6 +109,82 @@ impl S3ObjectStore {
                     e,
                 )
             })
+    }
+
+    /// A presigned POST form for one upload to `key` under `landing/`: at
+    /// most `max_bytes`, SSE-KMS with `kms_key_id`, valid for `expires`,
+    /// signed with this client's own credentials (the Lambda role's, session
+    /// token included). The URL comes from presigning a `PutObject` of the
+    /// same key, so the SDK's endpoint rules (a custom endpoint, path or
+    /// virtual-host style) decide it, not a copy of them here.
+    pub fn presign_landing_post(
+        &self,
+        key: &str,
+        max_bytes: u64,
+        kms_key_id: &str,
+        expires: Duration,
+    ) -> StoreResult<crate::presign_post::PresignedPost> {
+        use aws_sdk_s3::config::ProvideCredentials;
+        check_object_key(key)?;
+        if !key.starts_with(LANDING) {
+            return Err(StoreError::Invalid(
+                "a presigned upload is only for landing/".into(),
+            ));
+        }
+        let bucket = self.bucket_for(key).to_owned();
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+            .map_err(|e| StoreError::backend("building a presigned upload", e))?;
+        let what = || format!("s3:PutObject (presigning) {}", shown(key));
+        let (put_url, creds) = block_on(&self.handle, async {
+            let put = self
+                .client
+                .put_object()
+                .bucket(&bucket)
+                .key(key)
+                .presigned(config)
+                .await
+                .map_err(|e| store_error(self.resource(&bucket), what(), e))?;
+            let provider = self.credentials.as_ref().ok_or_else(|| {
+                StoreError::Invalid("no AWS credentials to sign an upload with".into())
+            })?;
+            let creds = provider
+                .provide_credentials()
+                .await
+                .map_err(|e| StoreError::backend("reading the credentials to sign an upload", e))?;
+            Ok::<_, StoreError>((put.uri().to_owned(), creds))
+        })?;
+        // `…/<key>?X-Amz-…` without the key and query: the bucket's URL.
+        let path = put_url.split('?').next().unwrap_or_default();
+        let url = path
+            .strip_suffix(key)
+            .ok_or_else(|| StoreError::Invalid("unexpected presigned URL shape".into()))?
+            .to_owned();
+        let region = self
+            .client
+            .config()
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .ok_or_else(|| StoreError::Invalid("no AWS region to sign an upload for".into()))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(crate::presign_post::presign_post(
+            &crate::presign_post::PostPolicy {
+                url,
+                bucket: &bucket,
+                key,
+                max_bytes,
+                kms_key_id,
+                region: &region,
+                now,
+                expires_in: expires.as_secs(),
+            },
+            &crate::presign_post::SigningCredentials {
+                access_key_id: creds.access_key_id().to_owned(),
+                secret_access_key: creds.secret_access_key().to_owned(),
+                session_token: creds.session_token().map(str::to_owned),
+            },
+        ))
     }
 
     /// Delete every version of `key`, delete markers included, and return

@@ -28,6 +28,7 @@ mod language_cmd;
 mod lifecycle_cmd;
 mod linkage_cmd;
 mod profile_cmd;
+mod upload_cmd;
 
 // Row shaping allocates many small strings; mimalloc halves that cost.
 #[global_allocator]
@@ -190,6 +191,14 @@ enum Command {
     /// (reads only the files named; nothing leaves this machine).
     #[command(subcommand)]
     Language(language_cmd::LanguageCommand),
+    /// Send an extract through the deployment's API (agencies): validated
+    /// here first, then uploaded with a presigned form into the agency's
+    /// own landing prefix; waits for the ingest and prints its summary.
+    ///
+    /// Exit codes: 0 every row ingested, 1 rows have errors (not sent
+    /// without --allow-invalid-rows; or rejected at ingest), 2 not sent or
+    /// not ingested (a file-level problem, a refusal, no answer in time).
+    Upload(upload_cmd::UploadArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -345,6 +354,7 @@ fn uses_store(command: &Command) -> bool {
             | Command::Synth(_)
             | Command::SynthPair(_)
             | Command::Language(_)
+            | Command::Upload(_)
     )
 }
 
@@ -461,6 +471,7 @@ fn run_local(catalog: &Catalog, cli: Cli) -> Result<ExitCode> {
         Command::Compact => lifecycle_cmd::compact_cmd(&cli.data_dir),
         Command::Retention(cmd) => lifecycle_cmd::retention_cmd(catalog, &cli.data_dir, &cmd),
         Command::Language(cmd) => language_cmd::language_cmd(cmd),
+        Command::Upload(args) => upload_cmd::run(catalog, args),
     }
 }
 
@@ -542,7 +553,7 @@ fn load_catalog(dir: Option<&Path>, allow_schema_changes: bool) -> Result<Catalo
     Ok(catalog)
 }
 
-fn dataset<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Dataset> {
+pub(crate) fn dataset<'c>(catalog: &'c Catalog, id: &str) -> Result<&'c Dataset> {
     match catalog.get(id) {
         Some(ds) => Ok(ds),
         None => {
@@ -563,7 +574,7 @@ fn open_input(file: &Path) -> Result<Box<dyn Read>> {
     Ok(Box::new(f))
 }
 
-fn input_format(format: Option<FormatArg>, file: &Path) -> InputFormat {
+pub(crate) fn input_format(format: Option<FormatArg>, file: &Path) -> InputFormat {
     match format {
         Some(FormatArg::Csv) => InputFormat::Csv,
         Some(FormatArg::Ndjson) => InputFormat::Ndjson,
@@ -683,7 +694,7 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
 
 /// The date bounds for rows checked now: no date after today (UTC) plus the
 /// core's margin, none before 1900. The core reads no clock.
-fn today_bounds() -> Result<DateBounds> {
+pub(crate) fn today_bounds() -> Result<DateBounds> {
     DateBounds::on(&commands::now_rfc3339()).context("the system clock gives no usable date")
 }
 

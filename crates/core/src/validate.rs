@@ -385,7 +385,12 @@ impl<'a> RowValidator<'a> {
                 };
                 match other {
                     ValidationErrorKind::Enum { .. } => {
-                        ("enum", with_value("is not an allowed code"))
+                        let base = with_value("is not an allowed code");
+                        let bad = shown.is_some().then(|| plain(e.instance())).flatten();
+                        let hint = field
+                            .map(|f| code_hint(f, bad.as_deref(), &self.dataset.id, &base))
+                            .unwrap_or_default();
+                        ("enum", format!("{base}{hint}"))
                     }
                     ValidationErrorKind::Type { kind } => (
                         "type",
@@ -437,6 +442,109 @@ impl<'a> RowValidator<'a> {
             }
         };
         RowError::new(row, field_name, pointer, code, message)
+    }
+}
+
+/// How many of the closest codes a long code list suggests.
+const CLOSEST: usize = 3;
+
+/// What to write instead of a bad code, to append to `base` (the message so
+/// far): every allowed code with its meaning from the schema's `x-codes`
+/// when they all fit in [`MESSAGE_MAX`]; else, when the bad value is shown
+/// (`bad`), the [`CLOSEST`] codes nearest to it (edit distance to the code
+/// or its meaning, ignoring case), else the first codes that fit; a long
+/// list also names its size and where to read it. Everything here comes
+/// from the schema, never the input: a value that is not shown does not
+/// steer the choice, so the hint cannot reveal it.
+fn code_hint(field: &Field, bad: Option<&str>, dataset: &str, base: &str) -> String {
+    let Some(codes) = field.codes.as_ref().filter(|c| !c.is_empty()) else {
+        return String::new();
+    };
+    // A meaning that repeats its code (`Bolton (E08000001)` for `Bolton`)
+    // is shown once.
+    let label = |c: &String| match field.meanings.get(c) {
+        Some(m) if m.starts_with(c.as_str()) => m.clone(),
+        Some(m) => format!("{c} ({m})"),
+        None => c.clone(),
+    };
+    let fits = |s: &str| base.chars().count() + s.chars().count() <= MESSAGE_MAX;
+    let all: Vec<String> = codes.iter().map(label).collect();
+    let whole = format!(": use {}", join_or(&all));
+    if fits(&whole) {
+        return whole;
+    }
+    let (intro, mut picks): (String, Vec<String>) = match bad {
+        Some(bad) => {
+            let bad = bad.to_lowercase();
+            let mut ranked: Vec<(usize, usize, &String)> = codes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let to_code = edit_distance(&bad, &c.to_lowercase());
+                    let to_meaning = field
+                        .meanings
+                        .get(c)
+                        .map_or(usize::MAX, |m| edit_distance(&bad, &m.to_lowercase()));
+                    (to_code.min(to_meaning), i, c)
+                })
+                .collect();
+            ranked.sort();
+            (
+                "; closest".to_owned(),
+                ranked
+                    .into_iter()
+                    .take(CLOSEST)
+                    .map(|(_, _, c)| label(c))
+                    .collect(),
+            )
+        }
+        None => (
+            "; e.g.".to_owned(),
+            all.iter().take(CLOSEST).cloned().collect(),
+        ),
+    };
+    let tail = format!(" ({} codes: agencylink schema {dataset})", codes.len());
+    while !picks.is_empty() {
+        let hint = format!("{intro} {}{tail}", picks.join(", "));
+        if fits(&hint) {
+            return hint;
+        }
+        picks.pop();
+    }
+    if fits(&tail) { tail } else { String::new() }
+}
+
+/// `a, b or c`.
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// A scalar as text (for ranking a shown value against the codes).
+fn plain(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -588,7 +696,7 @@ pub(crate) mod tests {
         };
         assert_eq!(
             msg(1, "borough"),
-            "borough (value not shown) is not an allowed code"
+            "borough (value not shown) is not an allowed code: use Bolton or Bury"
         );
         assert!(msg(1, "cse_flag").starts_with("cse_flag (value not shown) must be true or false"));
         assert_eq!(
@@ -597,10 +705,77 @@ pub(crate) mod tests {
         );
         assert_eq!(
             msg(2, "borough"),
-            "borough \"Boltn\" is not an allowed code"
+            "borough \"Boltn\" is not an allowed code: use Bolton or Bury"
         );
         assert!(msg(2, "cse_flag").starts_with("cse_flag \"maybe\" must be"));
         assert_eq!(msg(2, "n"), "n \"-5\" is below the minimum of 0");
+    }
+
+    /// Each message about `field` when `value` is in it, in a real schema.
+    fn code_messages(dataset: &str, field: &str, values: &[&str]) -> Vec<String> {
+        let catalog = crate::schema::Catalog::embedded().expect("catalog");
+        let d = catalog.get(dataset).expect("dataset");
+        let v = RowValidator::new(d);
+        let mut text = String::new();
+        for value in values {
+            text.push_str(&serde_json::json!({ field: value }).to_string());
+            text.push('\n');
+        }
+        let mut src = read::open(InputFormat::Ndjson, text.as_bytes(), d);
+        let mut out = Vec::new();
+        while let Some(row) = src.next_row() {
+            v.check(row.expect("row"), &mut out);
+        }
+        out.into_iter()
+            .filter(|e| e.field == field && e.code == "enum")
+            .map(|e| e.message)
+            .collect()
+    }
+
+    #[test]
+    fn a_bad_code_names_the_allowed_ones_with_their_meanings() {
+        let sex = code_messages("council.cin_referral", "sex", &["3", "Male"]);
+        assert_eq!(
+            sex,
+            [
+                "sex \"3\" is not an allowed code: use 0 (Not recorded), 1 (Male), 2 (Female) or 9 (Indeterminate)",
+                "sex \"Male\" is not an allowed code: use 0 (Not recorded), 1 (Male), 2 (Female) or 9 (Indeterminate)",
+            ]
+        );
+        // A long list: the closest codes to the value shown, by code or meaning.
+        let eth = code_messages(
+            "council.cin_referral",
+            "ethnicity",
+            &["WBR", "Pakistani", "Jane Doe 07700 900123"],
+        );
+        assert_eq!(
+            eth[0],
+            "ethnicity \"WBR\" is not an allowed code; closest WBRI (White British), WIRI (White Irish), WIRT (Traveller of Irish heritage) (20 codes: agencylink schema council.cin_referral)"
+        );
+        assert!(
+            eth[1].starts_with(
+                "ethnicity \"Pakistani\" is not an allowed code; closest APKN (Pakistani), "
+            ),
+            "{}",
+            eth[1]
+        );
+        // A value not shown does not steer the hint: the list's first codes.
+        assert_eq!(
+            eth[2],
+            "ethnicity (value not shown) is not an allowed code; e.g. WBRI (White British), WIRI (White Irish), WIRT (Traveller of Irish heritage) (20 codes: agencylink schema council.cin_referral)"
+        );
+        for m in sex.iter().chain(&eth) {
+            assert!(m.chars().count() <= MESSAGE_MAX, "{m}");
+            assert!(!m.contains("Jane") && !m.contains("07700"), "{m}");
+        }
+    }
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("wbr", "wbri"), 1);
+        assert_eq!(join_or(&["a".into(), "b".into(), "c".into()]), "a, b or c");
     }
 
     #[test]

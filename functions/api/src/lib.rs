@@ -13,11 +13,13 @@
 //! | `GET /review?purpose=…[&status=waiting\|decided\|all]` | analyst | the clerical review queue of probabilistic linkage |
 //! | `GET /review/{id}?purpose=…` | analyst | one pair: agreement levels, weights, both records' pseudonymised attributes |
 //! | `POST /review/{id}/decision` `{"decision":"match\|non-match\|unsure","reason","purpose"}` | analyst | decide a pair (in the access log before it takes effect) |
+//! | `POST /uploads`, `GET /uploads`, `GET /uploads/{id}` | agency | a presigned upload into the agency's own landing prefix, and its own uploads' status, counts and rejection report ([`uploads`]) |
 //!
 //! The role comes only from the Cognito user pool's groups in the verified
 //! token (`cognito:groups`, see [`auth`]) and the reader's identity from its
 //! `sub`, never from a `custom:` attribute or anything else the caller can
-//! write. Agency uploaders, key custodians and operators read nothing here.
+//! write. Agency uploaders reach only `/uploads`; key custodians and
+//! operators read nothing here.
 //! Every analyst read is written to the access log and to its write-once
 //! (WORM) copy, with the stated purpose, before any data is returned; if
 //! either cannot be written, nothing is returned.
@@ -38,14 +40,17 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 
 pub mod auth;
+pub mod uploads;
 
 pub use auth::{Denied, Principal, Role, principal};
+pub use uploads::UploadConfig;
 
 /// What the handler needs, built once per cold start.
 #[derive(Debug)]
 pub struct Api {
     backend: Arc<AwsBackend>,
     catalog: Arc<Catalog>,
+    uploads: Option<UploadConfig>,
 }
 
 impl Api {
@@ -54,7 +59,14 @@ impl Api {
         Api {
             backend: Arc::new(backend),
             catalog: Arc::new(catalog),
+            uploads: None,
         }
+    }
+
+    /// Sign agency uploads (`POST /uploads`) this way.
+    pub fn with_uploads(mut self, config: UploadConfig) -> Self {
+        self.uploads = Some(config);
+        self
     }
 
     /// The backend (tests inspect the stores through it).
@@ -114,18 +126,15 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Result<Response<Body>, lambd
 pub fn route(api: &Api, req: &Request) -> Response<Body> {
     let post = req.method() == lambda_http::http::Method::POST;
     if req.method() != lambda_http::http::Method::GET && !post {
-        return error(405, "only GET (and POST of a review decision) is supported");
+        return error(
+            405,
+            "only GET (and POST of a review decision or an upload) is supported",
+        );
     }
     let who = match principal(req) {
         Ok(who) => who,
         Err(denied) => return error(403, &denied.to_string()),
     };
-    match &who.role {
-        Role::Analyst | Role::Auditor => {}
-        Role::Agency { .. } | Role::KeyCustodian | Role::Operator => {
-            return error(403, "this role reads no data through the API");
-        }
-    }
     // The path as the client sent it, without an API Gateway stage prefix.
     let path = match req.raw_http_path() {
         "" => req.uri().path(),
@@ -136,6 +145,16 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let params = req.query_string_parameters();
     let param = |k: &str| params.first(k).map(str::to_owned);
+    match (&who.role, segments.first()) {
+        (Role::Agency { agency }, Some(&"uploads")) => {
+            return uploads::route(api, agency, post, &segments, &param, req);
+        }
+        (_, Some(&"uploads")) => return error(403, "uploads are for agency uploaders"),
+        (Role::Analyst | Role::Auditor, _) => {}
+        (Role::Agency { .. } | Role::KeyCustodian | Role::Operator, _) => {
+            return error(403, "this role reads no data through the API");
+        }
+    }
     if post {
         return match (who.role.clone(), segments.as_slice()) {
             (Role::Analyst, ["review", id, "decision"]) => review_decision(api, &who, id, req),

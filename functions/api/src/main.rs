@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use agencylink_aws::{AwsBackend, AwsSettings};
 use agencylink_core::schema::Catalog;
-use agencylink_fn_api::{Api, handle};
+use agencylink_fn_api::{Api, UploadConfig, handle};
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main]
@@ -13,6 +13,11 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let settings = AwsSettings::from_env()?;
     let backend = AwsBackend::connect(settings).await;
-    let api = Arc::new(Api::new(backend, Catalog::embedded()?));
+    let mut api = Api::new(backend, Catalog::embedded()?);
+    // Only the upload function is given a key to sign uploads with.
+    if let Some(uploads) = UploadConfig::from_env()? {
+        api = api.with_uploads(uploads);
+    }
+    let api = Arc::new(api);
     run(service_fn(move |req| handle(api.clone(), req))).await
 }

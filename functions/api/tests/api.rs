@@ -858,3 +858,113 @@ fn charts_for_i2_and_graph_tools_go_to_s3_once_the_read_is_logged() {
         ]
     );
 }
+
+#[test]
+fn uploads_are_the_agency_s_own_and_only_the_agency_s() {
+    let Some(m) = moto() else { return };
+    let policy = AgencyPolicy::parse(r#"{"gmp-police": ["police.cse_crime"]}"#).expect("policy");
+    let backend = m.backend(m.settings("api-upl", policy));
+    let catalog = Catalog::embedded().expect("catalog");
+    let api = Arc::new(
+        Api::new(backend, catalog).with_uploads(agencylink_fn_api::UploadConfig {
+            kms_key_id: "arn:aws:kms:eu-west-2:123456789012:key/landing".into(),
+            max_bytes: 1000,
+            expires: std::time::Duration::from_secs(900),
+        }),
+    );
+    let post = |body: &str, groups: &str| {
+        let mut req = http_api("POST", "/uploads", &[], groups, "u-1");
+        *req.body_mut() = lambda_http::Body::from(body.to_owned());
+        call(&api, req)
+    };
+    let police = "agency agency-gmp-police";
+    // Only agency uploaders, and only datasets the policy allows them.
+    for role in ["analyst", "auditor", "operator", "key-custodian"] {
+        assert_eq!(
+            call(&api, http_api("GET", "/uploads", &[], role, "u")).0,
+            403
+        );
+        assert_eq!(post(r#"{"dataset":"police.cse_crime"}"#, role).0, 403);
+    }
+    assert_eq!(post(r#"{"dataset":"council.cin_referral"}"#, police).0, 403);
+    assert_eq!(post(r#"{"dataset":"no.such"}"#, police).0, 404);
+    assert_eq!(post("{}", police).0, 400);
+    assert_eq!(post("not json", police).0, 400);
+    assert_eq!(
+        post(r#"{"dataset":"police.cse_crime","format":"xlsx"}"#, police).0,
+        400
+    );
+    // The agency is the token's: one named in the body is ignored.
+    let (s, created) = post(
+        r#"{"dataset":"police.cse_crime","agency":"rochdale-council"}"#,
+        police,
+    );
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().expect("id");
+    let fields = &created["upload"]["fields"];
+    assert_eq!(
+        fields["key"],
+        format!("landing/gmp-police/police.cse_crime/{id}.csv")
+    );
+    assert_eq!(fields["x-amz-server-side-encryption"], "aws:kms");
+    assert_eq!(
+        fields["x-amz-server-side-encryption-aws-kms-key-id"],
+        "arn:aws:kms:eu-west-2:123456789012:key/landing"
+    );
+    assert_eq!(created["upload"]["max_bytes"], 1000);
+    let landing = &api.backend().settings.landing_bucket;
+    assert!(
+        created["upload"]["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&format!("/{landing}/"))),
+        "{created}"
+    );
+    use base64::Engine as _;
+    let policy_doc: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(fields["policy"].as_str().expect("policy"))
+            .expect("base64"),
+    )
+    .expect("policy JSON");
+    assert!(
+        policy_doc["conditions"]
+            .as_array()
+            .expect("conditions")
+            .contains(&json!(["content-length-range", 1, 1000])),
+        "{policy_doc}"
+    );
+    // Its status, to its agency only.
+    let show = format!("/uploads/{id}");
+    let (s, one) = call(&api, http_api("GET", &show, &[], police, "u-1"));
+    assert_eq!(
+        (s, one["upload"]["status"].as_str()),
+        (200, Some("waiting"))
+    );
+    let council = "agency agency-rochdale-council";
+    assert_eq!(
+        call(&api, http_api("GET", &show, &[], council, "u-2")).0,
+        404
+    );
+    assert_eq!(
+        call(
+            &api,
+            http_api("GET", "/uploads/not-an-id", &[], police, "u-1")
+        )
+        .0,
+        404
+    );
+    for q in [[("limit", "0")], [("limit", "101")], [("after", "x")]] {
+        assert_eq!(
+            call(&api, http_api("GET", "/uploads", &q, police, "u-1")).0,
+            400
+        );
+    }
+    // A deployment without an upload key signs nothing.
+    let unsigned = Arc::new(Api::new(
+        m.backend(m.settings("api-upl2", AgencyPolicy::default())),
+        Catalog::embedded().expect("catalog"),
+    ));
+    let mut req = http_api("POST", "/uploads", &[], police, "u-1");
+    *req.body_mut() = lambda_http::Body::from(r#"{"dataset":"police.cse_crime"}"#.to_owned());
+    assert_eq!(call(&unsigned, req).0, 500);
+}

@@ -335,8 +335,191 @@ async fn handle_record(
         .map_err(|e| HandlerError::Retryable(format!("the ingest task failed: {e}")))?
 }
 
-/// One object, synchronously (run it off the runtime's worker threads).
+/// One object, synchronously (run it off the runtime's worker threads),
+/// then its upload ticket settled when the API signed it (see
+/// [`settle_ticket`]).
 pub fn process_object(
+    ingestor: &Ingestor,
+    bucket: &str,
+    raw_key: &str,
+    time: &str,
+) -> Result<Outcome, HandlerError> {
+    let outcome = process_landing(ingestor, bucket, raw_key, time)?;
+    settle_ticket(&ingestor.backend, &outcome, time)?;
+    Ok(outcome)
+}
+
+/// The counts an agency sees of an ingested upload (the summary's, or the
+/// ingest lineage event's: the same names).
+const TICKET_COUNTS: &[&str] = &[
+    "rows_in",
+    "rows_accepted",
+    "rows_rejected",
+    "records_inserted",
+    "records_replaced",
+    "records_unchanged",
+    "people_linked",
+    "duplicate",
+    "file_errors",
+];
+
+/// Record what became of an upload the API signed on its ticket
+/// (`landing/<agency>/<dataset>/<upload id>.<ext>`), so `GET /uploads/{id}`
+/// can answer; any other landing object has no ticket and nothing is
+/// written. A failed write is retryable: the redelivery finds the object
+/// gone, and [`Outcome::AlreadyHandled`] settles the ticket from lineage.
+/// The agency sees counts and codes only, and for an internal failure not
+/// its text (which is for the operators' logs).
+pub fn settle_ticket(
+    backend: &AwsBackend,
+    outcome: &Outcome,
+    time: &str,
+) -> Result<(), HandlerError> {
+    let key = match outcome {
+        Outcome::Ingested { key, .. }
+        | Outcome::Rejected { key, .. }
+        | Outcome::AlreadyHandled { key }
+        | Outcome::Missing { key }
+        | Outcome::Failed { key, .. } => key,
+        Outcome::Ignored { .. } => return Ok(()),
+    };
+    let (Some(id), Some(parts)) = (
+        agencylink_aws::uploads::ticket_id_of(key),
+        pipeline::parse_landing_key(key),
+    ) else {
+        return Ok(());
+    };
+    let tickets = backend.uploads();
+    let Some(mut ticket) = tickets.get(parts.agency, id)? else {
+        return Ok(());
+    };
+    if ticket.key != *key {
+        // The id under another dataset's prefix: not the object signed.
+        return Ok(());
+    }
+    let (status, upload_id, result) = match outcome {
+        Outcome::Ingested { summary, .. } => {
+            let full = serde_json::to_value(summary.as_ref()).unwrap_or_default();
+            (
+                "ingested",
+                Some(summary.upload_id.clone()),
+                counts_of(&full),
+            )
+        }
+        Outcome::Rejected { code, .. } => (
+            "rejected",
+            None,
+            serde_json::json!({ "code": code, "reason": refusal_text(code) }),
+        ),
+        Outcome::Missing { .. } => (
+            "failed",
+            None,
+            serde_json::json!({ "code": "landing_object_missing",
+                "reason": "the file was gone before it was ingested: upload it again" }),
+        ),
+        Outcome::Failed { .. } => (
+            "failed",
+            None,
+            serde_json::json!({ "code": "processing_error",
+                "reason": "the upload could not be processed; the operators are alerted: do not send it again until they say" }),
+        ),
+        Outcome::AlreadyHandled { .. } => {
+            if !ticket.is_waiting() {
+                return Ok(());
+            }
+            let Some(found) = ingest_event_for(backend, key)? else {
+                return Ok(());
+            };
+            found
+        }
+        Outcome::Ignored { .. } => return Ok(()),
+    };
+    ticket.status = status.to_owned();
+    ticket.upload_id = upload_id;
+    ticket.result = Some(result);
+    ticket.settled = Some(time.to_owned());
+    tickets.settle(&ticket)?;
+    Ok(())
+}
+
+fn counts_of(v: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for k in TICKET_COUNTS {
+        if let Some(x) = v.get(*k) {
+            out.insert((*k).to_owned(), x.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// What an agency is told about a refusal (the lineage reason may name
+/// the policy's internals; this is the action to take).
+fn refusal_text(code: &str) -> &'static str {
+    match code {
+        "dataset_not_allowed" => {
+            "your agency may not upload this dataset: ask the partnership to add it"
+        }
+        "unknown_agency" => "your agency is not in the deployment's list: ask the partnership",
+        "unknown_dataset" => "the deployment has no schema for this dataset",
+        _ => "the upload was refused before any row was read",
+    }
+}
+
+/// A ticket's status, lineage upload id and result.
+type Settled = (&'static str, Option<String>, Value);
+
+/// The outcome lineage recorded for landing object `key` (a redelivery
+/// after the object was handled): an ingest event's counts, or a failure's
+/// code.
+fn ingest_event_for(backend: &AwsBackend, key: &str) -> Result<Option<Settled>, HandlerError> {
+    let Some(keys) = backend.keys.as_ref() else {
+        return Ok(None);
+    };
+    let pseudo = Pseudonymiser::new(keys.key()?);
+    let label = pseudo.label("landing", key.as_bytes());
+    for e in backend.lineage.entries()?.iter().rev() {
+        let named = e
+            .get("source")
+            .and_then(Value::as_str)
+            .and_then(|s| s.rsplit('/').next())
+            .is_some_and(|last| last.split('.').next() == Some(label.as_str()));
+        if !named {
+            continue;
+        }
+        let upload = e
+            .get("upload_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        return Ok(Some(
+            match (upload, e.get("code").and_then(Value::as_str)) {
+                (Some(u), _) => ("ingested", Some(u), counts_of(e)),
+                (
+                    None,
+                    Some(
+                        code @ ("dataset_not_allowed"
+                        | "unknown_agency"
+                        | "unknown_dataset"
+                        | "bad_key"),
+                    ),
+                ) => (
+                    "rejected",
+                    None,
+                    serde_json::json!({ "code": code, "reason": refusal_text(code) }),
+                ),
+                (None, Some(_)) => (
+                    "failed",
+                    None,
+                    serde_json::json!({ "code": "processing_error",
+                    "reason": "the upload could not be processed; the operators are alerted: do not send it again until they say" }),
+                ),
+                (None, None) => continue,
+            },
+        ));
+    }
+    Ok(None)
+}
+
+fn process_landing(
     ingestor: &Ingestor,
     bucket: &str,
     raw_key: &str,
