@@ -13,8 +13,11 @@
 //! The probabilistic-linkage index (`LinkageStore`) lives in the same table:
 //! see the `linkage` module.
 
+mod lease;
 mod linkage;
 mod rotation;
+
+pub use lease::LEASE_SECONDS;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -226,6 +229,10 @@ pub struct DynamoStore {
     handle: Handle,
     table: String,
     backoff: Backoff,
+    /// The merge lease this store holds (shared by its clones).
+    lease: std::sync::Arc<std::sync::Mutex<lease::Held>>,
+    /// How long a session waits for the merge lease.
+    lease_wait: Duration,
 }
 
 impl DynamoStore {
@@ -236,7 +243,16 @@ impl DynamoStore {
             handle,
             table: table.to_owned(),
             backoff: Backoff::default(),
+            lease: std::sync::Arc::default(),
+            lease_wait: Duration::from_secs(300),
         }
+    }
+
+    /// Wait at most `wait` for the merge lease (see the `lease` module);
+    /// five minutes unless told.
+    pub fn with_lease_wait(mut self, wait: Duration) -> Self {
+        self.lease_wait = wait;
+        self
     }
 
     /// Use another backoff for leftovers.
@@ -623,6 +639,18 @@ impl RecordStore for DynamoStore {
 
     fn translations(&self) -> Option<&dyn agencylink_core::ports::TranslationStore> {
         Some(self)
+    }
+
+    /// A session holds the merge lease: one writer at a time, as SQLite's
+    /// write lock gives the embedded store. Writes still go through as
+    /// they are made (no rollback), each idempotent.
+    fn begin_upload(&self) -> StoreResult<()> {
+        self.take_lease()
+    }
+
+    fn end_upload(&self, keep: bool) -> StoreResult<()> {
+        let _ = keep;
+        self.give_lease()
     }
 
     fn linkage(&self) -> Option<&dyn LinkageStore> {

@@ -13,7 +13,7 @@ use agencylink_core::linkage::{
     LinkModel, ReviewItem, ReviewStatus, Signature, review_id, signature,
 };
 use agencylink_core::ports::{
-    LinkageStore, RecordStore, RecordStoreExt, SignatureEntry, StoreError,
+    ChainLog, LinkageStore, RecordStore, RecordStoreExt, SignatureEntry, StoreError,
 };
 use agencylink_core::pseudo::Pseudonymiser;
 use agencylink_core::pseudo::key::Key;
@@ -457,4 +457,150 @@ fn an_ingest_through_the_aws_pipeline_fills_the_linkage_index() {
         ids.len()
     );
     assert!(pairs >= ids.len());
+}
+
+/// The merge lease: one store session at a time across processes (here,
+/// two backends on one table): a second writer waits, and past its wait
+/// gets a retryable error; once the first gives the lease back, it gets in.
+#[test]
+fn the_merge_lease_lets_one_writer_in_at_a_time() {
+    let Some(m) = moto() else { return };
+    let settings = m.settings("lease", AgencyPolicy::default());
+    let first = m.backend(settings.clone());
+    let second = m.backend(settings);
+    let waiting = second
+        .records
+        .clone()
+        .with_lease_wait(std::time::Duration::from_millis(300));
+    first
+        .records
+        .begin_upload()
+        .expect("the first takes the lease");
+    // A session inside a session reuses it.
+    first.records.begin_upload().expect("nested");
+    first.records.end_upload(true).expect("inner end");
+    match waiting.begin_upload() {
+        Err(e @ StoreError::Unavailable { .. }) => assert!(e.is_retryable()),
+        other => panic!("the second writer got in beside the first: {other:?}"),
+    }
+    first.records.end_upload(true).expect("given back");
+    waiting.begin_upload().expect("now the second gets it");
+    waiting.end_upload(true).expect("and gives it back");
+}
+
+/// Several uploads of overlapping people ingested at once, through the AWS
+/// pipeline from separate backends (as separate Lambda instances would),
+/// link exactly as the same uploads one after another.
+#[test]
+fn concurrent_overlapping_ingests_link_as_sequential_ones() {
+    let Some(m) = moto() else { return };
+    let catalog = agencylink_core::schema::Catalog::embedded().expect("catalog");
+    let ds = catalog.get("council.missing_episode").expect("dataset");
+    let (mut a, mut b, mut ta, mut tb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    agencylink_synth::linkage::write_pair(
+        ds,
+        &agencylink_synth::linkage::PairOptions::new(21, 60),
+        &mut a,
+        &mut b,
+        &mut ta,
+        &mut tb,
+    )
+    .expect("pair");
+    // A third upload: A's rows again under another agency, so all three
+    // share people.
+    let uploads: Vec<(&str, Vec<u8>)> =
+        vec![("council-a", a.clone()), ("council-b", b), ("council-c", a)];
+    let land = |b: &AwsBackend, agency: &str, csv: &[u8]| {
+        let key = format!("landing/{agency}/council.missing_episode/extract.csv");
+        agencylink_core::ports::ObjectStoreExt::put(
+            &b.objects,
+            &key,
+            csv,
+            agencylink_core::ports::PutMode::Overwrite,
+        )
+        .expect("land");
+        key
+    };
+    let ingest = |b: &AwsBackend, agency: &str, key: &str| {
+        agencylink_aws::pipeline::ingest_landing(
+            b,
+            &pseudo(),
+            ds,
+            agency,
+            key,
+            "2026-03-02T09:15:27Z",
+            &std::env::temp_dir(),
+        )
+        .expect("ingest")
+    };
+    let people = |b: &AwsBackend| {
+        let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        b.records
+            .scan_dataset("council.missing_episode", None, None, &mut |r| {
+                let p = b.records.resolve_person(&r.person_id).expect("resolve");
+                by.entry(p).or_default().push(r.record_id);
+                true
+            })
+            .expect("scan");
+        let mut groups: Vec<Vec<String>> = by
+            .into_values()
+            .map(|mut v| {
+                v.sort();
+                v
+            })
+            .collect();
+        groups.sort();
+        groups
+    };
+
+    let seq = backend(&m, "seq-ingests");
+    for (agency, csv) in &uploads {
+        let key = land(&seq, agency, csv);
+        ingest(&seq, agency, &key);
+    }
+    let want = people(&seq);
+
+    let settings = m.settings("concurrent-ingests", AgencyPolicy::default());
+    let shared = m.backend(settings.clone());
+    let keys: Vec<String> = uploads
+        .iter()
+        .map(|(agency, csv)| land(&shared, agency, csv))
+        .collect();
+    let barrier = Arc::new(std::sync::Barrier::new(uploads.len()));
+    let threads: Vec<_> = uploads
+        .iter()
+        .zip(keys)
+        .map(|((agency, _), key)| {
+            let (barrier, agency) = (barrier.clone(), (*agency).to_owned());
+            let b = m.backend(settings.clone());
+            let ds = ds.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                agencylink_aws::pipeline::ingest_landing(
+                    &b,
+                    &pseudo(),
+                    &ds,
+                    &agency,
+                    &key,
+                    "2026-03-02T09:15:27Z",
+                    &std::env::temp_dir(),
+                )
+                .map(|s| s.rows_accepted)
+            })
+        })
+        .collect();
+    for t in threads {
+        assert!(t.join().expect("thread").expect("ingest") > 0);
+    }
+    assert_eq!(
+        people(&shared),
+        want,
+        "the same people as one after another"
+    );
+    let entries = shared.lineage.entries().expect("lineage");
+    assert_eq!(
+        entries.iter().filter(|e| e["type"] == "ingest").count(),
+        uploads.len()
+    );
+    agencylink_core::lineage::verify(&entries).expect("the chain verifies");
 }
