@@ -12,7 +12,13 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let settings = AwsSettings::from_env()?;
-    let backend = AwsBackend::connect(settings).await;
+    let mut backend = AwsBackend::connect(settings).await;
+    // A review decision takes the merge lease: wait for it well inside API
+    // Gateway's 29 s, then answer 503 (try again) rather than time out.
+    backend.records = backend
+        .records
+        .clone()
+        .with_lease_wait(std::time::Duration::from_secs(20));
     let mut api = Api::new(backend, Catalog::embedded()?);
     // Only the upload function is given a key to sign uploads with.
     if let Some(uploads) = UploadConfig::from_env()? {

@@ -409,21 +409,26 @@ pub fn decide(
     id: &str,
     decision: Decision,
 ) -> StoreResult<ReviewItem> {
-    let mut item = linkage
-        .get_review(id)?
-        .ok_or_else(|| StoreError::NotFound(format!("review item {id}")))?;
-    if decision.status == ReviewStatus::Match {
-        let a = records.resolve_person(&item.people[0])?;
-        let b = records.resolve_person(&item.people[1])?;
-        if a != b {
-            let (winner, loser) = if a <= b { (a, b) } else { (b, a) };
-            merge_people(records, &winner, &[loser])?;
+    // One store session, as an ingest's merge is: a match merges people,
+    // and an ingest merging the same people at once must not interleave
+    // (SQLite's write lock; DynamoDB's merge lease).
+    crate::withdraw::in_session(records, || {
+        let mut item = linkage
+            .get_review(id)?
+            .ok_or_else(|| StoreError::NotFound(format!("review item {id}")))?;
+        if decision.status == ReviewStatus::Match {
+            let a = records.resolve_person(&item.people[0])?;
+            let b = records.resolve_person(&item.people[1])?;
+            if a != b {
+                let (winner, loser) = if a <= b { (a, b) } else { (b, a) };
+                merge_people(records, &winner, &[loser])?;
+            }
         }
-    }
-    item.status = decision.status;
-    item.decision = Some(decision);
-    linkage.put_review(&item)?;
-    Ok(item)
+        item.status = decision.status;
+        item.decision = Some(decision);
+        linkage.put_review(&item)?;
+        Ok(item)
+    })
 }
 
 #[cfg(test)]
