@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
+
 use crate::util::{Scratch, run_in};
 
 const DS: &str = "council.missing_episode";
@@ -360,6 +362,48 @@ fn withdraw_then_compact_leaves_no_byte_of_the_withdrawn_records() {
         again.stderr
     );
     assert_eq!(lineage_len(&s), events + 1);
+
+    // A lineage tool sees the data leave: the OpenLineage export has the
+    // withdrawal as a run whose outputs are dropped.
+    let export = run_in(
+        &s.dir,
+        &["lineage", "export", "--openlineage", "--data-dir", "d"],
+    )
+    .expect_code(0);
+    let runs: Vec<Value> = export
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(runs.len(), events + 1, "one run event per lineage event");
+    let drop_run = runs.last().expect("the withdrawal");
+    assert_eq!(drop_run["eventType"], "COMPLETE");
+    assert_eq!(
+        drop_run["job"]["name"],
+        format!("withdraw.{}", w["dataset"].as_str().expect("dataset"))
+    );
+    let facet = &drop_run["run"]["facets"]["agencylink_event"];
+    assert_eq!(facet["upload_id"], gone_upload.as_str());
+    assert_eq!(facet["records_removed"], w["records_removed"]);
+    let dropped: Vec<&Value> = drop_run["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .inspect(|o| {
+            assert_eq!(
+                o["facets"]["lifecycleStateChange"]["lifecycleStateChange"],
+                "DROP"
+            );
+        })
+        .map(|o| &o["name"])
+        .collect();
+    let removed: Vec<&Value> = w["outputs_removed"]
+        .as_array()
+        .expect("outputs_removed")
+        .iter()
+        .collect();
+    assert!(!removed.is_empty());
+    assert_eq!(dropped, removed);
 
     // Lineage verifies and reconciles: the withdrawn upload holds nothing.
     let v = run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"])

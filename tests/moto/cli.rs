@@ -664,6 +664,40 @@ fn an_upload_is_withdrawn_on_aws() {
     assert_eq!(verified["events"], 3);
     assert_eq!(verified["reconciled"]["records"], kept["records_inserted"]);
 
+    // The OpenLineage export, as on the embedded store: two ingest runs,
+    // then the withdrawal dropping the curated output.
+    let export = d.run(&["lineage", "export", "--openlineage"]);
+    assert_eq!(
+        export.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let jobs: Vec<&str> = runs
+        .iter()
+        .map(|r| r["job"]["name"].as_str().expect("job"))
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            "ingest.police.cse_crime",
+            "ingest.police.cse_intelligence",
+            "withdraw.police.cse_intelligence"
+        ]
+    );
+    let dropped: Vec<&str> = runs[2]["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .filter(|o| o["facets"]["lifecycleStateChange"]["lifecycleStateChange"] == "DROP")
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    assert!(dropped.contains(&outputs[0].as_str()), "{dropped:?}");
+
     // compact is the embedded store's; AWS refuses it.
     let compact = d.run(&["compact"]);
     assert_eq!(compact.status.code(), Some(2));

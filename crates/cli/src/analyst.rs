@@ -597,10 +597,18 @@ pub(crate) fn lineage_export(
         bail!("choose an export format: --openlineage (OpenLineage RunEvent JSON lines)");
     }
     let store = crate::commands::open_existing_store(data_dir)?;
-    let entries = store.lineage().entries()?;
+    openlineage_print(catalog, &store.lineage().entries()?)
+}
+
+/// Print lineage `entries` from any backend as OpenLineage RunEvents, one
+/// JSON line each; exit 1, printing nothing, when their chain is broken.
+pub(crate) fn openlineage_print(
+    catalog: &Catalog,
+    entries: &[serde_json::Value],
+) -> Result<ExitCode> {
     // Exporting a chain that does not verify would hand edited history to
     // the lineage tool as if it were true.
-    if let Err(p) = agencylink_core::lineage::verify(&entries) {
+    if let Err(p) = agencylink_core::lineage::verify(entries) {
         eprintln!(
             "lineage BROKEN at event {} (seq {:?}): {}; nothing exported (see `agencylink lineage verify`)",
             p.position, p.seq, p.reason
@@ -608,21 +616,25 @@ pub(crate) fn lineage_export(
         return Ok(ExitCode::from(1));
     }
     let mut out = BufWriter::new(io::stdout().lock());
-    // Uploads are runs over datasets; a linkage-model run (`link_train`)
-    // reads no dataset and is left to `lineage list`.
-    let uploads: Vec<&serde_json::Value> = entries
-        .iter()
-        .filter(|e| matches!(LineageEvent::from_entry(e).kind(), "ingest" | "failure"))
-        .collect();
-    for e in &uploads {
-        serde_json::to_writer(&mut out, &query::openlineage_event(e, catalog))?;
-        out.write_all(b"\n")?;
+    // Uploads are runs over datasets; withdrawals, expiries, key rotations
+    // and linkage-model runs are runs too, so a lineage tool sees data
+    // leave the store as well as arrive.
+    let mut exported = 0usize;
+    for e in entries {
+        let run = match LineageEvent::from_entry(e).kind() {
+            "ingest" | "failure" => Some(query::openlineage_event(e, catalog)),
+            _ => query::openlineage_lifecycle_event(e),
+        };
+        if let Some(run) = run {
+            serde_json::to_writer(&mut out, &run)?;
+            out.write_all(b"\n")?;
+            exported += 1;
+        }
     }
     out.flush()?;
     eprintln!(
-        "{} OpenLineage run events ({} other lineage events, such as linkage-model runs, are in `lineage list`)",
-        uploads.len(),
-        entries.len() - uploads.len()
+        "{exported} OpenLineage run events ({} lineage events of an unknown kind left out)",
+        entries.len() - exported
     );
     Ok(ExitCode::SUCCESS)
 }

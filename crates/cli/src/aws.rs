@@ -32,7 +32,6 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         Command::Key(crate::KeyCommand::Init | crate::KeyCommand::Id) => {
             Some("key init and key id (on AWS the key lives in Secrets Manager)")
         }
-        Command::Lineage(LineageCommand::Export { .. }) => Some("lineage export"),
         Command::Compact => Some("compact (the embedded store's body file and database)"),
         _ => None,
     };
@@ -49,6 +48,12 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
     match command {
         Command::Setup => setup(&rt, &backend),
         Command::Ingest(args) => ingest(catalog, &backend, args),
+        Command::Lineage(LineageCommand::Export { openlineage }) => {
+            if !openlineage {
+                bail!("choose an export format: --openlineage (OpenLineage RunEvent JSON lines)");
+            }
+            crate::analyst::openlineage_print(catalog, &backend.lineage.entries()?)
+        }
         Command::Lineage(cmd) => lineage_print(
             backend.lineage.entries()?,
             cmd,

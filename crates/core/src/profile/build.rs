@@ -332,10 +332,21 @@ pub fn build(
 /// the review queue), and what still waits for review.
 fn linkage_note(store: &dyn RecordStore, lineage: &[LineageEvent]) -> Result<Note, ProfileError> {
     let (mut exact, mut scored, mut reviewed_in_uploads) = (0u64, 0u64, 0u64);
+    // A withdrawn upload's links went with its records.
+    let withdrawn: std::collections::HashSet<&str> = lineage
+        .iter()
+        .filter_map(|e| match e {
+            LineageEvent::Withdrawn(w) => Some(w.upload_id.as_str()),
+            _ => None,
+        })
+        .collect();
     for e in lineage {
         let LineageEvent::Ingest(u) = e else {
             continue;
         };
+        if withdrawn.contains(u.upload_id.as_str()) {
+            continue;
+        }
         exact += u.people_linked;
         if let Some(l) = &u.linkage {
             scored += l.outcome.linked_by_score;

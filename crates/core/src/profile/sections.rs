@@ -2,7 +2,7 @@
 //! multi-agency footprint, missing and CSE, places, CSE models and data
 //! quality. Each is a pure function of the facts and the period.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::Note;
 use super::build::Ctx;
@@ -1130,10 +1130,21 @@ pub(crate) fn quality(ctx: &Ctx<'_>, notes: &mut Vec<Note>, caveats: &mut Vec<St
     let mut by: BTreeMap<String, Q> = BTreeMap::new();
     let mut upload_day: HashMap<u32, i32> = HashMap::new();
     let none = String::new();
+    // A withdrawn upload's rows are no longer in the store: counting them
+    // would show rejections and volumes the figures do not rest on.
+    let withdrawn: HashSet<&str> = ctx
+        .lineage
+        .iter()
+        .filter_map(|e| match e {
+            LineageEvent::Withdrawn(w) => Some(w.upload_id.as_str()),
+            _ => None,
+        })
+        .collect();
     for e in &ctx.lineage {
         // A landing object refused before it had an upload id still counts
         // as an upload of its agency, with no rows.
         let (agency, ds) = match e {
+            LineageEvent::Ingest(u) if withdrawn.contains(u.upload_id.as_str()) => continue,
             LineageEvent::Ingest(u) | LineageEvent::UploadFailure(u) => (&u.agency, &u.dataset),
             LineageEvent::Failure(f) => (
                 f.agency.as_ref().unwrap_or(&none),
@@ -1192,7 +1203,7 @@ pub(crate) fn quality(ctx: &Ctx<'_>, notes: &mut Vec<Note>, caveats: &mut Vec<St
     let mut t = Table::new(
         "data_quality",
         "Data quality by agency",
-        "Uploads and rows from the lineage log (every upload the store holds); rejection reasons are the schema rules rows failed. Completeness (ethnicity, date of birth, postcode %): of the agency's records in the period whose dataset has the field, the share that supply it. Timeliness: days from the event date to the upload that brought the record.",
+        "Uploads and rows from the lineage log (every upload the store holds; a withdrawn upload is left out); rejection reasons are the schema rules rows failed. Completeness (ethnicity, date of birth, postcode %): of the agency's records in the period whose dataset has the field, the share that supply it. Timeliness: days from the event date to the upload that brought the record.",
         vec![
             Column::new("agency", "Agency", Kind::Label),
             Column::new("agency_type", "Type", Kind::Text),

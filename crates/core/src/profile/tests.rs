@@ -1085,3 +1085,41 @@ fn the_partner_edition_keeps_investigation_counts_only() {
     let html = render_html(&p);
     assert!(!html.contains("local_ref:"));
 }
+
+#[test]
+fn a_withdrawn_upload_leaves_the_data_quality_table() {
+    let mut w = World::default();
+    w.referral("p_v1", "2026-01-21", &["21"]);
+    w.crime(Inv::new("p_v1", "victim", "c1", "2026-05-01"));
+    let (store, log) = w.store();
+    let s = settings("2025-07-01", "2026-06-30");
+    let before = build(&catalog(), &store, &log, &s).expect("profile");
+    let q = before.table("data_quality").expect("quality");
+    assert_eq!(q.get("rochdale-council", "uploads"), Some(&Cell::Count(1)));
+    assert_eq!(
+        q.get("rochdale-council", "rows_rejected"),
+        Some(&Cell::Count(4))
+    );
+    let entry = json!({
+        "type": "withdrawn", "upload_id": "u_rochdale-council", "agency": "rochdale-council",
+        "dataset": "council.test_referral", "reason": "sent in error", "records_removed": 16,
+        "time": "2026-07-02T09:00:00Z",
+    });
+    let Value::Object(fields) = entry else {
+        unreachable!("a JSON object")
+    };
+    crate::lineage::append(&log, fields).expect("append");
+    let after = build(&catalog(), &store, &log, &s).expect("profile");
+    let q = after.table("data_quality").expect("quality");
+    assert_eq!(q.get("rochdale-council", "uploads"), Some(&Cell::Count(0)));
+    assert_eq!(
+        q.get("rochdale-council", "rows_rejected"),
+        Some(&Cell::Count(0)),
+        "the withdrawn upload's rejections are gone with it"
+    );
+    assert_eq!(
+        q.get("gmp-police", "rows_rejected"),
+        Some(&Cell::Count(1)),
+        "other uploads stay"
+    );
+}

@@ -285,3 +285,78 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
         "outputs": outputs,
     })
 }
+
+/// Any other lineage event (a withdrawal, a retention expiry, a key
+/// rotation or migration, a linkage-model run) as a `COMPLETE` RunEvent,
+/// so a lineage tool sees data leave the store as well as arrive: job
+/// `withdraw.<dataset>`, `retention.<dataset>`, `key.rotate`,
+/// `key.migrate` or `linkage.train`; the event's own fields (counts and
+/// ids, never a record) in the `agencylink_event` run facet; a withdrawn
+/// upload's curated data and reports as outputs with the lifecycle state
+/// `DROP`. `None` for an upload's event (see [`openlineage_event`]) or an
+/// unknown kind.
+pub fn openlineage_lifecycle_event(event: &Value) -> Option<Value> {
+    let typed = LineageEvent::from_entry(event);
+    let (job, outputs): (String, Vec<Value>) = match &typed {
+        LineageEvent::Withdrawn(w) => (
+            format!("withdraw.{}", w.dataset),
+            w.outputs_removed
+                .iter()
+                .map(|key| {
+                    json!({
+                        "namespace": OPENLINEAGE_NAMESPACE,
+                        "name": key,
+                        "facets": {"lifecycleStateChange": facet(
+                            format!("{FACETS}/1-0-1/LifecycleStateChangeDatasetFacet.json#/$defs/LifecycleStateChangeDatasetFacet"),
+                            obj(json!({"lifecycleStateChange": "DROP"})),
+                        )},
+                    })
+                })
+                .collect(),
+        ),
+        LineageEvent::Expired(x) => (format!("retention.{}", x.dataset), Vec::new()),
+        LineageEvent::KeyRotate(_) => ("key.rotate".to_owned(), Vec::new()),
+        LineageEvent::KeyMigrate(_) => ("key.migrate".to_owned(), Vec::new()),
+        LineageEvent::LinkTrain(_) => ("linkage.train".to_owned(), Vec::new()),
+        LineageEvent::Ingest(_)
+        | LineageEvent::UploadFailure(_)
+        | LineageEvent::Failure(_)
+        | LineageEvent::Other(_) => return None,
+    };
+    let kind = typed.kind().to_owned();
+    let seq = event.get("seq").and_then(Value::as_u64).unwrap_or(0);
+    let time = event.get("time").and_then(Value::as_str).unwrap_or("");
+    // The event as stored, less the chain's own fields (given apart).
+    let mut body = obj(event.clone());
+    for chain in ["seq", "prev_hash", "hash"] {
+        body.remove(chain);
+    }
+    body.insert("lineage_seq".into(), json!(seq));
+    body.insert(
+        "lineage_hash".into(),
+        event.get("hash").cloned().unwrap_or(Value::Null),
+    );
+    Some(json!({
+        "eventType": "COMPLETE",
+        "eventTime": time,
+        "producer": OPENLINEAGE_PRODUCER,
+        "schemaURL": OPENLINEAGE_SCHEMA_URL,
+        // One run per event: the chain position names it for good.
+        "run": {"runId": run_id(&format!("{kind}:seq:{seq}")), "facets": {
+            "agencylink_event": facet(
+                format!("{OPENLINEAGE_PRODUCER}/spec/facets/LifecycleRunFacet.json"),
+                body,
+            ),
+        }},
+        "job": {
+            "namespace": OPENLINEAGE_NAMESPACE,
+            "name": job,
+            "facets": {"jobType": facet(
+                format!("{FACETS}/2-0-3/JobTypeJobFacet.json#/$defs/JobTypeJobFacet"),
+                obj(json!({"processingType": "BATCH", "integration": "AGENCYLINK", "jobType": kind.to_uppercase()})),
+            )},
+        },
+        "inputs": [],
+        "outputs": outputs,
+    }))
+}

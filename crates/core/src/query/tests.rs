@@ -586,3 +586,57 @@ fn openlineage_carries_the_schema_hash_and_checks_it_against_the_catalog() {
     let other = openlineage_event(&recorded, &cat);
     assert!(other["inputs"][0]["facets"].get("schema").is_none());
 }
+
+#[test]
+fn lifecycle_events_become_openlineage_runs_and_uploads_do_not() {
+    let expired = json!({
+        "type": "expired", "dataset": CRIME_DS, "retention_days": 2557, "cutoff": "2019-01-01",
+        "records_removed": 5, "records_removed_from": {"u_abc": 5}, "people_removed": 2,
+        "time": "2026-01-01T00:00:00Z", "seq": 9, "prev_hash": "p", "hash": "h9",
+    });
+    let ol = openlineage_lifecycle_event(&expired).expect("a run");
+    assert_eq!(ol["eventType"], "COMPLETE");
+    assert_eq!(ol["eventTime"], "2026-01-01T00:00:00Z");
+    assert_eq!(ol["job"]["name"], format!("retention.{CRIME_DS}"));
+    assert_eq!(ol["job"]["facets"]["jobType"]["jobType"], "EXPIRED");
+    let facet = &ol["run"]["facets"]["agencylink_event"];
+    assert_eq!(facet["records_removed"], 5);
+    assert_eq!(facet["lineage_seq"], 9);
+    assert_eq!(facet["lineage_hash"], "h9");
+    assert!(facet.get("prev_hash").is_none() && facet.get("seq").is_none());
+    assert_eq!(ol["outputs"], json!([]));
+    let again = openlineage_lifecycle_event(&expired).expect("a run");
+    assert_eq!(ol["run"]["runId"], again["run"]["runId"], "deterministic");
+
+    let withdrawn = json!({
+        "type": "withdrawn", "upload_id": "u_abc", "agency": "test-police", "dataset": CRIME_DS,
+        "reason": "sent in error", "records_removed": 7,
+        "outputs_removed": ["curated/test-police/test.crime/u_abc.ndjson"],
+        "time": "2026-01-02T00:00:00Z", "seq": 10, "prev_hash": "h9", "hash": "h10",
+    });
+    let ol = openlineage_lifecycle_event(&withdrawn).expect("a run");
+    assert_eq!(ol["job"]["name"], format!("withdraw.{CRIME_DS}"));
+    assert_eq!(
+        ol["outputs"][0]["name"],
+        "curated/test-police/test.crime/u_abc.ndjson"
+    );
+    assert_eq!(
+        ol["outputs"][0]["facets"]["lifecycleStateChange"]["lifecycleStateChange"],
+        "DROP"
+    );
+    assert_ne!(
+        ol["run"]["runId"],
+        super::run_id("u_abc"),
+        "not the upload's run"
+    );
+
+    let rotate = json!({"type": "key_rotate", "from_key_id": "k1", "to_key_id": "k2",
+        "time": "2026-01-03T00:00:00Z", "seq": 11, "hash": "h11"});
+    let ol = openlineage_lifecycle_event(&rotate).expect("a run");
+    assert_eq!(ol["job"]["name"], "key.rotate");
+    assert_eq!(ol["run"]["facets"]["agencylink_event"]["to_key_id"], "k2");
+
+    let ingest = json!({"type": "ingest", "upload_id": "u_abc", "dataset": CRIME_DS, "seq": 1});
+    assert!(openlineage_lifecycle_event(&ingest).is_none());
+    assert!(openlineage_lifecycle_event(&json!({"type": "something_new"})).is_none());
+}
