@@ -62,3 +62,43 @@ fn a_closed_stdout_ends_quietly_with_status_141() {
         assert!(stderr.is_empty(), "{args:?} printed: {stderr}");
     }
 }
+
+/// A person at a terminal sees a progress bar with rows, rate and the time
+/// taken; a pipe or a log sees nothing extra. `script` (util-linux, on
+/// every Debian) gives the command a pseudo-terminal.
+#[test]
+fn a_terminal_sees_a_progress_bar_and_a_pipe_does_not() {
+    let s = Scratch::new("progress");
+    let (file, _) = crate::validate::synth(&s, "police.cse_crime", 300, 5, 0.0);
+    let file = file.to_str().expect("path");
+    let piped = ingest_in(&s.dir, "d", "gmp-police", "police.cse_crime", file).expect_code(0);
+    assert!(
+        !piped.stderr.contains('\r') && !piped.stderr.contains("rows/s"),
+        "no progress into a pipe: {}",
+        piped.stderr
+    );
+
+    let (file2, _) = crate::validate::synth(&s, "police.cse_intelligence", 300, 6, 0.0);
+    let command = format!(
+        "{} ingest --data-dir d --agency gmp-police --dataset police.cse_intelligence {}",
+        bin(),
+        file2.to_str().expect("path")
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .current_dir(&s.dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let last = text
+        .split(['\r', '\n'])
+        .rfind(|l| l.contains("police.cse_intelligence ["))
+        .unwrap_or_else(|| panic!("a bar on the terminal: {text:?}"));
+    assert!(
+        last.contains("[########################] 100% 300 rows, ")
+            && last.contains(" rows/s, in "),
+        "{last:?}"
+    );
+}

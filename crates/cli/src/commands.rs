@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Seek, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -209,7 +209,7 @@ fn ingest_file(
     ds: &Dataset,
     format: InputFormat,
     file: &Path,
-    progress: bool,
+    progress: crate::progress::Show,
     mode: agencylink_core::ingest::IngestMode,
 ) -> Result<IngestSummary> {
     check_agency(agency)?;
@@ -235,7 +235,6 @@ fn ingest_file(
         "ndjson"
     };
     let source = format!("landing/{agency}/{}/{}.{ext}", ds.id, random_id()?);
-    let show_progress = progress && io::stderr().is_terminal();
     let upload = upload_id(agency, &ds.id, &sha);
     let curated_key = format!("curated/{agency}/{}/{upload}.ndjson", ds.id);
     let json_key = format!("reports/{agency}/{}/{upload}.rejections.json", ds.id);
@@ -269,8 +268,14 @@ fn ingest_file(
         &info,
         &mut copy,
     )?;
-    copy.rewind()?;
+    let total = copy
+        .rewind()
+        .and_then(|()| copy.metadata())
+        .map_or(0, |m| m.len());
+    let (copy, read) = crate::progress::Counting::new(copy);
     let mut input = BufReader::with_capacity(1 << 16, copy);
+    // A bar only for a person watching; logs stay clean.
+    let mut bar = crate::progress::Bar::new(&ds.id, total, progress);
     let lineage_log = local.store.lineage();
     let summary = ingest(
         ds,
@@ -284,16 +289,9 @@ fn ingest_file(
             report_json: &mut rj,
             report_csv: &mut rc,
         },
-        |rows| {
-            // A progress line only for a person watching; logs stay clean.
-            if show_progress {
-                eprint!("\r  {}: {rows} rows processed", ds.id);
-            }
-        },
+        |rows| bar.update(rows, read.load(std::sync::atomic::Ordering::Relaxed)),
     )?;
-    if show_progress {
-        eprintln!();
-    }
+    bar.finish(summary.rows_in);
     curated.flush()?;
     rj.flush()?;
     rc.flush()?;
@@ -378,7 +376,7 @@ pub(crate) fn ingest_cmd(catalog: &Catalog, data_dir: &Path, args: IngestArgs) -
         ds,
         format,
         &args.file,
-        true,
+        crate::progress::Show::Keep,
         args.mode.into(),
     )?;
     report_ingest(&summary, "")
@@ -634,7 +632,7 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
                 ds,
                 InputFormat::Csv,
                 &part,
-                false,
+                crate::progress::Show::Clear,
                 agencylink_core::ingest::IngestMode::Incremental,
             )?;
             eprintln!(

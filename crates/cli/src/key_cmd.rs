@@ -135,13 +135,16 @@ fn migrate(data_dir: &Path, store: &SqliteStore, finish: bool) -> Result<ExitCod
             );
         }
     }
-    let event = rotation::migrate(
-        store,
-        &store.lineage(),
-        Scope::Store,
-        finish,
-        &now_rfc3339(),
-    )?
+    let event = {
+        let _ticker = crate::progress::Ticker::start("migrating to the new key");
+        rotation::migrate(
+            store,
+            &store.lineage(),
+            Scope::Store,
+            finish,
+            &now_rfc3339(),
+        )?
+    }
     .context("the migration wrote no event")?;
     swap_keys_if_migrated(data_dir, store)?;
     if event.complete {

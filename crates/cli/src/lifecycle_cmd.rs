@@ -181,7 +181,10 @@ pub(crate) fn compact_cmd(data_dir: &Path) -> Result<ExitCode> {
             }
         }
     }
-    let c = store.compact()?;
+    let c = {
+        let _ticker = crate::progress::Ticker::start("compacting");
+        store.compact()?
+    };
     println!(
         "{}",
         serde_json::json!({

@@ -28,6 +28,7 @@ mod language_cmd;
 mod lifecycle_cmd;
 mod linkage_cmd;
 mod profile_cmd;
+mod progress;
 mod upload_cmd;
 
 // Row shaping allocates many small strings; mimalloc halves that cost.

@@ -176,7 +176,10 @@ pub(crate) fn write_profile(
     before_write: &mut dyn FnMut(&Profile) -> Result<()>,
 ) -> Result<Written> {
     let started = Instant::now();
-    let profile = profile::build(catalog, store, lineage, settings)?;
+    let profile = {
+        let _ticker = crate::progress::Ticker::start("building the problem profile");
+        profile::build(catalog, store, lineage, settings)?
+    };
     let seconds = started.elapsed().as_secs_f64();
     let json = serde_json::to_value(&profile)?;
     // A profile that does not match its published schema is a bug here,
