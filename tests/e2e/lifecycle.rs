@@ -92,7 +92,7 @@ const PREFIX: usize = 16;
 /// Which `needles` (each at least [`PREFIX`] bytes) occur in some file
 /// under `dir`, with the file: every position of every file is looked up
 /// by its next 16 bytes, and a hit compared whole.
-fn found(dir: &Path, needles: &BTreeSet<String>) -> BTreeMap<String, PathBuf> {
+pub(crate) fn found(dir: &Path, needles: &BTreeSet<String>) -> BTreeMap<String, PathBuf> {
     let mut by_prefix: std::collections::HashMap<&[u8], Vec<&String>> =
         std::collections::HashMap::new();
     for n in needles {

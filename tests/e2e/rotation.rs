@@ -4,7 +4,7 @@
 //! old key refused; the records nobody re-sent move when their agency
 //! sends them again, and then the old key and the translations are gone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::lifecycle::{count, rows, synth_pair};
 use crate::util::{Scratch, ingest_in, run_env, run_in};
@@ -138,4 +138,104 @@ fn a_rotation_keeps_people_and_leaves_nothing_translatable_under_the_old_key() {
         list.stdout
     );
     assert_eq!(list.stdout.matches("key_rotate").count(), 1);
+}
+
+/// An upload withdrawn while a rotation is open takes with it the
+/// translations only its records held (old tokens, their new-key values,
+/// its records' encodings): after compaction no byte of them is left. The
+/// translations another upload's records share stay, so that upload still
+/// migrates whole.
+#[test]
+fn a_withdrawal_during_a_rotation_takes_the_translations_only_it_held() {
+    let s = Scratch::new("rotation-withdraw");
+    synth_pair(&s, "60", "11");
+    // A store to rotate: council-a first, then open the rotation and let
+    // both councils send (recorded under both keys).
+    ingest_in(&s.dir, "d", "council-a", DS, "pair/a.csv").expect_code(0);
+    run_in(&s.dir, &["key", "rotate", "--data-dir", "d"]).expect_code(0);
+    // council-a's file again: a duplicate, still read under both keys.
+    ingest_in(&s.dir, "d", "council-a", DS, "pair/a.csv").expect_code(0);
+    let b = ingest_in(&s.dir, "d", "council-b", DS, "pair/b.csv")
+        .expect_code(0)
+        .json();
+    let b_upload = b["upload_id"].as_str().expect("upload id").to_owned();
+
+    let data = s.path("d");
+    let all = rows(&data);
+    let a_holds: BTreeSet<&str> = all
+        .iter()
+        .filter(|r| r.upload_id != b_upload)
+        .flat_map(|r| {
+            r.tokens
+                .iter()
+                .map(String::as_str)
+                .chain([r.record_id.as_str()])
+        })
+        .collect();
+    let a_records = all.iter().filter(|r| r.upload_id != b_upload).count();
+    let mut needles: BTreeSet<String> = all
+        .iter()
+        .filter(|r| r.upload_id == b_upload)
+        .flat_map(|r| r.tokens.iter().cloned().chain([r.record_id.clone()]))
+        .filter(|t| !a_holds.contains(t.as_str()))
+        .collect();
+    assert!(needles.len() > 50, "{} needles", needles.len());
+    // Their new-key values, and the new-id keys of the records'
+    // encodings, as the translations hold them now.
+    let conn = rusqlite::Connection::open(data.join("agencylink.db")).expect("open");
+    let mut translated = Vec::new();
+    for n in &needles {
+        let new: Option<String> = conn
+            .query_row("SELECT new FROM key_translation WHERE old = ?1", [n], |r| {
+                r.get(0)
+            })
+            .ok();
+        translated.extend(new);
+    }
+    drop(conn);
+    assert!(
+        translated.len() * 2 > needles.len(),
+        "most of B's own values have a translation: {} of {}",
+        translated.len(),
+        needles.len()
+    );
+    for new in translated {
+        needles.insert(format!("sig|{new}"));
+        needles.insert(new);
+    }
+    let shared_before = count(&data, "SELECT count(*) FROM key_translation");
+
+    run_in(
+        &s.dir,
+        &[
+            "withdraw",
+            "--data-dir",
+            "d",
+            &b_upload,
+            "--reason",
+            "sent to the wrong partnership",
+        ],
+    )
+    .expect_code(0);
+    run_in(&s.dir, &["compact", "--data-dir", "d"]).expect_code(0);
+    let left = crate::lifecycle::found(&data, &needles);
+    assert!(
+        left.is_empty(),
+        "{} of the withdrawn records' values are still on disk, e.g. in {:?}",
+        left.len(),
+        left.values().next()
+    );
+    let shared_after = count(&data, "SELECT count(*) FROM key_translation");
+    assert!(
+        shared_after > 0 && shared_after < shared_before,
+        "{shared_before} → {shared_after} translations"
+    );
+
+    // council-a's records still have every translation they need.
+    let migrated = run_in(&s.dir, &["key", "migrate", "--data-dir", "d"])
+        .expect_code(0)
+        .json();
+    assert_eq!(migrated["records_migrated"], a_records as u64);
+    assert_eq!(migrated["records_untranslated"], 0);
+    run_in(&s.dir, &["lineage", "verify", "--data-dir", "d"]).expect_code(0);
 }

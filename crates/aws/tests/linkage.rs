@@ -604,3 +604,32 @@ fn concurrent_overlapping_ingests_link_as_sequential_ones() {
     );
     agencylink_core::lineage::verify(&entries).expect("the chain verifies");
 }
+
+/// The rotation's translations in DynamoDB, as a withdrawal during a
+/// rotation uses them: every pair comes back from a scan over the 16
+/// shards, and a delete by old value takes exactly those.
+#[test]
+fn translations_are_scanned_whole_and_deleted_by_old_value() {
+    let Some(m) = moto() else { return };
+    let b = backend(&m, "translations");
+    let t = b.records.translations().expect("a translation store");
+    let mut pairs: Vec<(String, String)> = (0..60)
+        .map(|i| (format!("name:k1:{i:032}"), format!("name:k2:{i:032}")))
+        .collect();
+    t.put_translations(&pairs).expect("put");
+    let mut seen = Vec::new();
+    t.scan_translations(&mut |old, new| seen.push((old.to_owned(), new.to_owned())))
+        .expect("scan");
+    seen.sort();
+    pairs.sort();
+    assert_eq!(seen, pairs);
+    let gone: Vec<String> = pairs[..20].iter().map(|(o, _)| o.clone()).collect();
+    assert_eq!(t.delete_translations(&gone).expect("delete"), 20);
+    let olds: Vec<String> = pairs.iter().map(|(o, _)| o.clone()).collect();
+    let left = t.get_translations(&olds).expect("get");
+    assert_eq!(left.len(), 40);
+    assert!(gone.iter().all(|g| !left.contains_key(g)));
+    let mut n = 0;
+    t.scan_translations(&mut |_, _| n += 1).expect("scan");
+    assert_eq!(n, 40);
+}

@@ -567,7 +567,7 @@ fn retire_absent(
     dataset: &str,
     seen: &HashSet<u64>,
 ) -> Result<(crate::withdraw::Removed, BTreeMap<String, u64>), StoreError> {
-    let mut doomed = crate::withdraw::Doomed::default();
+    let mut doomed = crate::withdraw::Doomed::new(records)?;
     records.scan_dataset(dataset, None, None, &mut |r| {
         if r.agency == agency && !seen.contains(&id_hash(&r.record_id)) {
             doomed.add(r);

@@ -162,6 +162,22 @@ impl TranslationStore for MemoryRecordStore {
         r.translations.clear();
         Ok(n)
     }
+
+    fn scan_translations(&self, f: &mut dyn FnMut(&str, &str)) -> StoreResult<()> {
+        let r = lock(&self.rotation);
+        for (old, new) in &r.translations {
+            f(old, new);
+        }
+        Ok(())
+    }
+
+    fn delete_translations(&self, olds: &[String]) -> StoreResult<u64> {
+        let mut r = lock(&self.rotation);
+        Ok(olds
+            .iter()
+            .filter(|o| r.translations.remove(*o).is_some())
+            .count() as u64)
+    }
 }
 
 impl LinkageStore for MemoryRecordStore {

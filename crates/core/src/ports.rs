@@ -454,6 +454,12 @@ pub trait TranslationStore: Send + Sync {
     fn get_translations(&self, olds: &[String]) -> StoreResult<HashMap<String, String>>;
     /// Delete every translation; how many there were.
     fn clear_translations(&self) -> StoreResult<u64>;
+    /// Every translation, `(old, new)`, to `f`: a withdrawal or expiry
+    /// during a rotation looks for what its records alone held.
+    fn scan_translations(&self, f: &mut dyn FnMut(&str, &str)) -> StoreResult<()>;
+    /// Delete the translations of `olds` (absent ones ignored); how many
+    /// there were.
+    fn delete_translations(&self, olds: &[String]) -> StoreResult<u64>;
 }
 
 /// The probabilistic-linkage index: signatures by id and by blocking key,

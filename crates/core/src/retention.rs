@@ -103,7 +103,7 @@ fn expire_in(
     let Some(last) = cutoff(cut, 1) else {
         return Ok(None);
     };
-    let mut doomed = Doomed::default();
+    let mut doomed = Doomed::new(records)?;
     records.scan_dataset(dataset, None, Some(&last), &mut |r| {
         // The scan's bound is inclusive and by event date; a record with no
         // usable date sorts first and is kept: it cannot be said to be old.

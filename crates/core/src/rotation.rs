@@ -308,6 +308,119 @@ fn pairs(old: &StoredRecord, new: &StoredRecord, from: &str, out: &mut Vec<(Stri
     }
 }
 
+/// The strings of `r` a translation may hold, under either of a
+/// rotation's key ids `kids`: its record id, match keys, link tokens, every
+/// token in its body and its comparison encodings' id.
+fn record_strings(r: &StoredRecord, kids: [&str; 2], out: &mut HashSet<String>) {
+    out.insert(r.record_id.clone());
+    out.extend(r.match_keys.iter().cloned());
+    out.extend(r.links.iter().map(|l| l.token.clone()));
+    for kid in kids {
+        out.extend(tokens_in(r.body.as_str(), kid).map(str::to_owned));
+    }
+    if let Some(sig) = &r.signature {
+        out.insert(sig.id.clone());
+    }
+}
+
+/// What removed records held that a translation may name, gathered while
+/// a rotation is open (see [`forget_removed`]); nothing otherwise.
+#[derive(Debug, Default)]
+pub struct RemovedStrings {
+    kids: Option<[String; 2]>,
+    strings: HashSet<String>,
+}
+
+impl RemovedStrings {
+    /// Gather for `records`' open rotation, if it has one.
+    pub fn new(records: &dyn RecordStore) -> Result<Self, StoreError> {
+        let kids = state(records)
+            .map_err(|e| match e {
+                RotationError::Store(e) => e,
+                other => StoreError::Invalid(other.to_string()),
+            })?
+            .map(|s| [s.from, s.to]);
+        Ok(RemovedStrings {
+            kids,
+            strings: HashSet::new(),
+        })
+    }
+
+    /// Take `r`'s strings too.
+    pub fn add(&mut self, r: &StoredRecord) {
+        if let Some([a, b]) = &self.kids {
+            record_strings(r, [a, b], &mut self.strings);
+        }
+    }
+}
+
+/// After records are removed (a withdrawal, an expiry) while a rotation is
+/// open, delete the translations only they held, so no trace of them is
+/// left once the store is compacted: a pair either of whose sides the
+/// removed records carried, unless a live record still holds either side
+/// (it still needs the pair to migrate), and the removed records'
+/// comparison encodings under the new key. Returns how many went. Reads
+/// every translation and every live record: a withdrawal during a
+/// rotation is rare, and being exact matters more than being quick.
+pub fn forget_removed(
+    records: &dyn RecordStore,
+    removed: &RemovedStrings,
+) -> Result<u64, StoreError> {
+    let (Some([from, to]), Some(t)) = (&removed.kids, records.translations()) else {
+        return Ok(0);
+    };
+    if removed.strings.is_empty() {
+        return Ok(0);
+    }
+    let gone = &removed.strings;
+    let mut touched: Vec<(String, String)> = Vec::new();
+    let mut encodings: Vec<String> = Vec::new();
+    t.scan_translations(&mut |old, new| {
+        if let Some(id) = old.strip_prefix(SIG) {
+            if gone.contains(id) {
+                touched.push((old.to_owned(), String::new()));
+            } else {
+                encodings.push(id.to_owned());
+            }
+        } else if gone.contains(old) || gone.contains(new) {
+            touched.push((old.to_owned(), new.to_owned()));
+        }
+    })?;
+    // A record removed while under the old key has its encodings filed
+    // under its new id, which only its id's translation names.
+    let new_ids: HashSet<&str> = touched.iter().map(|(_, n)| n.as_str()).collect();
+    let more: Vec<(String, String)> = encodings
+        .iter()
+        .filter(|id| new_ids.contains(id.as_str()))
+        .map(|id| (format!("{SIG}{id}"), String::new()))
+        .collect();
+    touched.extend(more);
+    if touched.is_empty() {
+        return Ok(0);
+    }
+    let wanted: HashSet<&str> = touched
+        .iter()
+        .flat_map(|(o, n)| [o.strip_prefix(SIG).unwrap_or(o), n.as_str()])
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut live: HashSet<String> = HashSet::new();
+    let mut mine = HashSet::new();
+    for dataset in records.datasets()? {
+        records.scan_dataset(&dataset, None, None, &mut |r| {
+            mine.clear();
+            record_strings(&r, [from, to], &mut mine);
+            live.extend(mine.drain().filter(|s| wanted.contains(s.as_str())));
+            true
+        })?;
+    }
+    let doomed: Vec<String> = touched
+        .into_iter()
+        .filter(|(o, n)| !live.contains(o.strip_prefix(SIG).unwrap_or(o)) && !live.contains(n))
+        .map(|(o, _)| o)
+        .collect();
+    t.delete_translations(&doomed)
+}
+
 /// The key id a freshly curated record was made under (its provenance's).
 fn new_kid(r: &StoredRecord) -> &str {
     key_id_of(r.body.as_str()).unwrap_or_default()

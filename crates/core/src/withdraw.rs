@@ -164,7 +164,7 @@ fn withdraw_in(
         return Err(WithdrawError::AlreadyWithdrawn { seq });
     }
 
-    let mut doomed = Doomed::default();
+    let mut doomed = Doomed::new(records)?;
     records.scan_upload(upload_id, &mut |r| {
         doomed.add(r);
         true
@@ -210,18 +210,31 @@ pub fn in_session<T, E: From<StoreError>>(
 }
 
 /// The records a removal takes, gathered from a scan: only what the
-/// clean-up needs, not the bodies (an upload may hold a million records).
+/// clean-up needs, not the bodies (an upload may hold a million records),
+/// except while a key rotation is open, when their tokens are kept to
+/// find the translations only they held.
 #[derive(Debug, Default)]
 pub struct Doomed {
     ids: Vec<String>,
     people: BTreeSet<String>,
     keys: BTreeSet<String>,
     by_upload: BTreeMap<String, u64>,
+    rotation: crate::rotation::RemovedStrings,
 }
 
 impl Doomed {
+    /// Ready to gather records from `records`, noting whether a key
+    /// rotation is open there.
+    pub fn new(records: &dyn RecordStore) -> Result<Self, StoreError> {
+        Ok(Doomed {
+            rotation: crate::rotation::RemovedStrings::new(records)?,
+            ..Doomed::default()
+        })
+    }
+
     /// Take `r` too.
     pub fn add(&mut self, r: StoredRecord) {
+        self.rotation.add(&r);
         *self.by_upload.entry(r.upload_id).or_default() += 1;
         self.ids.push(r.record_id);
         self.people.insert(r.person_id);
@@ -243,6 +256,7 @@ impl Doomed {
             return Ok((Removed::default(), self.by_upload));
         }
         let gone = remove_and_relink(records, &self.ids, &self.people, &self.keys)?;
+        crate::rotation::forget_removed(records, &self.rotation)?;
         Ok((gone, self.by_upload))
     }
 }

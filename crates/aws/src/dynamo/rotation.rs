@@ -105,6 +105,39 @@ impl TranslationStore for DynamoStore {
             Ok(n)
         })
     }
+
+    /// Query `XL#00` … `XL#15`.
+    fn scan_translations(&self, f: &mut dyn FnMut(&str, &str)) -> StoreResult<()> {
+        for shard in 0..SHARDS {
+            // One shard at a time in memory: `f` stays on this thread.
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            block_on(&self.handle, async {
+                let pk = format!("XL#{shard:02}");
+                self.query_partition(&pk, None, &mut |item| {
+                    if let (Some(old), Some(new)) = (text(&item, SK), text(&item, "new")) {
+                        pairs.push((old.to_owned(), new.to_owned()));
+                    }
+                    true
+                })
+                .await
+            })?;
+            for (old, new) in &pairs {
+                f(old, new);
+            }
+        }
+        Ok(())
+    }
+
+    /// BatchWriteItem deletes of `XL#<shard> / old`. DynamoDB does not say
+    /// whether a deleted item existed, so the count is of those asked for.
+    fn delete_translations(&self, olds: &[String]) -> StoreResult<u64> {
+        let mut writes = Writes::default();
+        for old in olds {
+            writes.delete(shard_pk(old), old.clone());
+        }
+        block_on(&self.handle, self.write_all(writes))?;
+        Ok(olds.len() as u64)
+    }
 }
 
 #[cfg(test)]

@@ -86,4 +86,40 @@ impl TranslationStore for SqliteStore {
             Ok(n as u64)
         })
     }
+
+    fn scan_translations(&self, f: &mut dyn FnMut(&str, &str)) -> StoreResult<()> {
+        let db = lock(&self.conn);
+        read_scope(&db.conn, |conn| {
+            let mut all = conn
+                .prepare_cached("SELECT old, new FROM key_translation")
+                .map_err(db_err("preparing a query"))?;
+            let mut rows = all
+                .query([])
+                .map_err(db_err("reading the key translations"))?;
+            while let Some(row) = rows.next().map_err(db_err("reading a key translation"))? {
+                let old: String = row.get(0).map_err(db_err("reading a key translation"))?;
+                let new: String = row.get(1).map_err(db_err("reading a key translation"))?;
+                f(&old, &new);
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_translations(&self, olds: &[String]) -> StoreResult<u64> {
+        if olds.is_empty() {
+            return Ok(0);
+        }
+        self.link_write(|conn| {
+            let mut delete = conn
+                .prepare_cached("DELETE FROM key_translation WHERE old = ?1")
+                .map_err(db_err("preparing a write"))?;
+            let mut n = 0;
+            for old in olds {
+                n += delete
+                    .execute([old])
+                    .map_err(db_err("deleting a key translation"))? as u64;
+            }
+            Ok(n)
+        })
+    }
 }
