@@ -2,13 +2,13 @@
 //! a wrapper over the SQLite store's ports fails its Nth write (and, in a
 //! second sweep, its Nth read), for every N, across a first upload, an
 //! overlapping upload from another agency (linkage), a correction (the
-//! first agency's file again with rows changed) and a withdrawal. After
+//! first agency's file again with rows changed), a withdrawal, and a key
+//! rotation (opened, a file re-sent under both keys, the store migrated). After
 //! each failure: the store is exactly as before the step (nothing merged
 //! that lineage does not account for, lineage verifies and reconciles);
 //! after a retry without faults: exactly as a run that never failed.
 //!
-//! Not here yet: a key migration under faults, and DynamoDB (an SDK
-//! interceptor or a fault-injecting proxy).
+//! Not here yet: DynamoDB (an SDK interceptor or a fault-injecting proxy).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, Write};
@@ -299,6 +299,13 @@ enum Step {
     Ingest(usize),
     /// Withdraw council-b's upload.
     Withdraw,
+    /// Open a key rotation from k1 to k2.
+    Rotate,
+    /// council-a sends its file again while the rotation is open (a
+    /// duplicate, read under both keys for translations).
+    Resend,
+    /// Migrate the store to k2.
+    Migrate,
 }
 
 struct World2 {
@@ -306,11 +313,18 @@ struct World2 {
     files: Vec<(String, PathBuf, String)>,
     ds: std::sync::Arc<Dataset>,
     pseudo: Pseudonymiser,
+    next: Pseudonymiser,
 }
 
 fn pseudo() -> Pseudonymiser {
     Pseudonymiser::new(
         Key::from_base64("k1", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").expect("test key"),
+    )
+}
+
+fn next_pseudo() -> Pseudonymiser {
+    Pseudonymiser::new(
+        Key::from_base64("k2", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=").expect("test key"),
     )
 }
 
@@ -375,6 +389,7 @@ impl World2 {
             files,
             ds,
             pseudo: pseudo(),
+            next: next_pseudo(),
         }
     }
 
@@ -386,6 +401,18 @@ impl World2 {
         SqliteStore::open(&path).expect("db")
     }
 
+    fn info(&self, agency: &str, sha: &str) -> UploadInfo {
+        UploadInfo {
+            agency: agency.to_owned(),
+            sha256: sha.to_owned(),
+            source: format!("landing/{agency}/{DS}/x.csv"),
+            format: InputFormat::Csv,
+            time: "2026-11-29T00:00:00Z".into(),
+            outputs: vec![],
+            mode: IngestMode::Incremental,
+        }
+    }
+
     fn run(
         &self,
         step: Step,
@@ -394,17 +421,43 @@ impl World2 {
         uploads: &mut Vec<String>,
     ) -> Result<(), String> {
         match step {
+            Step::Rotate => agencylink_core::rotation::open(
+                records,
+                log,
+                self.pseudo.kid(),
+                self.next.kid(),
+                "2026-11-30T01:00:00Z",
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+            Step::Migrate => agencylink_core::rotation::migrate(
+                records,
+                log,
+                agencylink_core::rotation::Scope::Store,
+                false,
+                "2026-11-30T02:00:00Z",
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+            Step::Resend => {
+                let (agency, path, sha) = &self.files[0];
+                let info = self.info(agency, sha);
+                let mut input = BufReader::new(std::fs::File::open(path).expect("open"));
+                agencylink_core::rotation::before_ingest(
+                    records,
+                    log,
+                    &self.ds,
+                    &self.pseudo,
+                    &self.next,
+                    &info,
+                    &mut input,
+                )
+                .map_err(|e| e.to_string())?;
+                self.run(Step::Ingest(0), records, log, uploads)
+            }
             Step::Ingest(i) => {
                 let (agency, path, sha) = &self.files[i];
-                let info = UploadInfo {
-                    agency: agency.clone(),
-                    sha256: sha.clone(),
-                    source: format!("landing/{agency}/{DS}/x.csv"),
-                    format: InputFormat::Csv,
-                    time: "2026-11-29T00:00:00Z".into(),
-                    outputs: vec![],
-                    mode: IngestMode::Incremental,
-                };
+                let info = self.info(agency, sha);
                 let (mut c, mut rj, mut rc) = (std::io::sink(), std::io::sink(), std::io::sink());
                 let mut input = BufReader::new(std::fs::File::open(path).expect("open"));
                 let s = ingest(
@@ -443,7 +496,12 @@ impl World2 {
 }
 
 /// What the store holds, canonically.
-type Snapshot = (BTreeMap<String, (String, String)>, Vec<String>, usize);
+type Snapshot = (
+    BTreeMap<String, (String, String)>,
+    Vec<String>,
+    usize,
+    Option<String>,
+);
 
 /// Equal, or a short account of how they differ (a full dump is pages of
 /// JSON).
@@ -455,19 +513,22 @@ fn same(got: &Snapshot, want: &Snapshot, what: &str) {
             .filter(|(id, v)| want.0.get(*id) != Some(*v))
             .count();
         panic!(
-            "{what}: {} records (want {}), {changed} differ or are new; lineage {:?} (want {:?}); {} review items (want {})",
+            "{what}: {} records (want {}), {changed} differ or are new; lineage {:?} (want {:?}); {} review items (want {}); rotation {:?} (want {:?})",
             got.0.len(),
             want.0.len(),
             got.1,
             want.1,
             got.2,
-            want.2
+            want.2,
+            got.3,
+            want.3
         );
     }
 }
 
 /// What the store holds, canonically: records with their resolved person
-/// and body, lineage event kinds, and how many review items. Also checks
+/// and body, lineage event kinds, how many review items, and the key
+/// rotation's state. Also checks
 /// that lineage verifies and accounts for every record.
 fn snapshot(store: &SqliteStore) -> Snapshot {
     let mut all = Vec::new();
@@ -498,14 +559,20 @@ fn snapshot(store: &SqliteStore) -> Snapshot {
         .map(|e| e["type"].as_str().unwrap_or("").to_owned())
         .collect();
     let reviews = linkage_of(store).review_items().expect("reviews").len();
-    (records, kinds, reviews)
+    // The rotation's state, not its translations: those an ingest records
+    // before its merge are idempotent and recorded again on a retry.
+    let rotation = store.rotation_state().expect("rotation state");
+    (records, kinds, reviews, rotation)
 }
 
-const STEPS: [Step; 4] = [
+const STEPS: [Step; 7] = [
     Step::Ingest(0),
     Step::Ingest(1),
     Step::Ingest(2),
     Step::Withdraw,
+    Step::Rotate,
+    Step::Resend,
+    Step::Migrate,
 ];
 
 /// For each step and every N: fail the Nth call of the kind `make` picks,
