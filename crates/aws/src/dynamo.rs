@@ -34,7 +34,7 @@ use aws_sdk_dynamodb::types::{
 use tokio::runtime::Handle;
 
 use crate::block_on;
-use crate::error::{Resource, store_error};
+use crate::error::{Resource, conditional, store_error};
 
 /// One DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
@@ -920,20 +920,7 @@ impl DynamoChainLog {
             .expression_attribute_names("#pk", PK)
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(store_error(
-                Resource::Table(&self.store.table),
-                "dynamodb:PutItem",
-                e,
-            )),
-        }
+        conditional(sent, Resource::Table(&self.store.table), "dynamodb:PutItem")
     }
 }
 

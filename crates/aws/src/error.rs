@@ -187,6 +187,29 @@ pub(crate) fn one_line<E: ProvideErrorMetadata>(
     format!("{action} on {resource} failed: {detail}")
 }
 
+/// A conditional write's outcome: `Ok(true)` written, `Ok(false)` its
+/// condition did not hold (`ConditionalCheckFailedException`), else the
+/// write's error as [`store_error`] words it.
+pub(crate) fn conditional<T, E>(
+    sent: Result<T, SdkError<E, HttpResponse>>,
+    resource: Resource<'_>,
+    action: impl AsRef<str>,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(store_error(resource, action, e)),
+    }
+}
+
 /// Convert an SDK error from `action` on `resource`: a one-line message,
 /// the SDK error kept as the source (in [`SdkDetail`]).
 pub(crate) fn store_error<E>(

@@ -21,7 +21,7 @@ use tokio::runtime::Handle;
 
 use crate::block_on;
 use crate::dynamo::{Item, PK, SK};
-use crate::error::{Resource, store_error};
+use crate::error::{Resource, conditional, store_error};
 
 /// The partition of an agency's tickets.
 pub fn ticket_pk(agency: &str) -> String {
@@ -159,20 +159,7 @@ impl UploadTickets {
                 .expression_attribute_names("#pk", PK)
                 .send()
                 .await;
-            match sent {
-                Ok(_) => Ok(true),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-                {
-                    Ok(false)
-                }
-                Err(e) => Err(store_error(
-                    Resource::Table(&self.table),
-                    "dynamodb:PutItem",
-                    e,
-                )),
-            }
+            conditional(sent, Resource::Table(&self.table), "dynamodb:PutItem")
         })
     }
 

@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{DynamoStore, PK, key, s};
 use crate::block_on;
-use crate::error::{Resource, store_error};
+use crate::error::{Resource, conditional};
 
 const LEASE_PK: &str = "LEASE";
 const LEASE_SK: &str = "MERGE";
@@ -105,20 +105,11 @@ impl DynamoStore {
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .send()
             .await;
-        match sent {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(store_error(
-                Resource::Table(&self.table),
-                "dynamodb:PutItem (the merge lease)",
-                e,
-            )),
-        }
+        conditional(
+            sent,
+            Resource::Table(&self.table),
+            "dynamodb:PutItem (the merge lease)",
+        )
     }
 
     /// Give the lease back (the outermost session's end). A lease that
@@ -148,22 +139,17 @@ impl DynamoStore {
                 .send()
                 .await
         });
-        match sent {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Precondition(format!(
-                    "the merge lease of {} expired during this session and another writer took it: the session is run again",
-                    Resource::Table(&self.table)
-                )))
-            }
-            Err(e) => Err(store_error(
-                Resource::Table(&self.table),
-                "dynamodb:DeleteItem (the merge lease)",
-                e,
-            )),
+        if conditional(
+            sent,
+            Resource::Table(&self.table),
+            "dynamodb:DeleteItem (the merge lease)",
+        )? {
+            Ok(())
+        } else {
+            Err(StoreError::Precondition(format!(
+                "the merge lease of {} expired during this session and another writer took it: the session is run again",
+                Resource::Table(&self.table)
+            )))
         }
     }
 }
