@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds both Lambda functions the way infra/template.yaml deploys them:
+# Builds the three Lambda functions the way infra/template.yaml deploys them:
 # `cargo lambda build --release --arm64`, cross-compiled offline with zig,
 # zipped to target/lambda/<function>/bootstrap.zip where the template's
 # CodeUris point. cargo-lambda and ziglang come from PyPI into .venv-lambda
@@ -28,9 +28,9 @@ fi
 # functions ship without symbols (17 MB instead of 92 MB per binary).
 PATH="$PWD/$VENV/bin:$PATH" CARGO_PROFILE_RELEASE_STRIP=symbols \
     cargo lambda build --release --arm64 --output-format zip --locked \
-    -p agencylink-fn-ingest -p agencylink-fn-api "$@"
+    -p agencylink-fn-ingest -p agencylink-fn-api -p agencylink-fn-profile "$@"
 
 target=${CARGO_TARGET_DIR:-target}
-for f in agencylink-ingest agencylink-api; do
+for f in agencylink-ingest agencylink-api agencylink-profile; do
     ls -l "$target/lambda/$f/bootstrap.zip" >&2
 done

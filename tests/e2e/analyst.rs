@@ -530,7 +530,22 @@ fn openlineage_export_is_one_run_event_per_lineage_event() {
         lineage.len(),
         "one run event per lineage event"
     );
-    for (ev, le) in events.iter().zip(&lineage) {
+    // The demo ends with its profile build: a run whose outputs are the
+    // files it wrote.
+    let last = lineage.last().expect("an event");
+    assert_eq!(last["type"], "profile_build");
+    let ev = events.last().expect("a run");
+    assert_eq!(ev["job"]["name"], "profile.analyst");
+    assert_eq!(
+        ev["outputs"].as_array().map(Vec::len),
+        last["files"].as_object().map(|f| f.len())
+    );
+    assert!(
+        ev["outputs"][0]["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("local/"))
+    );
+    for (ev, le) in events.iter().zip(&lineage[..lineage.len() - 1]) {
         let expected_type = if le["type"] == "failure" {
             "FAIL"
         } else {

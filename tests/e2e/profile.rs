@@ -606,3 +606,145 @@ fn the_analyst_edition_is_a_logged_read_and_the_partner_edition_is_not() {
     assert_eq!(log(&s).len(), after.len());
     run_in(&s.dir, &["access-log", "--verify", "--data-dir", "d"]).expect_code(0);
 }
+
+/// The rows of a profile table from its CSV, by column name.
+fn csv_rows(p: &Path) -> Vec<BTreeMap<String, String>> {
+    let mut rdr = csv::Reader::from_path(p).expect("csv");
+    let header: Vec<String> = rdr
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    rdr.records()
+        .map(|r| {
+            header
+                .iter()
+                .cloned()
+                .zip(r.expect("row").iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_second_profile_marks_what_changed_and_history_lists_every_build() {
+    let s = Scratch::new("profile-since");
+    run_in(&s.dir, &["demo", "--data-dir", "d", "--rows", "300"]).expect_code(0);
+    let analyst = |out: &str| {
+        run_in(
+            &s.dir,
+            &[
+                "profile",
+                "--data-dir",
+                "d",
+                "--out",
+                out,
+                "--analyst",
+                "a.analyst",
+                "--purpose",
+                "Op Test: monthly refresh",
+            ],
+        )
+        .expect_code(0);
+    };
+    // Right after the demo's own build nothing is new.
+    analyst("p1");
+    let first = csv_rows(&s.path("p1/tracker.csv"));
+    assert!(!first.is_empty());
+    assert!(
+        first.iter().all(|r| r["since_previous"].is_empty()),
+        "nothing was ingested since the demo's profile"
+    );
+
+    // New crimes arrive; the next profile marks exactly their entries.
+    let out = run_in(
+        &s.dir,
+        &[
+            "synth",
+            "--dataset",
+            "police.cse_crime",
+            "--rows",
+            "80",
+            "--seed",
+            "977",
+        ],
+    )
+    .expect_code(0);
+    let csv = s.write("late-crimes.csv", out.stdout.as_bytes());
+    run_in(
+        &s.dir,
+        &[
+            "ingest",
+            "--data-dir",
+            "d",
+            "--agency",
+            "gmp-police",
+            "--dataset",
+            "police.cse_crime",
+            csv.to_str().expect("path"),
+        ],
+    );
+    analyst("p2");
+    let second = csv_rows(&s.path("p2/tracker.csv"));
+    let marked: BTreeSet<&str> = second
+        .iter()
+        .filter(|r| r["since_previous"] == "yes")
+        .map(|r| r["reference"].as_str())
+        .collect();
+    assert!(!marked.is_empty(), "the new crimes are marked");
+    let before: BTreeSet<&str> = first.iter().map(|r| r["reference"].as_str()).collect();
+    let added: BTreeSet<&str> = second
+        .iter()
+        .map(|r| r["reference"].as_str())
+        .filter(|r| !before.contains(r))
+        .collect();
+    assert!(
+        added.iter().all(|r| marked.contains(r)),
+        "every entry the first tracker lacked is marked"
+    );
+    assert!(
+        second
+            .iter()
+            .filter(|r| r["type"] == "intelligence")
+            .all(|r| r["since_previous"].is_empty()),
+        "intelligence was not re-sent: nothing of it is marked"
+    );
+    let p2 = read_json(&s.path("p2/profile.json"));
+    let note = p2["method"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .find(|n| n["topic"] == "Since the previous profile")
+        .expect("the comparison note");
+    assert!(
+        note["text"].as_str().is_some_and(|t| t.contains(&format!(
+            "{} of the {}",
+            marked.len(),
+            second.len()
+        ))),
+        "{note}"
+    );
+
+    // History: the demo's build and the two above, who and what.
+    let hist = run_in(&s.dir, &["profile", "history", "--data-dir", "d"]).expect_code(0);
+    let builds: Vec<Value> = hist
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(builds.len(), 3, "{}", hist.stdout);
+    assert_eq!(builds[0]["built_by"], "agencylink demo");
+    assert!(builds[1..].iter().all(|b| b["built_by"] == "a.analyst"
+        && b["edition"] == "analyst"
+        && b["trigger"] == "cli"
+        && b["location"] == "local"));
+    assert!(builds[2]["lineage_seq"].as_u64() > builds[1]["lineage_seq"].as_u64());
+    assert_eq!(builds[2]["from"], p2["period"]["from"]);
+    // The subcommand takes no build options.
+    run_in(
+        &s.dir,
+        &["profile", "history", "--data-dir", "d", "--out", "x"],
+    )
+    .expect_code(2);
+}

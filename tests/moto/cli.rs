@@ -1005,3 +1005,107 @@ fn a_key_rotation_on_aws_keeps_people_and_moves_the_secret() {
     assert_eq!(task()["step"], "none");
     ok(d.run(&["lineage", "verify"]));
 }
+
+#[test]
+fn the_problem_profile_is_built_from_the_aws_store() {
+    use agencylink_core::ports::ChainLog;
+    let Some(m) = moto() else { return };
+    let d = Deployment::new(&m, "cli-prof");
+    let file = d.synth("police.cse_crime", "80", "crimes.csv");
+    let out = d.run(&[
+        "ingest",
+        "--agency",
+        "gmp-police",
+        "--dataset",
+        "police.cse_crime",
+        file.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "some rows rejected");
+    let b = m.backend(d.settings.clone());
+
+    // The analyst edition names who built it and why, as a local build does.
+    let dir = d.dir.join("profile");
+    let dir_s = dir.to_str().expect("utf-8 path");
+    let refused = d.run(&["profile", "--out", dir_s]);
+    assert_eq!(refused.status.code(), Some(2), "no reader given");
+    let out = d.run(&[
+        "profile",
+        "--out",
+        dir_s,
+        "--analyst",
+        "an-7",
+        "--purpose",
+        "annual refresh",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = json(&out);
+    assert_eq!(built["edition"], "analyst");
+    for name in ["profile.json", "profile.html", "tracker.csv"] {
+        assert!(dir.join(name).is_file(), "{name}");
+    }
+    let access = b.access_log.entries().expect("access log");
+    assert_eq!(access.len(), 1);
+    assert_eq!(access[0]["action"], "profile_analyst");
+    assert_eq!(access[0]["purpose"], "annual refresh");
+
+    // Each build is a lineage event in the deployment's log, with digests
+    // of the files written, and the log still verifies and reconciles.
+    let partner = d.dir.join("partner");
+    let out = d.run(&[
+        "profile",
+        "--edition",
+        "partner",
+        "--out",
+        partner.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!partner.join("tracker.csv").exists());
+    assert_eq!(b.access_log.entries().expect("access log").len(), 1);
+    let lineage = b.lineage.entries().expect("lineage");
+    let builds: Vec<&Value> = lineage
+        .iter()
+        .filter(|e| e["type"] == "profile_build")
+        .collect();
+    assert_eq!(builds.len(), 2);
+    assert_eq!(builds[0]["edition"], "analyst");
+    assert_eq!(builds[1]["edition"], "partner");
+    assert!(
+        builds
+            .iter()
+            .all(|e| e["trigger"] == "cli" && e["location"] == "local")
+    );
+    let json_bytes = std::fs::read(dir.join("profile.json")).expect("read");
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&json_bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(builds[0]["files"]["profile.json"], digest);
+    let verify = d.run(&["lineage", "verify"]);
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    assert_eq!(json(&verify)["events"], 3);
+
+    // And `profile history` lists both builds from the deployment's log.
+    let hist = d.run(&["profile", "history"]);
+    assert_eq!(hist.status.code(), Some(0));
+    let lines: Vec<Value> = String::from_utf8_lossy(&hist.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["built_by"], "an-7");
+    assert_eq!(lines[1]["edition"], "partner");
+    assert_eq!(lines[1]["built_by"], Value::Null);
+}

@@ -24,6 +24,7 @@ pub mod key_rotation;
 pub mod kms;
 pub mod pipeline;
 pub mod presign_post;
+pub mod profiles;
 pub mod provision;
 mod s3;
 pub mod secrets;

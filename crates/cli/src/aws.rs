@@ -28,7 +28,6 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
         Command::Export(_) => Some("export (the API's /export serves it on AWS)"),
         Command::Demo(_) => Some("demo"),
         Command::Pseudonymise(_) => Some("pseudonymise (it uses the local key)"),
-        Command::Profile(_) => Some("profile"),
         Command::Key(crate::KeyCommand::Init | crate::KeyCommand::Id) => {
             Some("key init and key id (on AWS the key lives in Secrets Manager)")
         }
@@ -61,6 +60,18 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
             &backend.records,
         ),
         Command::Query(cmd) => query_cmd(catalog, &backend, cmd),
+        // Built here from the deployment's table, as the profile function
+        // builds it there; the files go to --out, the events to the
+        // deployment's logs and their WORM copies.
+        Command::Profile(args) => crate::profile_cmd::run_profile(
+            catalog,
+            &backend.records,
+            &backend.lineage,
+            &backend.access_log,
+            &worm(&backend, "lineage"),
+            &worm(&backend, "access-log"),
+            args,
+        ),
         Command::AccessLog(args) => crate::analyst::access_log_print(
             &backend.access_log.entries()?,
             &args,

@@ -684,7 +684,12 @@ pub(crate) fn demo(catalog: &Catalog, data_dir: &Path, args: DemoArgs) -> Result
         &local.store.lineage(),
         &crate::profile_cmd::demo_settings(),
         &data_dir.join("profile"),
+        Some(reader.analyst.as_str()),
         &mut |p| crate::profile_cmd::log_analyst_edition(&access_log, &reader, p).map(|_| ()),
+    )?;
+    lineage::append_event(
+        &local.store.lineage(),
+        &agencylink_core::events::LineageEvent::ProfileBuild(profile.event.clone()),
     )?;
     let groups = profile.profile.networks.as_ref().map_or(0, Vec::len);
     let multi = agencies_of.values().filter(|a| a.len() >= 2).count();

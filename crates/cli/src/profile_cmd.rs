@@ -11,10 +11,20 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::analyst::Reader;
+use agencylink_core::events::{LineageEvent, ProfileBuildEvent};
 use agencylink_core::ports::{ChainLog, RecordStore};
 use agencylink_core::profile::{self, Edition, Profile, Settings};
 use agencylink_core::schema::Catalog;
 use anyhow::{Context, Result, bail};
+
+/// `agencylink profile history`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub(crate) enum ProfileCommand {
+    /// List every profile built, oldest first, from the lineage log: one
+    /// JSON line each with the period, edition, when, what asked for it,
+    /// who built it and where the files went.
+    History,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum EditionArg {
@@ -27,7 +37,10 @@ pub(crate) enum EditionArg {
 
 /// `agencylink profile`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct ProfileArgs {
+    #[command(subcommand)]
+    command: Option<ProfileCommand>,
     /// First day of the period (YYYY-MM-DD); by default 12 months before --to.
     #[arg(long, value_name = "DATE")]
     from: Option<String>,
@@ -51,9 +64,9 @@ pub(crate) struct ProfileArgs {
     #[arg(long, default_value_t = 28, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=3650))]
     peer_review_days: u32,
     /// Directory to write profile.json, profile.html and the CSV files into
-    /// (created if missing).
+    /// (created if missing). Required to build.
     #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    out: Option<PathBuf>,
     /// Your name or user id: the analyst edition holds the tracker and
     /// pseudonymous ids, so building it is a read recorded in the access
     /// log (not needed for the partner edition).
@@ -71,6 +84,9 @@ pub(crate) struct Written {
     pub(crate) files: Vec<PathBuf>,
     pub(crate) profile: Profile,
     pub(crate) seconds: f64,
+    /// The `profile_build` lineage event for what was written; the caller
+    /// appends it (to the lineage log of the store it read).
+    pub(crate) event: ProfileBuildEvent,
 }
 
 pub(crate) fn profile_cmd(
@@ -79,6 +95,39 @@ pub(crate) fn profile_cmd(
     args: ProfileArgs,
 ) -> Result<ExitCode> {
     let store = crate::commands::open_existing_store(data_dir)?;
+    let none = |_: &serde_json::Value| Ok(());
+    run_profile(
+        catalog,
+        &store,
+        &store.lineage(),
+        &store.access_log(),
+        &none,
+        &none,
+        args,
+    )
+}
+
+/// `agencylink profile` over any store: its lineage log gets the
+/// `profile_build` event and its access log the analyst edition's read;
+/// `archive_lineage` and `archive_access` copy each to the WORM archive
+/// where there is one (`--backend aws`).
+pub(crate) fn run_profile(
+    catalog: &Catalog,
+    store: &dyn RecordStore,
+    lineage: &dyn ChainLog,
+    access_log: &dyn ChainLog,
+    archive_lineage: &dyn Fn(&serde_json::Value) -> Result<()>,
+    archive_access: &dyn Fn(&serde_json::Value) -> Result<()>,
+    args: ProfileArgs,
+) -> Result<ExitCode> {
+    if let Some(ProfileCommand::History) = args.command {
+        return history(lineage);
+    }
+    let Some(out) = args.out.clone() else {
+        bail!(
+            "give --out DIR: the directory to write the profile into (or `profile history` to list the profiles built)"
+        );
+    };
     // Who reads the analyst edition is checked before anything is read.
     let reader = match (args.edition, &args.analyst, &args.purpose) {
         (EditionArg::Partner, _, _) => None,
@@ -108,15 +157,21 @@ pub(crate) fn profile_cmd(
     };
     let w = write_profile(
         catalog,
-        &store,
-        &store.lineage(),
+        store,
+        lineage,
         &settings,
-        &args.out,
+        &out,
+        args.analyst.as_deref(),
         &mut |p| match &reader {
-            Some(r) => log_analyst_edition(&store.access_log(), r, p).map(|_| ()),
+            Some(r) => archive_access(&log_analyst_edition(access_log, r, p)?),
             None => Ok(()),
         },
     )?;
+    let entry = agencylink_core::lineage::append_event(
+        lineage,
+        &LineageEvent::ProfileBuild(w.event.clone()),
+    )?;
+    archive_lineage(&entry)?;
     let p = &w.profile;
     let groups = p
         .table("network_tiers")
@@ -125,7 +180,7 @@ pub(crate) fn profile_cmd(
     println!(
         "{}",
         serde_json::json!({
-            "out": args.out.display().to_string(),
+            "out": out.display().to_string(),
             "edition": p.edition.as_str(),
             "period": {"from": p.period.from, "to": p.period.to},
             "tables": p.tables.len(),
@@ -144,7 +199,37 @@ pub(crate) fn profile_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Build the profile and write its files into `out`.
+/// `profile history`: every `profile_build` event, a JSON line each.
+fn history(lineage: &dyn ChainLog) -> Result<ExitCode> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut n = 0usize;
+    for entry in lineage.entries()? {
+        let LineageEvent::ProfileBuild(b) = LineageEvent::from_entry(&entry) else {
+            continue;
+        };
+        serde_json::to_writer(
+            &mut out,
+            &serde_json::json!({
+                "seq": agencylink_core::ports::entry_seq(&entry),
+                "time": b.time,
+                "edition": b.edition,
+                "from": b.period_from,
+                "to": b.period_to,
+                "trigger": b.trigger,
+                "built_by": b.built_by,
+                "location": b.location,
+                "tables": b.tables,
+                "lineage_seq": b.lineage_seq,
+            }),
+        )?;
+        out.write_all(b"\n")?;
+        n += 1;
+    }
+    out.flush()?;
+    eprintln!("{n} profile build(s) in the lineage log");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Record that `reader` built the analyst edition `p`: the rows are every
 /// table's rows, the target its period.
 pub(crate) fn log_analyst_edition(
@@ -173,37 +258,19 @@ pub(crate) fn write_profile(
     lineage: &dyn ChainLog,
     settings: &Settings,
     out: &Path,
+    built_by: Option<&str>,
     before_write: &mut dyn FnMut(&Profile) -> Result<()>,
 ) -> Result<Written> {
     let started = Instant::now();
+    let lineage_seq = lineage.head()?.map_or(0, |(seq, _)| seq);
     let profile = {
         let _ticker = crate::progress::Ticker::start("building the problem profile");
         profile::build(catalog, store, lineage, settings)?
     };
     let seconds = started.elapsed().as_secs_f64();
-    let json = serde_json::to_value(&profile)?;
-    // A profile that does not match its published schema is a bug here,
-    // not something to hand to a reader.
-    if let Err(errors) = profile::validate_json(&json) {
-        bail!(
-            "the profile does not match profile.schema.json: {}",
-            errors.join("; ")
-        );
-    }
-    // Likewise a partner edition whose tables give a withheld count back.
-    if let Some(rule) = profile.suppression {
-        let problems: Vec<String> = profile
-            .tables
-            .iter()
-            .flat_map(|t| profile::disclosure::audit(t, rule))
-            .collect();
-        if !problems.is_empty() {
-            bail!(
-                "refusing to write a partner edition that fails disclosure control: {}",
-                problems.join("; ")
-            );
-        }
-    }
+    // Checked (schema, disclosure control) before anything is logged or
+    // written.
+    let rendered = profile::files(&profile)?;
     before_write(&profile)?;
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     // Others who can write here could plant a symlink or swap a file
@@ -230,27 +297,25 @@ pub(crate) fn write_profile(
         }
     }
     let mut files = Vec::new();
-    for t in &profile.tables {
-        files.push(write_atomic(
-            out,
-            &format!("{}.csv", t.id),
-            t.to_csv().as_bytes(),
-        )?);
+    for f in &rendered {
+        files.push(write_atomic(out, &f.name, &f.bytes)?);
     }
-    let html = write_atomic(
-        out,
-        "profile.html",
-        profile::render_html(&profile).as_bytes(),
-    )?;
-    let mut text = serde_json::to_string_pretty(&json)?;
-    text.push('\n');
-    files.push(write_atomic(out, "profile.json", text.as_bytes())?);
-    files.push(html.clone());
+    let html = out.join("profile.html");
+    let event = profile::build_event(
+        &profile,
+        &rendered,
+        lineage_seq,
+        "cli",
+        built_by,
+        "local",
+        &crate::commands::now_rfc3339(),
+    );
     Ok(Written {
         html,
         files,
         profile,
         seconds,
+        event,
     })
 }
 

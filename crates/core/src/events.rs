@@ -76,6 +76,9 @@ pub enum LineageEvent {
     /// tokens to the new key's; from this event on the store's key is the
     /// new one.
     KeyMigrate(KeyMigrateEvent),
+    /// `profile_build`: a problem profile edition was built and its files
+    /// written.
+    ProfileBuild(ProfileBuildEvent),
     /// Any other event's fields, as stored (see the module doc).
     Other(Value),
 }
@@ -403,6 +406,42 @@ pub struct KeyMigrateEvent {
     pub time: String,
 }
 
+/// `profile_build`: one edition of the CSE problem profile was built and
+/// written, so every published figure traces to the store as lineage stood
+/// at `lineage_seq`, and each file can be checked against its digest.
+/// Counts, dates and digests only: never a record, person or token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProfileBuildEvent {
+    /// `analyst` or `partner`.
+    pub edition: String,
+    /// First day of the period.
+    pub period_from: String,
+    /// Last day of the period.
+    pub period_to: String,
+    /// The profile's own `generated_at`.
+    pub generated_at: String,
+    /// The last lineage event the build read (0: none).
+    pub lineage_seq: u64,
+    /// What asked for it: `cli`, `schedule` or `request` (an analyst's
+    /// `POST /profiles`, whose entry in the access log also names them).
+    pub trigger: String,
+    /// Who built it: the analyst (`--analyst`, or the requester's user id
+    /// on AWS); absent for a schedule, or a partner edition built without
+    /// naming anyone. A staff member's id, never a data subject's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub built_by: Option<String>,
+    /// Where the files went: the object prefix on AWS, `local` for a
+    /// directory (its path may name a person, so it is not kept).
+    pub location: String,
+    /// Tables in the profile.
+    pub tables: u64,
+    /// Each file written, by name, with the SHA-256 (hex) of its bytes.
+    pub files: BTreeMap<String, String>,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
 impl LineageEvent {
     /// Read a stored event (chain fields and all). Never fails: what this
     /// version cannot read is [`LineageEvent::Other`].
@@ -425,6 +464,9 @@ impl LineageEvent {
             Some("key_migrate") => {
                 KeyMigrateEvent::deserialize(entry).map(LineageEvent::KeyMigrate)
             }
+            Some("profile_build") => {
+                ProfileBuildEvent::deserialize(entry).map(LineageEvent::ProfileBuild)
+            }
             _ => return other(),
         };
         parsed.unwrap_or_else(|_| other())
@@ -440,6 +482,7 @@ impl LineageEvent {
             LineageEvent::Expired(_) => "expired",
             LineageEvent::KeyRotate(_) => "key_rotate",
             LineageEvent::KeyMigrate(_) => "key_migrate",
+            LineageEvent::ProfileBuild(_) => "profile_build",
             LineageEvent::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
         }
     }
@@ -464,6 +507,7 @@ impl Event for LineageEvent {
             LineageEvent::Expired(e) => tagged("expired", e),
             LineageEvent::KeyRotate(e) => tagged("key_rotate", e),
             LineageEvent::KeyMigrate(e) => tagged("key_migrate", e),
+            LineageEvent::ProfileBuild(e) => tagged("profile_build", e),
             LineageEvent::Other(v) => v.as_object().cloned().unwrap_or_default(),
         }
     }

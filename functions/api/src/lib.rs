@@ -13,6 +13,7 @@
 //! | `GET /review?purpose=…[&status=waiting\|decided\|all]` | analyst | the clerical review queue of probabilistic linkage |
 //! | `GET /review/{id}?purpose=…` | analyst | one pair: agreement levels, weights, both records' pseudonymised attributes |
 //! | `POST /review/{id}/decision` `{"decision":"match\|non-match\|unsure","reason","purpose"}` | analyst | decide a pair (in the access log before it takes effect) |
+//! | `GET /profiles`, `GET /profiles/{id}?purpose=…`, `POST /profiles` | analyst (agency: the partner edition) | the stored problem profiles, their files' download links, and a build on demand ([`profiles`]) |
 //! | `POST /uploads`, `GET /uploads`, `GET /uploads/{id}` | agency | a presigned upload into the agency's own landing prefix, and its own uploads' status, counts and rejection report ([`uploads`]) |
 //!
 //! The role comes only from the Cognito user pool's groups in the verified
@@ -40,6 +41,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 
 pub mod auth;
+pub mod profiles;
 pub mod uploads;
 
 pub use auth::{Denied, Principal, Role, principal};
@@ -103,7 +105,7 @@ fn store_failure(e: &StoreError) -> Response<Body> {
     }
 }
 
-fn query_failure(e: &QueryError) -> Response<Body> {
+pub(crate) fn query_failure(e: &QueryError) -> Response<Body> {
     match e {
         QueryError::NotAPersonId | QueryError::Reader(_) => error(400, &e.to_string()),
         QueryError::UnknownPerson(_)
@@ -150,6 +152,12 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
             return uploads::route(api, agency, post, &segments, &param, req);
         }
         (_, Some(&"uploads")) => return error(403, "uploads are for agency uploaders"),
+        (Role::Analyst | Role::Agency { .. }, Some(&"profiles")) => {
+            return profiles::route(api, &who, post, &segments, &param, req);
+        }
+        (_, Some(&"profiles")) => {
+            return error(403, "profiles are for analysts and agencies");
+        }
         (Role::Analyst | Role::Auditor, _) => {}
         (Role::Agency { .. } | Role::KeyCustodian | Role::Operator, _) => {
             return error(403, "this role reads no data through the API");
@@ -459,7 +467,7 @@ fn review_decision(api: &Api, who: &Principal, id: &str, req: &Request) -> Respo
 /// entry stays in the table, so an auditor still sees the attempt.
 /// `None` when the copy is written (or no archive is configured), else the
 /// error response to send instead of the data.
-fn archive_access(api: &Api, entry: &Value) -> Option<Response<Body>> {
+pub(crate) fn archive_access(api: &Api, entry: &Value) -> Option<Response<Body>> {
     let archive = api.backend.archive.as_ref()?;
     archive.archive("access-log", entry).err().map(|e| {
         lambda_http::tracing::error!(error = %e, "access-log entry not archived; nothing returned");
@@ -477,7 +485,7 @@ fn archive_access(api: &Api, entry: &Value) -> Option<Response<Body>> {
 /// Run an analyst read, log it (with the purpose), and only then answer. A
 /// search that finds nobody is logged too (with no rows): auditors need to
 /// see searches as well as finds. A malformed request reads nothing.
-fn analyst_read(
+pub(crate) fn analyst_read(
     api: &Api,
     who: &Principal,
     purpose: Option<String>,
@@ -620,7 +628,7 @@ fn export(
     })
 }
 
-const PRESIGN_SECONDS: u64 = 900;
+pub(crate) const PRESIGN_SECONDS: u64 = 900;
 
 /// The charting formats: GraphML for Gephi and yEd, an entity-link CSV for
 /// i2 Analyst's Notebook.

@@ -968,3 +968,170 @@ fn uploads_are_the_agency_s_own_and_only_the_agency_s() {
     *req.body_mut() = lambda_http::Body::from(r#"{"dataset":"police.cse_crime"}"#.to_owned());
     assert_eq!(call(&unsigned, req).0, 500);
 }
+
+#[test]
+fn profiles_are_listed_fetched_and_requested_by_role() {
+    use agencylink_core::profile::{Edition, Settings};
+    let Some(m) = moto() else { return };
+    let api = seeded(&m, "api-prof");
+    let analyst = |method: &str, path: &str, query: &[(&str, &str)]| {
+        call(&api, http_api(method, path, query, "analyst", "a-1"))
+    };
+    let agency = |path: &str| {
+        call(
+            &api,
+            http_api("GET", path, &[], "agency agency-gmp-police", "u-1"),
+        )
+    };
+    let post = |body: &str, groups: &str| {
+        let mut req = http_api("POST", "/profiles", &[], groups, "a-1");
+        *req.body_mut() = lambda_http::Body::from(body.to_owned());
+        call(&api, req)
+    };
+    let access = || api.backend().access_log.entries().expect("access log");
+
+    // Nothing built yet.
+    let (s, body) = analyst("GET", "/profiles", &[]);
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["profiles"], json!([]));
+    for role in ["auditor", "operator", "key-custodian"] {
+        assert_eq!(
+            call(&api, http_api("GET", "/profiles", &[], role, "x")).0,
+            403,
+            "{role}"
+        );
+    }
+
+    // A build on demand: analysts only, with a purpose and sound dates,
+    // logged before it is queued.
+    assert_eq!(
+        post(
+            r#"{"purpose":"monthly tasking"}"#,
+            "agency agency-gmp-police"
+        )
+        .0,
+        403
+    );
+    assert_eq!(post(r#"{"purpose":"monthly tasking"}"#, "auditor").0, 403);
+    assert_eq!(post("{}", "analyst").0, 400, "no purpose");
+    assert_eq!(post("[1]", "analyst").0, 400);
+    assert_eq!(
+        post(r#"{"purpose":"x","from":"2026-02-30"}"#, "analyst").0,
+        400
+    );
+    assert_eq!(
+        post(
+            r#"{"purpose":"x","from":"2026-02-01","to":"2026-01-01"}"#,
+            "analyst"
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        post(r#"{"purpose":"x","edition":"analyst"}"#, "analyst").0,
+        400
+    );
+    assert!(access().is_empty(), "refused requests log nothing");
+    let (s, queued) = post(
+        r#"{"purpose":"monthly tasking","from":"2024-01-01","to":"2026-02-28"}"#,
+        "analyst",
+    );
+    assert_eq!(s, 202, "{queued}");
+    assert_eq!(queued["status"], "queued");
+    let log = access();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["action"], "profile_request");
+    assert_eq!(log[0]["purpose"], "monthly tasking");
+    assert_eq!(log[0]["target"], "profile 2024-01-01..2026-02-28");
+    let request_key = format!(
+        "profile-requests/{}",
+        queued["request"].as_str().expect("request")
+    );
+    let req = agencylink_aws::profiles::read_request(&api.backend().objects, &request_key)
+        .expect("read")
+        .expect("queued");
+    assert_eq!(req.from.as_deref(), Some("2024-01-01"));
+    assert_eq!(req.requested_by.as_deref(), Some("a-1"));
+
+    // The profile function's build (tested on its own in functions/profile).
+    agencylink_aws::profiles::build_and_store(
+        api.backend(),
+        &Catalog::embedded().expect("catalog"),
+        &Settings {
+            from: req.from,
+            to: req.to,
+            generated_at: "2026-03-03T00:00:00Z".into(),
+            ..Settings::default()
+        },
+        &[Edition::Analyst, Edition::Partner],
+        "request",
+        req.requested_by.as_deref(),
+        "2026-03-03T00:00:00Z",
+    )
+    .expect("built");
+    let (analyst_id, partner_id) = (
+        "2024-01-01_2026-02-28_analyst",
+        "2024-01-01_2026-02-28_partner",
+    );
+
+    // Listing: analysts see both editions, agencies the partner one.
+    let (_, listed) = analyst("GET", "/profiles", &[]);
+    let ids: Vec<&str> = listed["profiles"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    assert_eq!(ids, [analyst_id, partner_id]);
+    let (s, listed) = agency("/profiles");
+    assert_eq!(s, 200);
+    assert_eq!(listed["profiles"].as_array().map(Vec::len), Some(1));
+    assert_eq!(listed["profiles"][0]["id"], partner_id);
+
+    // An agency fetches the partner edition, never the analyst one; its
+    // fetch reads no one's data and is not logged.
+    let before = access().len();
+    assert_eq!(agency(&format!("/profiles/{analyst_id}")).0, 403);
+    let (s, partner) = agency(&format!("/profiles/{partner_id}"));
+    assert_eq!(s, 200, "{partner}");
+    let files = partner["files"].as_array().expect("files");
+    assert!(files.iter().any(|f| f["name"] == "profile.html"));
+    assert!(!files.iter().any(|f| f["name"] == "tracker.csv"));
+    assert!(
+        files.iter().all(|f| f["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("X-Amz-Signature") && u.contains("/partner/"))),
+        "{partner}"
+    );
+    assert_eq!(access().len(), before);
+
+    // An analyst's fetch needs a purpose and is logged before the links go out.
+    assert_eq!(
+        analyst("GET", &format!("/profiles/{analyst_id}"), &[]).0,
+        400
+    );
+    let (s, full) = analyst(
+        "GET",
+        &format!("/profiles/{analyst_id}"),
+        &[("purpose", "tasking meeting")],
+    );
+    assert_eq!(s, 200, "{full}");
+    let files = full["files"].as_array().expect("files");
+    assert!(files.iter().any(|f| f["name"] == "tracker.csv"));
+    let log = access();
+    let last = log.last().expect("an entry");
+    assert_eq!(last["action"], "profile_fetch");
+    assert_eq!(last["target"], analyst_id);
+    assert_eq!(last["purpose"], "tasking meeting");
+    assert_eq!(last["rows_returned"], files.len() as u64);
+
+    // Unknown and malformed ids are 404s, logged or not.
+    for id in ["2020-01-01_2020-12-31_partner", "..%2Fexports", "x_y_z"] {
+        assert_eq!(agency(&format!("/profiles/{id}")).0, 404, "{id}");
+        assert_eq!(
+            analyst("GET", &format!("/profiles/{id}"), &[("purpose", "p")]).0,
+            404,
+            "{id}"
+        );
+    }
+}

@@ -33,6 +33,29 @@ pub(crate) struct Ctx<'a> {
     pub(crate) suspect: Vec<bool>,
     /// Lineage events (uploads).
     pub(crate) lineage: Vec<LineageEvent>,
+    /// The previous profile of this edition and what changed since it.
+    pub(crate) since: Option<Since>,
+}
+
+/// The previous build of a profile edition (from its `profile_build`
+/// lineage event) and, by upload index, whether the upload was ingested
+/// after it: a record last written by such an upload is new or changed
+/// since that profile.
+#[derive(Debug, Clone)]
+pub(crate) struct Since {
+    pub(crate) time: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) fresh: Vec<bool>,
+}
+
+impl Ctx<'_> {
+    /// Whether fact `f`'s record was written after the previous profile.
+    pub(crate) fn fresh(&self, f: &Fact) -> bool {
+        self.since
+            .as_ref()
+            .is_some_and(|s| s.fresh.get(f.upload as usize).copied().unwrap_or(false))
+    }
 }
 
 impl Ctx<'_> {
@@ -115,6 +138,21 @@ pub fn build(
     lineage: &dyn ChainLog,
     settings: &Settings,
 ) -> Result<Profile, ProfileError> {
+    let mut built = build_editions(catalog, store, lineage, settings, &[settings.edition])?;
+    Ok(built.remove(0))
+}
+
+/// Build several editions of one profile from a single read of the store
+/// and the lineage log (the scheduled build on AWS makes both; reading a
+/// store twice would double its time and cost). `settings.edition` is
+/// ignored: each of `editions` is built in turn, in that order.
+pub fn build_editions(
+    catalog: &Catalog,
+    store: &dyn RecordStore,
+    lineage: &dyn ChainLog,
+    settings: &Settings,
+    editions: &[Edition],
+) -> Result<Vec<Profile>, ProfileError> {
     let from_arg = settings
         .from
         .as_deref()
@@ -169,6 +207,71 @@ pub fn build(
             to: format_day(to),
         });
     }
+    let entries = lineage.entries()?;
+    let lineage: Vec<LineageEvent> = entries.iter().map(LineageEvent::from_entry).collect();
+    let linkage = linkage_note(store, &lineage)?;
+    let mut out = Vec::with_capacity(editions.len());
+    for &edition in editions {
+        let s = Settings {
+            edition,
+            ..settings.clone()
+        };
+        let since = since_previous(&c, &entries, &lineage, edition);
+        out.push(finish(
+            &c,
+            &s,
+            (from, to),
+            &unknown,
+            lineage.clone(),
+            linkage.clone(),
+            since,
+        ));
+    }
+    Ok(out)
+}
+
+/// The latest earlier build of `edition` and which uploads came after it.
+/// `entries` and `events` are the same log, stored and typed.
+fn since_previous(
+    c: &Collected,
+    entries: &[serde_json::Value],
+    events: &[LineageEvent],
+    edition: Edition,
+) -> Option<Since> {
+    let previous = events.iter().rev().find_map(|e| match e {
+        LineageEvent::ProfileBuild(b) if b.edition == edition.as_str() => Some(b),
+        _ => None,
+    })?;
+    let mut fresh = vec![false; c.uploads.names.len()];
+    for (entry, e) in entries.iter().zip(events) {
+        let (LineageEvent::Ingest(u) | LineageEvent::UploadFailure(u)) = e else {
+            continue;
+        };
+        if crate::ports::entry_seq(entry) > previous.lineage_seq
+            && let Some(i) = c.uploads.get(&u.upload_id)
+        {
+            fresh[i as usize] = true;
+        }
+    }
+    Some(Since {
+        time: previous.time.clone(),
+        from: previous.period_from.clone(),
+        to: previous.period_to.clone(),
+        fresh,
+    })
+}
+
+/// One edition from the collected facts: index them by person, run each
+/// section, then apply the edition.
+fn finish(
+    c: &Collected,
+    settings: &Settings,
+    (from, to): (i32, i32),
+    unknown: &[String],
+    lineage: Vec<LineageEvent>,
+    linkage: Note,
+    since: Option<Since>,
+) -> Profile {
     let days = to - from + 1;
     let (prev_to, prev_from) = (from - 1, from - days);
 
@@ -197,7 +300,7 @@ pub fn build(
         suspect[p] |= f.role == Role::Suspect;
     }
     let ctx = Ctx {
-        c: &c,
+        c,
         s: settings,
         from,
         to,
@@ -209,11 +312,8 @@ pub fn build(
         victim,
         victim_role,
         suspect,
-        lineage: lineage
-            .entries()?
-            .iter()
-            .map(LineageEvent::from_entry)
-            .collect(),
+        lineage,
+        since,
     };
 
     let mut tables: Vec<Table> = Vec::new();
@@ -244,10 +344,30 @@ pub fn build(
         tables.extend(found.tables);
     }
     tables.push(sections::quality(&ctx, &mut notes, &mut caveats));
-    tables.push(groups::tracker(&ctx, &events, &nets));
+    let tracker = groups::tracker(&ctx, &events, &nets);
+    // The tracker is the analyst edition's alone, and so is this count (a
+    // small number here would be an unsuppressed count in the partner's).
+    if let (Some(s), Edition::Analyst) = (&ctx.since, settings.edition) {
+        let changed = tracker
+            .rows
+            .iter()
+            .filter(|r| matches!(r.last(), Some(Cell::Text(t)) if t == "yes"))
+            .count();
+        notes.push(Note {
+            topic: "Since the previous profile".into(),
+            text: format!(
+                "The previous analyst edition was built on {} for {} to {}. Since then, {changed} of the {} tracker entries are new or changed (a record of theirs was written by an upload ingested after that build); they are marked in the tracker.",
+                s.time.get(..10).unwrap_or(&s.time),
+                s.from,
+                s.to,
+                tracker.rows.len()
+            ),
+        });
+    }
+    tables.push(tracker);
     let details = groups::details(&ctx, &nets);
 
-    notes.push(linkage_note(store, &ctx.lineage)?);
+    notes.push(linkage);
 
     let edition = settings.edition;
     let networks: Option<Vec<NetworkDetail>> = match edition {
@@ -303,7 +423,7 @@ pub fn build(
             sources[plan as usize].records += 1;
         }
     }
-    Ok(Profile {
+    Profile {
         format: super::FORMAT,
         title: "Child sexual exploitation: multi-agency problem profile".into(),
         edition,
@@ -324,7 +444,7 @@ pub fn build(
         sources,
         method: notes,
         caveats,
-    })
+    }
 }
 
 /// How people were linked: the model and thresholds in force, where the

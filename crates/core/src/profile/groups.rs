@@ -357,8 +357,21 @@ pub(crate) fn tracker(ctx: &Ctx<'_>, events: &[Event], nets: &Nets) -> Table {
             Column::new("victims", "Victims", Kind::Count),
             Column::new("suspects", "Suspects", Kind::Count),
             Column::new("network", "Network", Kind::Text),
+            Column::new(
+                "since_previous",
+                "New or changed since the previous profile",
+                Kind::Text,
+            ),
         ],
     );
+    if let Some(s) = &ctx.since {
+        t.description.push_str(&format!(
+            " \"New or changed since the previous profile\" marks entries with a record written after the previous profile of this edition was built ({}, for {} to {}); blank: as it was then.",
+            s.time.get(..10).unwrap_or(&s.time),
+            s.from,
+            s.to
+        ));
+    }
     // Offences and outcomes are known by their Home Office numbers, so the
     // code leads; a CSE model's code is just its name in snake case.
     let label = |concept: &str, code: u32, with_code: bool| -> Cell {
@@ -412,6 +425,11 @@ pub(crate) fn tracker(ctx: &Ctx<'_>, events: &[Event], nets: &Nets) -> Table {
             Cell::Count(count(Role::Victim)),
             Cell::Count(count(Role::Suspect)),
             network,
+            if e.fresh {
+                Cell::Text("yes".into())
+            } else {
+                Cell::Empty
+            },
         ]);
     }
     t

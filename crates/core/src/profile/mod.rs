@@ -29,6 +29,7 @@ pub mod threat;
 mod build;
 pub(crate) mod dates;
 mod facts;
+mod files;
 mod groups;
 mod html;
 mod investigations;
@@ -36,7 +37,8 @@ mod sections;
 
 use serde::Serialize;
 
-pub use build::build;
+pub use build::{build, build_editions};
+pub use files::{ProfileFile, build_event, files, parse_profile_id, profile_id};
 pub use html::render_html;
 pub use table::{Cell, Column, Kind, Margins, Table};
 
@@ -69,6 +71,10 @@ pub enum ProfileError {
     /// No record to profile and no period given to profile anyway.
     #[error("the store holds no records to profile (ingest extracts first, or give --to)")]
     NoRecords,
+    /// The built profile failed its own checks (its schema, or disclosure
+    /// control in the partner edition): a bug, never handed to a reader.
+    #[error("{0}")]
+    Unfit(String),
 }
 
 /// Who the profile is for.

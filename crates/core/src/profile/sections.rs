@@ -33,6 +33,8 @@ pub(crate) struct Event {
     pub(crate) premises: u32,
     pub(crate) sector: u32,
     pub(crate) people: Vec<(u32, Role)>,
+    /// A record of it was written after the previous profile was built.
+    pub(crate) fresh: bool,
 }
 
 /// Events of the current and previous periods, oldest first.
@@ -68,6 +70,7 @@ pub(crate) fn events(ctx: &Ctx<'_>) -> Vec<Event> {
                     premises: NONE,
                     sector: NONE,
                     people: Vec::new(),
+                    fresh: false,
                 });
                 if f.event != NONE {
                     index.insert(f.event, out.len() - 1);
@@ -80,6 +83,7 @@ pub(crate) fn events(ctx: &Ctx<'_>) -> Vec<Event> {
         // earliest date and the first value given win.
         e.day = e.day.min(f.day);
         e.cse |= f.cse;
+        e.fresh |= ctx.fresh(f);
         let first = |slot: &mut u32, v: u32| {
             if *slot == NONE {
                 *slot = v;
@@ -1155,6 +1159,7 @@ pub(crate) fn quality(ctx: &Ctx<'_>, notes: &mut Vec<Note>, caveats: &mut Vec<St
             | LineageEvent::Expired(_)
             | LineageEvent::KeyRotate(_)
             | LineageEvent::KeyMigrate(_)
+            | LineageEvent::ProfileBuild(_)
             | LineageEvent::Other(_) => {
                 continue;
             }

@@ -290,7 +290,8 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
 /// rotation or migration, a linkage-model run) as a `COMPLETE` RunEvent,
 /// so a lineage tool sees data leave the store as well as arrive: job
 /// `withdraw.<dataset>`, `retention.<dataset>`, `key.rotate`,
-/// `key.migrate` or `linkage.train`; the event's own fields (counts and
+/// `key.migrate`, `linkage.train` or `profile.<edition>` (its files as
+/// outputs); the event's own fields (counts and
 /// ids, never a record) in the `agencylink_event` run facet; a withdrawn
 /// upload's curated data and reports as outputs with the lifecycle state
 /// `DROP`. `None` for an upload's event (see [`openlineage_event`]) or an
@@ -318,6 +319,20 @@ pub fn openlineage_lifecycle_event(event: &Value) -> Option<Value> {
         LineageEvent::KeyRotate(_) => ("key.rotate".to_owned(), Vec::new()),
         LineageEvent::KeyMigrate(_) => ("key.migrate".to_owned(), Vec::new()),
         LineageEvent::LinkTrain(_) => ("linkage.train".to_owned(), Vec::new()),
+        // The files a build wrote are its outputs (named under its
+        // location, which is an object prefix or `local`).
+        LineageEvent::ProfileBuild(p) => (
+            format!("profile.{}", p.edition),
+            p.files
+                .keys()
+                .map(|name| {
+                    json!({
+                        "namespace": OPENLINEAGE_NAMESPACE,
+                        "name": format!("{}/{name}", p.location.trim_end_matches('/')),
+                    })
+                })
+                .collect(),
+        ),
         LineageEvent::Ingest(_)
         | LineageEvent::UploadFailure(_)
         | LineageEvent::Failure(_)

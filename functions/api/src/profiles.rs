@@ -1,0 +1,177 @@
+//! The CSE problem profile through the API (built by the profile function,
+//! `functions/profile`; stored as `agencylink_aws::profiles` lays out):
+//!
+//! | route | role | what |
+//! |---|---|---|
+//! | `GET /profiles` | analyst, agency | stored editions, newest period first: both editions for analysts, the partner edition for agencies |
+//! | `GET /profiles/{id}[?purpose=…]` | analyst (purpose required), agency (partner edition) | the edition's files, each with a 15-minute download link |
+//! | `POST /profiles` `{"purpose"[, "from", "to"]}` | analyst | ask for a build now; 202, the profile function builds both editions |
+//!
+//! The analyst edition holds the tracker and pseudonymous ids: only
+//! analysts get it, and each fetch is in the access log (and its WORM copy)
+//! with the purpose before any link is returned, as every analyst read is.
+//! An analyst's fetch of the partner edition is logged too. An agency's
+//! fetch of the partner edition (disclosure-controlled counts, what the
+//! partnership publishes to its members) is not a read of anyone's data
+//! and is not logged. A build request is logged before it is queued.
+
+use std::time::Duration;
+
+use agencylink_aws::profiles::{self, Request as BuildRequest};
+use agencylink_core::profile::Edition;
+use agencylink_core::query::{self, QueryError, Read};
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+use crate::{
+    Api, PRESIGN_SECONDS, Principal, Role, analyst_read, archive_access, error, query_failure,
+    respond, store_failure,
+};
+
+/// Route `/profiles…` for an analyst or an agency uploader.
+pub(crate) fn route(
+    api: &Api,
+    who: &Principal,
+    post: bool,
+    segments: &[&str],
+    param: &dyn Fn(&str) -> Option<String>,
+    req: &Request,
+) -> Response<Body> {
+    let analyst = who.role == Role::Analyst;
+    match (post, segments) {
+        (true, ["profiles"]) if analyst => request_build(api, who, req),
+        (true, ["profiles"]) => error(403, "only analysts ask for a profile build"),
+        (true, _) => error(405, "only a build request is POSTed to /profiles"),
+        (false, ["profiles"]) => match profiles::list(&api.backend.objects, analyst) {
+            Ok(listed) => respond(200, &json!({ "profiles": listed })),
+            Err(e) => store_failure(&e),
+        },
+        (false, ["profiles", id]) => fetch(api, who, id, param("purpose")),
+        _ => error(404, "no such route"),
+    }
+}
+
+/// `GET /profiles/{id}`: download links for every file of the edition.
+fn fetch(api: &Api, who: &Principal, id: &str, purpose: Option<String>) -> Response<Body> {
+    let objects = &api.backend.objects;
+    let links = |edition: Edition, files: &[agencylink_core::ports::ObjectMeta]| {
+        let mut out = Vec::new();
+        for f in files {
+            let url = objects.presign_get(&f.key, Duration::from_secs(PRESIGN_SECONDS))?;
+            out.push(json!({
+                "name": f.key.rsplit('/').next().unwrap_or_default(),
+                "size": f.size,
+                "url": url,
+            }));
+        }
+        let (from, to, _) = agencylink_core::profile::parse_profile_id(id).unwrap_or_default();
+        Ok::<Value, agencylink_core::ports::StoreError>(json!({
+            "id": id,
+            "edition": edition.as_str(),
+            "from": from,
+            "to": to,
+            "files": out,
+            "expires_in": PRESIGN_SECONDS,
+        }))
+    };
+    if who.role != Role::Analyst {
+        // An agency: the partner edition only, unlogged (see the module doc).
+        return match profiles::files_of(objects, id) {
+            Ok(Some((Edition::Partner, files))) => match links(Edition::Partner, &files) {
+                Ok(body) => respond(200, &body),
+                Err(e) => store_failure(&e),
+            },
+            Ok(Some((Edition::Analyst, _))) => {
+                error(403, "the analyst edition is for police analysts")
+            }
+            Ok(None) => error(404, "no such profile"),
+            Err(e) => store_failure(&e),
+        };
+    }
+    let (edition, files) = match profiles::files_of(objects, id) {
+        Ok(Some(found)) => found,
+        Ok(None) => return error(404, "no such profile"),
+        Err(e) => return store_failure(&e),
+    };
+    analyst_read(api, who, purpose, "profile_fetch", id, |_, _| {
+        let body = links(edition, &files).map_err(QueryError::Store)?;
+        Ok((files.len() as u64, body))
+    })
+}
+
+/// `POST /profiles`: log the request, then queue it for the profile
+/// function.
+fn request_build(api: &Api, who: &Principal, req: &Request) -> Response<Body> {
+    let body: Value = match req.body().as_ref() {
+        [] => json!({}),
+        bytes => match serde_json::from_slice(bytes) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return error(400, "the body must be a JSON object"),
+        },
+    };
+    let text = |k: &str| match body.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+        Some(_) => Err(format!("{k} must be a string")),
+    };
+    let (purpose, from, to) = match (text("purpose"), text("from"), text("to")) {
+        (Ok(p), Ok(f), Ok(t)) => (p.unwrap_or_default(), f, t),
+        (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return error(400, &m),
+    };
+    if let Some(k) = body.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !matches!(k.as_str(), "purpose" | "from" | "to"))
+    }) {
+        return error(
+            400,
+            &format!("unknown field `{k}`: send purpose, from and to"),
+        );
+    }
+    if let Err(e) = query::check_reader(&who.actor, &purpose) {
+        return query_failure(&e);
+    }
+    let time = agencylink_aws::now_rfc3339();
+    let build = BuildRequest {
+        from,
+        to,
+        requested_at: time.clone(),
+        requested_by: Some(who.actor.clone()),
+    };
+    if let Err(msg) = profiles::check_request(&build) {
+        return error(400, &msg);
+    }
+    let target = format!(
+        "profile {}..{}",
+        build.from.as_deref().unwrap_or("default"),
+        build.to.as_deref().unwrap_or("default")
+    );
+    let entry = match query::log_read(
+        &api.backend.access_log,
+        &Read {
+            analyst: &who.actor,
+            purpose: &purpose,
+            action: "profile_request",
+            target: &target,
+            rows_returned: 0,
+            time: &time,
+        },
+    ) {
+        Ok(entry) => entry,
+        Err(e) => return query_failure(&e),
+    };
+    if let Some(refused) = archive_access(api, &entry) {
+        return refused;
+    }
+    match profiles::submit(&api.backend.objects, &build) {
+        Ok(key) => respond(
+            202,
+            &json!({
+                "status": "queued",
+                "request": key.rsplit('/').next().unwrap_or_default(),
+                "from": build.from,
+                "to": build.to,
+            }),
+        ),
+        Err(e) => store_failure(&e),
+    }
+}
