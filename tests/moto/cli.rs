@@ -159,7 +159,7 @@ fn ingest_lineage_and_queries_run_against_aws() {
     assert_eq!(verify.status.code(), Some(0));
     let verified = json(&verify);
     assert_eq!(verified["ok"], true);
-    assert_eq!(verified["events"], 1);
+    assert_eq!(verified["events"], 2, "ingest_started and ingest");
     assert_eq!(
         verified["reconciled"]["records"], summary["records_inserted"],
         "{verified}"
@@ -309,8 +309,8 @@ fn ingest_lineage_and_queries_run_against_aws() {
     let verify = d.run(&["lineage", "verify"]);
     assert_eq!(
         json(&verify)["events"],
-        1,
-        "the refused ingest left no event"
+        2,
+        "the refused ingest left no event (the two are the first upload's)"
     );
     assert_eq!(
         json(&verify)["reconciled"]["records"],
@@ -391,10 +391,11 @@ fn checkpoints_on_aws_catch_a_truncated_or_rewritten_table() {
     let verify = d.run(&["lineage", "verify"]);
     let v = json(&verify);
     assert_eq!(verify.status.code(), Some(0), "{v}");
-    assert_eq!(v["checkpoint"]["size"], 3, "each upload left a checkpoint");
+    // Each upload is two events on DynamoDB (ingest_started, ingest).
+    assert_eq!(v["checkpoint"]["size"], 6, "each upload left a checkpoint");
     assert_eq!(
         v["checkpoint"]["file"],
-        format!("s3://{audit}/checkpoints/lineage/000000000003.json")
+        format!("s3://{audit}/checkpoints/lineage/000000000006.json")
     );
     let cp = d.run(&["lineage", "checkpoint"]);
     assert_eq!(
@@ -406,7 +407,7 @@ fn checkpoints_on_aws_catch_a_truncated_or_rewritten_table() {
     let cp = json(&cp);
     assert_eq!(
         (cp["size"].as_u64(), cp["algorithm"].as_str()),
-        (Some(3), Some("ECDSA_SHA_256"))
+        (Some(6), Some("ECDSA_SHA_256"))
     );
     let copy = d.dir.join("offsite.json");
     std::fs::write(&copy, cp.to_string()).expect("write");
@@ -536,7 +537,7 @@ fn checkpoints_on_aws_catch_a_truncated_or_rewritten_table() {
     // Deleting the last events, one at a time: each shorter chain is valid,
     // each fails, naming the first missing seq.
     for k in 1..=3u64 {
-        let seq = 3 - k + 1;
+        let seq = 6 - k + 1;
         agencylink_aws::testing::rt()
             .block_on(
                 dynamo
@@ -661,7 +662,10 @@ fn an_upload_is_withdrawn_on_aws() {
         String::from_utf8_lossy(&verify.stdout)
     );
     let verified = json(&verify);
-    assert_eq!(verified["events"], 3);
+    assert_eq!(
+        verified["events"], 5,
+        "two ingests, each started, and the withdrawal"
+    );
     assert_eq!(verified["reconciled"]["records"], kept["records_inserted"]);
 
     // The OpenLineage export, as on the embedded store: two ingest runs,
@@ -677,19 +681,29 @@ fn an_upload_is_withdrawn_on_aws() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    let jobs: Vec<&str> = runs
+    let jobs: Vec<(&str, &str)> = runs
         .iter()
-        .map(|r| r["job"]["name"].as_str().expect("job"))
+        .map(|r| {
+            (
+                r["eventType"].as_str().expect("type"),
+                r["job"]["name"].as_str().expect("job"),
+            )
+        })
         .collect();
     assert_eq!(
         jobs,
         [
-            "ingest.police.cse_crime",
-            "ingest.police.cse_intelligence",
-            "withdraw.police.cse_intelligence"
+            ("START", "ingest.police.cse_crime"),
+            ("COMPLETE", "ingest.police.cse_crime"),
+            ("START", "ingest.police.cse_intelligence"),
+            ("COMPLETE", "ingest.police.cse_intelligence"),
+            ("COMPLETE", "withdraw.police.cse_intelligence")
         ]
     );
-    let dropped: Vec<&str> = runs[2]["outputs"]
+    // An upload's START and COMPLETE are one run.
+    assert_eq!(runs[0]["run"]["runId"], runs[1]["run"]["runId"]);
+    assert_ne!(runs[0]["run"]["runId"], runs[2]["run"]["runId"]);
+    let dropped: Vec<&str> = runs[4]["outputs"]
         .as_array()
         .expect("outputs")
         .iter()
@@ -1095,7 +1109,11 @@ fn the_problem_profile_is_built_from_the_aws_store() {
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
-    assert_eq!(json(&verify)["events"], 3);
+    assert_eq!(
+        json(&verify)["events"],
+        4,
+        "the ingest's two and the builds"
+    );
 
     // And `profile history` lists both builds from the deployment's log.
     let hist = d.run(&["profile", "history"]);

@@ -154,10 +154,13 @@ fn synthetic_extracts_flow_from_landing_to_the_api_and_replays_change_nothing() 
 
     // Then every row is accounted for, and the landing bucket is empty.
     let lineage = b.lineage.entries().expect("lineage");
-    assert_eq!(lineage.len(), 4);
-    for e in &lineage {
-        assert_eq!(e["type"], "ingest", "{e}");
-        assert_eq!(e["rows_in"], 250);
+    // Each upload announced before it merged, then closed.
+    assert_eq!(lineage.len(), 8);
+    for pair in lineage.chunks(2) {
+        assert_eq!(pair[0]["type"], "ingest_started", "{}", pair[0]);
+        assert_eq!(pair[1]["type"], "ingest", "{}", pair[1]);
+        assert_eq!(pair[0]["upload_id"], pair[1]["upload_id"]);
+        assert_eq!(pair[1]["rows_in"], 250);
     }
     assert!(b.objects.list("landing/").expect("list").is_empty());
     let before = all_records(&b.records);
@@ -171,7 +174,7 @@ fn synthetic_extracts_flow_from_landing_to_the_api_and_replays_change_nothing() 
     // The same checks as `lineage verify` (no checkpoint key here).
     assert_eq!(
         (s, v),
-        (200, json!({"ok": true, "events": 4, "checkpoint": null}))
+        (200, json!({"ok": true, "events": 8, "checkpoint": null}))
     );
 
     // And an analyst reads the timeline of someone known to several agencies.
@@ -272,7 +275,7 @@ fn synthetic_extracts_flow_from_landing_to_the_api_and_replays_change_nothing() 
     );
     assert_eq!(
         (s, v),
-        (200, json!({"ok": true, "events": 4, "checkpoint": null}))
+        (200, json!({"ok": true, "events": 8, "checkpoint": null}))
     );
 }
 

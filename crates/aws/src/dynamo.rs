@@ -657,6 +657,12 @@ impl RecordStore for DynamoStore {
         Some(self)
     }
 
+    /// Every batch is visible once written: an upload announces itself in
+    /// lineage (`ingest_started`) before it merges.
+    fn writes_through(&self) -> bool {
+        true
+    }
+
     /// BatchGetItem the records, then BatchWriteItem deletes of each one's
     /// person, match-key and link pointers, then of the records. Idempotent:
     /// a withdrawal interrupted part-way is run again and finishes.
@@ -674,12 +680,12 @@ impl RecordStore for DynamoStore {
                     index.delete(link_pk(&l.token), sk.clone());
                 }
             }
-            self.write_all(index).await?;
+            self.write_lanes(index).await?;
             let mut records = Writes::default();
             for id in found.keys() {
                 records.delete(record_pk(id), "R".into());
             }
-            self.write_all(records).await?;
+            self.write_lanes(records).await?;
             Ok(found.len() as u64)
         })
     }
@@ -782,13 +788,16 @@ impl RecordStore for DynamoStore {
                 index.put(item);
                 index.put(key(alias_reverse_pk(new_id), old_id.clone()));
             }
-            self.write_all(index).await?;
+            // Each phase over concurrent lanes (its writes have no order
+            // among themselves); the phases one after the other, so a
+            // record is committed only once its pointers are in place.
+            self.write_lanes(index).await?;
 
             let mut commit = Writes::default();
             for r in &records {
                 commit.put(record_to_item(r)?);
             }
-            self.write_all(commit).await
+            self.write_lanes(commit).await
         })
     }
 }

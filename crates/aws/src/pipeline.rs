@@ -431,12 +431,15 @@ fn append_failure(
 /// `landing/<agency>/<dataset>/<label>.<ext>` or `landing/label/<label>`.
 pub fn lineage_knows_landing(entries: &[Value], pseudo: &Pseudonymiser, key: &str) -> bool {
     let label = pseudo.label("landing", key.as_bytes());
+    // An `ingest_started` alone does not mean handled: the object goes only
+    // after the closing event.
     entries.iter().any(|e| {
-        e.get("source")
-            .and_then(Value::as_str)
-            .and_then(|s| s.rsplit('/').next())
-            .map(|last| last.split('.').next() == Some(label.as_str()))
-            .unwrap_or(false)
+        e.get("type").and_then(Value::as_str) != Some("ingest_started")
+            && e.get("source")
+                .and_then(Value::as_str)
+                .and_then(|s| s.rsplit('/').next())
+                .map(|last| last.split('.').next() == Some(label.as_str()))
+                .unwrap_or(false)
     })
 }
 

@@ -53,6 +53,10 @@ pub trait Event {
 /// A lineage event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineageEvent {
+    /// `ingest_started`: an upload began merging into a store whose writes
+    /// are visible as they are made (DynamoDB), so its records are
+    /// accounted for before its closing `ingest` or `failure` event.
+    IngestStarted(IngestStartedEvent),
     /// `ingest`: an upload was validated, pseudonymised and merged.
     Ingest(Box<UploadEvent>),
     /// `failure` with an upload id: the file was refused whole (its
@@ -406,6 +410,31 @@ pub struct KeyMigrateEvent {
     pub time: String,
 }
 
+/// `ingest_started`: an upload passed the duplicate and key checks and
+/// begins to merge. Written only by stores whose merged writes are visible
+/// before the upload ends ([`crate::ports::RecordStore::writes_through`]);
+/// the SQLite store publishes an upload and its `ingest` event in one
+/// transaction and needs none. Until the upload's closing event, lineage
+/// verification names its records as those of an ingest in progress or
+/// interrupted (its retry completes it), never as records lineage does not
+/// know.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestStartedEvent {
+    /// The upload id.
+    pub upload_id: String,
+    /// The uploading agency.
+    pub agency: String,
+    /// The dataset id.
+    pub dataset: String,
+    /// SHA-256 (hex) of the file.
+    pub file_sha256: String,
+    /// Where the upload landed (a keyed label, never a file name).
+    pub source: String,
+    /// When, RFC 3339 (the upload's event time).
+    pub time: String,
+}
+
 /// `profile_build`: one edition of the CSE problem profile was built and
 /// written, so every published figure traces to the store as lineage stood
 /// at `lineage_seq`, and each file can be checked against its digest.
@@ -451,6 +480,9 @@ impl LineageEvent {
             Some("ingest") => {
                 UploadEvent::deserialize(entry).map(|u| LineageEvent::Ingest(u.into()))
             }
+            Some("ingest_started") => {
+                IngestStartedEvent::deserialize(entry).map(LineageEvent::IngestStarted)
+            }
             // The two shapes of `failure` differ by whether an upload id
             // was ever derived.
             Some("failure") if entry.get("upload_id").is_some() => {
@@ -475,6 +507,7 @@ impl LineageEvent {
     /// The `type` tag (what an [`LineageEvent::Other`] says it is, or "").
     pub fn kind(&self) -> &str {
         match self {
+            LineageEvent::IngestStarted(_) => "ingest_started",
             LineageEvent::Ingest(_) => "ingest",
             LineageEvent::UploadFailure(_) | LineageEvent::Failure(_) => "failure",
             LineageEvent::LinkTrain(_) => "link_train",
@@ -499,6 +532,7 @@ impl LineageEvent {
 impl Event for LineageEvent {
     fn to_fields(&self) -> Map<String, Value> {
         match self {
+            LineageEvent::IngestStarted(e) => tagged("ingest_started", e),
             LineageEvent::Ingest(e) => tagged("ingest", &**e),
             LineageEvent::UploadFailure(e) => tagged("failure", &**e),
             LineageEvent::Failure(e) => tagged("failure", e),

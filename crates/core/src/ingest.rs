@@ -227,6 +227,19 @@ pub fn ingest(
             summary.duplicate = true;
             return Ok(summary);
         }
+        if records.writes_through() {
+            lineage::append_event(
+                lineage_log,
+                &LineageEvent::IngestStarted(crate::events::IngestStartedEvent {
+                    upload_id: upload.clone(),
+                    agency: info.agency.clone(),
+                    dataset: dataset.id.clone(),
+                    file_sha256: info.sha256.clone(),
+                    source: info.source.clone(),
+                    time: info.time.clone(),
+                }),
+            )?;
+        }
         merge_and_account(
             dataset,
             pseudo,

@@ -338,6 +338,14 @@ pub trait RecordStore: Send + Sync {
         let _ = keep;
         Ok(())
     }
+    /// Whether merged writes are visible to other readers before
+    /// [`end_upload`](Self::end_upload) (DynamoDB: no transaction spans an
+    /// upload). Such a store gets an `ingest_started` lineage event before
+    /// an upload merges, so no merged record is ever one lineage does not
+    /// account for, even while the ingest runs or after it died.
+    fn writes_through(&self) -> bool {
+        false
+    }
     /// Where a key rotation keeps its state and translations, or `None` for
     /// a store that cannot rotate its key.
     fn translations(&self) -> Option<&dyn TranslationStore> {

@@ -7,7 +7,10 @@
 //! the store's records by the upload that last wrote them and compares:
 //!
 //! - every record's upload has an `ingest` (or partly merged `failure`)
-//!   event in lineage, for the same agency and dataset;
+//!   event in lineage, for the same agency and dataset; records of an
+//!   upload that only has an `ingest_started` (DynamoDB, where merged
+//!   writes are visible at once) are named as an ingest in progress or
+//!   interrupted;
 //! - per agency and dataset, the store holds as many records as the
 //!   uploads' `records_inserted` add up to (a record id is new once);
 //! - per upload, the store holds `records_inserted + records_replaced`
@@ -95,8 +98,18 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
     let mut uploads: BTreeMap<String, Upload> = BTreeMap::new();
     let mut pairs: BTreeMap<(String, String), Pair> = BTreeMap::new();
     let mut superseded: BTreeMap<String, u64> = BTreeMap::new();
+    // Uploads that began merging (`ingest_started`) and when; a closing
+    // event takes them off.
+    let mut started: BTreeMap<String, String> = BTreeMap::new();
     for e in entries {
         let event = LineageEvent::from_entry(e);
+        if let LineageEvent::IngestStarted(st) = &event {
+            started.insert(st.upload_id.clone(), st.time.clone());
+            continue;
+        }
+        if let Some(u) = event.upload() {
+            started.remove(&u.upload_id);
+        }
         if let LineageEvent::Withdrawn(w) = &event {
             // From here on the upload holds nothing, and its records are
             // gone from its agency and dataset's total. Events are read in
@@ -168,6 +181,19 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
             .entry((g.agency.as_str(), g.dataset.as_str()))
             .or_default() += c;
         match uploads.get(&g.upload_id) {
+            None if started.contains_key(&g.upload_id) => problems.push(Mismatch {
+                upload_id: Some(g.upload_id.clone()),
+                agency: g.agency.clone(),
+                dataset: g.dataset.clone(),
+                expected: 0,
+                found: c,
+                reason: format!(
+                    "the store holds {c} records of an upload whose ingest started at {} and has \
+                     not completed: in progress, or interrupted (its retry completes it; an upload \
+                     in the dead-letter queue needs re-driving)",
+                    started[&g.upload_id]
+                ),
+            }),
             None => problems.push(Mismatch {
                 upload_id: Some(g.upload_id.clone()),
                 agency: g.agency.clone(),
@@ -301,6 +327,37 @@ mod tests {
         ]
         .into_iter()
         .collect()
+    }
+
+    #[test]
+    fn records_of_a_started_ingest_are_named_as_interrupted_until_it_completes() {
+        let mut log = lineage();
+        log.push(
+            json!({"type": "ingest_started", "upload_id": "u4", "agency": "b",
+                        "dataset": "d", "time": "2026-12-01T10:00:00Z"}),
+        );
+        let mut counts = store();
+        counts.insert(group("u4", "b", "d"), 3);
+        let problems = reconcile(&log, &counts).expect_err("not complete");
+        let named = problems
+            .iter()
+            .find(|p| p.upload_id.as_deref() == Some("u4"))
+            .expect("u4 named");
+        assert!(
+            named.reason.contains("started at 2026-12-01T10:00:00Z")
+                && named.reason.contains("interrupted"),
+            "{}",
+            named.reason
+        );
+        // Its closing event accounts for them.
+        log.push(
+            json!({"type": "ingest", "upload_id": "u4", "agency": "b", "dataset": "d",
+                        "records_inserted": 3, "records_replaced": 0, "records_replaced_from": {}}),
+        );
+        assert!(reconcile(&log, &counts).is_ok());
+        // Without even a start, they are records lineage does not know.
+        let unknown = reconcile(&lineage(), &counts).expect_err("unknown");
+        assert!(unknown.iter().any(|p| p.reason.contains("no event for")));
     }
 
     #[test]

@@ -227,8 +227,9 @@ fn auditors_read_and_verify_lineage() {
     let (s, body) = call(&api, http_api("GET", "/lineage", &[], "auditor", "aud-1"));
     assert_eq!(s, 200);
     let events = body["events"].as_array().expect("events");
-    assert_eq!(events.len(), 2);
-    assert_eq!(body["next"], serde_json::Value::Null, "one page holds both");
+    // Two uploads, each announced (ingest_started) before it merged.
+    assert_eq!(events.len(), 4);
+    assert_eq!(body["next"], serde_json::Value::Null, "one page holds all");
     // A page at a time: one event, then the next from where it ended.
     let page = |after: &str, limit: &str| {
         call(
@@ -258,13 +259,13 @@ fn auditors_read_and_verify_lineage() {
         (200, Some(2)),
         "{second}"
     );
-    let (_, past) = page("2", "1");
+    let (_, past) = page("4", "1");
     assert_eq!(past["events"], serde_json::json!([]));
     assert_eq!(past["next"], serde_json::Value::Null);
     for (after, limit) in [("x", "1"), ("0", "0"), ("0", "100000"), ("-1", "1")] {
         assert_eq!(page(after, limit).0, 400, "after={after} limit={limit}");
     }
-    let upload = events[1]["upload_id"].as_str().expect("upload");
+    let upload = events[3]["upload_id"].as_str().expect("upload");
     let (s, one) = call(
         &api,
         http_api(
@@ -276,7 +277,9 @@ fn auditors_read_and_verify_lineage() {
         ),
     );
     assert_eq!(s, 200);
-    assert_eq!(one["events"][0]["seq"], 2);
+    assert_eq!(one["events"][0]["seq"], 3, "{one}");
+    assert_eq!(one["events"][0]["type"], "ingest_started");
+    assert_eq!(one["events"][1]["seq"], 4);
     let (s, _) = call(
         &api,
         http_api("GET", "/lineage/uploads/u_nothing", &[], "auditor", "aud-1"),
@@ -289,7 +292,7 @@ fn auditors_read_and_verify_lineage() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         (v["ok"].as_bool(), v["events"].as_u64()),
-        (Some(true), Some(2)),
+        (Some(true), Some(4)),
         "{v}"
     );
     // No checkpoint key in this deployment: no checkpoint, and it says so.
@@ -638,10 +641,11 @@ fn the_api_verifies_lineage_against_the_archive_and_its_checkpoint() {
     let (s, v) = verify(&api);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["ok"], true, "{v}");
-    assert_eq!(v["checkpoint"]["size"], 2, "{v}");
+    // Two uploads, each ingest_started and ingest.
+    assert_eq!(v["checkpoint"]["size"], 4, "{v}");
     assert_eq!(
         v["checkpoint"]["file"],
-        format!("s3://{audit}/checkpoints/lineage/000000000002.json")
+        format!("s3://{audit}/checkpoints/lineage/000000000004.json")
     );
     assert!(v.get("reconciled").is_none(), "the CLI's check: {v}");
 
@@ -662,15 +666,15 @@ fn the_api_verifies_lineage_against_the_archive_and_its_checkpoint() {
             .expect("put");
     };
 
-    // Event 2 rewritten in the table with its hash recomputed: the chain
-    // holds, the archived copy does not match.
-    let mut forged = entries[1].clone();
+    // The last event rewritten in the table with its hash recomputed: the
+    // chain holds, the archived copy does not match.
+    let mut forged = entries[3].clone();
     let obj = forged.as_object_mut().expect("object");
     obj.remove("hash");
     obj.insert("agency".into(), json!("someone-else"));
-    let hash = agencylink_core::lineage::event_hash(entries[0]["hash"].as_str(), &forged);
+    let hash = agencylink_core::lineage::event_hash(entries[2]["hash"].as_str(), &forged);
     forged["hash"] = json!(hash);
-    put(2, &forged, &hash);
+    put(4, &forged, &hash);
     let (s, v) = verify(&api);
     assert_eq!(s, 200, "{v}");
     assert_eq!(
@@ -679,10 +683,10 @@ fn the_api_verifies_lineage_against_the_archive_and_its_checkpoint() {
             v["problem"]["kind"].as_str(),
             v["problem"]["seq"].as_u64()
         ),
-        (Some(false), Some("diverged"), Some(2)),
+        (Some(false), Some("diverged"), Some(4)),
         "{v}"
     );
-    put(2, &entries[1], entries[1]["hash"].as_str().expect("hash"));
+    put(4, &entries[3], entries[3]["hash"].as_str().expect("hash"));
     assert_eq!(verify(&api).1["ok"], true);
 
     // The last event deleted: a valid, shorter chain, caught.
@@ -691,7 +695,7 @@ fn the_api_verifies_lineage_against_the_archive_and_its_checkpoint() {
             dynamo
                 .delete_item()
                 .table_name(&table)
-                .set_key(Some(agencylink_aws::testing::lineage_key(2)))
+                .set_key(Some(agencylink_aws::testing::lineage_key(4)))
                 .send(),
         )
         .expect("delete");
@@ -703,10 +707,10 @@ fn the_api_verifies_lineage_against_the_archive_and_its_checkpoint() {
             v["problem"]["kind"].as_str(),
             v["problem"]["seq"].as_u64()
         ),
-        (Some(false), Some("truncated"), Some(2)),
+        (Some(false), Some("truncated"), Some(4)),
         "{v}"
     );
-    put(2, &entries[1], entries[1]["hash"].as_str().expect("hash"));
+    put(4, &entries[3], entries[3]["hash"].as_str().expect("hash"));
     assert_eq!(verify(&api).1["ok"], true);
 }
 

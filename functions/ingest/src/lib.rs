@@ -41,7 +41,13 @@ pub struct Ingestor {
     backend: Arc<AwsBackend>,
     catalog: Arc<Catalog>,
     tmp: PathBuf,
+    max_bytes: u64,
 }
+
+/// The largest landing object ingested by default: 512 MiB, the API's
+/// upload limit too (`UploadMaxBytes`). Larger objects (an upload that
+/// went around the API) are refused into lineage as `upload_too_large`.
+pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
 
 impl Ingestor {
     /// Wire the backend and catalog; temporary copies go under the system
@@ -51,6 +57,29 @@ impl Ingestor {
             backend: Arc::new(backend),
             catalog: Arc::new(catalog),
             tmp: std::env::temp_dir(),
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// Refuse landing objects larger than `max_bytes`.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// `AGENCYLINK_UPLOAD_MAX_BYTES` (1 to 5,000,000,000), or the default
+    /// when unset.
+    pub fn max_bytes_from_env() -> Result<u64, String> {
+        match std::env::var("AGENCYLINK_UPLOAD_MAX_BYTES") {
+            Ok(v) if !v.trim().is_empty() => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=5_000_000_000).contains(n))
+                .ok_or_else(|| {
+                    "AGENCYLINK_UPLOAD_MAX_BYTES: expected 1 to 5000000000 bytes".to_owned()
+                }),
+            _ => Ok(DEFAULT_MAX_BYTES),
         }
     }
 
@@ -556,8 +585,8 @@ fn process_landing(
         .and_then(|k| k.key().ok())
         .map(Pseudonymiser::new);
     let source = pipeline::key_label(pseudo.as_ref(), &key);
-    match backend.objects.head(&key) {
-        Ok(_) => {}
+    let size = match backend.objects.head(&key) {
+        Ok(meta) => meta.size,
         Err(StoreError::NotFound(_)) => {
             // Gone: handled by an earlier delivery, or expired or deleted
             // before anyone handled it. Only lineage can tell; without the
@@ -581,8 +610,17 @@ fn process_landing(
             return Ok(Outcome::Missing { key });
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     let refusal = match pipeline::parse_landing_key(&key) {
+        // Refused before a byte is read: an object this large would not
+        // fit the function's time or disk (the API never signs one).
+        _ if size > ingestor.max_bytes => Some((
+            "upload_too_large",
+            format!(
+                "the upload is {size} bytes; this deployment ingests at most {} bytes (UploadMaxBytes): split the extract, for example by period, and send the parts",
+                ingestor.max_bytes
+            ),
+        )),
         None => Some((
             "bad_key",
             "the key is not landing/<agency>/<dataset>/<file>".to_owned(),

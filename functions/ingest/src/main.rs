@@ -13,6 +13,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = AwsSettings::from_env()?;
     let backend = AwsBackend::connect(settings).await;
-    let ingestor = Arc::new(Ingestor::new(backend, Catalog::embedded()?));
+    let ingestor = Arc::new(
+        Ingestor::new(backend, Catalog::embedded()?)
+            .with_max_bytes(Ingestor::max_bytes_from_env()?),
+    );
     run(service_fn(move |event| handle(ingestor.clone(), event))).await
 }

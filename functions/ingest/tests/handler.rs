@@ -181,8 +181,14 @@ fn a_direct_s3_event_is_ingested_and_a_repeat_changes_nothing() {
         accepted,
         "one curated line per accepted row"
     );
-    let events = w.lineage();
-    assert_eq!(events.len(), 1);
+    let all = w.lineage();
+    // DynamoDB shows merged writes at once: the ingest announced itself
+    // before it merged, then closed.
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0]["type"], "ingest_started");
+    assert_eq!(all[0]["upload_id"], upload.as_str());
+    assert_eq!(all[0]["source"], all[1]["source"]);
+    let events = &all[1..];
     assert_eq!(events[0]["type"], "ingest");
     let source = events[0]["source"].as_str().expect("source");
     assert!(
@@ -195,7 +201,7 @@ fn a_direct_s3_event_is_ingested_and_a_repeat_changes_nothing() {
         events[0]["time"], "2026-03-02T09:15:27Z",
         "the event's time"
     );
-    assert_eq!(lineage::verify(&events), Ok(1));
+    assert_eq!(lineage::verify(&all), Ok(2));
     let archived = rt()
         .block_on(
             w.b()
@@ -208,8 +214,8 @@ fn a_direct_s3_event_is_ingested_and_a_repeat_changes_nothing() {
         .expect("list archive");
     assert_eq!(
         archived.key_count(),
-        Some(1),
-        "the lineage event is in the WORM bucket"
+        Some(2),
+        "both lineage events are in the WORM bucket"
     );
 
     // When: the same event is delivered again (at-least-once delivery).
@@ -222,7 +228,7 @@ fn a_direct_s3_event_is_ingested_and_a_repeat_changes_nothing() {
     assert_eq!(dup["results"][0]["summary"]["duplicate"], true);
     assert_eq!(dup["results"][0]["summary"]["upload_id"], upload.as_str());
     // Then: nothing changed.
-    assert_eq!(w.lineage(), events, "no new lineage event");
+    assert_eq!(w.lineage(), all, "no new lineage event");
     assert!(!w.b().objects.exists(key).expect("exists"));
 
     // When an earlier delivery died after merging but before storing its
@@ -235,7 +241,7 @@ fn a_direct_s3_event_is_ingested_and_a_repeat_changes_nothing() {
         w.b().objects.get_bytes(&curated_key).expect("restored"),
         curated
     );
-    assert_eq!(w.lineage(), events, "still no new lineage event");
+    assert_eq!(w.lineage(), all, "still no new lineage event");
 }
 
 #[test]
@@ -340,7 +346,11 @@ fn a_landing_object_gone_before_it_was_ingested_is_recorded_in_lineage_once() {
     assert_eq!(out["results"][0]["outcome"], "ingested", "{out}");
     let again = w.invoke(event).expect("handled");
     assert_eq!(again["results"][0]["outcome"], "already_handled", "{again}");
-    assert_eq!(w.lineage().len(), 2, "the failure and the one ingest");
+    assert_eq!(
+        w.lineage().len(),
+        3,
+        "the failure and the one ingest (started, then closed)"
+    );
 }
 
 #[test]
@@ -360,7 +370,7 @@ fn an_sqs_batch_reports_only_its_failed_messages() {
         serde_json::json!({"batchItemFailures": [{"itemIdentifier": "msg-bad-0003"}]}),
         "the good message is done, the test event skipped, the malformed one failed"
     );
-    assert_eq!(w.lineage().len(), 1);
+    assert_eq!(w.lineage().len(), 2, "one ingest, started and closed");
     assert!(w.record_count("police.cse_crime") > 0);
 }
 
@@ -431,4 +441,48 @@ fn events_that_are_not_s3_or_sqs_are_refused_as_non_retryable() {
         .invoke(serde_json::json!({"Records": [{"eventSource": "aws:s3"}]}))
         .expect_err("an S3 record without eventTime is refused");
     assert!(!err.is_retryable());
+}
+
+#[test]
+fn an_upload_over_the_size_limit_is_refused_before_it_is_read() {
+    let Some(m) = moto() else { return };
+    let backend = m.backend(m.settings("fn-size", policy()));
+    m.put_key_secret(&backend, "k1", KEY_B64);
+    let w = World::from_backend(backend);
+    let bytes = w.extract("council.cin_referral", 40, 3);
+    // The same limit, set below this file's size.
+    let small = World {
+        ingestor: Arc::new(
+            Ingestor::new(
+                m.backend(w.b().settings.clone()),
+                Catalog::embedded().expect("catalog"),
+            )
+            .with_max_bytes(bytes.len() as u64 - 1),
+        ),
+        catalog: Catalog::embedded().expect("catalog"),
+    };
+    let key = "landing/rochdale-council/council.cin_referral/big.csv";
+    let out = small.invoke(small.land(key, &bytes)).expect("handled");
+    assert_eq!(out["results"][0]["outcome"], "rejected", "{out}");
+    assert_eq!(out["results"][0]["code"], "upload_too_large");
+    assert!(!small.b().objects.exists(key).expect("exists"), "deleted");
+    let events = small.lineage();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["code"], "upload_too_large");
+    let reason = events[0]["reason"].as_str().expect("reason");
+    assert!(
+        reason.contains(&bytes.len().to_string()) && reason.contains("split"),
+        "{reason}"
+    );
+    assert!(small.b().records.datasets().expect("datasets").is_empty());
+
+    // At the limit it is ingested, and on DynamoDB (writes visible as they
+    // are made) lineage says the ingest started before it says it ended.
+    let out = w.invoke(w.land(key, &bytes)).expect("handled");
+    assert_eq!(out["results"][0]["outcome"], "ingested", "{out}");
+    let events = w.lineage();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(kinds, ["failure", "ingest_started", "ingest"]);
+    assert_eq!(events[1]["upload_id"], events[2]["upload_id"]);
+    assert_eq!(lineage::verify(&events), Ok(3));
 }

@@ -167,7 +167,7 @@ where
 impl DynamoStore {
     /// BatchWriteItem `writes` over up to [`LANES`] concurrent lanes (the
     /// writes of one phase have no order among themselves).
-    async fn write_lanes(&self, writes: Writes) -> StoreResult<()> {
+    pub(super) async fn write_lanes(&self, writes: Writes) -> StoreResult<()> {
         let requests = writes.into_requests()?;
         in_lanes(requests, MAX_BATCH_WRITE, |lane| self.write_requests(lane)).await?;
         Ok(())

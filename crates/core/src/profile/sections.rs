@@ -1154,7 +1154,8 @@ pub(crate) fn quality(ctx: &Ctx<'_>, notes: &mut Vec<Note>, caveats: &mut Vec<St
                 f.agency.as_ref().unwrap_or(&none),
                 f.dataset.as_ref().unwrap_or(&none),
             ),
-            LineageEvent::LinkTrain(_)
+            LineageEvent::IngestStarted(_)
+            | LineageEvent::LinkTrain(_)
             | LineageEvent::Withdrawn(_)
             | LineageEvent::Expired(_)
             | LineageEvent::KeyRotate(_)

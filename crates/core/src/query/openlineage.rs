@@ -294,10 +294,25 @@ pub fn openlineage_event(event: &Value, catalog: &Catalog) -> Value {
 /// outputs); the event's own fields (counts and
 /// ids, never a record) in the `agencylink_event` run facet; a withdrawn
 /// upload's curated data and reports as outputs with the lifecycle state
-/// `DROP`. `None` for an upload's event (see [`openlineage_event`]) or an
-/// unknown kind.
+/// `DROP`. An `ingest_started` is the `START` of its upload's run (the
+/// upload's run id). `None` for an upload's closing event (see
+/// [`openlineage_event`]) or an unknown kind.
 pub fn openlineage_lifecycle_event(event: &Value) -> Option<Value> {
     let typed = LineageEvent::from_entry(event);
+    // An upload that began merging: the START of the run its `ingest`
+    // (or `failure`) event completes, so the two share the upload's run id.
+    if let LineageEvent::IngestStarted(st) = &typed {
+        return Some(json!({
+            "eventType": "START",
+            "eventTime": st.time,
+            "producer": OPENLINEAGE_PRODUCER,
+            "schemaURL": OPENLINEAGE_SCHEMA_URL,
+            "run": {"runId": run_id(&st.upload_id)},
+            "job": {"namespace": OPENLINEAGE_NAMESPACE, "name": format!("ingest.{}", st.dataset)},
+            "inputs": [{"namespace": OPENLINEAGE_NAMESPACE, "name": st.source}],
+            "outputs": [],
+        }));
+    }
     let (job, outputs): (String, Vec<Value>) = match &typed {
         LineageEvent::Withdrawn(w) => (
             format!("withdraw.{}", w.dataset),
@@ -333,7 +348,8 @@ pub fn openlineage_lifecycle_event(event: &Value) -> Option<Value> {
                 })
                 .collect(),
         ),
-        LineageEvent::Ingest(_)
+        LineageEvent::IngestStarted(_)
+        | LineageEvent::Ingest(_)
         | LineageEvent::UploadFailure(_)
         | LineageEvent::Failure(_)
         | LineageEvent::Other(_) => return None,
