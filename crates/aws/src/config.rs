@@ -9,6 +9,28 @@
 
 use aws_config::BehaviorVersion;
 
+/// The largest upload by default: 512 MiB, far above a year's extract of
+/// any dataset here, far below S3's 5 GB POST limit. The API signs no
+/// larger upload and the ingest function refuses a larger landing object.
+pub const DEFAULT_UPLOAD_MAX_BYTES: u64 = 512 << 20;
+
+/// `AGENCYLINK_UPLOAD_MAX_BYTES` (1 to 5,000,000,000), or
+/// [`DEFAULT_UPLOAD_MAX_BYTES`] when it is unset or blank.
+pub fn upload_max_bytes_from_env() -> Result<u64, ConfigError> {
+    match std::env::var("AGENCYLINK_UPLOAD_MAX_BYTES") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=5_000_000_000).contains(n))
+            .ok_or(ConfigError::Invalid {
+                name: "AGENCYLINK_UPLOAD_MAX_BYTES",
+                why: "expected 1 to 5000000000 bytes".into(),
+            }),
+        _ => Ok(DEFAULT_UPLOAD_MAX_BYTES),
+    }
+}
+
 /// A setting that is missing or malformed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

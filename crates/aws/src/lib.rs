@@ -32,7 +32,10 @@ pub mod secrets;
 pub mod testing;
 pub mod uploads;
 
-pub use config::{AgencyPolicy, AwsSettings, ConfigError, PolicyRefusal, valid_agency};
+pub use config::{
+    AgencyPolicy, AwsSettings, ConfigError, DEFAULT_UPLOAD_MAX_BYTES, PolicyRefusal,
+    upload_max_bytes_from_env, valid_agency,
+};
 pub use dynamo::{Backoff, DynamoChainLog, DynamoStore};
 pub use error::{Resource, SdkDetail, is_sdk_detail};
 pub use s3::{DEFAULT_PART_SIZE, S3Archive, S3ObjectStore};

@@ -117,13 +117,17 @@ pub fn build_and_store(
             .map(|f| format!("{prefix}{}", f.name))
             .collect();
         let json_key = format!("{prefix}profile.json");
-        if backend.objects.exists(&json_key)? {
+        let old: Vec<String> = backend
+            .objects
+            .list(&prefix)?
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        if old.contains(&json_key) {
             backend.objects.delete(&json_key)?;
         }
-        for old in backend.objects.list(&prefix)? {
-            if !keep.contains(&old.key) {
-                backend.objects.delete(&old.key)?;
-            }
+        for key in old.iter().filter(|k| !keep.contains(*k)) {
+            backend.objects.delete(key)?;
         }
         for f in &files {
             backend
@@ -223,9 +227,8 @@ pub struct Request {
 pub fn check_request(req: &Request) -> Result<(), String> {
     let day = |s: &Option<String>| match s {
         None => Ok(None),
-        Some(d) => profile::parse_profile_id(&profile::profile_id(d, d, "partner"))
-            .map(|_| Some(d.clone()))
-            .ok_or_else(|| format!("`{d}` is not a date; write it as YYYY-MM-DD")),
+        Some(d) if profile::is_day(d) => Ok(Some(d.clone())),
+        Some(d) => Err(format!("`{d}` is not a date; write it as YYYY-MM-DD")),
     };
     let (from, to) = (day(&req.from)?, day(&req.to)?);
     if let (Some(f), Some(t)) = (from, to)

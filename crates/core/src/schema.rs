@@ -201,7 +201,7 @@ impl SchemaProvenance {
 }
 
 /// Hex SHA-256 of bytes.
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -35,9 +35,8 @@ pub struct UploadConfig {
     pub expires: Duration,
 }
 
-/// The default largest upload: 512 MiB, far above a year's extract of any
-/// dataset here, far below S3's 5 GB POST limit.
-pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
+/// The default largest upload (shared with the ingest function's check).
+pub const DEFAULT_MAX_BYTES: u64 = agencylink_aws::DEFAULT_UPLOAD_MAX_BYTES;
 
 /// How long a presigned form is valid.
 pub const FORM_SECONDS: u64 = 900;
@@ -52,15 +51,7 @@ impl UploadConfig {
         else {
             return Ok(None);
         };
-        let max_bytes = match std::env::var("AGENCYLINK_UPLOAD_MAX_BYTES") {
-            Ok(v) if !v.trim().is_empty() => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=5_000_000_000).contains(n))
-                .ok_or("AGENCYLINK_UPLOAD_MAX_BYTES: expected 1 to 5000000000 bytes")?,
-            _ => DEFAULT_MAX_BYTES,
-        };
+        let max_bytes = agencylink_aws::upload_max_bytes_from_env().map_err(|e| e.to_string())?;
         Ok(Some(UploadConfig {
             kms_key_id,
             max_bytes,

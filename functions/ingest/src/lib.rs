@@ -44,10 +44,10 @@ pub struct Ingestor {
     max_bytes: u64,
 }
 
-/// The largest landing object ingested by default: 512 MiB, the API's
-/// upload limit too (`UploadMaxBytes`). Larger objects (an upload that
-/// went around the API) are refused into lineage as `upload_too_large`.
-pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
+/// The largest landing object ingested by default, the API's upload limit
+/// too (`UploadMaxBytes`). Larger objects (an upload that went around the
+/// API) are refused into lineage as `upload_too_large`.
+pub const DEFAULT_MAX_BYTES: u64 = agencylink_aws::DEFAULT_UPLOAD_MAX_BYTES;
 
 impl Ingestor {
     /// Wire the backend and catalog; temporary copies go under the system
@@ -65,22 +65,6 @@ impl Ingestor {
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = max_bytes;
         self
-    }
-
-    /// `AGENCYLINK_UPLOAD_MAX_BYTES` (1 to 5,000,000,000), or the default
-    /// when unset.
-    pub fn max_bytes_from_env() -> Result<u64, String> {
-        match std::env::var("AGENCYLINK_UPLOAD_MAX_BYTES") {
-            Ok(v) if !v.trim().is_empty() => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=5_000_000_000).contains(n))
-                .ok_or_else(|| {
-                    "AGENCYLINK_UPLOAD_MAX_BYTES: expected 1 to 5000000000 bytes".to_owned()
-                }),
-            _ => Ok(DEFAULT_MAX_BYTES),
-        }
     }
 
     /// The backend (tests inspect the stores through it).

@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let backend = AwsBackend::connect(settings).await;
     let ingestor = Arc::new(
         Ingestor::new(backend, Catalog::embedded()?)
-            .with_max_bytes(Ingestor::max_bytes_from_env()?),
+            .with_max_bytes(agencylink_aws::upload_max_bytes_from_env()?),
     );
     run(service_fn(move |event| handle(ingestor.clone(), event))).await
 }

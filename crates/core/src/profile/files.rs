@@ -6,8 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
 use super::{Profile, ProfileError, disclosure, render_html, validate_json};
 use crate::events::ProfileBuildEvent;
 
@@ -87,7 +85,7 @@ pub fn build_event(
 ) -> ProfileBuildEvent {
     let files: BTreeMap<String, String> = written
         .iter()
-        .map(|f| (f.name.clone(), hex(&Sha256::digest(&f.bytes))))
+        .map(|f| (f.name.clone(), crate::schema::sha256_hex(&f.bytes)))
         .collect();
     ProfileBuildEvent {
         edition: profile.edition.as_str().to_owned(),
@@ -104,8 +102,9 @@ pub fn build_event(
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Whether `s` is a calendar date written `YYYY-MM-DD`.
+pub fn is_day(s: &str) -> bool {
+    s.len() == 10 && super::dates::parse_day(s).is_some()
 }
 
 /// The id of a profile edition for one period, as the API names it:
@@ -123,12 +122,7 @@ pub fn parse_profile_id(id: &str) -> Option<(String, String, super::Edition)> {
     if parts.next().is_some() {
         return None;
     }
-    let day = |s: &str| {
-        super::dates::parse_day(s)
-            .filter(|_| s.len() == 10)
-            .is_some()
-    };
-    if !day(from) || !day(to) {
+    if !is_day(from) || !is_day(to) {
         return None;
     }
     let edition = edition.parse().ok()?;

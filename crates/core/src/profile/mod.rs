@@ -38,7 +38,7 @@ mod sections;
 use serde::Serialize;
 
 pub use build::{build, build_editions};
-pub use files::{ProfileFile, build_event, files, parse_profile_id, profile_id};
+pub use files::{ProfileFile, build_event, files, is_day, parse_profile_id, profile_id};
 pub use html::render_html;
 pub use table::{Cell, Column, Kind, Margins, Table};
 
