@@ -24,8 +24,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use agencylink_core::ports::{
-    ChainLog, Link, LinkageStore, RecordBody, RecordStore, StoreError, StoreResult, StoredRecord,
-    WriteBatch,
+    ChainLog, Link, LinkageStore, MergeMark, RecordBody, RecordStore, StoreError, StoreResult,
+    StoredRecord, WriteBatch,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
@@ -94,6 +94,10 @@ fn alias_pk(person: &str) -> String {
 /// elsewhere leaves its old reverse item behind: readers check the alias.
 fn alias_reverse_pk(person: &str) -> String {
     format!("AR#{person}")
+}
+/// An upload's merge marks, `M#<upload id>` / `B#<batch, 10 digits>`.
+fn merge_pk(upload: &str) -> String {
+    format!("M#{upload}")
 }
 const DATASETS_PK: &str = "DATASETS";
 const OWNER_SK: &str = "OWNER";
@@ -661,6 +665,56 @@ impl RecordStore for DynamoStore {
     /// lineage (`ingest_started`) before it merges.
     fn writes_through(&self) -> bool {
         true
+    }
+
+    /// Query `M#<upload>` (consistent): one item per batch, its mark as JSON.
+    fn merge_marks(&self, upload: &str) -> StoreResult<Vec<MergeMark>> {
+        let mut marks = Vec::new();
+        block_on(
+            &self.handle,
+            self.query_partition(&merge_pk(upload), None, &mut |item| {
+                // A mark that does not parse is not trusted: its batch is
+                // merged again (idempotent), never skipped.
+                if let Some(Ok(m)) = text(&item, "mark").map(serde_json::from_str::<MergeMark>) {
+                    marks.push(m);
+                }
+                true
+            }),
+        )?;
+        Ok(marks)
+    }
+
+    fn put_merge_mark(&self, upload: &str, mark: &MergeMark) -> StoreResult<()> {
+        let json = serde_json::to_string(mark)
+            .map_err(|e| StoreError::backend("encoding a merge mark", e))?;
+        let mut item = key(merge_pk(upload), format!("B#{:010}", mark.batch));
+        item.insert("mark".into(), s(json));
+        let table = &self.table;
+        block_on(&self.handle, async {
+            self.client
+                .put_item()
+                .table_name(table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| store_error(Resource::Table(table), "dynamodb:PutItem", e))
+        })
+    }
+
+    fn clear_merge_marks(&self, upload: &str) -> StoreResult<()> {
+        let pk = merge_pk(upload);
+        block_on(&self.handle, async {
+            let mut doomed = Writes::default();
+            self.query_partition(&pk, None, &mut |item| {
+                if let Some(sk) = text(&item, SK) {
+                    doomed.delete(pk.clone(), sk.to_owned());
+                }
+                true
+            })
+            .await?;
+            self.write_all(doomed).await
+        })
     }
 
     /// BatchGetItem the records, then BatchWriteItem deletes of each one's

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use agencylink_core::events::{FailureEvent, LineageEvent};
-use agencylink_core::ingest::{IngestError, IngestSummary, Sinks, UploadInfo, ingest, upload_id};
+use agencylink_core::ingest::{
+    IngestError, IngestSummary, Sinks, Steps, UploadInfo, ingest_until, upload_id,
+};
 use agencylink_core::lineage;
 use agencylink_core::memory::{MemoryChainLog, MemoryRecordStore};
 use agencylink_core::ports::{
@@ -185,11 +187,15 @@ pub fn ingest_landing(
         time,
         tmp_base,
         agencylink_core::ingest::IngestMode::Incremental,
+        &Steps::default(),
     )
 }
 
 /// [`ingest_landing`] as an incremental upload or a full refresh (the
-/// CLI's `--mode`; the landing bucket's uploads are incremental).
+/// CLI's `--mode`; the landing bucket's uploads are incremental), in
+/// `steps` (the ingest function stops before its time runs out:
+/// [`IngestError::Paused`], the landing object kept, nothing stored but
+/// the merged batches and their marks, and the next delivery resumes).
 #[allow(clippy::too_many_arguments)]
 pub fn ingest_landing_as(
     backend: &AwsBackend,
@@ -200,6 +206,7 @@ pub fn ingest_landing_as(
     time: &str,
     tmp_base: &Path,
     mode: agencylink_core::ingest::IngestMode,
+    steps: &Steps<'_>,
 ) -> Result<IngestSummary, PipelineError> {
     let tmp = TempDir::new(tmp_base)?;
     let raw = tmp.0.join("landing");
@@ -255,7 +262,7 @@ pub fn ingest_landing_as(
             let mut rj = BufWriter::new(File::create(&paths[1])?);
             let mut rc = BufWriter::new(File::create(&paths[2])?);
             let mut input = BufReader::with_capacity(1 << 16, File::open(&raw)?);
-            let summary = ingest(
+            let summary = ingest_until(
                 dataset,
                 pseudo,
                 records,
@@ -268,6 +275,7 @@ pub fn ingest_landing_as(
                     report_csv: &mut rc,
                 },
                 |_| {},
+                steps,
             )?;
             curated.flush()?;
             rj.flush()?;

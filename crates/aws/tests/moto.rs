@@ -67,6 +67,7 @@ fn dynamodb_record_store_and_logs_conform() {
     let Some(m) = moto() else { return };
     let b = backend(&m, "conf-ddb");
     conformance::record_store(&b.records);
+    conformance::merge_marks(&b.records);
     let again = backend(&m, "conf-ddb-upload");
     conformance::record_store_in_upload(&again.records);
     conformance::chain_log(&b.lineage);

@@ -219,6 +219,7 @@ fn ingest(catalog: &Catalog, backend: &AwsBackend, args: IngestArgs) -> Result<E
         &agencylink_aws::now_rfc3339(),
         &std::env::temp_dir(),
         args.mode.into(),
+        &agencylink_core::ingest::Steps::default(),
     )
     .inspect_err(|_| {
         // The operator still has the file and will run the command again:

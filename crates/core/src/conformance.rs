@@ -138,6 +138,52 @@ pub fn record_store(store: &dyn RecordStore) {
     contract(store);
 }
 
+/// Merge marks, for a store that writes through: a batch's mark is
+/// replaced when it is put again (planned, then done), each upload's marks
+/// are its own, and clearing one upload's leaves the other's.
+pub fn merge_marks(store: &dyn RecordStore) {
+    use crate::ports::MergeMark;
+    assert!(
+        store.writes_through(),
+        "only a write-through store keeps marks"
+    );
+    let mark = |batch: u64, done: bool| MergeMark {
+        batch,
+        fingerprint: format!("fp-{batch}"),
+        done,
+        stats: crate::link::MergeStats {
+            inserted: 3,
+            replaced: 1,
+            replaced_from: [("u-earlier".to_owned(), 1)].into(),
+            unchanged: 2,
+            linked: 1,
+        },
+        linkage: crate::linkage::LinkOutcome {
+            pairs_compared: 4,
+            ..Default::default()
+        },
+    };
+    assert!(store.merge_marks("u-1").expect("none yet").is_empty());
+    for m in [
+        mark(0, false),
+        mark(0, true),
+        mark(1, false),
+        mark(10, true),
+    ] {
+        store.put_merge_mark("u-1", &m).expect("put a mark");
+    }
+    store
+        .put_merge_mark("u-2", &mark(0, false))
+        .expect("put a mark");
+    let mut got = store.merge_marks("u-1").expect("marks");
+    got.sort_by_key(|m| m.batch);
+    assert_eq!(got, [mark(0, true), mark(1, false), mark(10, true)]);
+    store.clear_merge_marks("u-1").expect("clear");
+    assert!(store.merge_marks("u-1").expect("marks").is_empty());
+    assert_eq!(store.merge_marks("u-2").expect("marks"), [mark(0, false)]);
+    store.clear_merge_marks("u-2").expect("clear");
+}
+
 /// The same contract inside one upload (reads see the upload's own
 /// writes before it is published), and everything is there once it is.
 pub fn record_store_in_upload(store: &dyn RecordStore) {
@@ -891,6 +937,8 @@ mod tests {
     fn memory_adapters_conform() {
         super::object_store(&MemoryObjectStore::default());
         super::record_store(&MemoryRecordStore::default());
+        super::record_store(&MemoryRecordStore::writing_through());
+        super::merge_marks(&MemoryRecordStore::writing_through());
         super::record_store_in_upload(&MemoryRecordStore::default());
         super::linkage_store_conforms(&MemoryRecordStore::default());
         super::chain_log(&MemoryChainLog::default());

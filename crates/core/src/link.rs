@@ -26,7 +26,8 @@ use crate::linkage::{LinkModel, LinkOutcome, current_model};
 use crate::ports::{RecordStore, SignatureEntry, StoreResult, StoredRecord, WriteBatch};
 
 /// What merging one batch did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct MergeStats {
     /// Records new to the store.
     pub inserted: u64,
@@ -101,7 +102,13 @@ fn same_content(old: &StoredRecord, new: &StoredRecord) -> bool {
 /// Merge curated records (person ids unset) into the store, by exact
 /// match keys only.
 pub fn merge(store: &dyn RecordStore, incoming: Vec<StoredRecord>) -> StoreResult<MergeStats> {
-    merge_exact(store, incoming, &mut Vec::new(), &mut Vec::new())
+    merge_exact(
+        store,
+        incoming,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        &mut |_| Ok(()),
+    )
 }
 
 /// (signature, person) pairs one upload has already put in the linkage
@@ -163,8 +170,23 @@ pub fn merge_and_link_returning(
     session: &mut LinkSession,
     spent: &mut Vec<StoredRecord>,
 ) -> StoreResult<MergeStats> {
+    merge_and_link_planned(store, incoming, session, spent, &mut |_| Ok(()))
+}
+
+/// [`merge_and_link_returning`], calling `plan` with what the exact merge
+/// is about to do just before its first write (not at all when the batch
+/// changes nothing): ingest keeps it as the batch's
+/// [`MergeMark`](crate::ports::MergeMark), so a retry after a crash
+/// mid-batch counts the batch as the first attempt found it.
+pub fn merge_and_link_planned(
+    store: &dyn RecordStore,
+    incoming: Vec<StoredRecord>,
+    session: &mut LinkSession,
+    spent: &mut Vec<StoredRecord>,
+    plan: &mut dyn FnMut(&MergeStats) -> StoreResult<()>,
+) -> StoreResult<MergeStats> {
     let mut entries = Vec::new();
-    let stats = merge_exact(store, incoming, &mut entries, spent)?;
+    let stats = merge_exact(store, incoming, &mut entries, spent, plan)?;
     let Some(linkage) = store.linkage() else {
         return Ok(stats);
     };
@@ -254,6 +276,7 @@ fn merge_exact(
     incoming: Vec<StoredRecord>,
     entries: &mut Vec<SignatureEntry>,
     spent: &mut Vec<StoredRecord>,
+    plan: &mut dyn FnMut(&MergeStats) -> StoreResult<()>,
 ) -> StoreResult<MergeStats> {
     let mut stats = MergeStats::default();
     // Within one batch the last row for a record id wins, as a later upload would.
@@ -449,6 +472,7 @@ fn merge_exact(
     }
     batch.records = changed;
     batch.records.extend(relabelled);
+    plan(&stats)?;
     store.apply(&batch)?;
     spent.append(&mut batch.records);
     spent.append(&mut old_versions);

@@ -7,8 +7,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::linkage::{LinkModel, ReviewItem, Signature};
 use crate::ports::{
-    ChainLog, LinkageStore, ObjectMeta, ObjectStore, PutMode, RecordStore, SignatureEntry,
-    StoreError, StoreResult, StoredRecord, StoredSignature, TranslationStore, WriteBatch,
+    ChainLog, LinkageStore, MergeMark, ObjectMeta, ObjectStore, PutMode, RecordStore,
+    SignatureEntry, StoreError, StoreResult, StoredRecord, StoredSignature, TranslationStore,
+    WriteBatch,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -128,6 +129,30 @@ pub struct MemoryRecordStore {
     inner: Mutex<Records>,
     linkage: Mutex<Linkage>,
     rotation: Mutex<Rotation>,
+    /// Behave as DynamoDB does: writes visible at once, merges marked.
+    write_through: bool,
+    marks: Mutex<BTreeMap<(String, u64), MergeMark>>,
+    /// The next `apply` that writes records fails after writing the first
+    /// half of them, as a process killed mid-batch would leave it.
+    tear_next_apply: Mutex<bool>,
+}
+
+impl MemoryRecordStore {
+    /// A store that writes through, as DynamoDB does: an ingest announces
+    /// itself in lineage before it merges and marks each batch, so a run
+    /// stopped part-way resumes.
+    pub fn writing_through() -> Self {
+        MemoryRecordStore {
+            write_through: true,
+            ..MemoryRecordStore::default()
+        }
+    }
+
+    /// Make the next `apply` that writes records write half of them and
+    /// then fail, so a test sees what a crash mid-batch leaves.
+    pub fn tear_next_apply(&self) {
+        *lock(&self.tear_next_apply) = true;
+    }
 }
 
 impl TranslationStore for MemoryRecordStore {
@@ -441,8 +466,42 @@ impl RecordStore for MemoryRecordStore {
         Ok(())
     }
 
+    fn writes_through(&self) -> bool {
+        self.write_through
+    }
+
+    fn merge_marks(&self, upload: &str) -> StoreResult<Vec<MergeMark>> {
+        Ok(lock(&self.marks)
+            .iter()
+            .filter(|((u, _), _)| u == upload)
+            .map(|(_, m)| m.clone())
+            .collect())
+    }
+
+    fn put_merge_mark(&self, upload: &str, mark: &MergeMark) -> StoreResult<()> {
+        lock(&self.marks).insert((upload.to_owned(), mark.batch), mark.clone());
+        Ok(())
+    }
+
+    fn clear_merge_marks(&self, upload: &str) -> StoreResult<()> {
+        lock(&self.marks).retain(|(u, _), _| u != upload);
+        Ok(())
+    }
+
     fn apply(&self, batch: &WriteBatch) -> StoreResult<()> {
+        let torn = !batch.records.is_empty() && std::mem::take(&mut *lock(&self.tear_next_apply));
         let mut inner = lock(&self.inner);
+        if torn {
+            for r in &batch.records[..batch.records.len() / 2] {
+                let mut r = r.clone();
+                r.signature = None;
+                inner.records.insert(r.record_id.clone(), r);
+            }
+            return Err(StoreError::Unavailable {
+                message: "the process stopped mid-batch (a test's fault)".into(),
+                source: None,
+            });
+        }
         for r in &batch.records {
             let mut r = r.clone();
             // Signatures live in the linkage index, not with the record.

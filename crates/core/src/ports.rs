@@ -289,6 +289,32 @@ impl WriteBatch {
     }
 }
 
+/// How far one batch of an upload's merge got, kept by a store that
+/// writes through so that an interrupted ingest (a Lambda past its time, a
+/// crash) resumes instead of starting again, and counts what the upload
+/// did exactly once.
+///
+/// An upload's rows are batched the same way on every attempt (same file,
+/// same schema, same key), so a batch is named by its number and checked
+/// by a fingerprint of its record ids: a mark whose fingerprint differs is
+/// of another attempt's batching and is ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeMark {
+    /// The batch's number in the upload, from 0.
+    pub batch: u64,
+    /// A hash of the batch's record ids, in order.
+    pub fingerprint: String,
+    /// `false`: planned, written just before the batch's first write, with
+    /// what merging it was about to do; `true`: every write landed.
+    pub done: bool,
+    /// What merging the batch did (planned: was about to do), as found
+    /// before its first write: a retry of a half-written batch would find
+    /// its own records and call them unchanged.
+    pub stats: crate::link::MergeStats,
+    /// What probabilistic linkage did for the batch (known once done).
+    pub linkage: crate::linkage::LinkOutcome,
+}
+
 /// Merged records, the match-key index, aliases and link index.
 ///
 /// Contract: `apply` makes every write of the batch visible together where the
@@ -345,6 +371,24 @@ pub trait RecordStore: Send + Sync {
     /// account for, even while the ingest runs or after it died.
     fn writes_through(&self) -> bool {
         false
+    }
+    /// The marks an earlier, interrupted merge of `upload` left, in any
+    /// order (see [`MergeMark`]). Only a store that
+    /// [writes through](Self::writes_through) is asked; one that publishes
+    /// an upload whole (SQLite) has nothing to resume and keeps none.
+    fn merge_marks(&self, upload: &str) -> StoreResult<Vec<MergeMark>> {
+        let _ = upload;
+        Ok(Vec::new())
+    }
+    /// Keep (or overwrite) the mark of one batch of `upload`'s merge.
+    fn put_merge_mark(&self, upload: &str, mark: &MergeMark) -> StoreResult<()> {
+        let _ = (upload, mark);
+        Err(unsupported("resumable merges"))
+    }
+    /// Forget `upload`'s marks once lineage accounts for the upload.
+    fn clear_merge_marks(&self, upload: &str) -> StoreResult<()> {
+        let _ = upload;
+        Ok(())
     }
     /// Where a key rotation keeps its state and translations, or `None` for
     /// a store that cannot rotate its key.

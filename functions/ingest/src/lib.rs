@@ -17,19 +17,27 @@
 //! knows the file). An object gone with no event naming it (expired by the
 //! lifecycle backstop, or deleted) is recorded as a `landing_object_missing`
 //! failure, so no upload disappears without a trace.
+//!
+//! An upload too big for one invocation stops merging before the time
+//! limit (the core's merge marks say how far it got) and sends its SQS
+//! message again as a continuation; the next invocation resumes after the
+//! batches already merged. A continuation is a new message, so a long
+//! upload does not use up the queue's receive count, which stays for real
+//! failures; each must have merged something, and there is a cap.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use agencylink_aws::pipeline::{self, PipelineError};
 use agencylink_aws::{AwsBackend, valid_agency};
 use agencylink_core::events::{FailureEvent, LineageEvent};
-use agencylink_core::ingest::IngestSummary;
+use agencylink_core::ingest::{IngestError, IngestMode, IngestSummary, Steps};
 use agencylink_core::ports::{ChainLog, KeyProvider, KeySourceError, ObjectStore, StoreError};
 use agencylink_core::pseudo::Pseudonymiser;
 use agencylink_core::schema::Catalog;
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::tracing::{error, info, warn};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Serialize;
@@ -42,7 +50,28 @@ pub struct Ingestor {
     catalog: Arc<Catalog>,
     tmp: PathBuf,
     max_bytes: u64,
+    resume: Option<Resume>,
+    merge_batch: usize,
+    margin: Duration,
 }
+
+/// Where a paused upload's continuation goes: the queue it came from.
+#[derive(Debug, Clone)]
+struct Resume {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+/// The message attribute counting an upload's continuations.
+pub const CONTINUATION: &str = "agencylink-continuation";
+/// At most this many continuations of one upload (with the default 120 s
+/// margin, about 25 hours of merging): past it the message is failed and
+/// the queue's redrive policy takes over.
+pub const MAX_CONTINUATIONS: u32 = 100;
+/// How long before the invocation's deadline a merge stops by default: a
+/// batch of 2,000 records takes seconds on DynamoDB, so this leaves room
+/// for the slowest batch and the continuation.
+pub const DEFAULT_MARGIN: Duration = Duration::from_secs(120);
 
 /// The largest landing object ingested by default, the API's upload limit
 /// too (`UploadMaxBytes`). Larger objects (an upload that went around the
@@ -58,7 +87,34 @@ impl Ingestor {
             catalog: Arc::new(catalog),
             tmp: std::env::temp_dir(),
             max_bytes: DEFAULT_MAX_BYTES,
+            resume: None,
+            merge_batch: agencylink_core::ingest::BATCH,
+            margin: DEFAULT_MARGIN,
         }
+    }
+
+    /// Let an upload that would outrun the invocation pause and resume in
+    /// a continuation message sent to `queue_url` (the ingest queue).
+    /// Without it, a paused upload's message is failed, and resumes when
+    /// SQS delivers it again after its visibility timeout.
+    pub fn with_resume(mut self, sqs: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        self.resume = Some(Resume {
+            sqs,
+            queue_url: queue_url.into(),
+        });
+        self
+    }
+
+    /// Merge in batches of `records` (each a resume point); tests use few.
+    pub fn with_merge_batch(mut self, records: usize) -> Self {
+        self.merge_batch = records.max(1);
+        self
+    }
+
+    /// Stop merging `margin` before the invocation's deadline.
+    pub fn with_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
     }
 
     /// Refuse landing objects larger than `max_bytes`.
@@ -166,6 +222,14 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// The merge stopped before the invocation's time limit; the landing
+    /// object stays and a continuation resumes after the batches done.
+    Paused {
+        /// The object key.
+        key: String,
+        /// Merge batches done so far.
+        batches_done: u64,
+    },
     /// A non-retryable failure, recorded in lineage and acknowledged.
     Failed {
         /// The object key.
@@ -175,12 +239,22 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// Whether the upload paused before the time limit.
+    pub fn is_paused(&self) -> bool {
+        matches!(self, Outcome::Paused { .. })
+    }
+}
+
 /// The handler: a direct S3 event or an SQS batch of S3 events.
 pub async fn handle(
     ingestor: Arc<Ingestor>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
-    let (payload, _ctx) = event.into_parts();
+    let (payload, ctx) = event.into_parts();
+    // Lambda's deadline, epoch milliseconds (0 when unknown: no limit).
+    let deadline =
+        (ctx.deadline > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_millis(ctx.deadline));
     // The schedule's fixed input (infra/template.yaml), not an S3 event.
     if let Some(task) = payload.get(TASK).and_then(Value::as_str) {
         return match task {
@@ -224,14 +298,21 @@ pub async fn handle(
         "aws:sqs" => {
             let sqs: SqsEvent = serde_json::from_value(payload)
                 .map_err(|e| HandlerError::NonRetryable(format!("not an SQS event: {e}")))?;
-            let response = handle_sqs(&ingestor, sqs).await;
+            let response = handle_sqs(&ingestor, sqs, deadline).await;
             serde_json::to_value(response)
                 .map_err(|e| HandlerError::NonRetryable(format!("encoding the response: {e}")))
         }
         "aws:s3" | "" => {
             let s3: S3Event = serde_json::from_value(payload)
                 .map_err(|e| HandlerError::NonRetryable(format!("not an S3 event: {e}")))?;
-            let outcomes = handle_s3(&ingestor, s3).await?;
+            let outcomes = handle_s3(&ingestor, s3, deadline).await?;
+            if outcomes.iter().any(Outcome::is_paused) {
+                // Lambda retries a failed asynchronous invocation, which
+                // resumes; the queue path sends a continuation instead.
+                return Err(HandlerError::Retryable(
+                    "the upload paused before the time limit; a retry resumes it".into(),
+                ));
+            }
             Ok(serde_json::json!({ "results": outcomes }))
         }
         other => Err(HandlerError::NonRetryable(format!(
@@ -290,21 +371,83 @@ fn apply_retention(ingestor: &Ingestor) -> Result<Value, HandlerError> {
 
 /// Every record of a direct S3 event; the first retryable failure fails the
 /// invocation (the records done before it are idempotent on the retry).
+/// `deadline` is the invocation's: an upload that would outrun it pauses
+/// ([`Outcome::Paused`]).
 pub async fn handle_s3(
     ingestor: &Arc<Ingestor>,
     event: S3Event,
+    deadline: Option<SystemTime>,
 ) -> Result<Vec<Outcome>, HandlerError> {
     let mut outcomes = Vec::new();
     for record in event.records {
-        outcomes.push(handle_record(ingestor, record).await?);
+        let paused = outcomes.iter().any(Outcome::is_paused);
+        if paused {
+            // The rest waits for the continuation (idempotent if done).
+            break;
+        }
+        outcomes.push(handle_record(ingestor, record, deadline).await?);
     }
     Ok(outcomes)
 }
 
+/// Send `message` to the ingest queue again: as its upload's next
+/// continuation (`bump`; which one it is), or as it was, for a message this
+/// invocation had no time left to start.
+async fn continue_later(
+    ingestor: &Ingestor,
+    message: &SqsMessage,
+    bump: bool,
+) -> Result<u32, String> {
+    let resume = ingestor
+        .resume
+        .as_ref()
+        .ok_or("no ingest queue is configured for continuations (AGENCYLINK_INGEST_QUEUE_URL)")?;
+    let done = message
+        .message_attributes
+        .get(CONTINUATION)
+        .and_then(|a| a.string_value.as_deref())
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    if bump && done >= MAX_CONTINUATIONS {
+        return Err(format!(
+            "the upload has had {done} continuations, the most allowed"
+        ));
+    }
+    let next = done + u32::from(bump);
+    let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
+        .data_type("Number")
+        .string_value(next.to_string())
+        .build()
+        .map_err(|e| e.to_string())?;
+    resume
+        .sqs
+        .send_message()
+        .queue_url(&resume.queue_url)
+        .message_body(message.body.clone().unwrap_or_default())
+        .message_attributes(CONTINUATION, attribute)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "sqs:SendMessage: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })?;
+    Ok(next)
+}
+
 /// An SQS batch: each message holds an S3 event; a message whose object
-/// failed with a retryable error is reported back for redelivery.
-pub async fn handle_sqs(ingestor: &Arc<Ingestor>, event: SqsEvent) -> SqsBatchResponse {
+/// failed with a retryable error is reported back for redelivery. A
+/// message whose upload paused is sent again as a continuation (or, when
+/// that fails, reported back), and so are the batch's messages after it,
+/// unchanged: the invocation has no time left for them.
+pub async fn handle_sqs(
+    ingestor: &Arc<Ingestor>,
+    event: SqsEvent,
+    deadline: Option<SystemTime>,
+) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
+    let mut out_of_time = false;
     for message in event.records {
         let id = message.message_id.clone().unwrap_or_default();
         let body = message.body.as_deref().unwrap_or_default();
@@ -327,9 +470,35 @@ pub async fn handle_sqs(ingestor: &Arc<Ingestor>, event: SqsEvent) -> SqsBatchRe
                 continue;
             }
         };
-        if let Err(e) = handle_s3(ingestor, s3).await {
-            warn!(message_id = %id, error = %e, "message failed; SQS will redeliver it");
-            response.add_failure(id);
+        if out_of_time {
+            // Sent back now rather than failed: a failed message waits out
+            // the queue's visibility timeout (90 minutes) and uses a receive.
+            if let Err(e) = continue_later(ingestor, &message, false).await {
+                warn!(message_id = %id, error = %e, "no time to start the message and it could not be sent back; SQS will redeliver it");
+                response.add_failure(id);
+            }
+            continue;
+        }
+        match handle_s3(ingestor, s3, deadline).await {
+            Ok(outcomes) if outcomes.iter().any(Outcome::is_paused) => {
+                out_of_time = true;
+                match continue_later(ingestor, &message, true).await {
+                    Ok(n) => info!(
+                        message_id = %id,
+                        continuation = n,
+                        "the upload paused before the time limit; a continuation resumes it"
+                    ),
+                    Err(e) => {
+                        warn!(message_id = %id, error = %e, "paused, and no continuation was sent; SQS will redeliver the message");
+                        response.add_failure(id);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(message_id = %id, error = %e, "message failed; SQS will redeliver it");
+                response.add_failure(id);
+            }
         }
     }
     response
@@ -338,12 +507,17 @@ pub async fn handle_sqs(ingestor: &Arc<Ingestor>, event: SqsEvent) -> SqsBatchRe
 async fn handle_record(
     ingestor: &Arc<Ingestor>,
     record: S3EventRecord,
+    deadline: Option<SystemTime>,
 ) -> Result<Outcome, HandlerError> {
     let bucket = record.s3.bucket.name.clone().unwrap_or_default();
     let raw_key = record.s3.object.key.clone().unwrap_or_default();
     let time = record.event_time.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let ing = ingestor.clone();
-    let task = tokio::task::spawn_blocking(move || process_object(&ing, &bucket, &raw_key, &time));
+    let task = tokio::task::spawn_blocking(move || {
+        let margin = ing.margin;
+        let stop = move || deadline.is_some_and(|d| SystemTime::now() + margin >= d);
+        process_object_until(&ing, &bucket, &raw_key, &time, &stop)
+    });
     task.await
         .map_err(|e| HandlerError::Retryable(format!("the ingest task failed: {e}")))?
 }
@@ -357,7 +531,19 @@ pub fn process_object(
     raw_key: &str,
     time: &str,
 ) -> Result<Outcome, HandlerError> {
-    let outcome = process_landing(ingestor, bucket, raw_key, time)?;
+    process_object_until(ingestor, bucket, raw_key, time, &|| false)
+}
+
+/// [`process_object`], its merge asking `stop` after each batch whether to
+/// pause there ([`Outcome::Paused`]; the ticket stays waiting).
+pub fn process_object_until(
+    ingestor: &Ingestor,
+    bucket: &str,
+    raw_key: &str,
+    time: &str,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Result<Outcome, HandlerError> {
+    let outcome = process_landing(ingestor, bucket, raw_key, time, stop)?;
     settle_ticket(&ingestor.backend, &outcome, time)?;
     Ok(outcome)
 }
@@ -394,7 +580,7 @@ pub fn settle_ticket(
         | Outcome::AlreadyHandled { key }
         | Outcome::Missing { key }
         | Outcome::Failed { key, .. } => key,
-        Outcome::Ignored { .. } => return Ok(()),
+        Outcome::Ignored { .. } | Outcome::Paused { .. } => return Ok(()),
     };
     let (Some(id), Some(parts)) = (
         agencylink_aws::uploads::ticket_id_of(key),
@@ -445,7 +631,7 @@ pub fn settle_ticket(
             };
             found
         }
-        Outcome::Ignored { .. } => return Ok(()),
+        Outcome::Ignored { .. } | Outcome::Paused { .. } => return Ok(()),
     };
     ticket.status = status.to_owned();
     ticket.upload_id = upload_id;
@@ -537,6 +723,7 @@ fn process_landing(
     bucket: &str,
     raw_key: &str,
     time: &str,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Outcome, HandlerError> {
     let backend = &ingestor.backend;
     let key = match pipeline::decode_event_key(raw_key) {
@@ -646,7 +833,8 @@ fn process_landing(
             "unreachable: dataset checked".into(),
         ));
     };
-    let result = (|| -> Result<IngestSummary, HandlerError> {
+    // Inside: the summary, or how far a paused merge got.
+    let result = (|| -> Result<Result<IngestSummary, [u64; 3]>, HandlerError> {
         // The key read for the label above serves the ingest; only when it
         // could not be had is it asked for again, for the error.
         let fetched;
@@ -660,7 +848,7 @@ fn process_landing(
                 &fetched
             }
         };
-        let out = pipeline::ingest_landing(
+        let out = pipeline::ingest_landing_as(
             backend,
             pseudo,
             dataset,
@@ -668,6 +856,11 @@ fn process_landing(
             &key,
             time,
             &ingestor.tmp,
+            IngestMode::Incremental,
+            &Steps {
+                stop,
+                batch: ingestor.merge_batch,
+            },
         );
         // A key migration moved the secret's current version since this
         // instance cached its key: read it again on the retry.
@@ -680,8 +873,24 @@ fn process_landing(
         {
             keys.forget();
         }
-        Ok(out?)
+        if let Err(PipelineError::Ingest(IngestError::Paused {
+            batches_done,
+            batches_resumed,
+            rows_read,
+        })) = out
+        {
+            return Ok(Err([batches_done, batches_resumed, rows_read]));
+        }
+        Ok(Ok(out?))
     })();
+    let result = match result {
+        Ok(Err([batches_done, batches_resumed, rows_read])) => {
+            info!(%source, batches_done, batches_resumed, rows_read, "paused before the time limit");
+            return Ok(Outcome::Paused { key, batches_done });
+        }
+        Ok(Ok(summary)) => Ok(summary),
+        Err(e) => Err(e),
+    };
     match result {
         Ok(summary) => {
             info!(

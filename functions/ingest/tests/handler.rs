@@ -486,3 +486,169 @@ fn an_upload_over_the_size_limit_is_refused_before_it_is_read() {
     assert_eq!(events[1]["upload_id"], events[2]["upload_id"]);
     assert_eq!(lineage::verify(&events), Ok(3));
 }
+
+/// An SQS event holding one message as the queue gave it back.
+fn sqs_event_of(message: &aws_sdk_sqs::types::Message) -> Value {
+    let attributes: serde_json::Map<String, Value> = message
+        .message_attributes()
+        .into_iter()
+        .flatten()
+        .map(|(name, a)| {
+            (
+                name.clone(),
+                serde_json::json!({"stringValue": a.string_value(), "dataType": a.data_type()}),
+            )
+        })
+        .collect();
+    serde_json::json!({"Records": [{
+        "messageId": message.message_id(),
+        "receiptHandle": message.receipt_handle(),
+        "body": message.body(),
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": attributes,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-2:123456789012:agencylink-ingest",
+        "awsRegion": "eu-west-2",
+    }]})
+}
+
+#[test]
+fn an_upload_paused_before_the_time_limit_resumes_from_a_continuation_and_counts_once() {
+    let Some(m) = moto() else { return };
+    let sqs = rt().block_on(async {
+        let sdk = agencylink_aws::sdk::aws_config::load_from_env().await;
+        aws_sdk_sqs::Client::new(&sdk)
+    });
+    let queue = rt()
+        .block_on(
+            sqs.create_queue()
+                .queue_name(agencylink_aws::testing::unique("ingest"))
+                .send(),
+        )
+        .expect("a queue")
+        .queue_url()
+        .expect("its url")
+        .to_owned();
+    let key = "landing/gmp-police/police.cse_crime/crimes.csv";
+    let bytes;
+    // The same upload in one go, for the counts a resumed one must match.
+    let whole = {
+        let w = World::new(&m, "fn-whole");
+        bytes = w.extract("police.cse_crime", 30, 12);
+        let event = w.land(key, &bytes);
+        let out = w.invoke(event).expect("ingested");
+        out["results"][0]["summary"].clone()
+    };
+    assert!(whole["rows_accepted"].as_u64().expect("accepted") > 20);
+
+    let backend = m.backend(m.settings("fn-resume", policy()));
+    m.put_key_secret(&backend, "k1", KEY_B64);
+    let w = World {
+        ingestor: Arc::new(
+            Ingestor::new(backend, Catalog::embedded().expect("catalog"))
+                .with_merge_batch(5)
+                .with_resume(sqs.clone(), &queue),
+        ),
+        catalog: Catalog::embedded().expect("catalog"),
+    };
+    w.b()
+        .objects
+        .put(key, &bytes, PutMode::Overwrite)
+        .expect("landing put");
+    // An invocation whose deadline is already inside the margin: it merges
+    // one batch, pauses and sends its message back as a continuation.
+    let mut ctx = Context::default();
+    ctx.deadline = 1;
+    let first = rt()
+        .block_on(handle(
+            w.ingestor.clone(),
+            LambdaEvent::new(
+                sqs_event(&w.b().settings.landing_bucket, key, bytes.len()),
+                ctx,
+            ),
+        ))
+        .expect("a batch response");
+    assert_eq!(
+        first["batchItemFailures"],
+        serde_json::json!([{"itemIdentifier": "msg-bad-0003"}]),
+        "the paused message is acknowledged (its continuation carries it), the malformed one failed"
+    );
+    assert!(
+        w.b().objects.exists(key).expect("head"),
+        "the landing object stays"
+    );
+    let started = w.lineage();
+    let types: Vec<&Value> = started.iter().map(|e| &e["type"]).collect();
+    assert_eq!(types, ["ingest_started"], "started, not closed");
+    let upload = started[0]["upload_id"]
+        .as_str()
+        .expect("upload id")
+        .to_owned();
+    let marks = w.b().records.merge_marks(&upload).expect("marks");
+    assert_eq!(marks.len(), 1, "one batch merged and marked done");
+    assert!(marks[0].done);
+
+    let received = rt()
+        .block_on(
+            sqs.receive_message()
+                .queue_url(&queue)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .send(),
+        )
+        .expect("receive");
+    let messages = received.messages();
+    assert_eq!(messages.len(), 1, "one continuation");
+    let continuation = &messages[0];
+    assert_eq!(
+        continuation
+            .message_attributes()
+            .and_then(|a| a.get(agencylink_fn_ingest::CONTINUATION))
+            .and_then(|a| a.string_value()),
+        Some("1")
+    );
+    let second = w
+        .invoke(sqs_event_of(continuation))
+        .expect("a batch response");
+    assert_eq!(second["batchItemFailures"], serde_json::json!([]));
+
+    let entries = w.lineage();
+    let of = |kind: &str| entries.iter().filter(|e| e["type"] == kind).count();
+    assert_eq!((of("ingest_started"), of("ingest")), (1, 1));
+    let event = entries
+        .iter()
+        .find(|e| e["type"] == "ingest")
+        .expect("the ingest event");
+    for count in [
+        "rows_in",
+        "rows_accepted",
+        "rows_rejected",
+        "records_inserted",
+        "records_replaced",
+        "records_unchanged",
+        "people_linked",
+    ] {
+        assert_eq!(event[count], whole[count], "{count}");
+    }
+    let counts = w.b().records.record_counts().expect("counts");
+    assert!(
+        agencylink_core::reconcile::reconcile(&entries, &counts).is_ok(),
+        "lineage reconciles with the store"
+    );
+    assert!(
+        w.b()
+            .records
+            .merge_marks(&upload)
+            .expect("marks")
+            .is_empty(),
+        "marks go once lineage closes the upload"
+    );
+    assert!(
+        !w.b().objects.exists(key).expect("head"),
+        "the raw extract is gone"
+    );
+    assert_eq!(
+        w.record_count("police.cse_crime") as u64,
+        whole["records_inserted"].as_u64().expect("inserted")
+    );
+}
