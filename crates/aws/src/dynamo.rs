@@ -458,47 +458,92 @@ fn json<T: serde::Serialize + ?Sized>(v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| StoreError::backend("encoding JSON", e))
 }
 
+/// The largest body a record item may inflate to: far above any curated
+/// row (a few KB), so a corrupt or hostile item cannot exhaust memory.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// A record item. Written items carry the curated body deflated (`z`,
+/// binary) and one-letter attribute names, and leave out what the keys
+/// already say (the record id is in `pk`, the dataset in `gsi1pk`, the
+/// event date in `gsi1sk`): about 910 bytes on average instead of 1,540,
+/// so most records cost one write unit, not two (`docs/scale.md`).
+/// Items written before (`body` as text, long names) are still read.
 fn record_to_item(r: &StoredRecord) -> StoreResult<Item> {
     let mut item = key(record_pk(&r.record_id), "R".into());
-    item.insert("record_id".into(), s(&r.record_id));
-    item.insert("person_id".into(), s(&r.person_id));
-    item.insert("agency".into(), s(&r.agency));
-    item.insert("dataset".into(), s(&r.dataset));
-    item.insert("event_date".into(), s(&r.event_date));
-    item.insert("upload_id".into(), s(&r.upload_id));
-    item.insert("row".into(), AttributeValue::N(r.row.to_string()));
-    item.insert("match_keys".into(), s(json(&r.match_keys)?));
-    item.insert("links".into(), s(json(&r.links)?));
-    item.insert("body".into(), s(r.body.as_str().to_owned()));
+    item.insert("p".into(), s(&r.person_id));
+    item.insert("a".into(), s(&r.agency));
+    item.insert("u".into(), s(&r.upload_id));
+    item.insert("n".into(), AttributeValue::N(r.row.to_string()));
+    if !r.match_keys.is_empty() {
+        item.insert("k".into(), s(json(&r.match_keys)?));
+    }
+    if !r.links.is_empty() {
+        item.insert("l".into(), s(json(&r.links)?));
+    }
+    let deflated = miniz_oxide::deflate::compress_to_vec(r.body.as_str().as_bytes(), 6);
+    item.insert("z".into(), AttributeValue::B(deflated.into()));
     item.insert(GSI_PK.into(), s(format!("D#{}", r.dataset)));
     item.insert(GSI_SK.into(), s(date_sk(&r.event_date, &r.record_id)));
     Ok(item)
 }
 
 fn item_to_record(item: &Item) -> StoreResult<StoredRecord> {
-    let id = text(item, "record_id").unwrap_or("?").to_owned();
+    let pk = text(item, PK).unwrap_or_default();
+    let id = pk.strip_prefix("R#").unwrap_or("?").to_owned();
     let corrupt = |what: &str| StoreError::Backend {
         message: format!("record {id} is corrupt: {what}"),
         source: None,
     };
-    let get = |name: &str| {
+    // The attribute under its current name, else its name before.
+    let get = |name: &str, old: &str| {
         text(item, name)
+            .or_else(|| text(item, old))
             .map(str::to_owned)
-            .ok_or_else(|| corrupt(name))
+            .ok_or_else(|| corrupt(old))
     };
-    let match_keys: Vec<String> =
-        serde_json::from_str(&get("match_keys")?).map_err(|_| corrupt("match_keys"))?;
-    let links: Vec<Link> = serde_json::from_str(&get("links")?).map_err(|_| corrupt("links"))?;
-    let body = RecordBody::from_text(get("body")?).map_err(|_| corrupt("body"))?;
+    let listed = |name: &str, old: &str| match text(item, name).or_else(|| text(item, old)) {
+        Some(json) => Some(json),
+        None if item.contains_key("z") => None,
+        None => Some(""),
+    };
+    let match_keys: Vec<String> = match listed("k", "match_keys") {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str(json).map_err(|_| corrupt("match_keys"))?,
+    };
+    let links: Vec<Link> = match listed("l", "links") {
+        None => Vec::new(),
+        Some(json) => serde_json::from_str(json).map_err(|_| corrupt("links"))?,
+    };
+    let body = match item.get("z").and_then(|v| v.as_b().ok()) {
+        Some(z) => {
+            let bytes =
+                miniz_oxide::inflate::decompress_to_vec_with_limit(z.as_ref(), MAX_BODY_BYTES)
+                    .map_err(|_| corrupt("body"))?;
+            let text = String::from_utf8(bytes).map_err(|_| corrupt("body"))?;
+            RecordBody::from_text(text).map_err(|_| corrupt("body"))?
+        }
+        None => RecordBody::from_text(get("body", "body")?).map_err(|_| corrupt("body"))?,
+    };
+    // The dataset and event date from the index keys (older items also
+    // carried them as attributes).
+    let dataset = match text(item, GSI_PK).and_then(|d| d.strip_prefix("D#")) {
+        Some(d) => d.to_owned(),
+        None => get("dataset", "dataset")?,
+    };
+    let event_date = match text(item, GSI_SK).and_then(|k| k.split_once('#')) {
+        Some((date, _)) => date.to_owned(),
+        None => get("event_date", "event_date")?,
+    };
     Ok(StoredRecord {
-        record_id: get("record_id")?,
-        person_id: get("person_id")?,
-        agency: get("agency")?,
-        dataset: get("dataset")?,
-        event_date: get("event_date")?,
-        upload_id: get("upload_id")?,
+        record_id: id.clone(),
+        person_id: get("p", "person_id")?,
+        agency: get("a", "agency")?,
+        dataset,
+        event_date,
+        upload_id: get("u", "upload_id")?,
         row: item
-            .get("row")
+            .get("n")
+            .or_else(|| item.get("row"))
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| corrupt("row"))?,
@@ -1218,5 +1263,85 @@ mod tests {
             item_to_record(&record_to_item(&r).expect("item")).expect("back"),
             r
         );
+        let bare =
+            agencylink_core::conformance::sample_record("r-2", "p-1", "ds", "2025-01-01", &[], &[]);
+        let item = record_to_item(&bare).expect("item");
+        assert!(
+            !item.contains_key("k") && !item.contains_key("l"),
+            "empty lists are left out"
+        );
+        assert_eq!(item_to_record(&item).expect("back"), bare);
+    }
+
+    /// The item format before bodies were deflated: tables written then
+    /// are read as they are, with no migration.
+    #[test]
+    fn records_written_in_the_earlier_item_format_still_read() {
+        let r = agencylink_core::conformance::sample_record(
+            "r-1",
+            "p-1",
+            "ds.one",
+            "2025-01-05",
+            &["mk-1", "mk-2"],
+            &[("crime", "c-1")],
+        );
+        let mut old = key(record_pk(&r.record_id), "R".into());
+        for (name, value) in [
+            ("record_id", r.record_id.clone()),
+            ("person_id", r.person_id.clone()),
+            ("agency", r.agency.clone()),
+            ("dataset", r.dataset.clone()),
+            ("event_date", r.event_date.clone()),
+            ("upload_id", r.upload_id.clone()),
+            (
+                "match_keys",
+                serde_json::to_string(&r.match_keys).expect("json"),
+            ),
+            ("links", serde_json::to_string(&r.links).expect("json")),
+            ("body", r.body.as_str().to_owned()),
+            (GSI_PK, format!("D#{}", r.dataset)),
+            (GSI_SK, date_sk(&r.event_date, &r.record_id)),
+        ] {
+            old.insert(name.into(), s(value));
+        }
+        old.insert("row".into(), AttributeValue::N(r.row.to_string()));
+        assert_eq!(item_to_record(&old).expect("an old item"), r);
+    }
+
+    /// DynamoDB bills an item by its attribute names and values.
+    fn billed_bytes(item: &Item) -> usize {
+        item.iter()
+            .map(|(name, v)| {
+                name.len()
+                    + match v {
+                        AttributeValue::S(t) | AttributeValue::N(t) => t.len(),
+                        AttributeValue::B(b) => b.as_ref().len(),
+                        _ => 0,
+                    }
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_typical_curated_record_fits_one_write_unit() {
+        // A curated police.cse_crime body as `agencylink demo` writes it
+        // (synthetic tokens), 1,125 bytes: the demo's average.
+        let body = r#"{"record_id":"r_b3bexla2uvwtnlkedrkqlsdz4e","agency":"gmp-police","dataset":"police.cse_crime","schema_version":2,"event_date":"2025-08-15","borough":"Stockport","borough_source":"supplied","fields":{"record_ref":"local_ref:ka57cf11162:7xzwlcokjryzfk7rlmdkkgkfhshxeqas","crime_ref":"local_ref:ka57cf11162:wdyd6v3l5dom6fyvakwosnu52vci7xpb","event_date":"2025-08-15","borough":"Stockport","offence_code":"23","cse_flag":false,"person_role":"victim","family_name":"person_name:ka57cf11162:2lhq4rmrs3y42vy2dnevi3hz3qkr4ezo","given_name":"person_name:ka57cf11162:obcukzs2pie3ctq7kozwejl7nnicrws2","dob":"date:ka57cf11162:7rfp4e7mk7uc3pral2buzvw4wp2qztni","sex":"2","ethnicity":"A2","cse_model":"organised_network","premises_type":"park_open_space"},"derived":{"age":16,"age_band":"16-17"},"match_keys":["match:ka57cf11162:glfmsmtqzuqzdio6esxizg7dttyeat5b"],"links":[{"kind":"crime","token":"local_ref:ka57cf11162:wdyd6v3l5dom6fyvakwosnu52vci7xpb"}],"provenance":{"upload_id":"u_3rnmhghnvawkn2tg","row":1,"key_id":"ka57cf11162","scheme":"agencylink-pseudo-v1"}}"#;
+        let mut r = agencylink_core::conformance::sample_record(
+            "r_b3bexla2uvwtnlkedrkqlsdz4e",
+            "p_2lhq4rmrs3y42vy2dnev",
+            "police.cse_crime",
+            "2025-08-15",
+            &["match:ka57cf11162:glfmsmtqzuqzdio6esxizg7dttyeat5b"],
+            &[(
+                "crime",
+                "local_ref:ka57cf11162:wdyd6v3l5dom6fyvakwosnu52vci7xpb",
+            )],
+        );
+        r.body = RecordBody::from_text(body.to_owned()).expect("a body");
+        let item = record_to_item(&r).expect("item");
+        let bytes = billed_bytes(&item);
+        assert!(bytes <= 1024, "{bytes} bytes: more than one write unit");
+        assert_eq!(item_to_record(&item).expect("back"), r);
     }
 }
