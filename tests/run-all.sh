@@ -28,12 +28,19 @@ cargo clippy -p agencylink-cli --all-targets --locked -- -D warnings
 
 # moto server (AWS wire protocols on 127.0.0.1) and the template linters live
 # in a virtualenv (.venv, gitignored); pinned so every machine tests the same.
-echo "== python tools (.venv: moto server, cfn-lint, checkov)" >&2
+echo "== python tools (.venv: moto server, cfn-lint, checkov, openapi-spec-validator)" >&2
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check \
-    'moto[server]==5.2.5' 'cfn-lint==1.58.0' 'checkov==3.3.30' 'aws-sam-translator==1.115.0'
+    'moto[server]==5.2.5' 'cfn-lint==1.58.0' 'checkov==3.3.30' 'aws-sam-translator==1.115.0' \
+    'openapi-spec-validator==0.9.0'
+
+# The API's OpenAPI 3.1 document: generated from crates/http's route table
+# (whose tests hold docs/openapi.json and the template's API events to it),
+# validated here as a client generator would read it.
+echo "== api: openapi-spec-validator docs/openapi.json" >&2
+.venv/bin/openapi-spec-validator docs/openapi.json
 
 echo "== infra: cfn-lint and checkov" >&2
 .venv/bin/cfn-lint infra/template.yaml

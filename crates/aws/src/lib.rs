@@ -20,6 +20,7 @@ pub mod audit;
 mod config;
 pub mod dynamo;
 mod error;
+pub mod exports;
 pub mod key_rotation;
 pub mod kms;
 pub mod pipeline;

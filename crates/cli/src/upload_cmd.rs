@@ -126,9 +126,10 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// The `error` of an API answer, or the status.
+/// The `detail` of an API answer's problem document (RFC 9457), or the
+/// status.
 fn api_error(status: u16, body: &Value) -> String {
-    match body.get("error").and_then(Value::as_str) {
+    match body.get("detail").and_then(Value::as_str) {
         Some(e) => format!("the API answered {status}: {e}"),
         None => format!("the API answered {status}"),
     }

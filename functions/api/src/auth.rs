@@ -52,6 +52,20 @@ pub enum Role {
     Operator,
 }
 
+impl Role {
+    /// The role's kind, as the route table names who may call a route.
+    pub fn kind(&self) -> agencylink_http::RoleKind {
+        use agencylink_http::RoleKind;
+        match self {
+            Role::Agency { .. } => RoleKind::Agency,
+            Role::Analyst => RoleKind::Analyst,
+            Role::Auditor => RoleKind::Auditor,
+            Role::KeyCustodian => RoleKind::KeyCustodian,
+            Role::Operator => RoleKind::Operator,
+        }
+    }
+}
+
 /// The caller's role and identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

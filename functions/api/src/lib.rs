@@ -6,15 +6,26 @@
 //! | `GET /people/{id}?purpose=…` | analyst | a person's timeline across agencies |
 //! | `GET /people/{id}/network?purpose=…[&max_depth=&max_people=][&format=json\|graphml\|i2]` | analyst | the people tied to them (JSON); as a chart, to S3 with a 15-minute download link back |
 //! | `GET /export?purpose=…[&dataset=][&format=csv\|ndjson\|i2\|graphml]` | analyst | flat rows (or a chart) to S3, a 15-minute download link back |
+//! | `POST /exports` `{"purpose"[, "dataset", "format": "csv\|ndjson"]}`, `GET /exports/{id}?purpose=…` | analyst | a flat export too large for `GET /export` (over 50,000 rows: 413) as a job: queued (the request logged), written by the profile function, its link handed only to the analyst who asked (logged with its rows) |
 //! | `GET /lineage[?after=SEQ&limit=N]` | auditor | lineage events, a page at a time (`next`: the following page's `after`) |
 //! | `GET /lineage/verify` | auditor | the chain, the WORM copies and the latest checkpoint (as `lineage verify`, less its reconciliation) |
 //! | `GET /lineage/uploads/{upload_id}` | auditor | one upload's events |
 //! | `GET /access-log[?after=SEQ&limit=N]` and `/access-log/verify` | auditor | who read what, and why, a page at a time; verified as `access-log --verify` |
-//! | `GET /review?purpose=…[&status=waiting\|decided\|all]` | analyst | the clerical review queue of probabilistic linkage |
+//! | `GET /review?purpose=…[&status=waiting\|decided\|all][&after=&limit=]` | analyst | the clerical review queue of probabilistic linkage, most probable first, a page at a time |
 //! | `GET /review/{id}?purpose=…` | analyst | one pair: agreement levels, weights, both records' pseudonymised attributes |
 //! | `POST /review/{id}/decision` `{"decision":"match\|non-match\|unsure","reason","purpose"}` | analyst | decide a pair (in the access log before it takes effect) |
 //! | `GET /profiles`, `GET /profiles/{id}?purpose=…`, `POST /profiles` | analyst (agency: the partner edition) | the stored problem profiles, their files' download links, and a build on demand ([`profiles`]) |
 //! | `POST /uploads`, `GET /uploads`, `GET /uploads/{id}` | agency | a presigned upload into the agency's own landing prefix, and its own uploads' status, counts and rejection report ([`uploads`]) |
+//! | `GET /openapi.json` | every role | the OpenAPI 3.1 document of all of this |
+//!
+//! The routes, who may call each, their query parameters and limits (a
+//! network at most 6 hops and 2,000 people; pages of at most 500 log
+//! entries or 100 items, `?after=` the previous page's `next`) are one
+//! table, `agencylink_http::ROUTES`: this handler dispatches on it, refuses
+//! a role it does not list (403) and a query outside its limits (400)
+//! before reading anything, and serves the OpenAPI document generated from
+//! it (`docs/openapi.json` is the committed copy). Every error is an RFC
+//! 9457 problem document (`application/problem+json`).
 //!
 //! The role comes only from the Cognito user pool's groups in the verified
 //! token (`cognito:groups`, see [`auth`]) and the reader's identity from its
@@ -25,18 +36,17 @@
 //! (WORM) copy, with the stated purpose, before any data is returned; if
 //! either cannot be written, nothing is returned.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
 use agencylink_aws::AwsBackend;
+use agencylink_aws::exports::{self, Flat};
 use agencylink_core::audit::{ACCESS_LOG, LINEAGE, LogSpec, verify_log};
-use agencylink_core::csv_safe::neutralise;
 use agencylink_core::linkage::{self, Decision, ReviewStatus};
-use agencylink_core::ports::{ChainLog, ObjectStore, ObjectStoreExt, PutMode, StoreError};
+use agencylink_core::ports::{ChainLog, ObjectStoreExt, PutMode, StoreError};
 use agencylink_core::query::{self, NetworkLimits, QueryError, Read};
 use agencylink_core::schema::Catalog;
+use agencylink_http::{Miss, Op, Problem};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 
@@ -53,6 +63,7 @@ pub struct Api {
     backend: Arc<AwsBackend>,
     catalog: Arc<Catalog>,
     uploads: Option<UploadConfig>,
+    sync_export_rows: u64,
 }
 
 impl Api {
@@ -62,7 +73,14 @@ impl Api {
             backend: Arc::new(backend),
             catalog: Arc::new(catalog),
             uploads: None,
+            sync_export_rows: SYNC_EXPORT_ROWS,
         }
+    }
+
+    /// Write at most `rows` rows in `GET /export` (tests use few).
+    pub fn with_sync_export_rows(mut self, rows: u64) -> Self {
+        self.sync_export_rows = rows;
+        self
     }
 
     /// Sign agency uploads (`POST /uploads`) this way.
@@ -93,8 +111,25 @@ fn respond(status: u16, body: &Value) -> Response<Body> {
     resp
 }
 
+/// An RFC 9457 problem document (`application/problem+json`).
+fn problem(p: &Problem) -> Response<Body> {
+    let mut resp = respond(p.status, &p.to_json());
+    let headers = resp.headers_mut();
+    headers.insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static(agencylink_http::PROBLEM_CONTENT_TYPE),
+    );
+    if !p.allow.is_empty()
+        && let Ok(allow) = lambda_http::http::HeaderValue::from_str(&p.allow.join(", "))
+    {
+        headers.insert("allow", allow);
+    }
+    resp
+}
+
+/// An error answer: a problem document with this status and detail.
 fn error(status: u16, message: &str) -> Response<Body> {
-    respond(status, &json!({ "error": message }))
+    problem(&Problem::new(status, message))
 }
 
 fn store_failure(e: &StoreError) -> Response<Body> {
@@ -124,15 +159,11 @@ pub async fn handle(api: Arc<Api>, req: Request) -> Result<Response<Body>, lambd
     Ok(resp)
 }
 
-/// Route a request (synchronous; off the runtime's worker threads).
+/// Route a request (synchronous; off the runtime's worker threads). The
+/// routes, their roles and their query limits are `agencylink_http`'s
+/// table: a route the table does not hold is a 404, a role it does not
+/// list a 403, a query outside its limits a 400, before anything is read.
 pub fn route(api: &Api, req: &Request) -> Response<Body> {
-    let post = req.method() == lambda_http::http::Method::POST;
-    if req.method() != lambda_http::http::Method::GET && !post {
-        return error(
-            405,
-            "only GET (and POST of a review decision or an upload) is supported",
-        );
-    }
     let who = match principal(req) {
         Ok(who) => who,
         Err(denied) => return error(403, &denied.to_string()),
@@ -142,179 +173,231 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
         "" => req.uri().path(),
         raw => raw,
     }
-    .trim_end_matches('/')
     .to_owned();
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let matched = match agencylink_http::find(req.method().as_str(), &path) {
+        Ok(m) => m,
+        Err(Miss::NotFound) => return error(404, "no such route"),
+        Err(Miss::MethodNotAllowed(allow)) => {
+            let mut p = Problem::new(
+                405,
+                format!(
+                    "this path takes {}",
+                    allow
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+            );
+            p.allow = allow.iter().map(|m| m.as_str()).collect();
+            return problem(&p);
+        }
+    };
+    let route = matched.route;
+    if !route.allows(who.role.kind()) {
+        return error(403, &format!("{} is for {}", route.path, route.who()));
+    }
     let params = req.query_string_parameters();
     let param = |k: &str| params.first(k).map(str::to_owned);
-    match (&who.role, segments.first()) {
-        (Role::Agency { agency }, Some(&"uploads")) => {
-            return uploads::route(api, agency, post, &segments, &param, req);
-        }
-        (_, Some(&"uploads")) => return error(403, "uploads are for agency uploaders"),
-        (Role::Analyst | Role::Agency { .. }, Some(&"profiles")) => {
-            return profiles::route(api, &who, post, &segments, &param, req);
-        }
-        (_, Some(&"profiles")) => {
-            return error(403, "profiles are for analysts and agencies");
-        }
-        (Role::Analyst | Role::Auditor, _) => {}
-        (Role::Agency { .. } | Role::KeyCustodian | Role::Operator, _) => {
-            return error(403, "this role reads no data through the API");
-        }
+    if let Err(p) = agencylink_http::check_query(route, &param) {
+        return problem(&p);
     }
-    if post {
-        return match (who.role.clone(), segments.as_slice()) {
-            (Role::Analyst, ["review", id, "decision"]) => review_decision(api, &who, id, req),
-            (Role::Auditor, ["review", ..]) => {
-                error(403, "auditors read lineage and the access log, not records")
+    let id = || matched.param("id").unwrap_or_default();
+    match route.op {
+        Op::OpenApi => respond(200, &agencylink_http::openapi::document()),
+        Op::UploadCreate | Op::UploadList | Op::UploadShow => {
+            let Role::Agency { agency } = &who.role else {
+                return error(403, "uploads are for agency uploaders");
+            };
+            match route.op {
+                Op::UploadCreate => uploads::create(api, agency, req),
+                Op::UploadList => uploads::list(api, agency, param("after"), param("limit")),
+                _ => uploads::show(api, agency, id()),
             }
-            _ => error(405, "only a review decision is POSTed"),
-        };
-    }
-    match (who.role.clone(), segments.as_slice()) {
-        (Role::Analyst, ["review"]) => {
-            let which = param("status").unwrap_or_else(|| "waiting".into());
-            if !matches!(which.as_str(), "waiting" | "decided" | "all") {
-                return error(400, "status must be waiting, decided or all");
-            }
-            let target = format!("review_queue:{which}");
-            analyst_read(
-                api,
-                &who,
-                param("purpose"),
-                "review_list",
-                &target,
-                |store, _| {
-                    let linkage = linkage_of(store)?;
-                    let mut items: Vec<_> = linkage
-                        .review_items()?
-                        .into_iter()
-                        .filter(|i| match which.as_str() {
-                            "waiting" => i.status.is_pending(),
-                            "decided" => !i.status.is_pending(),
-                            _ => true,
-                        })
-                        .collect();
-                    items.sort_by(|a, b| {
-                        b.probability
-                            .total_cmp(&a.probability)
-                            .then_with(|| a.id.cmp(&b.id))
-                    });
-                    Ok((items.len() as u64, json!({ "items": items })))
-                },
-            )
         }
-        (Role::Analyst, ["review", id]) => analyst_read(
+        Op::ProfileList => profiles::list(api, &who, param("after"), param("limit")),
+        Op::ProfileShow => profiles::fetch(api, &who, id(), param("purpose")),
+        Op::ProfileRequest => profiles::request_build(api, &who, req),
+        Op::ReviewDecision => review_decision(api, &who, id(), req),
+        Op::ReviewList => review_list(api, &who, &param),
+        Op::ReviewShow => analyst_read(
             api,
             &who,
             param("purpose"),
             "review_show",
-            id,
+            id(),
             |store, _| {
                 let linkage = linkage_of(store)?;
-                match linkage.get_review(id)? {
+                match linkage.get_review(id())? {
                     Some(item) => Ok((1, linkage::review_detail(store, &item)?)),
-                    None => Err(QueryError::UnknownReviewItem((*id).to_owned())),
+                    None => Err(QueryError::UnknownReviewItem(id().to_owned())),
                 }
             },
         ),
-        (Role::Analyst, ["people", id]) => analyst_read(
+        Op::PersonTimeline => analyst_read(
             api,
             &who,
             param("purpose"),
             "query_person",
-            id,
+            id(),
             |store, catalog| {
-                let t = query::person_timeline(store, catalog, id)?;
+                let t = query::person_timeline(store, catalog, id())?;
                 Ok((
                     t.timeline.len() as u64,
                     serde_json::to_value(&t).unwrap_or_default(),
                 ))
             },
         ),
-        (Role::Analyst, ["people", id, "network"]) => {
-            let chart = match param("format").as_deref() {
-                None | Some("json") => None,
-                Some("graphml") => Some(Chart::Graphml),
-                Some("i2") => Some(Chart::I2),
-                Some(_) => return error(400, "format must be json, graphml or i2"),
-            };
-            let mut limits = NetworkLimits::default();
-            if let Some(d) = param("max_depth").and_then(|v| v.parse().ok()) {
-                limits.max_depth = d;
-            }
-            if let Some(p) = param("max_people").and_then(|v| v.parse().ok()) {
-                limits.max_people = p;
-            }
-            analyst_read(
-                api,
-                &who,
-                param("purpose"),
-                "query_network",
-                id,
-                |store, catalog| {
-                    let Some(chart) = chart else {
-                        let n = query::person_network(store, catalog, id, limits)?;
-                        return Ok((
-                            n.people.len() as u64,
-                            serde_json::to_value(&n).unwrap_or_default(),
-                        ));
-                    };
-                    let (n, graph) = query::network_graph(store, catalog, id, limits)?;
-                    let from = query::GraphSource {
-                        source: "network".into(),
-                        target: (*id).to_owned(),
-                        network_id: n.network_id.clone(),
-                        group_based: Some(n.group_based),
-                        truncated: Some(n.truncated),
-                    };
-                    let body = put_chart(&api.backend, &graph, &from, chart)?;
-                    Ok((n.people.len() as u64, body))
-                },
-            )
-        }
-        (Role::Analyst, ["export"]) => export(
+        Op::PersonNetwork => network(api, &who, id(), &param),
+        Op::Export => export(
             api,
             &who,
             param("purpose"),
             param("dataset"),
             param("format"),
         ),
-        (Role::Auditor, ["lineage"]) => list_page(
+        Op::ExportJob => export_job(api, &who, req),
+        Op::ExportStatus => export_status(api, &who, id(), param("purpose")),
+        Op::LineagePage => list_page(
             &api.backend.lineage,
             "events",
             param("after"),
             param("limit"),
         ),
-        (Role::Auditor, ["lineage", "verify"]) => verify(api, LINEAGE),
-        (Role::Auditor, ["lineage", "uploads", upload]) => {
+        Op::LineageVerify => verify(api, LINEAGE),
+        Op::LineageUpload => {
+            let upload = matched.param("upload_id").unwrap_or_default();
             match api.backend.lineage.entries_by(upload) {
                 Ok(entries) if entries.is_empty() => error(404, "no lineage event for that upload"),
                 Ok(entries) => respond(200, &json!({ "events": entries })),
                 Err(e) => store_failure(&e),
             }
         }
-        (Role::Auditor, ["access-log"]) => list_page(
+        Op::AccessLogPage => list_page(
             &api.backend.access_log,
             "entries",
             param("after"),
             param("limit"),
         ),
-        (Role::Auditor, ["access-log", "verify"]) => verify(api, ACCESS_LOG),
-        (Role::Auditor, ["people", ..] | ["export"] | ["review", ..]) => {
-            error(403, "auditors read lineage and the access log, not records")
-        }
-        (Role::Analyst, ["lineage", ..] | ["access-log", ..]) => {
-            error(403, "lineage and the access log are for auditors")
-        }
-        _ => error(404, "no such route"),
+        Op::AccessLogVerify => verify(api, ACCESS_LOG),
+        _ => error(500, "this route has no handler"),
     }
 }
 
-/// The most entries one listing returns (and the default): well inside
-/// Lambda's 6 MB response limit, which a whole log outgrows.
-pub const PAGE_LIMIT: usize = 500;
+/// `GET /review`: the queue, most probable first, a page at a time. The
+/// cursor (`next`, passed back as `after`) is the last item's place in
+/// that order, so items decided between pages do not shift the next page.
+fn review_list(
+    api: &Api,
+    who: &Principal,
+    param: &dyn Fn(&str) -> Option<String>,
+) -> Response<Body> {
+    let which = param("status").unwrap_or_else(|| "waiting".into());
+    let limit = param("limit")
+        .and_then(|l| l.trim().parse::<usize>().ok())
+        .unwrap_or(agencylink_http::PAGE_LIMIT as usize);
+    let after = match param("after").map(|a| review_cursor(&a)) {
+        None => None,
+        Some(Some(c)) => Some(c),
+        Some(None) => return error(400, "after must be the `next` of the previous page"),
+    };
+    let target = format!("review_queue:{which}");
+    analyst_read(
+        api,
+        who,
+        param("purpose"),
+        "review_list",
+        &target,
+        |store, _| {
+            let linkage = linkage_of(store)?;
+            let mut items: Vec<_> = linkage
+                .review_items()?
+                .into_iter()
+                .filter(|i| match which.as_str() {
+                    "waiting" => i.status.is_pending(),
+                    "decided" => !i.status.is_pending(),
+                    _ => true,
+                })
+                .collect();
+            // Most probable first; the id breaks ties.
+            let order =
+                |p: f64, id: &str, q: f64, other: &str| q.total_cmp(&p).then_with(|| id.cmp(other));
+            items.sort_by(|a, b| order(a.probability, &a.id, b.probability, &b.id));
+            if let Some((p, id)) = &after {
+                items.retain(|i| order(*p, id, i.probability, &i.id).is_lt());
+            }
+            let more = items.len() > limit;
+            items.truncate(limit);
+            let next = more
+                .then(|| {
+                    items
+                        .last()
+                        .map(|i| format!("{}_{}", i.probability.to_bits(), i.id))
+                })
+                .flatten();
+            Ok((items.len() as u64, json!({ "items": items, "next": next })))
+        },
+    )
+}
+
+/// A review cursor, `<probability's bits>_<id>`.
+fn review_cursor(text: &str) -> Option<(f64, String)> {
+    let (bits, id) = text.split_once('_')?;
+    let p = f64::from_bits(bits.parse().ok()?);
+    (!id.is_empty() && p.is_finite()).then(|| (p, id.to_owned()))
+}
+
+/// `GET /people/{id}/network`, within the caps the route's query allows.
+fn network(
+    api: &Api,
+    who: &Principal,
+    id: &str,
+    param: &dyn Fn(&str) -> Option<String>,
+) -> Response<Body> {
+    let chart = match param("format").as_deref() {
+        Some("graphml") => Some(Chart::Graphml),
+        Some("i2") => Some(Chart::I2),
+        _ => None,
+    };
+    let mut limits = NetworkLimits::default();
+    if let Some(d) = param("max_depth").and_then(|v| v.trim().parse().ok()) {
+        limits.max_depth = d;
+    }
+    if let Some(p) = param("max_people").and_then(|v| v.trim().parse().ok()) {
+        limits.max_people = p;
+    }
+    analyst_read(
+        api,
+        who,
+        param("purpose"),
+        "query_network",
+        id,
+        |store, catalog| {
+            let Some(chart) = chart else {
+                let n = query::person_network(store, catalog, id, limits)?;
+                return Ok((
+                    n.people.len() as u64,
+                    serde_json::to_value(&n).unwrap_or_default(),
+                ));
+            };
+            let (n, graph) = query::network_graph(store, catalog, id, limits)?;
+            let from = query::GraphSource {
+                source: "network".into(),
+                target: id.to_owned(),
+                network_id: n.network_id.clone(),
+                group_based: Some(n.group_based),
+                truncated: Some(n.truncated),
+            };
+            let body = put_chart(&api.backend, &graph, &from, chart)?;
+            Ok((n.people.len() as u64, body))
+        },
+    )
+}
+
+/// The most entries one lineage or access-log listing returns (and the
+/// default): well inside Lambda's 6 MB response limit, which a whole log
+/// outgrows.
+pub const PAGE_LIMIT: usize = agencylink_http::LOG_PAGE_LIMIT as usize;
 
 /// `GET /lineage` and `GET /access-log`: one page, `?after=SEQ` (0, the
 /// start, by default) and `?limit=N` (at most [`PAGE_LIMIT`]), with `next`,
@@ -482,6 +565,35 @@ pub(crate) fn archive_access(api: &Api, entry: &Value) -> Option<Response<Body>>
     })
 }
 
+/// Log an analyst's request for work that reads data later (a profile
+/// build, an export job) in the access log and its WORM copy, before it
+/// is queued. `None` when logged; else the error response to send, and
+/// nothing is queued.
+pub(crate) fn log_request(
+    api: &Api,
+    who: &Principal,
+    purpose: &str,
+    action: &str,
+    target: &str,
+    time: &str,
+) -> Option<Response<Body>> {
+    let logged = query::log_read(
+        &api.backend.access_log,
+        &Read {
+            analyst: &who.actor,
+            purpose,
+            action,
+            target,
+            rows_returned: 0,
+            time,
+        },
+    );
+    match logged {
+        Ok(entry) => archive_access(api, &entry),
+        Err(e) => Some(query_failure(&e)),
+    }
+}
+
 /// Run an analyst read, log it (with the purpose), and only then answer. A
 /// search that finds nobody is logged too (with no rows): auditors need to
 /// see searches as well as finds. A malformed request reads nothing.
@@ -546,71 +658,31 @@ fn export(
         Some("graphml") => return export_chart(api, who, purpose, dataset, Chart::Graphml),
         Some(_) => return error(400, "format must be csv, ndjson, i2 or graphml"),
     };
+    let format = if csv { Flat::Csv } else { Flat::Ndjson };
     let backend = api.backend.clone();
     let target = dataset.clone().unwrap_or_else(|| "all".into());
-    analyst_read(api, who, purpose, "export", &target, |store, catalog| {
-        let plan = query::plan_export(store, catalog, dataset.as_deref())?;
-        let tmp = std::env::temp_dir().join(format!(
-            "agencylink-export-{}-{}",
-            std::process::id(),
-            fastrand_suffix()
-        ));
-        let io =
-            |e: std::io::Error| QueryError::Store(StoreError::backend("writing the export", e));
-        let rows = {
-            let mut out = BufWriter::new(File::create(&tmp).map_err(io)?);
-            let mut failed: Option<QueryError> = None;
-            if csv {
-                // The header is neutralised like every cell (column names
-                // come from the schemas).
-                let header: Vec<String> = plan
-                    .columns
-                    .iter()
-                    .map(|c| csv_field(&neutralise(c)))
-                    .collect();
-                writeln!(out, "{}", header.join(",")).map_err(io)?;
-            }
-            let n = query::export_rows(store, catalog, &plan, &mut |row| {
-                let line = if csv {
-                    query::csv_record(&plan.columns, &row).map(|cells| {
-                        cells
-                            .iter()
-                            .map(|c| csv_field(c))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                } else {
-                    Ok(Value::Object(row).to_string())
-                };
-                match line.map(|l| writeln!(out, "{l}").map_err(io)) {
-                    Ok(Ok(())) => true,
-                    Ok(Err(e)) | Err(e) => {
-                        failed = Some(e);
-                        false
-                    }
-                }
-            })?;
-            if let Some(e) = failed {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-            out.flush().map_err(io)?;
-            n
-        };
+    let too_large = std::cell::Cell::new(false);
+    let answer = analyst_read(api, who, purpose, "export", &target, |store, catalog| {
         let key = format!(
             "exports/{}-{}.{}",
             agencylink_aws::now_rfc3339().replace(':', ""),
             fastrand_suffix(),
-            if csv { "csv" } else { "ndjson" }
+            format.ext()
         );
-        let stored = File::open(&tmp).map_err(io).and_then(|mut f| {
-            backend
-                .objects
-                .put_from(&key, &mut f, PutMode::Create)
-                .map_err(QueryError::Store)
-        });
-        let _ = std::fs::remove_file(&tmp);
-        stored?;
+        let written = exports::write_flat(
+            &backend.objects,
+            store,
+            catalog,
+            dataset.as_deref(),
+            format,
+            &key,
+            api.sync_export_rows,
+        )?;
+        let exports::Written::Done { rows, datasets } = written else {
+            // Nothing was stored or returned: not a read to log.
+            too_large.set(true);
+            return Err(QueryError::Store(StoreError::Invalid("too large".into())));
+        };
         let url = backend
             .objects
             .presign_get(&key, Duration::from_secs(PRESIGN_SECONDS))
@@ -620,12 +692,127 @@ fn export(
             json!({
                 "key": key,
                 "rows": rows,
-                "datasets": plan.datasets,
+                "datasets": datasets,
                 "url": url,
                 "expires_in": PRESIGN_SECONDS,
             }),
         ))
-    })
+    });
+    if too_large.get() {
+        return problem(&Problem::new(
+            413,
+            format!(
+                "the export has more than {} rows, more than the API writes within a request: POST /exports runs it as a job, and GET /exports/{{id}} gives its link when it is done",
+                api.sync_export_rows
+            ),
+        ));
+    }
+    answer
+}
+
+/// The most rows `GET /export` writes within a request (API Gateway gives
+/// it 29 s); a larger export is a job (`POST /exports`).
+pub const SYNC_EXPORT_ROWS: u64 = 50_000;
+
+/// `POST /exports`: queue a flat export as a job. The request is in the
+/// access log (with its purpose) before it is queued; the data is handed
+/// out, and logged again with its rows, by `GET /exports/{id}`.
+fn export_job(api: &Api, who: &Principal, req: &Request) -> Response<Body> {
+    let body: Value = match serde_json::from_slice(req.body().as_ref()) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return error(400, "the body must be a JSON object: {\"purpose\": \"…\"}"),
+    };
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .map(|v| v.trim().to_owned())
+    };
+    let purpose = text("purpose").unwrap_or_default();
+    if let Err(e) = query::check_reader(&who.actor, &purpose) {
+        return query_failure(&e);
+    }
+    let format = match text("format").as_deref() {
+        None | Some("csv") => Flat::Csv,
+        Some("ndjson") => Flat::Ndjson,
+        Some(_) => {
+            return error(
+                400,
+                "format must be csv or ndjson (charts are answered straight away by GET /export)",
+            );
+        }
+    };
+    let dataset = text("dataset").filter(|d| !d.is_empty());
+    if let Some(d) = &dataset
+        && api.catalog.get(d).is_none()
+    {
+        return error(404, "no such dataset");
+    }
+    let time = agencylink_aws::now_rfc3339();
+    let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let job = exports::ExportRequest {
+        id: id.clone(),
+        analyst: who.actor.clone(),
+        purpose: purpose.clone(),
+        dataset: dataset.clone(),
+        format,
+        requested_at: time.clone(),
+    };
+    if let Some(refused) = log_request(
+        api,
+        who,
+        &purpose,
+        "export_request",
+        dataset.as_deref().unwrap_or("all"),
+        &time,
+    ) {
+        return refused;
+    }
+    match exports::submit(&api.backend.objects, &job) {
+        Ok(()) => respond(202, &json!({ "id": id, "status": "queued" })),
+        Err(e) => store_failure(&e),
+    }
+}
+
+/// `GET /exports/{id}`: the caller's own job: queued, failed, or done with
+/// a download link (an analyst read: logged with its rows first).
+fn export_status(api: &Api, who: &Principal, id: &str, purpose: Option<String>) -> Response<Body> {
+    let status = match exports::status(&api.backend.objects, id) {
+        Ok(s) => s,
+        Err(e) => return store_failure(&e),
+    };
+    // Another analyst's job is as unknown as a made-up id.
+    let mine = |analyst: &str| analyst == who.actor;
+    match status {
+        exports::Status::Queued(r) if mine(&r.analyst) => respond(
+            200,
+            &json!({ "id": id, "status": "queued", "requested_at": r.requested_at }),
+        ),
+        exports::Status::Failed { analyst, reason } if mine(&analyst) => respond(
+            200,
+            &json!({ "id": id, "status": "failed", "reason": reason }),
+        ),
+        exports::Status::Done(m) if mine(&m.analyst) => {
+            let objects = api.backend.objects.clone();
+            analyst_read(api, who, purpose, "export", id, |_, _| {
+                let url = objects
+                    .presign_get(&m.key, Duration::from_secs(PRESIGN_SECONDS))
+                    .map_err(QueryError::Store)?;
+                Ok((
+                    m.rows,
+                    json!({
+                        "id": id,
+                        "status": "done",
+                        "key": m.key,
+                        "rows": m.rows,
+                        "datasets": m.datasets,
+                        "url": url,
+                        "expires_in": PRESIGN_SECONDS,
+                    }),
+                ))
+            })
+        }
+        _ => error(404, "no such export job"),
+    }
 }
 
 pub(crate) const PRESIGN_SECONDS: u64 = 900;
@@ -703,7 +890,7 @@ fn put_chart(
             // Cells are neutralised by core; here they are only quoted.
             let mut text = String::new();
             for row in std::iter::once(query::i2_header()).chain(query::i2_rows(graph)) {
-                let line: Vec<String> = row.iter().map(|c| csv_field(c)).collect();
+                let line: Vec<String> = row.iter().map(|c| exports::csv_field(c)).collect();
                 text.push_str(&line.join(","));
                 text.push('\n');
             }
@@ -721,12 +908,4 @@ fn put_chart(
 
 fn fastrand_suffix() -> String {
     format!("{:016x}", fastrand::u64(..))
-}
-
-fn csv_field(cell: &str) -> String {
-    if cell.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", cell.replace('"', "\"\""))
-    } else {
-        cell.to_owned()
-    }
 }

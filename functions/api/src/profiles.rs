@@ -3,7 +3,7 @@
 //!
 //! | route | role | what |
 //! |---|---|---|
-//! | `GET /profiles` | analyst, agency | stored editions, newest period first: both editions for analysts, the partner edition for agencies |
+//! | `GET /profiles[?after=ID&limit=N]` | analyst, agency | stored editions, newest period first, a page at a time: both editions for analysts, the partner edition for agencies |
 //! | `GET /profiles/{id}[?purpose=…]` | analyst (purpose required), agency (partner edition) | the edition's files, each with a 15-minute download link |
 //! | `POST /profiles` `{"purpose"[, "from", "to"]}` | analyst | ask for a build now; 202, the profile function builds both editions |
 //!
@@ -19,40 +19,52 @@ use std::time::Duration;
 
 use agencylink_aws::profiles::{self, Request as BuildRequest};
 use agencylink_core::profile::Edition;
-use agencylink_core::query::{self, QueryError, Read};
+use agencylink_core::query::{self, QueryError};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
 use crate::{
-    Api, PRESIGN_SECONDS, Principal, Role, analyst_read, archive_access, error, query_failure,
+    Api, PRESIGN_SECONDS, Principal, Role, analyst_read, error, log_request, query_failure,
     respond, store_failure,
 };
 
-/// Route `/profiles…` for an analyst or an agency uploader.
-pub(crate) fn route(
+/// `GET /profiles`: the stored editions the caller may fetch, newest
+/// period first, a page at a time (`after`: the previous page's `next`, a
+/// profile id).
+pub(crate) fn list(
     api: &Api,
     who: &Principal,
-    post: bool,
-    segments: &[&str],
-    param: &dyn Fn(&str) -> Option<String>,
-    req: &Request,
+    after: Option<String>,
+    limit: Option<String>,
 ) -> Response<Body> {
     let analyst = who.role == Role::Analyst;
-    match (post, segments) {
-        (true, ["profiles"]) if analyst => request_build(api, who, req),
-        (true, ["profiles"]) => error(403, "only analysts ask for a profile build"),
-        (true, _) => error(405, "only a build request is POSTed to /profiles"),
-        (false, ["profiles"]) => match profiles::list(&api.backend.objects, analyst) {
-            Ok(listed) => respond(200, &json!({ "profiles": listed })),
-            Err(e) => store_failure(&e),
-        },
-        (false, ["profiles", id]) => fetch(api, who, id, param("purpose")),
-        _ => error(404, "no such route"),
+    let limit = limit
+        .and_then(|l| l.trim().parse::<usize>().ok())
+        .unwrap_or(agencylink_http::PAGE_LIMIT as usize);
+    let mut listed = match profiles::list(&api.backend.objects, analyst) {
+        Ok(listed) => listed,
+        Err(e) => return store_failure(&e),
+    };
+    if let Some(after) = after {
+        // Profiles are only ever added, so an id stays where it was.
+        let Some(at) = listed.iter().position(|p| p.id == after) else {
+            return error(400, "after must be the `next` of the previous page");
+        };
+        listed.drain(..=at);
     }
+    let more = listed.len() > limit;
+    listed.truncate(limit);
+    let next = more.then(|| listed.last().map(|p| p.id.clone())).flatten();
+    respond(200, &json!({ "profiles": listed, "next": next }))
 }
 
 /// `GET /profiles/{id}`: download links for every file of the edition.
-fn fetch(api: &Api, who: &Principal, id: &str, purpose: Option<String>) -> Response<Body> {
+pub(crate) fn fetch(
+    api: &Api,
+    who: &Principal,
+    id: &str,
+    purpose: Option<String>,
+) -> Response<Body> {
     let objects = &api.backend.objects;
     let links = |edition: Edition, files: &[agencylink_core::ports::ObjectMeta]| {
         let mut out = Vec::new();
@@ -101,7 +113,7 @@ fn fetch(api: &Api, who: &Principal, id: &str, purpose: Option<String>) -> Respo
 
 /// `POST /profiles`: log the request, then queue it for the profile
 /// function.
-fn request_build(api: &Api, who: &Principal, req: &Request) -> Response<Body> {
+pub(crate) fn request_build(api: &Api, who: &Principal, req: &Request) -> Response<Body> {
     let body: Value = match req.body().as_ref() {
         [] => json!({}),
         bytes => match serde_json::from_slice(bytes) {
@@ -145,21 +157,7 @@ fn request_build(api: &Api, who: &Principal, req: &Request) -> Response<Body> {
         build.from.as_deref().unwrap_or("default"),
         build.to.as_deref().unwrap_or("default")
     );
-    let entry = match query::log_read(
-        &api.backend.access_log,
-        &Read {
-            analyst: &who.actor,
-            purpose: &purpose,
-            action: "profile_request",
-            target: &target,
-            rows_returned: 0,
-            time: &time,
-        },
-    ) {
-        Ok(entry) => entry,
-        Err(e) => return query_failure(&e),
-    };
-    if let Some(refused) = archive_access(api, &entry) {
+    if let Some(refused) = log_request(api, who, &purpose, "profile_request", &target, &time) {
         return refused;
     }
     match profiles::submit(&api.backend.objects, &build) {

@@ -61,31 +61,14 @@ impl UploadConfig {
 }
 
 /// The most tickets one listing returns (and the default).
-pub const PAGE_LIMIT: usize = 100;
+pub const PAGE_LIMIT: usize = agencylink_http::PAGE_LIMIT as usize;
 
 /// The most report errors a status answer carries: the rest are counted
 /// (`errors_total`) and in the CSV report the CLI's `validate` makes too.
 pub const REPORT_ERRORS_MAX: usize = 1000;
 
-/// Route `/uploads…` for an agency uploader.
-pub(crate) fn route(
-    api: &Api,
-    agency: &str,
-    post: bool,
-    segments: &[&str],
-    param: &dyn Fn(&str) -> Option<String>,
-    req: &Request,
-) -> Response<Body> {
-    match (post, segments) {
-        (true, ["uploads"]) => create(api, agency, req),
-        (false, ["uploads"]) => list(api, agency, param("after"), param("limit")),
-        (false, ["uploads", id]) => show(api, agency, id),
-        (true, _) => error(405, "only POST /uploads is POSTed"),
-        _ => error(404, "no such route"),
-    }
-}
-
-fn create(api: &Api, agency: &str, req: &Request) -> Response<Body> {
+/// `POST /uploads`: a ticket and a presigned form for the agency's prefix.
+pub(crate) fn create(api: &Api, agency: &str, req: &Request) -> Response<Body> {
     let Some(config) = api.uploads.as_ref() else {
         return error(
             500,
@@ -158,7 +141,13 @@ fn create(api: &Api, agency: &str, req: &Request) -> Response<Body> {
     )
 }
 
-fn list(api: &Api, agency: &str, after: Option<String>, limit: Option<String>) -> Response<Body> {
+/// `GET /uploads`: the agency's uploads, newest first, a page at a time.
+pub(crate) fn list(
+    api: &Api,
+    agency: &str,
+    after: Option<String>,
+    limit: Option<String>,
+) -> Response<Body> {
     if after.as_deref().is_some_and(|a| !valid_upload_id(a)) {
         return error(
             400,
@@ -181,7 +170,8 @@ fn list(api: &Api, agency: &str, after: Option<String>, limit: Option<String>) -
     }
 }
 
-fn show(api: &Api, agency: &str, id: &str) -> Response<Body> {
+/// `GET /uploads/{id}`: one of the agency's uploads.
+pub(crate) fn show(api: &Api, agency: &str, id: &str) -> Response<Body> {
     if !valid_upload_id(id) {
         return error(404, "no such upload");
     }

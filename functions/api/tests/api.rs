@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use agencylink_aws::testing::{Moto, moto};
 use agencylink_aws::{AgencyPolicy, AwsBackend, pipeline};
-use agencylink_core::ports::{ChainLog, ObjectStoreExt, PutMode, RecordStore};
+use agencylink_core::ports::{ChainLog, ObjectStore, ObjectStoreExt, PutMode, RecordStore};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
 use agencylink_core::schema::Catalog;
 use agencylink_fn_api::Api;
@@ -108,7 +108,11 @@ fn roles_come_from_the_authorizer_and_each_denial_holds() {
     // An analyst read without a purpose is refused before anything is read.
     let (s, body) = call(&api, http_api("GET", &people, &[], "analyst", "an-1"));
     assert_eq!(s, 400, "{body}");
-    assert!(body["error"].as_str().unwrap_or("").contains("purpose"));
+    assert!(body["detail"].as_str().unwrap_or("").contains("purpose"));
+    assert_eq!(
+        (body["type"].as_str(), body["status"].as_u64()),
+        (Some("about:blank"), Some(400))
+    );
     assert!(
         api.backend().access_log.entries().expect("log").is_empty(),
         "refused reads are not data reads"
@@ -575,11 +579,15 @@ fn an_analyst_read_whose_worm_copy_cannot_be_written_returns_nothing() {
         let (s, body) = call(&api, http_api("GET", &path, q, "analyst", "an-1"));
         assert!((500..600).contains(&s), "{path}: {s} {body}");
         let text = body.to_string();
+        let mut keys = body
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        keys.sort();
         assert_eq!(
-            body.as_object()
-                .map(|o| o.keys().cloned().collect::<Vec<_>>()),
-            Some(vec!["error".to_owned()]),
-            "{path}: an error and nothing else: {text}"
+            keys,
+            ["detail", "status", "title", "type"],
+            "{path}: a problem document and nothing else: {text}"
         );
         assert!(!text.contains(&person), "{path}: no data: {text}");
     }
@@ -1138,4 +1146,267 @@ fn profiles_are_listed_fetched_and_requested_by_role() {
             "{id}"
         );
     }
+}
+
+/// Every route of the table with each role, each malformed set of groups,
+/// and a forged role header: a role the route lists is let through (to
+/// whatever the route answers), anything else is a 403 problem document
+/// naming who may call it, before anything is read.
+#[test]
+fn every_role_reaches_exactly_the_routes_the_table_gives_it() {
+    use agencylink_http::{ROUTES, RoleKind};
+    let Some(m) = moto() else { return };
+    let api = seeded(&m, "api-matrix");
+    let callers: &[(&str, Option<RoleKind>)] = &[
+        ("agency agency-rochdale-council", Some(RoleKind::Agency)),
+        ("analyst", Some(RoleKind::Analyst)),
+        ("auditor", Some(RoleKind::Auditor)),
+        ("key-custodian", Some(RoleKind::KeyCustodian)),
+        ("operator", Some(RoleKind::Operator)),
+        // No role, an unknown one, ours in another case, two at once, an
+        // agency with no agency group: nothing.
+        ("", None),
+        ("admin", None),
+        ("Analyst", None),
+        ("AUDITOR", None),
+        ("analyst auditor", None),
+        ("agency", None),
+    ];
+    for route in ROUTES {
+        let path = route.example_path();
+        let method = route.method.as_str();
+        for (groups, kind) in callers {
+            let (s, body) = call(
+                &api,
+                http_api(method, &path, &[("purpose", "matrix check")], groups, "u-1"),
+            );
+            let what = format!("{method} {path} as {groups:?}: {s} {body}");
+            if kind.is_some_and(|k| route.allows(k)) {
+                assert_ne!(s, 403, "{what}");
+                assert_ne!(body["detail"], "no such route", "{what}");
+                assert_ne!(body["detail"], "this route has no handler", "{what}");
+            } else {
+                assert_eq!(s, 403, "{what}");
+                assert_eq!(body["status"], 403, "{what}");
+                if kind.is_some() {
+                    assert_eq!(
+                        body["detail"],
+                        format!("{} is for {}", route.path, route.who()),
+                        "{what}"
+                    );
+                }
+            }
+        }
+        // A role in a header the caller wrote counts for nothing.
+        for header in ["x-agencylink-role", "x-amzn-oidc-data", "cognito-groups"] {
+            let req = with_header(
+                http_api(method, &path, &[("purpose", "matrix check")], "", "u-1"),
+                header,
+                "analyst",
+            );
+            assert_eq!(call(&api, req).0, 403, "{method} {path} with {header}");
+        }
+    }
+    // A path the table lacks is a 404 problem; a method it lacks, a 405
+    // naming the methods it takes.
+    let (s, body) = call(&api, http_api("GET", "/records", &[], "analyst", "u-1"));
+    assert_eq!(
+        (s, body["title"].as_str()),
+        (404, Some("Not Found")),
+        "{body}"
+    );
+    let (s, body) = call(
+        &api,
+        http_api(
+            "DELETE",
+            "/uploads",
+            &[],
+            "agency agency-rochdale-council",
+            "u-1",
+        ),
+    );
+    assert_eq!(s, 405, "{body}");
+    assert_eq!(body["detail"], "this path takes POST and GET");
+}
+
+/// The document the API serves is the table's, and the copy in
+/// `docs/openapi.json` is that document.
+#[test]
+fn the_api_serves_its_openapi_document() {
+    let Some(m) = moto() else { return };
+    let api = seeded(&m, "api-openapi");
+    for role in ["analyst", "auditor", "agency agency-rochdale-council"] {
+        let (s, body) = call(&api, http_api("GET", "/openapi.json", &[], role, "u-1"));
+        assert_eq!(s, 200);
+        assert_eq!(body, agencylink_http::openapi::document());
+    }
+}
+
+/// A flat export too large for a request is refused (413, nothing logged,
+/// nothing stored) and runs as a job instead: queued with its request
+/// logged, written by the job runner the profile function calls, and
+/// handed out only to the analyst who asked, logged again with its rows.
+#[test]
+fn large_exports_run_as_jobs_for_the_analyst_who_asked() {
+    let Some(m) = moto() else { return };
+    let backend = seeded_backend(&m, "api-export-job");
+    let api = Arc::new(
+        Api::new(backend, Catalog::embedded().expect("catalog")).with_sync_export_rows(10),
+    );
+    let purpose = [("purpose", "Op Aurora strategic profile")];
+    let (s, body) = call(
+        &api,
+        http_api("GET", "/export", &purpose, "analyst", "an-1"),
+    );
+    assert_eq!(s, 413, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("POST /exports"),
+        "{body}"
+    );
+    assert!(
+        api.backend().access_log.entries().expect("log").is_empty(),
+        "nothing was returned"
+    );
+    assert!(
+        api.backend()
+            .objects
+            .list("exports/")
+            .expect("list")
+            .is_empty(),
+        "nothing was stored"
+    );
+
+    let ask = |body: serde_json::Value, who: &str| {
+        call(
+            &api,
+            with_body(http_api("POST", "/exports", &[], "analyst", who), body),
+        )
+    };
+    assert_eq!(ask(json!({"format": "csv"}), "an-1").0, 400, "no purpose");
+    assert_eq!(ask(json!({"purpose": "p", "format": "i2"}), "an-1").0, 400);
+    assert_eq!(
+        ask(json!({"purpose": "p", "dataset": "no.such"}), "an-1").0,
+        404
+    );
+    let (s, queued) = ask(
+        json!({"purpose": "Op Aurora strategic profile", "dataset": "police.cse_crime"}),
+        "an-1",
+    );
+    assert_eq!(s, 202, "{queued}");
+    let id = queued["id"].as_str().expect("a job id").to_owned();
+    let status = |who: &str| {
+        call(
+            &api,
+            http_api("GET", &format!("/exports/{id}"), &purpose, "analyst", who),
+        )
+    };
+    assert_eq!(status("an-1").1["status"], "queued");
+    assert_eq!(
+        status("an-2").0,
+        404,
+        "another analyst's job is unknown to them"
+    );
+    let log = api.backend().access_log.entries().expect("log");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["action"], "export_request");
+
+    // The profile function's step (functions/profile calls exactly this).
+    let b = api.backend();
+    let done = agencylink_aws::exports::run(
+        &b.objects,
+        &b.records,
+        &Catalog::embedded().expect("catalog"),
+        &format!("{}{id}.json", agencylink_aws::exports::REQUESTS),
+        "2026-03-03T10:00:00Z",
+    )
+    .expect("the job runs");
+    assert!(matches!(
+        done,
+        Some(agencylink_aws::exports::Status::Done(_))
+    ));
+    let mut records = 0;
+    b.records
+        .scan_dataset("police.cse_crime", None, None, &mut |_| {
+            records += 1;
+            true
+        })
+        .expect("scan");
+    let (s, body) = status("an-1");
+    assert_eq!((s, body["status"].as_str()), (200, Some("done")), "{body}");
+    assert_eq!(body["rows"], records);
+    assert!(
+        body["url"].as_str().unwrap_or("").starts_with("http"),
+        "{body}"
+    );
+    let log = api.backend().access_log.entries().expect("log");
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        (log[1]["action"].as_str(), log[1]["rows_returned"].as_u64()),
+        (Some("export"), Some(records))
+    );
+    assert_eq!(status("an-2").0, 404);
+    let (s, body) = call(
+        &api,
+        http_api(
+            "GET",
+            "/exports/0123456789abcdef0123456789abcdef",
+            &purpose,
+            "analyst",
+            "an-1",
+        ),
+    );
+    assert_eq!(s, 404, "{body}");
+}
+
+/// The review queue pages most probable first; a page's `next` continues
+/// where it ended, and walking the pages gives the whole queue once.
+#[test]
+fn the_review_queue_pages() {
+    let Some(m) = moto() else { return };
+    let api = seeded(&m, "api-review-pages");
+    let first = queue_item(&api);
+    let linkage = api.backend().records.linkage().expect("linkage");
+    let mut second = first.clone();
+    second.id = format!("{}-b", first.id);
+    second.probability = 0.9;
+    linkage.put_review(&second).expect("queue");
+    let page = |after: Option<&str>, limit: &str| {
+        let mut q = vec![("purpose", "Op Aurora strategic profile"), ("limit", limit)];
+        if let Some(a) = after {
+            q.push(("after", a));
+        }
+        call(&api, http_api("GET", "/review", &q, "analyst", "an-1"))
+    };
+    let (s, whole) = page(None, "100");
+    assert_eq!(s, 200, "{whole}");
+    let all: Vec<serde_json::Value> = whole["items"].as_array().expect("items").clone();
+    assert!(all.len() >= 2 && all.len() < 100, "{}", all.len());
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (s, one) = page(after.as_deref(), "1");
+        assert_eq!(s, 200, "{one}");
+        walked.extend(one["items"].as_array().expect("items").iter().cloned());
+        match one["next"].as_str() {
+            Some(n) => after = Some(n.to_owned()),
+            None => break,
+        }
+        assert!(walked.len() <= all.len(), "the walk ends");
+    }
+    let ids = |v: &[serde_json::Value]| v.iter().map(|i| i["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&walked), ids(&all));
+    let probs: Vec<f64> = all
+        .iter()
+        .map(|i| i["probability"].as_f64().expect("p"))
+        .collect();
+    assert!(
+        probs.windows(2).all(|w| w[0] >= w[1]),
+        "most probable first"
+    );
+    let at = |id: &str| ids(&all).iter().position(|i| i == id).expect("queued");
+    assert!(at(&second.id) < at(&first.id));
+    assert_eq!(page(Some("garbage"), "1").0, 400);
 }

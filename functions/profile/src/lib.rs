@@ -9,7 +9,10 @@
 //!   analyst's request under `profile-requests/` (written by `POST
 //!   /profiles`): the request's period, by default the year to the latest
 //!   event. The request object is deleted once built, so a second
-//!   delivery of the same event finds it gone and does nothing.
+//!   delivery of the same event finds it gone and does nothing;
+//! - the same for an analyst's large flat export under `export-requests/`
+//!   (written by `POST /exports`; `agencylink_aws::exports`): the export
+//!   and its manifest go under `exports/jobs/`.
 //!
 //! The function runs one at a time (reserved concurrency 1), so two builds
 //! never write the same prefix at once. Retryable failures (throttling,
@@ -22,9 +25,11 @@
 use std::sync::Arc;
 
 use agencylink_aws::AwsBackend;
+use agencylink_aws::exports;
 use agencylink_aws::profiles::{self, ProfileTaskError, Request};
 use agencylink_core::ports::ObjectStore;
 use agencylink_core::profile::{Edition, Settings};
+use agencylink_core::query::QueryError;
 use agencylink_core::schema::Catalog;
 use lambda_runtime::tracing::{error, info, warn};
 use lambda_runtime::{Diagnostic, LambdaEvent};
@@ -127,11 +132,40 @@ fn dispatch(profiler: &Profiler, payload: &Value) -> Result<Value, HandlerError>
             "the S3 event names no bucket or key".into(),
         ));
     };
+    if bucket == profiler.backend.settings.data_bucket && key.starts_with(exports::REQUESTS) {
+        return export(profiler, key);
+    }
     if bucket != profiler.backend.settings.data_bucket || !key.starts_with(profiles::REQUESTS) {
-        warn!("ignored an object outside profile-requests/ in the data bucket");
+        warn!(
+            "ignored an object outside profile-requests/ and export-requests/ in the data bucket"
+        );
         return Ok(json!({ "outcome": "ignored" }));
     }
     requested(profiler, key)
+}
+
+/// An analyst's export job (`POST /exports`): write it, its manifest, and
+/// delete the request (`agencylink_aws::exports::run`). The analyst's
+/// read was logged when they asked, and is logged again with its rows
+/// when they fetch the link.
+fn export(profiler: &Profiler, key: &str) -> Result<Value, HandlerError> {
+    let b = &profiler.backend;
+    let now = agencylink_aws::now_rfc3339();
+    match exports::run(&b.objects, &b.records, &profiler.catalog, key, &now) {
+        Ok(Some(exports::Status::Done(m))) => {
+            info!(rows = m.rows, "export job written");
+            Ok(json!({ "outcome": "exported", "rows": m.rows }))
+        }
+        Ok(Some(exports::Status::Failed { reason, .. })) => {
+            warn!(%reason, "export job refused");
+            Ok(json!({ "outcome": "refused", "error": reason }))
+        }
+        Ok(_) => Ok(json!({ "outcome": "already_handled" })),
+        Err(QueryError::Store(e)) if e.is_retryable() => {
+            Err(HandlerError::Retryable(format!("export job: {e}")))
+        }
+        Err(e) => Err(HandlerError::NonRetryable(format!("export job: {e}"))),
+    }
 }
 
 /// The schedule's build: the period given, or the last twelve complete

@@ -273,3 +273,51 @@ fn an_analysts_request_is_built_once_and_a_bad_one_is_dropped() {
     );
     assert!(w.invoke(serde_json::json!({"hello": 1})).is_err());
 }
+
+/// An analyst's export job (`POST /exports`) arrives as an EventBridge
+/// event for `export-requests/`: written once under `exports/jobs/` with a
+/// manifest, the request consumed; an unknown dataset is a failed job.
+#[test]
+fn an_export_job_is_written_once_and_an_impossible_one_fails() {
+    use agencylink_aws::exports::{self, ExportRequest, Flat, Status};
+    let Some(m) = moto() else { return };
+    let w = World::loaded(&m, "prof-export");
+    let job = |id: &str, dataset: Option<&str>| ExportRequest {
+        id: id.to_owned(),
+        analyst: "analyst-sub-1".into(),
+        purpose: "Op Aurora".into(),
+        dataset: dataset.map(str::to_owned),
+        format: Flat::Ndjson,
+        requested_at: "2026-12-01T09:00:00Z".into(),
+    };
+    let id = "00112233445566778899aabbccddeeff";
+    exports::submit(&w.b().objects, &job(id, Some("police.cse_intelligence"))).expect("submit");
+    let key = format!("{}{id}.json", exports::REQUESTS);
+    let out = w.invoke(w.s3_event(&key)).expect("exported");
+    assert_eq!(out["outcome"], "exported", "{out}");
+    let Status::Done(manifest) = exports::status(&w.b().objects, id).expect("status") else {
+        panic!("not done");
+    };
+    let text =
+        String::from_utf8(w.b().objects.get_bytes(&manifest.key).expect("export")).expect("utf-8");
+    assert_eq!(text.lines().count() as u64, manifest.rows);
+    assert!(manifest.rows > 0 && manifest.key.starts_with(exports::JOBS));
+    assert!(
+        !w.b().objects.exists(&key).expect("exists"),
+        "the request is consumed"
+    );
+    let again = w.invoke(w.s3_event(&key)).expect("handled");
+    assert_eq!(again["outcome"], "already_handled");
+    assert!(w.builds().is_empty(), "an export is not a profile build");
+
+    let bad = "ffeeddccbbaa99887766554433221100";
+    exports::submit(&w.b().objects, &job(bad, Some("no.such"))).expect("submit");
+    let out = w
+        .invoke(w.s3_event(&format!("{}{bad}.json", exports::REQUESTS)))
+        .expect("refused");
+    assert_eq!(out["outcome"], "refused", "{out}");
+    assert!(matches!(
+        exports::status(&w.b().objects, bad).expect("status"),
+        Status::Failed { .. }
+    ));
+}
