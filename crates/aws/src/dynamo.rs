@@ -734,17 +734,7 @@ impl RecordStore for DynamoStore {
             .map_err(|e| StoreError::backend("encoding a merge mark", e))?;
         let mut item = key(merge_pk(upload), format!("B#{:010}", mark.batch));
         item.insert("mark".into(), s(json));
-        let table = &self.table;
-        block_on(&self.handle, async {
-            self.client
-                .put_item()
-                .table_name(table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| store_error(Resource::Table(table), "dynamodb:PutItem", e))
-        })
+        block_on(&self.handle, self.put_one(item))
     }
 
     fn clear_merge_marks(&self, upload: &str) -> StoreResult<()> {

@@ -267,6 +267,18 @@ impl DynamoStore {
             })?;
         Ok(out.item().cloned())
     }
+
+    /// Put one item (unconditionally).
+    pub(super) async fn put_one(&self, item: Item) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error(Resource::Table(&self.table), "dynamodb:PutItem", e))
+    }
 }
 
 impl LinkageStore for DynamoStore {

@@ -45,14 +45,7 @@ impl TranslationStore for DynamoStore {
                 Some(text) => {
                     let mut item = key(STATE_PK.into(), STATE_SK.into());
                     item.insert("state".into(), s(text));
-                    self.client
-                        .put_item()
-                        .table_name(table)
-                        .set_item(Some(item))
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| store_error(Resource::Table(table), "dynamodb:PutItem", e))
+                    self.put_one(item).await
                 }
                 None => self
                     .client
