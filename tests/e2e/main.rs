@@ -3,6 +3,7 @@
 mod analyst;
 mod checkpoints;
 mod concurrency;
+mod crash;
 mod graph_exports;
 mod hygiene;
 mod ingest;
