@@ -493,11 +493,12 @@ impl Dataset {
 
     /// Whether a row is about a person. A dataset with the `case_ref`
     /// concept is about investigations (one crime covered by one
-    /// operation) and about no one, although ingest still gives each of
-    /// its records an id of its own in the person column. (Not "has no
-    /// `x-match` field": a dataset may hold people it cannot link.)
+    /// operation), and one with the `disruption_activity` concept about
+    /// activities at places: about no one, although ingest still gives
+    /// each of their records an id of its own in the person column. (Not
+    /// "has no `x-match` field": a dataset may hold people it cannot link.)
     pub fn is_about_people(&self) -> bool {
-        self.field_for("case_ref").is_none()
+        self.field_for("case_ref").is_none() && self.field_for("disruption_activity").is_none()
     }
 
     /// The compiled validator (formats checked).

@@ -39,6 +39,7 @@ impl World {
             ("gmp-police", "police.cse_crime", 80),
             ("gmp-police", "police.cse_intelligence", 60),
             ("rochdale-council", "council.missing_episode", 60),
+            ("gmp-police", "police.disruption_activity", 40),
         ] {
             let ds = catalog.get(dataset).expect("dataset");
             let mut bytes = Vec::new();
@@ -152,6 +153,32 @@ fn a_scheduled_build_stores_both_editions_with_lineage_that_names_every_file() {
             .is_some_and(|t| t.len() > 5),
         "a real profile, not an empty shell"
     );
+    // Disruption activity read from DynamoDB like every dataset: the
+    // hotspots are set against it in both editions.
+    for edition in ["analyst", "partner"] {
+        let json: Value = serde_json::from_slice(
+            &w.b()
+                .objects
+                .get_bytes(&format!(
+                    "profiles/2024-01-01_2026-10-31/{edition}/profile.json"
+                ))
+                .expect("json"),
+        )
+        .expect("json");
+        let ids: Vec<&str> = json["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .filter_map(|t| t["id"].as_str())
+            .collect();
+        for id in [
+            "places_hotspots_disruption",
+            "places_hotspots_undisrupted",
+            "disruption_activities",
+        ] {
+            assert!(ids.contains(&id), "{id} in the {edition} edition");
+        }
+    }
 
     // Then: one lineage event per edition, naming each file by digest, and
     // each in the WORM archive.

@@ -527,6 +527,7 @@ pub(crate) fn family_name(f: Family) -> &'static str {
         Family::Attendance => "safeguarding attendance",
         Family::Absence => "education episode",
         Family::Investigation => "investigation",
+        Family::Disruption => "disruption activity",
         Family::Other => "other",
     }
 }

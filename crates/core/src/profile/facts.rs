@@ -166,8 +166,26 @@ pub(crate) enum Family {
     /// they cover. A row is about an investigation, not a person, so it is
     /// kept apart from the person facts (see [`CaseRow`]).
     Investigation,
+    /// With `disruption_activity`: disruption activities at places (visits,
+    /// notices, closures, training). Not about a person either: kept apart
+    /// (see [`DisruptionRow`]) and set against the places of CSE.
+    Disruption,
     /// Anything else: counted in footprints and data quality only.
     Other,
+}
+
+/// One disruption activity, reduced.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DisruptionRow {
+    pub(crate) day: i32,
+    /// Index into [`BOROUGHS`], or [`NO_BOROUGH`].
+    pub(crate) borough: u8,
+    /// Interned postcode sector, or [`NONE`] (a borough-wide activity).
+    pub(crate) sector: u32,
+    /// Interned premises type code, or [`NONE`].
+    pub(crate) premises: u32,
+    /// Interned activity code.
+    pub(crate) activity: u32,
 }
 
 /// A person's part in a record.
@@ -209,6 +227,8 @@ pub(crate) struct Plan {
     model: Option<String>,
     factors: Option<String>,
     premises: Option<String>,
+    /// The `disruption_activity` field.
+    activity: Option<String>,
     /// The kind of the `x-link` that is the agency's own reference (crime,
     /// intel): records sharing it are one event.
     event_link: Option<String>,
@@ -240,6 +260,8 @@ impl Plan {
         // The same test as `Dataset::is_about_people`.
         let family = if has("case_ref") {
             Family::Investigation
+        } else if has("disruption_activity") {
+            Family::Disruption
         } else if agency_type == AgencyType::Police && has("offence") {
             Family::Crime
         } else if agency_type == AgencyType::Police {
@@ -286,6 +308,7 @@ impl Plan {
             "threat_category",
             "case_status",
             "peer_review_status",
+            "disruption_activity",
         ] {
             if let Some(f) = ds.field_for(concept) {
                 meanings.insert(concept, f.meanings.clone());
@@ -315,6 +338,7 @@ impl Plan {
             model: name("cse_model"),
             factors: name("cin_factors"),
             premises: name("premises_type"),
+            activity: name("disruption_activity"),
             event_link,
             sector: sector_field.map(|f| format!("{}_sector", f.name)),
             postcode: sector_field.map(|f| f.name.clone()),
@@ -435,8 +459,11 @@ pub(crate) struct Collected {
     pub(crate) names: Interner,
     /// Investigation rows, kept apart from the person facts.
     pub(crate) cases: Vec<CaseRow>,
-    /// Investigation rows per plan (for the sources list).
+    /// Investigation and disruption rows, by plan and day (for the
+    /// sources list).
     pub(crate) case_rows: Vec<(u16, i32)>,
+    /// Disruption activities, kept apart from the person facts.
+    pub(crate) disruptions: Vec<DisruptionRow>,
     /// Records skipped because their event date is not a date.
     pub(crate) bad_dates: u64,
 }
@@ -506,6 +533,39 @@ impl Collected {
             .get("fields")
             .and_then(Value::as_object)
             .unwrap_or(&empty);
+        let borough = body
+            .get("borough")
+            .and_then(Value::as_str)
+            .and_then(|b| BOROUGHS.iter().position(|x| x.name == b))
+            .map_or(NO_BOROUGH, |i| i as u8);
+        let derived = body.get("derived");
+        let sector = plan
+            .sector
+            .as_deref()
+            .and_then(|k| derived.and_then(|d| d.get(k)))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map_or(NONE, |s| codes.intern(s));
+        if plan.family == Family::Disruption {
+            // An activity at a place, not a person: no fact.
+            let code = |codes: &mut Interner, name: &Option<String>| {
+                name.as_deref()
+                    .and_then(|n| fields.get(n))
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map_or(NONE, |s| codes.intern(s))
+            };
+            let row = DisruptionRow {
+                day,
+                borough,
+                sector,
+                premises: code(codes, &plan.premises),
+                activity: code(codes, &plan.activity),
+            };
+            self.disruptions.push(row);
+            self.case_rows.push((plan_idx, day));
+            return Ok(());
+        }
         let field = |n: &str| -> Option<&str> {
             fields
                 .get(n)
@@ -548,23 +608,10 @@ impl Collected {
                 }
             }
         }
-        let derived = body.get("derived");
         let age = derived
             .and_then(|d| d.get("age"))
             .and_then(Value::as_u64)
             .map_or(NO_AGE, |a| a.min(u64::from(NO_AGE - 1)) as u8);
-        let sector = plan
-            .sector
-            .as_deref()
-            .and_then(|k| derived.and_then(|d| d.get(k)))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map_or(NONE, |s| codes.intern(s));
-        let borough = body
-            .get("borough")
-            .and_then(Value::as_str)
-            .and_then(|b| BOROUGHS.iter().position(|x| x.name == b))
-            .map_or(NO_BOROUGH, |i| i as u8);
         let mut supplied = 0u8;
         if text(&plan.ethnicity).is_some() {
             supplied |= 1;

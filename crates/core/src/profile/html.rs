@@ -393,6 +393,69 @@ fn charts(h: &mut String, p: &Profile) {
         }
     }
     investigation_charts(h, p);
+    disruption_charts(h, p);
+}
+
+/// A captioned bar chart with its legend.
+fn bar_figure(
+    h: &mut String,
+    title: &str,
+    labels: &[String],
+    series: &[(String, &str, Vec<Cell>)],
+) {
+    let _ = writeln!(
+        h,
+        "<figure><figcaption>{}</figcaption>{}{}</figure>",
+        esc(title),
+        legend(
+            &series
+                .iter()
+                .map(|(l, c, _)| (l.as_str(), *c))
+                .collect::<Vec<_>>()
+        ),
+        bar_chart(labels, series, 520)
+    );
+}
+
+/// Places against disruption at a glance: CSE events and disruption
+/// activities side by side, by hotspot sector and by premises type.
+fn disruption_charts(h: &mut String, p: &Profile) {
+    let Some(sectors) = p.table("places_hotspots_disruption") else {
+        return;
+    };
+    h.push_str("<h3>Hotspots and disruption</h3>\n<div class=\"grid2\">\n");
+    for (t, title) in [
+        (
+            Some(sectors),
+            "Hotspot sectors: CSE events and disruption activities",
+        ),
+        (
+            p.table("places_premises_disruption"),
+            "Premises types: CSE events and disruption activities",
+        ),
+    ] {
+        let Some(t) = t.filter(|t| !t.rows.is_empty()) else {
+            continue;
+        };
+        let (Some(e), Some(d)) = (t.col("cse_events"), t.col("disruption")) else {
+            continue;
+        };
+        let labels: Vec<String> = body_rows(t).iter().map(|r| r[0].display()).collect();
+        let series = vec![
+            (
+                t.columns[e].label.clone(),
+                VICTIM,
+                body_rows(t).iter().map(|r| r[e].clone()).collect(),
+            ),
+            (
+                t.columns[d].label.clone(),
+                CURRENT,
+                body_rows(t).iter().map(|r| r[d].clone()).collect(),
+            ),
+        ];
+        bar_figure(h, title, &labels, &series);
+    }
+    h.push_str("</div>\n");
 }
 
 /// Investigations at a glance: by threat category and status, networks
@@ -424,18 +487,7 @@ fn investigation_charts(h: &mut String, p: &Profile) {
             .map(|r| r[0].display().split(':').next().unwrap_or("").to_owned())
             .collect();
         let series = columns(t, ids);
-        let _ = writeln!(
-            h,
-            "<figure><figcaption>{}</figcaption>{}{}</figure>",
-            esc(title),
-            legend(
-                &series
-                    .iter()
-                    .map(|(l, c, _)| (l.as_str(), *c))
-                    .collect::<Vec<_>>()
-            ),
-            bar_chart(&labels, &series, 520)
-        );
+        bar_figure(h, title, &labels, &series);
     };
     figure(
         h,

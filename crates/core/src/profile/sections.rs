@@ -8,8 +8,8 @@ use super::Note;
 use super::build::Ctx;
 use super::dates::{human_month, month_of, months_between, parse_day};
 use super::facts::{
-    AgencyType, CIN_FACTORS, ETHNIC_GROUPS, Fact, Family, NO_AGE, NO_BOROUGH, NONE, NOT_RECORDED,
-    Role,
+    AgencyType, CIN_FACTORS, DisruptionRow, ETHNIC_GROUPS, Fact, Family, NO_AGE, NO_BOROUGH, NONE,
+    NOT_RECORDED, Role,
 };
 use super::table::{Cell, Column, Kind, Table};
 use crate::events::LineageEvent;
@@ -244,6 +244,70 @@ fn borough_columns(any_unknown: bool) -> Vec<Column> {
         cols.push(Column::new("not_known", "Not known", Kind::Count));
     }
     cols
+}
+
+/// A table of counts by borough, one row per `(row id, label, the
+/// borough index of each item)`, with a total column and a total row.
+fn by_borough_table(
+    id: &str,
+    title: &str,
+    description: &str,
+    label: Column,
+    rows: Vec<(String, String, Vec<u8>)>,
+) -> Table {
+    let nb = BOROUGHS.len();
+    let any_unknown = rows.iter().any(|(_, _, items)| items.contains(&NO_BOROUGH));
+    let mut cols = vec![label];
+    cols.extend(borough_columns(any_unknown));
+    cols.push(Column::new("total", "Total", Kind::Count));
+    let total_col = cols.len() - 1;
+    let mut t = Table::new(id, title, description, cols);
+    for (row_id, text, items) in rows {
+        let mut counts = vec![0u64; nb + 1];
+        for b in items {
+            counts[(b as usize).min(nb)] += 1;
+        }
+        let mut row = vec![Cell::Text(text)];
+        let take = if any_unknown { nb + 1 } else { nb };
+        row.extend(counts[..take].iter().map(|&n| Cell::Count(n)));
+        row.push(Cell::Count(counts.iter().sum()));
+        t.push(&row_id, row);
+    }
+    t.margins.total_column = Some(total_col);
+    t.push_total_row();
+    t
+}
+
+/// Postcode sectors ranked by how many of `items` (sector, borough) each
+/// holds, most first and then by name, the top `top`: each with the
+/// borough most of its items are in, and the count.
+fn rank_sectors(
+    ctx: &Ctx<'_>,
+    items: &mut dyn Iterator<Item = (u32, u8)>,
+    top: usize,
+) -> Vec<(u32, &'static str, u64)> {
+    let nb = BOROUGHS.len();
+    let mut by: HashMap<u32, (u64, [u64; 11])> = HashMap::new();
+    for (sector, borough) in items {
+        let e = by.entry(sector).or_default();
+        e.0 += 1;
+        e.1[(borough as usize).min(nb)] += 1;
+    }
+    let mut v: Vec<(u32, &'static str, u64)> = by
+        .into_iter()
+        .map(|(s, (n, b))| {
+            let best = (0..=nb)
+                .max_by_key(|&i| (b[i], std::cmp::Reverse(i)))
+                .unwrap_or(nb);
+            (s, BOROUGHS.get(best).map_or("Not known", |x| x.name), n)
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        b.2.cmp(&a.2)
+            .then_with(|| ctx.c.codes.name(a.0).cmp(ctx.c.codes.name(b.0)))
+    });
+    v.truncate(top);
+    v
 }
 
 /// Volumes: totals with change, by month (both periods) and by borough.
@@ -950,7 +1014,6 @@ pub(crate) fn quoted_short(label: &str) -> String {
 /// Places: top sectors of CSE events, premises by borough, and where
 /// missing children were found.
 pub(crate) fn places(ctx: &Ctx<'_>, events: &[Event], notes: &mut Vec<Note>) -> Vec<Table> {
-    let nb = BOROUGHS.len();
     let place_events: Vec<&Event> = events
         .iter()
         .filter(|e| {
@@ -960,25 +1023,10 @@ pub(crate) fn places(ctx: &Ctx<'_>, events: &[Event], notes: &mut Vec<Note>) -> 
         })
         .collect();
     let top = |items: &mut dyn Iterator<Item = (u32, u8)>| -> Vec<(String, String, u64)> {
-        let mut by: HashMap<u32, (u64, [u64; 11])> = HashMap::new();
-        for (sector, borough) in items {
-            let e = by.entry(sector).or_default();
-            e.0 += 1;
-            e.1[(borough as usize).min(nb)] += 1;
-        }
-        let mut v: Vec<(String, String, u64)> = by
+        rank_sectors(ctx, items, ctx.s.top_places)
             .into_iter()
-            .map(|(s, (n, b))| {
-                let best = (0..=nb)
-                    .max_by_key(|&i| (b[i], std::cmp::Reverse(i)))
-                    .unwrap_or(nb);
-                let borough = BOROUGHS.get(best).map_or("Not known", |x| x.name);
-                (ctx.c.codes.name(s).to_owned(), borough.to_owned(), n)
-            })
-            .collect();
-        v.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
-        v.truncate(ctx.s.top_places);
-        v
+            .map(|(s, b, n)| (ctx.c.codes.name(s).to_owned(), b.to_owned(), n))
+            .collect()
     };
     let sector_table =
         |id: &str, title: &str, desc: &str, what: &str, rows: Vec<(String, String, u64)>| {
@@ -1018,32 +1066,26 @@ pub(crate) fn places(ctx: &Ctx<'_>, events: &[Event], notes: &mut Vec<Note>) -> 
     // Most common first; "not recorded" (NONE) last whatever its count.
     let n_of_premises = |p: u32| place_events.iter().filter(|e| e.premises == p).count();
     premises.sort_by_key(|&p| (p == NONE, std::cmp::Reverse(n_of_premises(p)), p));
-    let any_unknown = place_events.iter().any(|e| e.borough == NO_BOROUGH);
-    let mut cols = vec![Column::new("premises", "Premises type", Kind::Label)];
-    cols.extend(borough_columns(any_unknown));
-    cols.push(Column::new("total", "Total", Kind::Count));
-    let total_col = cols.len() - 1;
-    let mut pt = Table::new(
+    out.push(by_borough_table(
         "places_premises",
         "Premises types by borough",
         "CSE-flagged crimes and intelligence reports in the period by the type of place recorded, per borough.",
-        cols,
-    );
-    for &p in &premises {
-        let mut counts = vec![0u64; nb + 1];
-        for e in place_events.iter().filter(|e| e.premises == p) {
-            counts[(e.borough as usize).min(nb)] += 1;
-        }
-        let label = short(&code_label(ctx, "premises_type", p));
-        let mut row = vec![Cell::Text(label)];
-        let take = if any_unknown { nb + 1 } else { nb };
-        row.extend(counts[..take].iter().map(|&n| Cell::Count(n)));
-        row.push(Cell::Count(counts.iter().sum()));
-        pt.push(ctx.c.code(p).unwrap_or("not_recorded"), row);
-    }
-    pt.margins.total_column = Some(total_col);
-    pt.push_total_row();
-    out.push(pt);
+        Column::new("premises", "Premises type", Kind::Label),
+        premises
+            .iter()
+            .map(|&p| {
+                (
+                    ctx.c.code(p).unwrap_or("not_recorded").to_owned(),
+                    short(&code_label(ctx, "premises_type", p)),
+                    place_events
+                        .iter()
+                        .filter(|e| e.premises == p)
+                        .map(|e| e.borough)
+                        .collect(),
+                )
+            })
+            .collect(),
+    ));
 
     if ctx.c.plans.iter().any(|p| p.family == Family::Missing) {
         let found: Vec<(u32, u8)> = ctx
@@ -1063,11 +1105,184 @@ pub(crate) fn places(ctx: &Ctx<'_>, events: &[Event], notes: &mut Vec<Note>) -> 
             top(&mut found.into_iter()),
         ));
     }
+    if ctx.c.plans.iter().any(|p| p.family == Family::Disruption) {
+        out.extend(disruption(ctx, &place_events, notes));
+    }
     notes.push(Note {
         topic: "Places".into(),
         text: "A postcode describes a place of exploitation only in datasets that also record the type of premises (police crimes and intelligence); elsewhere it is the child's address and is not used for places.".into(),
     });
     out
+}
+
+/// Places against disruption: the hotspots (the top postcode sectors and
+/// the premises types of the period's CSE-flagged crimes and intelligence
+/// reports) with the disruption activities recorded at each in the same
+/// period, and the hotspots with none.
+fn disruption(ctx: &Ctx<'_>, place_events: &[&Event], notes: &mut Vec<Note>) -> Vec<Table> {
+    let acts: Vec<&DisruptionRow> = ctx
+        .c
+        .disruptions
+        .iter()
+        .filter(|d| (ctx.from..=ctx.to).contains(&d.day))
+        .collect();
+    // Hotspot sectors as the places table ranks them, each with the
+    // activities recorded in it.
+    let hot: Vec<(String, String, u64, u64)> = rank_sectors(
+        ctx,
+        &mut place_events
+            .iter()
+            .filter(|e| e.sector != NONE)
+            .map(|e| (e.sector, e.borough)),
+        ctx.s.top_places,
+    )
+    .into_iter()
+    .map(|(sector, borough, n)| {
+        let done = acts.iter().filter(|d| d.sector == sector).count() as u64;
+        (
+            ctx.c.codes.name(sector).to_owned(),
+            borough.to_owned(),
+            n,
+            done,
+        )
+    })
+    .collect();
+
+    let mut premises: Vec<(u32, u64, u64)> = Vec::new();
+    for e in place_events.iter().filter(|e| e.premises != NONE) {
+        match premises.iter_mut().find(|p| p.0 == e.premises) {
+            Some(p) => p.1 += 1,
+            None => premises.push((e.premises, 1, 0)),
+        }
+    }
+    for d in acts.iter().filter(|d| d.premises != NONE) {
+        match premises.iter_mut().find(|p| p.0 == d.premises) {
+            Some(p) => p.2 += 1,
+            None => premises.push((d.premises, 0, 1)),
+        }
+    }
+    premises.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| b.2.cmp(&a.2))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+
+    let mut sectors = Table::new(
+        "places_hotspots_disruption",
+        "Hotspot sectors and disruption activity",
+        "The postcode sectors with the most CSE-flagged crimes and intelligence reports in the period, each with the disruption activities (visits, training, warning and closure notices, licensing reviews, weeks of action and other toolkit tactics) recorded there in the same period.",
+        vec![
+            Column::new("sector", "Postcode sector", Kind::Label),
+            Column::new("borough", "Borough", Kind::Text),
+            Column::new("cse_events", "CSE events", Kind::Count),
+            Column::new("disruption", "Disruption activities", Kind::Count),
+        ],
+    );
+    for (s, b, n, d) in &hot {
+        sectors.push(
+            s,
+            vec![
+                Cell::Text(s.clone()),
+                Cell::Text(b.clone()),
+                Cell::Count(*n),
+                Cell::Count(*d),
+            ],
+        );
+    }
+    let mut kinds = Table::new(
+        "places_premises_disruption",
+        "Premises types and disruption activity",
+        "CSE-flagged crimes and intelligence reports in the period by the type of place, against the disruption activities at premises of that type in the same period.",
+        vec![
+            Column::new("premises", "Premises type", Kind::Label),
+            Column::new("cse_events", "CSE events", Kind::Count),
+            Column::new("disruption", "Disruption activities", Kind::Count),
+        ],
+    );
+    for &(p, n, d) in &premises {
+        kinds.push(
+            ctx.c.code(p).unwrap_or("not_recorded"),
+            vec![
+                Cell::Text(short(&code_label(ctx, "premises_type", p))),
+                Cell::Count(n),
+                Cell::Count(d),
+            ],
+        );
+    }
+    let mut none = Table::new(
+        "places_hotspots_undisrupted",
+        "Hotspots with no disruption activity",
+        "Hotspot postcode sectors (from the table above) and premises types with CSE-flagged crimes or intelligence reports in the period but no disruption activity recorded there in the same period: places to consider for disruption.",
+        vec![
+            Column::new("place", "Place", Kind::Label),
+            Column::new("kind", "Kind", Kind::Text),
+            Column::new("borough", "Borough", Kind::Text),
+            Column::new("cse_events", "CSE events", Kind::Count),
+        ],
+    );
+    let mut undisrupted_sectors = 0;
+    for (s, b, n, _) in hot.iter().filter(|h| h.3 == 0) {
+        undisrupted_sectors += 1;
+        none.push(
+            &format!("sector:{s}"),
+            vec![
+                Cell::Text(s.clone()),
+                Cell::Text("Postcode sector".into()),
+                Cell::Text(b.clone()),
+                Cell::Count(*n),
+            ],
+        );
+    }
+    let mut undisrupted_premises = 0;
+    for &(p, n, _) in premises.iter().filter(|p| p.1 > 0 && p.2 == 0) {
+        undisrupted_premises += 1;
+        none.push(
+            &format!("premises:{}", ctx.c.code(p).unwrap_or("not_recorded")),
+            vec![
+                Cell::Text(short(&code_label(ctx, "premises_type", p))),
+                Cell::Text("Premises type".into()),
+                Cell::Text(String::new()),
+                Cell::Count(n),
+            ],
+        );
+    }
+    // What was done where: activities by kind and borough.
+    let mut activity_codes: Vec<u32> = acts.iter().map(|d| d.activity).collect();
+    activity_codes.sort_unstable();
+    activity_codes.dedup();
+    let n_of = |a: u32| acts.iter().filter(|d| d.activity == a).count();
+    activity_codes.sort_by_key(|&a| (a == NONE, std::cmp::Reverse(n_of(a)), a));
+    let by_kind = by_borough_table(
+        "disruption_activities",
+        "Disruption activities by kind and borough",
+        "Disruption activities recorded in the period, by the toolkit tactic used and the borough.",
+        Column::new("activity", "Activity", Kind::Label),
+        activity_codes
+            .iter()
+            .map(|&a| {
+                (
+                    ctx.c.code(a).unwrap_or("not_recorded").to_owned(),
+                    short(&code_label(ctx, "disruption_activity", a)),
+                    acts.iter()
+                        .filter(|d| d.activity == a)
+                        .map(|d| d.borough)
+                        .collect(),
+                )
+            })
+            .collect(),
+    );
+
+    let with_premises = premises.iter().filter(|p| p.1 > 0).count();
+    notes.push(Note {
+        topic: "Places and disruption".into(),
+        text: format!(
+            "Hotspots are the top {} postcode sectors and the premises types of the period's CSE-flagged crimes and intelligence reports. Each is set against the disruption activities recorded at the same sector or type of premises in the same period ({} activities in all); an activity recorded for a whole borough, without a postcode, counts for no sector. {undisrupted_sectors} of the {} hotspot sectors and {undisrupted_premises} of the {with_premises} premises types had none. A sector or premises type with activity may still need more: the counts say where, not whether it was enough.",
+            ctx.s.top_places,
+            acts.len(),
+            hot.len(),
+        ),
+    });
+    vec![sectors, kinds, none, by_kind]
 }
 
 /// CSE models of the period's CSE-flagged crimes and reports.

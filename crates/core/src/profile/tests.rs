@@ -1123,3 +1123,207 @@ fn a_withdrawn_upload_leaves_the_data_quality_table() {
         "other uploads stay"
     );
 }
+
+/// [`catalog`] and a disruption-activity dataset, found by its concepts.
+fn catalog_with_disruption() -> Catalog {
+    let base = catalog();
+    let disruption = format!(
+        r#"{{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+        "x-agency-type": "police", "title": "Test disruption",
+        "required": ["ref", "date", "activity"],
+        "properties": {{
+          "ref": {{"type": "string", "x-identifier": "local_ref", "x-concept": "record_ref"}},
+          "date": {{"type": "string", "format": "date", "x-concept": "event_date"}},
+          "where": {{"type": "string", "enum": {BOROUGHS}, "x-concept": "borough"}},
+          "pc": {{"type": "string", "x-identifier": "postcode", "x-generalise": "sector"}},
+          "premises": {{"type": "string", "enum": ["hotel","dwelling"], "x-concept": "premises_type",
+             "x-codes": {{"hotel": "Hotel", "dwelling": "Private dwelling"}}}},
+          "activity": {{"type": "string", "enum": ["premises_visit","cawn","school_session"], "x-concept": "disruption_activity",
+             "x-codes": {{"premises_visit": "Visit to premises", "cawn": "Child abduction warning notice issued", "school_session": "Awareness session in a school"}}}}
+        }}}}"#
+    );
+    let mut sources: Vec<(String, String)> = base
+        .latest()
+        .map(|d| (d.file.clone(), d.source.clone()))
+        .collect();
+    sources.push(("police.test_disruption.v1.schema.json".into(), disruption));
+    Catalog::from_sources(sources.iter().map(|(f, t)| (f.as_str(), t.as_str())))
+        .expect("test schemas are valid")
+}
+
+impl World {
+    /// A CSE crime with one victim at another place: postcode sector
+    /// `sector`, premises `premises`.
+    fn crime_at(&mut self, crime: &str, date: &str, sector: &str, premises: &str) {
+        let person = format!("p_{crime}");
+        self.push(Raw {
+            person: &person,
+            agency: "gmp-police",
+            dataset: "police.test_crime",
+            date,
+            borough: "Manchester",
+            fields: json!({
+                "ref": format!("local_ref:k1:ref{}", self.records.len()),
+                "crime": format!("local_ref:k1:{crime}"), "date": date, "where": "Manchester",
+                "offence": "71", "flag": true, "role": "victim", "pc": "postcode:k1:z",
+                "premises": premises,
+            }),
+            derived: json!({"pc_sector": sector}),
+            links: vec![Link {
+                kind: "crime".into(),
+                token: format!("local_ref:k1:{crime}"),
+            }],
+        });
+    }
+
+    /// A disruption activity; `sector` None for a borough-wide one.
+    fn disruption(
+        &mut self,
+        date: &str,
+        sector: Option<&str>,
+        premises: Option<&str>,
+        activity: &str,
+    ) {
+        let mut fields = json!({
+            "ref": format!("local_ref:k1:d{}", self.records.len()),
+            "date": date, "where": "Rochdale", "activity": activity,
+        });
+        let mut derived = json!({});
+        if let Some(s) = sector {
+            fields["pc"] = json!("postcode:k1:d");
+            derived["pc_sector"] = json!(s);
+        }
+        if let Some(p) = premises {
+            fields["premises"] = json!(p);
+        }
+        // As ingest makes it: a record of its own "person", which the
+        // profile must never count as one.
+        let person = format!("p_d{}", self.records.len());
+        self.push(Raw {
+            person: &person,
+            agency: "gmp-police",
+            dataset: "police.test_disruption",
+            date,
+            borough: "Rochdale",
+            fields,
+            derived,
+            links: Vec::new(),
+        });
+    }
+}
+
+/// [`network_world`]'s eight crimes (all at hotels in OL11 1), three more
+/// at private dwellings in M1 1, and four disruption activities: a visit
+/// to a hotel in OL11 1 (in the period), a warning notice there before the
+/// period, a borough-wide school session, and a visit in SK1 1 (no CSE).
+fn disruption_world() -> World {
+    let mut w = network_world();
+    for (crime, date) in [
+        ("m1", "2026-01-10"),
+        ("m2", "2026-02-10"),
+        ("m3", "2026-03-10"),
+    ] {
+        w.crime_at(crime, date, "M1 1", "dwelling");
+    }
+    w.disruption(
+        "2026-04-01",
+        Some("OL11 1"),
+        Some("hotel"),
+        "premises_visit",
+    );
+    w.disruption("2025-01-15", Some("OL11 1"), None, "cawn");
+    w.disruption("2026-05-05", None, None, "school_session");
+    w.disruption("2026-05-06", Some("SK1 1"), None, "premises_visit");
+    w
+}
+
+#[test]
+fn hotspots_are_set_against_disruption_on_hand_made_cases() {
+    let cat = catalog_with_disruption();
+    let w = disruption_world();
+    let (store, log) = w.store();
+    let p = build(&cat, &store, &log, &settings("2025-07-01", "2026-06-30")).expect("profile");
+    let rows = |id: &str| -> Vec<Vec<String>> {
+        p.table(id)
+            .unwrap_or_else(|| panic!("no {id}"))
+            .rows
+            .iter()
+            .map(|r| r.iter().map(Cell::display).collect())
+            .collect()
+    };
+    assert_eq!(
+        rows("places_hotspots_disruption"),
+        [
+            ["OL11 1", "Rochdale", "8", "1"],
+            ["M1 1", "Manchester", "3", "0"],
+        ],
+        "the visit counts; the notice before the period, the borough-wide session and the visit elsewhere do not"
+    );
+    assert_eq!(
+        rows("places_premises_disruption"),
+        [["Hotel", "8", "1"], ["Private dwelling", "3", "0"]]
+    );
+    assert_eq!(
+        rows("places_hotspots_undisrupted"),
+        [
+            ["M1 1", "Postcode sector", "Manchester", "3"],
+            ["Private dwelling", "Premises type", "", "3"],
+        ]
+    );
+    let kinds = p.table("disruption_activities").expect("by kind");
+    assert_eq!(kinds.get("premises_visit", "total"), Some(&Cell::Count(2)));
+    assert_eq!(kinds.get("school_session", "total"), Some(&Cell::Count(1)));
+    assert_eq!(kinds.get("cawn", "total"), None, "before the period");
+    // Activities are about places: no person comes from them.
+    let without: World = World {
+        records: w
+            .records
+            .iter()
+            .filter(|r| r.dataset != "police.test_disruption")
+            .cloned()
+            .collect(),
+    };
+    let (plain_store, plain_log) = without.store();
+    let plain = build(
+        &cat,
+        &plain_store,
+        &plain_log,
+        &settings("2025-07-01", "2026-06-30"),
+    )
+    .expect("profile");
+    for id in ["volumes", "footprint", "victims_suspects", "agency_overlap"] {
+        let (a, b) = (p.table(id).expect(id), plain.table(id).expect(id));
+        assert_eq!(a.rows, b.rows, "{id} changed by activities");
+    }
+    assert!(
+        plain.table("places_hotspots_disruption").is_none(),
+        "only with the dataset"
+    );
+    let source = p
+        .sources
+        .iter()
+        .find(|s| s.dataset == "police.test_disruption")
+        .expect("listed");
+    assert_eq!(
+        (source.read_as.as_str(), source.records),
+        ("disruption activity", 3)
+    );
+
+    // The partner edition keeps the tables, counts of 1 to 5 withheld, and
+    // its text passes the language check like the rest.
+    let lex = crate::language::Lexicon::embedded().expect("lexicon");
+    let mut s = settings("2025-07-01", "2026-06-30");
+    s.edition = Edition::Partner;
+    let partner = build(&cat, &store, &log, &s).expect("partner");
+    let t = partner.table("places_hotspots_disruption").expect("kept");
+    assert_eq!(t.get("M1 1", "cse_events"), Some(&Cell::Suppressed));
+    validate_json(&serde_json::to_value(&partner).expect("json")).expect("valid profile.json");
+    for edition in [&p, &partner] {
+        let html = render_html(edition);
+        assert!(html.contains("Hotspots and disruption"));
+        assert!(lex.check_html(&html).is_empty());
+        for n in &edition.method {
+            assert!(lex.check_text(&n.text).is_empty(), "{}", n.text);
+        }
+    }
+}
