@@ -29,6 +29,16 @@ impl Problem {
         }
     }
 
+    /// 405: the path takes only `allow` (also the `Allow` header).
+    pub fn method_not_allowed(allow: &[crate::Method]) -> Self {
+        let names: Vec<&'static str> = allow.iter().map(|m| m.as_str()).collect();
+        Problem {
+            status: 405,
+            detail: format!("this path takes {}", names.join(" and ")),
+            allow: names,
+        }
+    }
+
     /// 400: the request is malformed.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Problem::new(400, detail)

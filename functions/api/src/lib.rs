@@ -178,19 +178,7 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
         Ok(m) => m,
         Err(Miss::NotFound) => return error(404, "no such route"),
         Err(Miss::MethodNotAllowed(allow)) => {
-            let mut p = Problem::new(
-                405,
-                format!(
-                    "this path takes {}",
-                    allow
-                        .iter()
-                        .map(|m| m.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" and ")
-                ),
-            );
-            p.allow = allow.iter().map(|m| m.as_str()).collect();
-            return problem(&p);
+            return problem(&Problem::method_not_allowed(&allow));
         }
     };
     let route = matched.route;
@@ -792,9 +780,10 @@ fn export_status(api: &Api, who: &Principal, id: &str, purpose: Option<String>) 
             &json!({ "id": id, "status": "failed", "reason": reason }),
         ),
         exports::Status::Done(m) if mine(&m.analyst) => {
-            let objects = api.backend.objects.clone();
             analyst_read(api, who, purpose, "export", id, |_, _| {
-                let url = objects
+                let url = api
+                    .backend
+                    .objects
                     .presign_get(&m.key, Duration::from_secs(PRESIGN_SECONDS))
                     .map_err(QueryError::Store)?;
                 Ok((

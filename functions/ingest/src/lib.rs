@@ -428,10 +428,15 @@ async fn continue_later(
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "sqs:SendMessage: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(e)
-            )
+            // The code only: the message is an S3 event whose object key
+            // is a file name, which may name a child.
+            use aws_sdk_sqs::error::ProvideErrorMetadata;
+            match e.code() {
+                Some(code) => format!("sqs:SendMessage failed: {code}"),
+                None => {
+                    "sqs:SendMessage failed: SQS was not reached (timeout or connection)".into()
+                }
+            }
         })?;
     Ok(next)
 }
@@ -833,8 +838,8 @@ fn process_landing(
             "unreachable: dataset checked".into(),
         ));
     };
-    // Inside: the summary, or how far a paused merge got.
-    let result = (|| -> Result<Result<IngestSummary, [u64; 3]>, HandlerError> {
+    // Outside: the key could not be had; inside: what the pipeline did.
+    let result = (|| -> Result<Result<IngestSummary, PipelineError>, HandlerError> {
         // The key read for the label above serves the ingest; only when it
         // could not be had is it asked for again, for the error.
         let fetched;
@@ -873,22 +878,18 @@ fn process_landing(
         {
             keys.forget();
         }
-        if let Err(PipelineError::Ingest(IngestError::Paused {
+        Ok(out)
+    })();
+    let result = match result {
+        Ok(Err(PipelineError::Ingest(IngestError::Paused {
             batches_done,
             batches_resumed,
             rows_read,
-        })) = out
-        {
-            return Ok(Err([batches_done, batches_resumed, rows_read]));
-        }
-        Ok(Ok(out?))
-    })();
-    let result = match result {
-        Ok(Err([batches_done, batches_resumed, rows_read])) => {
+        }))) => {
             info!(%source, batches_done, batches_resumed, rows_read, "paused before the time limit");
             return Ok(Outcome::Paused { key, batches_done });
         }
-        Ok(Ok(summary)) => Ok(summary),
+        Ok(out) => out.map_err(HandlerError::from),
         Err(e) => Err(e),
     };
     match result {
