@@ -128,6 +128,8 @@ struct Db {
     /// An upload's rows are indexed early once the overlay holds this many,
     /// so an upload of any size keeps the overlay under ~24 MB.
     overlay_rows: usize,
+    /// Records a dataset scan reads at a time ([`records::SCAN_CHUNK`]).
+    scan_chunk: usize,
 }
 
 /// The default for [`Db::overlay_rows`]: about 60 MB of overlay (ids, people
@@ -236,6 +238,7 @@ impl SqliteStore {
                 bodies,
                 upload: None,
                 overlay_rows: OVERLAY_ROWS,
+                scan_chunk: records::SCAN_CHUNK,
             })),
         })
     }
@@ -244,6 +247,12 @@ impl SqliteStore {
     #[cfg(test)]
     fn set_overlay_rows(&self, rows: usize) {
         lock(&self.conn).overlay_rows = rows;
+    }
+
+    /// Read this many records at a time in a dataset scan (tests).
+    #[cfg(test)]
+    fn set_scan_chunk(&self, records: usize) {
+        lock(&self.conn).scan_chunk = records;
     }
 
     /// Run `f` with every read of this store in one read transaction: what
@@ -1222,6 +1231,65 @@ mod tests {
         assert_eq!(store.datasets().expect("datasets"), ["ds.one", "ds.two"]);
         assert_eq!(super::date_number("2026-01-01"), Some(20_260_101));
         assert_eq!(super::date_number("2026-1-01"), None);
+    }
+
+    #[test]
+    fn a_scan_in_chunks_keeps_date_then_id_order_across_chunk_ends() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        // Written out of order, with many records a date (ties that a chunk
+        // end must not split) and another dataset's records between.
+        let mut recs = Vec::new();
+        for i in (0..60).rev() {
+            let date = format!("2025-03-{:02}", 1 + i % 7);
+            recs.push(agencylink_core::conformance::sample_record(
+                &format!("r-{:02}", (i * 37) % 60),
+                "p",
+                "ds.one",
+                &date,
+                &[],
+                &[],
+            ));
+            recs.push(agencylink_core::conformance::sample_record(
+                &format!("o-{i:02}"),
+                "p",
+                "ds.two",
+                &date,
+                &[],
+                &[],
+            ));
+        }
+        store.apply(&batch(recs)).expect("apply");
+        let scan = |from: Option<&str>, to: Option<&str>, stop: usize| {
+            let mut seen = Vec::new();
+            store
+                .scan_dataset("ds.one", from, to, &mut |r| {
+                    seen.push((r.event_date.clone(), r.record_id));
+                    seen.len() < stop
+                })
+                .expect("scan");
+            seen
+        };
+        let whole = scan(None, None, usize::MAX);
+        assert_eq!(whole.len(), 60);
+        let mut sorted = whole.clone();
+        sorted.sort();
+        assert_eq!(whole, sorted, "by date, then by id");
+        for chunk in [1, 4, 7, 59] {
+            store.set_scan_chunk(chunk);
+            assert_eq!(scan(None, None, usize::MAX), whole, "chunks of {chunk}");
+            assert_eq!(
+                scan(None, None, 13),
+                whole[..13],
+                "stopped, chunks of {chunk}"
+            );
+            let bounded = scan(Some("2025-03-02"), Some("2025-03-03"), usize::MAX);
+            let expected: Vec<_> = whole
+                .iter()
+                .filter(|(d, _)| d.as_str() >= "2025-03-02" && d.as_str() <= "2025-03-03")
+                .cloned()
+                .collect();
+            assert_eq!(bounded, expected, "bounded, chunks of {chunk}");
+        }
     }
 
     #[test]

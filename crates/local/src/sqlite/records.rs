@@ -162,6 +162,14 @@ pub(super) fn read_scope<T>(
     Ok(out)
 }
 
+/// Records a dataset scan reads at a time, in table order: up to about
+/// 40 MiB with their bodies, less than what a profile's facts hold once
+/// collected (so the profile's peak does not move), and few enough chunks
+/// that each table page is read a handful of times (a profile of the
+/// 1,000,000-row demo store: 12.7 s, against 14.7 s with chunks of 8,192
+/// and 18.5 s reading in date order).
+pub(super) const SCAN_CHUNK: usize = 32768;
+
 /// The row at `rid`, if it is there.
 fn row_at(conn: &Connection, bodies: &Bodies, rid: i64) -> StoreResult<Option<StoredRecord>> {
     conn.prepare_cached(&format!("{RECORD} FROM records r WHERE r.rowid = ?1"))
@@ -816,33 +824,78 @@ impl RecordStore for SqliteStore {
     ) -> StoreResult<()> {
         let mut db = lock(&self.conn);
         db.flush()?;
+        let db = &*db;
         // The key range holds every record of the dataset in the date range
         // (and, were two datasets' hashes to share their top half, some of
         // the other's): the exact bounds are checked on the record.
         let low = date_key_of(dataset, from.and_then(date_number).unwrap_or(0));
         let high = date_key_of(dataset, to.and_then(date_number).unwrap_or(u32::MAX));
-        let mut stmt = db
-            .conn
-            .prepare_cached(&format!(
-                "{RECORD} FROM date_index d JOIN records r ON r.rowid = d.rid WHERE d.date_key >= ?1 AND d.date_key <= ?2 AND r.dataset = ?3 AND r.event_date >= ?4 AND r.event_date <= ?5 ORDER BY d.date_key, r.record_id"
-            ))
-            .map_err(db_err("preparing a scan"))?;
-        let mut rows = stmt
-            .query(params![
-                low,
-                high,
-                dataset,
-                from.unwrap_or(""),
-                to.unwrap_or("\u{10ffff}")
-            ])
-            .map_err(db_err("scanning records"))?;
-        while let Some(row) = rows.next().map_err(db_err("scanning records"))? {
-            let rec = row_to_record(row, &db.bodies).map_err(db_err("reading a record"))??;
-            if !visit(rec) {
-                break;
+        let (from, to) = (from.unwrap_or(""), to.unwrap_or("\u{10ffff}"));
+        // One read transaction: the index entries and the records they
+        // name are of the same moment.
+        read_scope(&db.conn, |conn| {
+            // The records in date order, as index entries only (16 bytes
+            // each, so even a dataset of millions is a few MiB).
+            let mut entries: Vec<(i64, i64)> = Vec::new();
+            {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT date_key, rid FROM date_index WHERE date_key >= ?1 AND date_key <= ?2 ORDER BY date_key, rid",
+                    )
+                    .map_err(db_err("preparing a scan"))?;
+                let mut rows = stmt
+                    .query(params![low, high])
+                    .map_err(db_err("scanning records"))?;
+                while let Some(row) = rows.next().map_err(db_err("scanning records"))? {
+                    entries.push((
+                        row.get(0).map_err(db_err("scanning records"))?,
+                        row.get(1).map_err(db_err("scanning records"))?,
+                    ));
+                }
             }
-        }
-        Ok(())
+            // Each chunk's records are read in table order, then handed
+            // over in date order. Read in date order, nearly every record
+            // of a dataset larger than the page cache cost a 64 KiB page
+            // read (a profile of 1,000,000 records spent half its time
+            // copying pages); in table order a chunk reads each page once.
+            let mut start = 0;
+            while start < entries.len() {
+                let mut end = (start + db.scan_chunk.max(1)).min(entries.len());
+                // A chunk ends with a date, so one date's records sort
+                // together by id, as the order promises.
+                while end < entries.len() && entries[end].0 == entries[end - 1].0 {
+                    end += 1;
+                }
+                let chunk = &entries[start..end];
+                let mut by_rid: Vec<(i64, usize)> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(_, rid))| (rid, i))
+                    .collect();
+                by_rid.sort_unstable();
+                let mut got: Vec<(i64, StoredRecord)> = Vec::with_capacity(chunk.len());
+                for (rid, i) in by_rid {
+                    let Some(rec) = row_at(conn, &db.bodies, rid)? else {
+                        continue;
+                    };
+                    let date = rec.event_date.as_str();
+                    if rec.dataset == dataset && date >= from && date <= to {
+                        got.push((chunk[i].0, rec));
+                    }
+                }
+                got.sort_unstable_by(|a, b| {
+                    a.0.cmp(&b.0)
+                        .then_with(|| a.1.record_id.cmp(&b.1.record_id))
+                });
+                for (_, rec) in got {
+                    if !visit(rec) {
+                        return Ok(());
+                    }
+                }
+                start = end;
+            }
+            Ok(())
+        })
     }
 
     fn datasets(&self) -> StoreResult<Vec<String>> {
@@ -995,6 +1048,7 @@ impl RecordStore for SqliteStore {
             bodies,
             upload,
             overlay_rows,
+            ..
         } = &mut *db;
         let Some(up) = upload.as_mut() else {
             return Err(StoreError::Invalid(
