@@ -7,12 +7,13 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use agencylink_core::curate::{Curator, Provenance};
+use agencylink_core::curate::{CurateScratch, Curator, Provenance};
+use agencylink_core::parallel::{End, available_threads, each_row_in_order};
 use agencylink_core::pseudo::{Kind, Pseudonymiser, canonicalise};
-use agencylink_core::read::{self, InputFormat};
+use agencylink_core::read::{self, InputFormat, Row};
 use agencylink_core::report::{JsonReportWriter, validate_all};
 use agencylink_core::schema::{Catalog, Dataset, SchemaError};
-use agencylink_core::validate::{DateBounds, RowValidator};
+use agencylink_core::validate::{DateBounds, RowError, RowValidator};
 use agencylink_local::LocalKeyProvider;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -662,25 +663,29 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
     let mut out = BufWriter::new(io::stdout().lock());
     let mut report = JsonReportWriter::start(BufWriter::new(io::stderr().lock()), &ds.id)?;
     let mut summary = agencylink_core::report::Summary::new(&ds.id);
-    let mut errors = Vec::new();
-    let mut scratch = agencylink_core::curate::CurateScratch::default();
-    while let Some(next) = rows.next_row() {
-        let row = match next {
-            Ok(row) => row,
-            Err(e) => {
-                summary.file_error(&e);
-                break;
+    let work = |row: &Row, scratch: &mut CurateScratch, errors: &mut Vec<RowError>| {
+        curator.check_and_curate(&validator, row, errors, scratch)
+    };
+    // Rows are checked and curated on every core, written in source order.
+    let end = each_row_in_order(
+        rows.as_mut(),
+        available_threads(),
+        &work,
+        &mut |rec, errors| -> io::Result<bool> {
+            if let Some(rec) = rec {
+                // Written, not kept: the worker that made it frees it.
+                out.write_all(rec.body.as_str().as_bytes())?;
+                out.write_all(b"\n")?;
             }
-        };
-        errors.clear();
-        if let Some(rec) = curator.check_and_curate(&validator, row, &mut errors, &mut scratch) {
-            out.write_all(rec.body.as_str().as_bytes())?;
-            out.write_all(b"\n")?;
-        }
-        for e in &errors {
-            report.error(e)?;
-        }
-        summary.record_row(&errors);
+            for e in errors {
+                report.error(e)?;
+            }
+            summary.record_row(errors);
+            Ok(true)
+        },
+    )?;
+    if let End::FileError(e) = end {
+        summary.file_error(&e);
     }
     out.flush()?;
     report.finish(&summary)?.flush()?;

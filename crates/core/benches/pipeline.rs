@@ -1,7 +1,8 @@
-//! Pipeline throughput on one core (not a timed test): synthesise N rows of a
-//! dataset to a temporary file, then measure validation alone and the whole
-//! curate path (CSV in, validation, pseudonymisation, curated NDJSON out),
-//! and report peak RSS.
+//! Pipeline throughput (not a timed test): synthesise N rows of a dataset
+//! to a temporary file, then measure validation alone (on every core) and
+//! the whole curate path (CSV in, validation, pseudonymisation, curated
+//! NDJSON out) on one thread and on every core, and report peak RSS.
+//! `taskset -c 0` runs it all on one core.
 //! `cargo bench -p agencylink-core --bench pipeline -- [ROWS] [DATASET] [validate|e2e]`
 //! (the third argument runs one phase alone, for a profiler).
 
@@ -10,11 +11,12 @@ use std::io::{BufReader, BufWriter, Write};
 use std::time::Instant;
 
 use agencylink_core::curate::{CurateScratch, Curator, Provenance};
+use agencylink_core::parallel::{available_threads, each_row_in_order};
 use agencylink_core::pseudo::{Key, Pseudonymiser};
-use agencylink_core::read::{self, InputFormat};
+use agencylink_core::read::{self, InputFormat, Row};
 use agencylink_core::report::validate_all;
 use agencylink_core::schema::{Catalog, Dataset};
-use agencylink_core::validate::RowValidator;
+use agencylink_core::validate::{RowError, RowValidator};
 use agencylink_synth::{SynthOptions, World, write_csv_with_world};
 
 // The binary uses mimalloc; measure what ships.
@@ -92,28 +94,45 @@ fn e2e_phase(path: &std::path::Path, ds: &Dataset, v: &RowValidator<'_>, rows: u
             upload_id: "bench".into(),
         },
     );
-    let t = Instant::now();
-    let input = BufReader::with_capacity(1 << 16, File::open(path).expect("open"));
-    let mut src = read::open(InputFormat::Csv, input, ds);
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::sink());
-    let mut errors = Vec::new();
-    let mut scratch = CurateScratch::default();
-    let mut n = 0u64;
-    while let Some(row) = src.next_row() {
-        let row = row.expect("row");
-        errors.clear();
-        if let Some(rec) = curator.check_and_curate(v, row, &mut errors, &mut scratch) {
-            out.write_all(rec.body.as_str().as_bytes()).expect("write");
-            out.write_all(b"\n").expect("write");
-            std::hint::black_box(rec);
-            n += 1;
+    // One thread (the rows as the reader lends them), then every core the
+    // process may use: the same rows, the same bytes out.
+    let mut one = 0.0;
+    for threads in [1, available_threads()] {
+        if threads == 1 && one > 0.0 {
+            break;
         }
+        let t = Instant::now();
+        let input = BufReader::with_capacity(1 << 16, File::open(path).expect("open"));
+        let mut src = read::open(InputFormat::Csv, input, ds);
+        let mut out = BufWriter::with_capacity(1 << 16, std::io::sink());
+        let mut n = 0u64;
+        let work = |row: &Row, scratch: &mut CurateScratch, errors: &mut Vec<RowError>| {
+            curator.check_and_curate(v, row, errors, scratch)
+        };
+        each_row_in_order(src.as_mut(), threads, &work, &mut |rec,
+                                                              _|
+         -> std::io::Result<
+            bool,
+        > {
+            if let Some(rec) = rec {
+                out.write_all(rec.body.as_str().as_bytes())?;
+                out.write_all(b"\n")?;
+                n += 1;
+            }
+            Ok(true)
+        })
+        .expect("curate");
+        let rate = rows as f64 / t.elapsed().as_secs_f64();
+        assert_eq!(n, rows);
+        if threads == 1 {
+            one = rate;
+        }
+        println!(
+            "end to end, {threads} thread{} {:>10.0} rows/s   ({:.2}x one thread)   peak RSS so far {:.1} MiB",
+            if threads == 1 { " " } else { "s" },
+            rate,
+            rate / one,
+            peak_rss_mib()
+        );
     }
-    let cur_s = t.elapsed().as_secs_f64();
-    assert_eq!(n, rows);
-    println!(
-        "end to end       {:>10.0} rows/s   peak RSS {:.1} MiB",
-        rows as f64 / cur_s,
-        peak_rss_mib()
-    );
 }

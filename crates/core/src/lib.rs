@@ -17,6 +17,7 @@ pub mod link;
 pub mod linkage;
 pub mod memory;
 pub mod network;
+pub mod parallel;
 pub mod policy;
 pub mod ports;
 pub mod profile;

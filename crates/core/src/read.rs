@@ -199,6 +199,13 @@ pub(crate) struct UnknownKeys {
 pub trait RowSource {
     /// The next row, a file error (after which the stream ends), or `None` at the end.
     fn next_row(&mut self) -> Option<Result<&Row, FileError>>;
+
+    /// The same rows as raw records for shaping on other threads, when
+    /// this reader can hand them out (CSV); `None` otherwise. Read rows
+    /// from one or the other, not both.
+    fn split(&mut self) -> Option<&mut dyn SplitRows> {
+        None
+    }
 }
 
 /// Open a reader for `format` over `input`, checked against `dataset`.
@@ -294,20 +301,56 @@ struct CsvRows<'a, R: BufRead> {
     too_long: Arc<AtomicBool>,
     dataset: &'a Dataset,
     record: csv::ByteRecord,
+    shape: CsvShape,
+    started: bool,
+    finished: bool,
+    rows: u64,
+}
+
+/// What turns a CSV record into a row once the header is known: the
+/// columns, and the reused row with its layout. Cheap to copy for another
+/// thread ([`CsvShape::fresh`]).
+struct CsvShape {
     /// For each header column, the schema field it maps to.
-    columns: Vec<(String, FieldType)>,
+    columns: Arc<[(String, FieldType)]>,
     /// The schema field index of each column.
-    column_field: Vec<usize>,
+    column_field: Arc<[usize]>,
     // The reused row map's layout: the column at each map position, and the
     // position of each column present. Cells that stay filled are updated in
     // map order and cells that stay empty are skipped, with no name hashed;
     // only a cell that fills or empties touches the map by name.
     order: Vec<usize>,
     pos_of: Vec<Option<usize>>,
-    started: bool,
-    finished: bool,
-    rows: u64,
     current: Row,
+}
+
+/// One CSV record as read, before it is shaped into a row: what a reader
+/// on one thread hands to a [`Shaper`] on another. Reused, buffers and all.
+#[derive(Debug, Clone, Default)]
+pub struct RawRecord {
+    row: u64,
+    line: u64,
+    cells: csv::ByteRecord,
+}
+
+/// Shapes raw records into rows, on whichever thread holds it.
+pub trait Shaper: Send {
+    /// The row `raw` holds, or the file error it is (after which the
+    /// stream ends: not UTF-8, binary).
+    fn shape(&mut self, raw: &RawRecord) -> Result<&Row, FileError>;
+}
+
+/// A reader whose records can be shaped on other threads: the reading
+/// (finding where each record ends, which only reading in order can do)
+/// stays with the reader, the shaping goes to [`Shaper`]s.
+pub trait SplitRows {
+    /// Read the next record into `raw`, reusing its buffers: `None` at the
+    /// end, or a file error (after which the stream ends).
+    fn next_raw(&mut self, raw: &mut RawRecord) -> Option<Result<(), FileError>>;
+
+    /// A shaper for this file's records, once a record has been read (the
+    /// header decides how cells become values); `None` before.
+    fn shaper(&self) -> Option<Box<dyn Shaper>>;
 }
 
 fn empty_row() -> Row {
@@ -366,14 +409,16 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
             too_long,
             dataset,
             record: csv::ByteRecord::new(),
-            columns: Vec::new(),
-            column_field: Vec::new(),
-            order: Vec::new(),
-            pos_of: Vec::new(),
+            shape: CsvShape {
+                columns: Arc::from(Vec::new()),
+                column_field: Arc::from(Vec::new()),
+                order: Vec::new(),
+                pos_of: Vec::new(),
+                current: empty_row(),
+            },
             started: false,
             finished: false,
             rows: 0,
-            current: empty_row(),
         }
     }
 
@@ -409,29 +454,13 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
         self.record.position().map_or(0, csv::Position::line)
     }
 
-    /// The record as text, checked once: no NUL byte and valid UTF-8, with
-    /// every cell boundary on a character boundary (a cell cut mid-character
-    /// is as broken as an invalid byte).
-    fn record_text(record: &csv::ByteRecord, line: u64) -> Result<&str, FileError> {
-        let bytes = record.as_slice();
-        if bytes.contains(&0) {
-            return Err(FileError::Binary { line });
-        }
-        let text = std::str::from_utf8(bytes).map_err(|_| FileError::NotUtf8 { line })?;
-        if !text.is_ascii()
-            && (0..record.len()).any(|i| record.range(i).and_then(|r| text.get(r)).is_none())
-        {
-            return Err(FileError::NotUtf8 { line });
-        }
-        Ok(text)
-    }
-
     fn read_header(&mut self) -> Result<(), FileError> {
         if !self.read_record()? {
             return Err(FileError::Empty);
         }
-        let text = Self::record_text(&self.record, self.line())?;
+        let text = record_text(&self.record, self.line())?;
         let mut seen = std::collections::HashSet::new();
+        let (mut columns, mut column_field) = (Vec::new(), Vec::new());
         for i in 0..self.record.len() {
             let mut name = self
                 .record
@@ -453,9 +482,8 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
                     column: field.name.clone(),
                 });
             }
-            self.columns.push((field.name.clone(), field.ty));
-            self.column_field
-                .push(self.dataset.field_index(name).unwrap_or_default());
+            columns.push((field.name.clone(), field.ty));
+            column_field.push(self.dataset.field_index(name).unwrap_or_default());
         }
         if let Some(missing) = self
             .dataset
@@ -467,10 +495,14 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
                 column: missing.name.clone(),
             });
         }
+        self.shape.columns = Arc::from(columns);
+        self.shape.column_field = Arc::from(column_field);
         Ok(())
     }
 
-    fn next_inner(&mut self) -> Result<bool, FileError> {
+    /// Read the next record into `self.record` (the header first): false
+    /// at the end.
+    fn advance(&mut self) -> Result<bool, FileError> {
         if !self.started {
             self.started = true;
             self.read_header()?;
@@ -480,11 +512,60 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
         } else if !self.read_record()? {
             return Ok(false);
         }
-        let line = self.line();
-        let text = Self::record_text(&self.record, line)?;
         self.rows += 1;
+        Ok(true)
+    }
+
+    fn next_inner(&mut self) -> Result<bool, FileError> {
+        if !self.advance()? {
+            return Ok(false);
+        }
+        let line = self.line();
+        self.shape.shape(&self.record, self.rows, line)?;
+        Ok(true)
+    }
+}
+
+/// The record as text, checked once: no NUL byte and valid UTF-8, with
+/// every cell boundary on a character boundary (a cell cut mid-character
+/// is as broken as an invalid byte).
+fn record_text(record: &csv::ByteRecord, line: u64) -> Result<&str, FileError> {
+    let bytes = record.as_slice();
+    if bytes.contains(&0) {
+        return Err(FileError::Binary { line });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| FileError::NotUtf8 { line })?;
+    if !text.is_ascii()
+        && (0..record.len()).any(|i| record.range(i).and_then(|r| text.get(r)).is_none())
+    {
+        return Err(FileError::NotUtf8 { line });
+    }
+    Ok(text)
+}
+
+impl CsvShape {
+    /// A shaper for the same columns with a row of its own.
+    fn fresh(&self) -> CsvShape {
+        CsvShape {
+            columns: Arc::clone(&self.columns),
+            column_field: Arc::clone(&self.column_field),
+            order: Vec::new(),
+            pos_of: Vec::new(),
+            current: empty_row(),
+        }
+    }
+
+    /// Shape `record` (data row `number`, starting on `line`) into the
+    /// reused row.
+    fn shape(
+        &mut self,
+        record: &csv::ByteRecord,
+        number: u64,
+        line: u64,
+    ) -> Result<&Row, FileError> {
+        let text = record_text(record, line)?;
         let row = &mut self.current;
-        row.row = self.rows;
+        row.row = number;
         row.line = line;
         if !row.value.is_object() || self.pos_of.len() != self.columns.len() {
             row.value = Value::Object(Map::new());
@@ -493,21 +574,20 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
             self.pos_of = vec![None; self.columns.len()];
         }
         let Value::Object(map) = &mut row.value else {
-            return Ok(true);
+            return Ok(&self.current);
         };
-        if self.record.len() != self.columns.len() {
+        if record.len() != self.columns.len() {
             map.clear();
             row.fields.clear();
             self.order.clear();
             self.pos_of.fill(None);
             row.problem = Some(RowShapeProblem::Cells {
-                found: self.record.len(),
+                found: record.len(),
                 expected: self.columns.len(),
             });
-            return Ok(true);
+            return Ok(&self.current);
         }
         row.problem = None;
-        let record = &self.record;
         let cell_at = |i: usize| {
             trim_cell(
                 record
@@ -546,17 +626,28 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
                 _ => {}
             }
         }
-        Ok(true)
+        Ok(&self.current)
     }
 }
 
-impl<R: BufRead> RowSource for CsvRows<'_, R> {
-    fn next_row(&mut self) -> Option<Result<&Row, FileError>> {
+impl Shaper for CsvShape {
+    fn shape(&mut self, raw: &RawRecord) -> Result<&Row, FileError> {
+        CsvShape::shape(self, &raw.cells, raw.row, raw.line)
+    }
+}
+
+impl<R: BufRead> SplitRows for CsvRows<'_, R> {
+    fn next_raw(&mut self, raw: &mut RawRecord) -> Option<Result<(), FileError>> {
         if self.finished {
             return None;
         }
-        match self.next_inner() {
-            Ok(true) => Some(Ok(&self.current)),
+        match self.advance() {
+            Ok(true) => {
+                raw.row = self.rows;
+                raw.line = self.line();
+                std::mem::swap(&mut raw.cells, &mut self.record);
+                Some(Ok(()))
+            }
             Ok(false) => {
                 self.finished = true;
                 None
@@ -566,6 +657,34 @@ impl<R: BufRead> RowSource for CsvRows<'_, R> {
                 Some(Err(e))
             }
         }
+    }
+
+    fn shaper(&self) -> Option<Box<dyn Shaper>> {
+        self.started
+            .then(|| Box::new(self.shape.fresh()) as Box<dyn Shaper>)
+    }
+}
+
+impl<R: BufRead> RowSource for CsvRows<'_, R> {
+    fn next_row(&mut self) -> Option<Result<&Row, FileError>> {
+        if self.finished {
+            return None;
+        }
+        match self.next_inner() {
+            Ok(true) => Some(Ok(&self.shape.current)),
+            Ok(false) => {
+                self.finished = true;
+                None
+            }
+            Err(e) => {
+                self.finished = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn split(&mut self) -> Option<&mut dyn SplitRows> {
+        Some(self)
     }
 }
 

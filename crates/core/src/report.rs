@@ -8,7 +8,8 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::read::{FileError, RowSource};
+use crate::parallel::{End, available_threads, each_row_in_order};
+use crate::read::{FileError, Row, RowSource};
 use crate::validate::{RowError, RowValidator, cap_message};
 
 /// How many row numbers the text summary lists per rule.
@@ -189,26 +190,32 @@ impl<W: Write> JsonReportWriter<W> {
 }
 
 /// Validate every row of `source`, calling `on_error` for each row error, and
-/// return the summary. Stops at the first file-level problem.
+/// return the summary. Stops at the first file-level problem. Rows are
+/// checked on every core the process may use ([`available_threads`]);
+/// errors come in source order all the same.
 pub fn validate_all(
     source: &mut dyn RowSource,
     validator: &RowValidator<'_>,
     mut on_error: impl FnMut(&RowError) -> io::Result<()>,
 ) -> io::Result<Summary> {
     let mut summary = Summary::new(&validator.dataset().id);
-    let mut errors = Vec::new();
-    while let Some(next) = source.next_row() {
-        match next {
-            Ok(row) => {
-                errors.clear();
-                validator.check(row, &mut errors);
-                for e in &errors {
-                    on_error(e)?;
-                }
-                summary.record_row(&errors);
-            }
-            Err(e) => summary.file_error(&e),
+    let work = |row: &Row, _: &mut (), errors: &mut Vec<RowError>| {
+        validator.check(row, errors);
+        None::<()>
+    };
+    let end = each_row_in_order(source, available_threads(), &work, &mut |_,
+                                                                          errors|
+     -> io::Result<
+        bool,
+    > {
+        for e in errors {
+            on_error(e)?;
         }
+        summary.record_row(errors);
+        Ok(true)
+    })?;
+    if let End::FileError(e) = end {
+        summary.file_error(&e);
     }
     Ok(summary)
 }

@@ -865,6 +865,7 @@ fn process_landing(
             &Steps {
                 stop,
                 batch: ingestor.merge_batch,
+                ..Steps::default()
             },
         );
         // A key migration moved the secret's current version since this
