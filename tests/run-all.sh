@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Runs every check and test agencylink has, on a fresh machine with Rust and
 # Python 3: formatting, clippy, unit, property and end-to-end tests over the
-# real binary, the AWS suites against moto server on loopback, and the
-# infrastructure template's linters (cfn-lint, checkov, sam validate --lint).
+# real binary, the AWS suites against moto server on loopback, the
+# infrastructure template's linters (cfn-lint, checkov, sam validate --lint),
+# and a short coverage-guided fuzz run of every target (tests/fuzz.sh).
 # Not here: the arm64 release build of the Lambda functions (infra/build.sh,
 # about 20 minutes on 2 cores), which is the deployer's command.
 # This is the README's test command, and .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The fuzz targets' instrumented build (and cargo-afl, the first time) in
+# the background, at low priority: it takes about 5 minutes of CPU, which
+# it mostly finds while this script waits on downloads and moto.
+mkdir -p tests/artifacts
+nice -n 19 tests/fuzz.sh build >tests/artifacts/fuzz-build.log 2>&1 &
+FUZZ_BUILD_PID=$!
+stop_fuzz_build() {
+    kill "$FUZZ_BUILD_PID" 2>/dev/null || true
+}
+trap stop_fuzz_build EXIT
 
 # The profile's HTML test opens the page in headless Chromium (Debian's
 # package); with CI set, that test fails rather than skips without it.
@@ -84,6 +96,7 @@ stop_moto() {
     # moto takes over a second to exit: stop it by its PID and wait for it.
     kill "$MOTO_PID" 2>/dev/null || true
     wait "$MOTO_PID" 2>/dev/null || true
+    stop_fuzz_build
 }
 trap stop_moto EXIT
 .venv/bin/python - "$MOTO_PORT" <<'PY'
@@ -106,3 +119,14 @@ echo "moto server on $AWS_ENDPOINT_URL (pid $MOTO_PID)" >&2
 
 echo "== cargo test" >&2
 cargo test --workspace --all-features --locked
+
+# Coverage-guided fuzzing, a short fixed run of every target (AFL++ through
+# cargo-afl; the first run installs it). The long run is a documented
+# command: tests/fuzz.sh 3600 [TARGET...].
+echo "== fuzz (AFL++, 10 s a target)" >&2
+if ! wait "$FUZZ_BUILD_PID"; then
+    cat tests/artifacts/fuzz-build.log >&2
+    echo "the fuzz targets did not build: see above" >&2
+    exit 1
+fi
+tests/fuzz.sh 10

@@ -339,8 +339,11 @@ fn blocking_keys(
             .and_then(|r| nysiis(r))
             .or_else(|| nysiis(g))
     });
-    let year = dob.map(|d| &d[..4.min(d.len())]);
-    let month_day = dob.filter(|d| d.len() == 10).map(|d| &d[5..]);
+    // Dates come canonical (`YYYY-MM-DD`); sliced with `get` all the same,
+    // so text that is not one gives fewer keys rather than a panic (found
+    // by fuzzing: a cut inside a multi-byte character).
+    let year = dob.and_then(|d| d.get(..4.min(d.len())));
+    let month_day = dob.filter(|d| d.len() == 10).and_then(|d| d.get(5..));
     let initial = given.and_then(|g| g.chars().next()).map(String::from);
     let mut keys = Vec::new();
     let mut key = |parts: &[&str]| {
@@ -377,10 +380,12 @@ fn blocking_keys(
     }
     // b6: family sound, year, day and month in either order (swapped day
     // and month).
-    if let (Some(fp), Some(d)) = (&fp, dob.filter(|d| d.len() == 10)) {
-        let (m, dd) = (&d[5..7], &d[8..10]);
+    let parts = dob
+        .filter(|d| d.len() == 10)
+        .and_then(|d| Some((d.get(..4)?, d.get(5..7)?, d.get(8..10)?)));
+    if let (Some(fp), Some((y, m, dd))) = (&fp, parts) {
         let (lo, hi) = if m <= dd { (m, dd) } else { (dd, m) };
-        key(&["b6", fp, &d[..4], lo, hi]);
+        key(&["b6", fp, y, lo, hi]);
     }
     keys.sort();
     keys.dedup();
