@@ -516,6 +516,28 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
         Ok(true)
     }
 
+    /// One read step (`read`), unless the stream has ended: it ends at the
+    /// end of the file or at its first file error.
+    fn step(
+        &mut self,
+        read: fn(&mut Self) -> Result<bool, FileError>,
+    ) -> Option<Result<(), FileError>> {
+        if self.finished {
+            return None;
+        }
+        match read(self) {
+            Ok(true) => Some(Ok(())),
+            Ok(false) => {
+                self.finished = true;
+                None
+            }
+            Err(e) => {
+                self.finished = true;
+                Some(Err(e))
+            }
+        }
+    }
+
     fn next_inner(&mut self) -> Result<bool, FileError> {
         if !self.advance()? {
             return Ok(false);
@@ -638,25 +660,12 @@ impl Shaper for CsvShape {
 
 impl<R: BufRead> SplitRows for CsvRows<'_, R> {
     fn next_raw(&mut self, raw: &mut RawRecord) -> Option<Result<(), FileError>> {
-        if self.finished {
-            return None;
-        }
-        match self.advance() {
-            Ok(true) => {
-                raw.row = self.rows;
-                raw.line = self.line();
-                std::mem::swap(&mut raw.cells, &mut self.record);
-                Some(Ok(()))
-            }
-            Ok(false) => {
-                self.finished = true;
-                None
-            }
-            Err(e) => {
-                self.finished = true;
-                Some(Err(e))
-            }
-        }
+        let step = self.step(Self::advance)?;
+        Some(step.map(|()| {
+            raw.row = self.rows;
+            raw.line = self.line();
+            std::mem::swap(&mut raw.cells, &mut self.record);
+        }))
     }
 
     fn shaper(&self) -> Option<Box<dyn Shaper>> {
@@ -667,20 +676,8 @@ impl<R: BufRead> SplitRows for CsvRows<'_, R> {
 
 impl<R: BufRead> RowSource for CsvRows<'_, R> {
     fn next_row(&mut self) -> Option<Result<&Row, FileError>> {
-        if self.finished {
-            return None;
-        }
-        match self.next_inner() {
-            Ok(true) => Some(Ok(&self.shape.current)),
-            Ok(false) => {
-                self.finished = true;
-                None
-            }
-            Err(e) => {
-                self.finished = true;
-                Some(Err(e))
-            }
-        }
+        let step = self.step(Self::next_inner)?;
+        Some(step.map(|()| &self.shape.current))
     }
 
     fn split(&mut self) -> Option<&mut dyn SplitRows> {
