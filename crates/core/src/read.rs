@@ -326,11 +326,23 @@ struct CsvShape {
 
 /// One CSV record as read, before it is shaped into a row: what a reader
 /// on one thread hands to a [`Shaper`] on another. Reused, buffers and all.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RawRecord {
     row: u64,
     line: u64,
     cells: csv::ByteRecord,
+}
+
+/// Where the record is and how many cells it has, never what they say:
+/// the cells are an extract's raw identifiers.
+impl std::fmt::Debug for RawRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawRecord")
+            .field("row", &self.row)
+            .field("line", &self.line)
+            .field("cells", &self.cells.len())
+            .finish()
+    }
 }
 
 /// Shapes raw records into rows, on whichever thread holds it.
@@ -853,6 +865,24 @@ mod tests {
         let ds = ds();
         let mut src = open(format, bytes, &ds);
         std::iter::from_fn(|| src.next_row().map(|r| r.cloned())).collect()
+    }
+
+    #[test]
+    fn a_raw_record_debug_shows_where_it_is_not_what_it_says() {
+        let ds = crate::validate::tests::ds();
+        let text = "record_ref,event_date,dob\nREF-SECRET-7,2026-01-02,2011-04-05\n";
+        let mut rows = open(InputFormat::Csv, text.as_bytes(), &ds);
+        let Some(split) = rows.split() else {
+            panic!("a CSV reader splits");
+        };
+        let mut raw = RawRecord::default();
+        assert!(matches!(split.next_raw(&mut raw), Some(Ok(()))));
+        let shown = format!("{raw:?}");
+        assert!(shown.contains("line: 2"), "{shown}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("2011"),
+            "{shown}"
+        );
     }
 
     #[test]
