@@ -69,6 +69,57 @@ fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// The attribute a conditional put writes a random token of its own to.
+/// When an attempt lands but its answer is lost (a 500 or a timeout after
+/// DynamoDB applied it), the SDK's retry finds its condition false: the
+/// token tells that retry's failure (the item is this put's own) from
+/// another writer's win.
+pub const WRITE_TOKEN: &str = "wt";
+
+/// PutItem `item` if `condition` holds (with `names` and `values` for its
+/// placeholders): `true` when this put wrote it, counting an earlier
+/// attempt of the same put whose answer was lost; `false` when the
+/// condition was false for another writer's item.
+pub(crate) async fn put_if(
+    client: &Client,
+    table: &str,
+    mut item: Item,
+    condition: &str,
+    names: &[(&str, &str)],
+    values: &[(&str, AttributeValue)],
+    action: &str,
+) -> StoreResult<bool> {
+    let token = format!("{:032x}", fastrand::u128(..));
+    let item_key: Item = [PK, SK]
+        .iter()
+        .filter_map(|a| Some(((*a).to_owned(), item.get(*a)?.clone())))
+        .collect();
+    item.insert(WRITE_TOKEN.into(), s(token.clone()));
+    let mut put = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression(condition);
+    for (name, attr) in names {
+        put = put.expression_attribute_names(*name, *attr);
+    }
+    for (name, value) in values {
+        put = put.expression_attribute_values(*name, value.clone());
+    }
+    if conditional(put.send().await, Resource::Table(table), action)? {
+        return Ok(true);
+    }
+    let found = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(item_key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| store_error(Resource::Table(table), "dynamodb:GetItem", e))?;
+    Ok(found.item().and_then(|i| text(i, WRITE_TOKEN)) == Some(token.as_str()))
+}
+
 /// The sort key that orders a record's pointers by event date then id.
 fn date_sk(date: &str, record_id: &str) -> String {
     format!("{date}#{record_id}")
@@ -102,6 +153,39 @@ fn merge_pk(upload: &str) -> String {
 const DATASETS_PK: &str = "DATASETS";
 const OWNER_SK: &str = "OWNER";
 
+/// Attempts the SDK makes at one DynamoDB call before its error reaches the
+/// store: throttling, a 500 and a timed-out attempt are retried with the
+/// SDK's jittered exponential backoff. Five (the SDK's default is three)
+/// because a burst of throttling on a busy table outlasts three quick
+/// attempts, and a call that fails anyway fails the whole step (an ingest
+/// then waits for its queue's redelivery).
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// The longest one attempt may take before it is abandoned and retried.
+/// DynamoDB answers in milliseconds; without a limit a connection that
+/// stops answering holds the call until the Lambda times out. Ten seconds
+/// leaves a page of a large Query (1 MB) room on a slow network.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The DynamoDB client's configuration: `sdk`'s, with the retry and
+/// timeout policy every store call relies on ([`MAX_ATTEMPTS`],
+/// [`ATTEMPT_TIMEOUT`]). Writes are safe to retry: each call is written to
+/// converge when an attempt it cannot see the answer of did land (a
+/// conditional put that fails on its own earlier attempt is recognised as
+/// done).
+pub fn client_config(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::config::Builder {
+    use aws_sdk_dynamodb::config::retry::RetryConfig;
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    let timeouts = sdk
+        .timeout_config()
+        .map_or_else(TimeoutConfig::builder, TimeoutConfig::to_builder)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .build();
+    aws_sdk_dynamodb::config::Builder::from(sdk)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(timeouts)
+}
+
 /// Exponential backoff with full jitter for `UnprocessedItems` / `UnprocessedKeys`.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -109,7 +193,7 @@ pub struct Backoff {
     pub base: Duration,
     /// The largest ceiling.
     pub cap: Duration,
-    /// Rounds in a row with leftovers before giving up (`Unavailable`).
+    /// Calls in a row that process none of their requests before giving up (`Unavailable`).
     pub max_rounds: u32,
 }
 
@@ -135,6 +219,46 @@ impl Backoff {
     }
 }
 
+/// How a batch loop paces its resending of what DynamoDB handed back
+/// unprocessed. A call that processed some of its requests made progress:
+/// a short wait, and the count of fruitless calls starts again (a table
+/// throttled into doing half of each call finishes a long phase rather
+/// than giving up on it). A call that processed none waits longer each
+/// time, and after [`Backoff::max_rounds`] such calls in a row the loop
+/// gives up.
+struct Pacing {
+    backoff: Backoff,
+    fruitless: u32,
+}
+
+impl Pacing {
+    fn new(backoff: Backoff) -> Self {
+        Pacing {
+            backoff,
+            fruitless: 0,
+        }
+    }
+
+    /// A call processed everything it was sent.
+    fn done(&mut self) {
+        self.fruitless = 0;
+    }
+
+    /// A call sent `sent` requests and got `left` of them back: how long
+    /// to wait before resending them, or `None` to give up.
+    fn leftovers(&mut self, sent: usize, left: usize) -> Option<Duration> {
+        if left < sent {
+            self.fruitless = 0;
+            return Some(self.backoff.delay(1));
+        }
+        if self.fruitless >= self.backoff.max_rounds {
+            return None;
+        }
+        self.fruitless += 1;
+        Some(self.backoff.delay(self.fruitless))
+    }
+}
+
 /// Send `requests` in calls of at most [`MAX_BATCH_WRITE`], retrying what
 /// `send` hands back as unprocessed after a backoff. `send` gets one chunk
 /// and returns its unprocessed requests.
@@ -148,27 +272,26 @@ where
     Fut: Future<Output = StoreResult<Vec<WriteRequest>>>,
 {
     let mut pending: std::collections::VecDeque<WriteRequest> = requests.into();
-    let mut stalled = 0u32;
+    let mut pacing = Pacing::new(backoff);
     while !pending.is_empty() {
         let n = pending.len().min(MAX_BATCH_WRITE);
         let chunk: Vec<WriteRequest> = pending.drain(..n).collect();
         let left = send(chunk).await?;
         if left.is_empty() {
-            stalled = 0;
+            pacing.done();
             continue;
         }
-        if stalled >= backoff.max_rounds {
+        let Some(wait) = pacing.leftovers(n, left.len()) else {
             return Err(StoreError::Unavailable {
                 message: format!(
-                    "DynamoDB left {} writes unprocessed after {} retries",
+                    "DynamoDB left {} writes unprocessed after {} calls in a row that processed none",
                     left.len(),
                     backoff.max_rounds
                 ),
                 source: None,
             });
-        }
-        tokio::time::sleep(backoff.delay(stalled)).await;
-        stalled += 1;
+        };
+        tokio::time::sleep(wait).await;
         // Retry the leftovers first so the phase order holds as far as it can.
         for r in left.into_iter().rev() {
             pending.push_front(r);
@@ -324,7 +447,7 @@ impl DynamoStore {
             })
             .collect();
         let mut found = Vec::new();
-        let mut stalled = 0u32;
+        let mut pacing = Pacing::new(self.backoff);
         while !pending.is_empty() {
             let n = pending.len().min(MAX_BATCH_GET);
             let chunk: Vec<Item> = pending.drain(..n).collect();
@@ -357,18 +480,17 @@ impl DynamoStore {
                 .and_then(|m| m.get(&self.table))
                 .map(|ka| ka.keys().to_vec())
                 .unwrap_or_default();
-            if !left.is_empty() {
-                if stalled >= self.backoff.max_rounds {
+            if left.is_empty() {
+                pacing.done();
+            } else {
+                let Some(wait) = pacing.leftovers(n, left.len()) else {
                     return Err(StoreError::Unavailable {
                         message: "DynamoDB left reads unprocessed".into(),
                         source: None,
                     });
-                }
-                tokio::time::sleep(self.backoff.delay(stalled)).await;
-                stalled += 1;
+                };
+                tokio::time::sleep(wait).await;
                 pending.extend(left);
-            } else {
-                stalled = 0;
             }
         }
         Ok(found)
@@ -1008,17 +1130,16 @@ impl DynamoChainLog {
     }
 
     async fn put_create(&self, item: Item) -> StoreResult<bool> {
-        let sent = self
-            .store
-            .client
-            .put_item()
-            .table_name(&self.store.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .send()
-            .await;
-        conditional(sent, Resource::Table(&self.store.table), "dynamodb:PutItem")
+        put_if(
+            &self.store.client,
+            &self.store.table,
+            item,
+            "attribute_not_exists(#pk)",
+            &[("#pk", PK)],
+            &[],
+            "dynamodb:PutItem",
+        )
+        .await
     }
 }
 
@@ -1218,6 +1339,28 @@ mod tests {
             sizes.len() > 103 / 25 + 1,
             "leftovers were resent: {sizes:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_table_that_does_half_of_each_call_still_gets_every_write() {
+        // More fruitful rounds than `max_rounds`: progress resets the count.
+        let mut delivered = HashSet::new();
+        let mut calls = 0;
+        write_chunked((0..200).map(put).collect(), quick(), |chunk| {
+            calls += 1;
+            let keep = chunk.len().div_ceil(2);
+            let (done, left) = chunk.split_at(keep);
+            for r in done {
+                let item = r.put_request().expect("put").item();
+                assert!(delivered.insert(text(item, PK).expect("pk").to_owned()));
+            }
+            let left = left.to_vec();
+            async move { Ok(left) }
+        })
+        .await
+        .expect("written");
+        assert_eq!(delivered.len(), 200);
+        assert!(calls > 5 * 2, "{calls} calls");
     }
 
     #[tokio::test]

@@ -105,7 +105,7 @@ impl AwsBackend {
                 .force_path_style(settings.force_path_style)
                 .build(),
         );
-        let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(dynamo::client_config(sdk).build());
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         let kms = aws_sdk_kms::Client::new(sdk);
         let mut backend = Self::from_clients(settings, s3, dynamodb, secrets, handle).with_kms(kms);

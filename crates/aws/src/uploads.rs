@@ -20,8 +20,8 @@ use serde_json::Value;
 use tokio::runtime::Handle;
 
 use crate::block_on;
-use crate::dynamo::{Item, PK, SK};
-use crate::error::{Resource, conditional, store_error};
+use crate::dynamo::{Item, PK, SK, put_if};
+use crate::error::{Resource, store_error};
 
 /// The partition of an agency's tickets.
 pub fn ticket_pk(agency: &str) -> String {
@@ -149,18 +149,18 @@ impl UploadTickets {
             .map_err(|e| StoreError::backend("writing an upload ticket", e))?;
         let mut item = key(&t.agency, &t.id);
         item.insert("item".into(), s(text));
-        block_on(&self.handle, async {
-            let sent = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression(condition)
-                .expression_attribute_names("#pk", PK)
-                .send()
-                .await;
-            conditional(sent, Resource::Table(&self.table), "dynamodb:PutItem")
-        })
+        block_on(
+            &self.handle,
+            put_if(
+                &self.client,
+                &self.table,
+                item,
+                condition,
+                &[("#pk", PK)],
+                &[],
+                "dynamodb:PutItem",
+            ),
+        )
     }
 
     /// Store a new ticket; `false` when one with its id exists already.

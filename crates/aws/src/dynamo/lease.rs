@@ -20,9 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use agencylink_core::ports::{StoreError, StoreResult};
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::{DynamoStore, PK, key, s};
+use super::{DynamoStore, PK, key, put_if, s};
 use crate::block_on;
-use crate::error::{Resource, conditional};
+use crate::error::{Resource, conditional, store_error};
 
 const LEASE_PK: &str = "LEASE";
 const LEASE_SK: &str = "MERGE";
@@ -94,22 +94,31 @@ impl DynamoStore {
             "expires".into(),
             AttributeValue::N((now + LEASE_SECONDS).to_string()),
         );
-        let sent = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#pk) OR #expires < :now")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#expires", "expires")
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .send()
-            .await;
-        conditional(
-            sent,
-            Resource::Table(&self.table),
+        put_if(
+            &self.client,
+            &self.table,
+            item,
+            "attribute_not_exists(#pk) OR #expires < :now",
+            &[("#pk", PK), ("#expires", "expires")],
+            &[(":now", AttributeValue::N(now.to_string()))],
             "dynamodb:PutItem (the merge lease)",
         )
+        .await
+    }
+
+    /// Whether any lease item exists (read consistently).
+    fn lease_exists(&self) -> StoreResult<bool> {
+        let found = block_on(&self.handle, async {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(key(LEASE_PK.into(), LEASE_SK.into())))
+                .consistent_read(true)
+                .send()
+                .await
+        })
+        .map_err(|e| store_error(Resource::Table(&self.table), "dynamodb:GetItem", e))?;
+        Ok(found.item().is_some())
     }
 
     /// Give the lease back (the outermost session's end). A lease that
@@ -143,7 +152,11 @@ impl DynamoStore {
             sent,
             Resource::Table(&self.table),
             "dynamodb:DeleteItem (the merge lease)",
-        )? {
+        )? || !self.lease_exists()?
+        {
+            // No lease left: this delete's own earlier attempt, whose
+            // answer was lost, removed it (or it expired and its next
+            // holder gave it back: nobody merges beside this session now).
             Ok(())
         } else {
             Err(StoreError::Precondition(format!(

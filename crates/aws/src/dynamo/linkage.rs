@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     DynamoStore, GSI_DATASET, GSI_PK, GSI_SK, Item, MAX_BATCH_GET, MAX_BATCH_WRITE, PK, SK, Writes,
-    json, key, s, text,
+    json, key, put_if, s, text,
 };
 use crate::block_on;
 use crate::error::{Resource, store_error};
@@ -562,32 +562,25 @@ impl LinkageStore for DynamoStore {
     fn put_model(&self, model: &LinkModel) -> StoreResult<()> {
         let mut row = key(MODEL_PK.into(), model_sk(model.version));
         row.insert("model".into(), s(json(model)?));
-        let sent = block_on(&self.handle, async {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(row))
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", PK)
-                .send()
-                .await
-        });
-        match sent {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::AlreadyExists(format!(
-                    "linkage model version {}",
-                    model.version
-                )))
-            }
-            Err(e) => Err(store_error(
-                Resource::Table(&self.table),
+        let written = block_on(
+            &self.handle,
+            put_if(
+                &self.client,
+                &self.table,
+                row,
+                "attribute_not_exists(#pk)",
+                &[("#pk", PK)],
+                &[],
                 "dynamodb:PutItem",
-                e,
-            )),
+            ),
+        )?;
+        if written {
+            Ok(())
+        } else {
+            Err(StoreError::AlreadyExists(format!(
+                "linkage model version {}",
+                model.version
+            )))
         }
     }
 
