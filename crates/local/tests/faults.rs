@@ -8,7 +8,8 @@
 //! that lineage does not account for, lineage verifies and reconciles);
 //! after a retry without faults: exactly as a run that never failed.
 //!
-//! Not here yet: DynamoDB (an SDK interceptor or a fault-injecting proxy).
+//! DynamoDB's faults (throttling, 500s, lost answers, timeouts, partial
+//! batches) are `crates/aws/tests/dynamo_faults.rs`'s.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, Write};
