@@ -663,8 +663,8 @@ fn an_upload_is_withdrawn_on_aws() {
     );
     let verified = json(&verify);
     assert_eq!(
-        verified["events"], 5,
-        "two ingests, each started, and the withdrawal"
+        verified["events"], 6,
+        "two ingests and the withdrawal, each started"
     );
     assert_eq!(verified["reconciled"]["records"], kept["records_inserted"]);
 

@@ -68,6 +68,10 @@ pub enum LineageEvent {
     Failure(FailureEvent),
     /// `link_train`: a linkage model was trained and stored.
     LinkTrain(LinkTrainEvent),
+    /// `withdrawal_started`: a withdrawal began removing an upload's
+    /// records from a store whose writes are visible as they are made
+    /// (DynamoDB); its `withdrawn` event closes it.
+    WithdrawalStarted(WithdrawalStartedEvent),
     /// `withdrawn`: an upload's records, curated object and reports were
     /// removed from the store.
     Withdrawn(WithdrawnEvent),
@@ -305,7 +309,11 @@ pub struct WithdrawnEvent {
     /// must not name a person).
     pub reason: String,
     /// The upload's live records removed: what reconciliation takes off
-    /// its agency and dataset's total.
+    /// its agency and dataset's total. On a store that removes as it goes,
+    /// what its `withdrawal_started` event found before the first delete,
+    /// even when an attempt cut short removed some and this one the rest;
+    /// the people, key and review counts below are then the completing
+    /// attempt's.
     pub records_removed: u64,
     /// People every one of whose records was removed.
     pub people_removed: u64,
@@ -435,6 +443,30 @@ pub struct IngestStartedEvent {
     pub time: String,
 }
 
+/// `withdrawal_started`: written before a withdrawal's first delete on a
+/// store that removes as it goes ([`crate::ports::RecordStore::writes_through`]);
+/// the SQLite store removes an upload and appends its `withdrawn` event in
+/// one transaction and needs none. It fixes how many of the upload's
+/// records the withdrawal takes, as found before anything was removed: a
+/// withdrawal interrupted part-way and run again finds fewer, and its
+/// `withdrawn` event still takes this many off the upload's agency and
+/// dataset. Until then lineage verification names the upload's missing
+/// records as a withdrawal in progress or interrupted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WithdrawalStartedEvent {
+    /// The upload being withdrawn.
+    pub upload_id: String,
+    /// Its agency.
+    pub agency: String,
+    /// Its dataset.
+    pub dataset: String,
+    /// The upload's live records when the withdrawal began.
+    pub records: u64,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
 /// `profile_build`: one edition of the CSE problem profile was built and
 /// written, so every published figure traces to the store as lineage stood
 /// at `lineage_seq`, and each file can be checked against its digest.
@@ -490,6 +522,9 @@ impl LineageEvent {
             }
             Some("failure") => FailureEvent::deserialize(entry).map(LineageEvent::Failure),
             Some("link_train") => LinkTrainEvent::deserialize(entry).map(LineageEvent::LinkTrain),
+            Some("withdrawal_started") => {
+                WithdrawalStartedEvent::deserialize(entry).map(LineageEvent::WithdrawalStarted)
+            }
             Some("withdrawn") => WithdrawnEvent::deserialize(entry).map(LineageEvent::Withdrawn),
             Some("expired") => ExpiredEvent::deserialize(entry).map(LineageEvent::Expired),
             Some("key_rotate") => KeyRotateEvent::deserialize(entry).map(LineageEvent::KeyRotate),
@@ -511,6 +546,7 @@ impl LineageEvent {
             LineageEvent::Ingest(_) => "ingest",
             LineageEvent::UploadFailure(_) | LineageEvent::Failure(_) => "failure",
             LineageEvent::LinkTrain(_) => "link_train",
+            LineageEvent::WithdrawalStarted(_) => "withdrawal_started",
             LineageEvent::Withdrawn(_) => "withdrawn",
             LineageEvent::Expired(_) => "expired",
             LineageEvent::KeyRotate(_) => "key_rotate",
@@ -537,6 +573,7 @@ impl Event for LineageEvent {
             LineageEvent::UploadFailure(e) => tagged("failure", &**e),
             LineageEvent::Failure(e) => tagged("failure", e),
             LineageEvent::LinkTrain(e) => tagged("link_train", e),
+            LineageEvent::WithdrawalStarted(e) => tagged("withdrawal_started", e),
             LineageEvent::Withdrawn(e) => tagged("withdrawn", e),
             LineageEvent::Expired(e) => tagged("expired", e),
             LineageEvent::KeyRotate(e) => tagged("key_rotate", e),

@@ -21,6 +21,11 @@
 //! - a `withdrawn` upload holds 0 records from that event on, and its
 //!   `records_removed` come off its agency and dataset's total.
 //!
+//! A withdrawal that has a `withdrawal_started` event but no `withdrawn`
+//! one yet (DynamoDB, where each delete is visible at once) is named as a
+//! withdrawal in progress or interrupted wherever its upload's records
+//! are missing.
+//!
 //! A `withdrawn` upload holds nothing from then on; an `expired` event's
 //! `records_removed_from` comes off each upload as a supersession does.
 //!
@@ -101,6 +106,9 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
     // Uploads that began merging (`ingest_started`) and when; a closing
     // event takes them off.
     let mut started: BTreeMap<String, String> = BTreeMap::new();
+    // Withdrawals that began removing (`withdrawal_started`) and have not
+    // closed: the upload, its agency and dataset, and when.
+    let mut withdrawing: BTreeMap<String, (String, String, String)> = BTreeMap::new();
     for e in entries {
         let event = LineageEvent::from_entry(e);
         if let LineageEvent::IngestStarted(st) = &event {
@@ -110,7 +118,18 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
         if let Some(u) = event.upload() {
             started.remove(&u.upload_id);
         }
+        if let LineageEvent::WithdrawalStarted(w) = &event {
+            withdrawing.insert(
+                w.upload_id.clone(),
+                (w.agency.clone(), w.dataset.clone(), w.time.clone()),
+            );
+            continue;
+        }
+        if let Some(u) = event.upload() {
+            withdrawing.remove(&u.upload_id);
+        }
         if let LineageEvent::Withdrawn(w) = &event {
+            withdrawing.remove(&w.upload_id);
             // From here on the upload holds nothing, and its records are
             // gone from its agency and dataset's total. Events are read in
             // order, so a later re-ingest of the same file counts afresh,
@@ -273,6 +292,20 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
             });
         }
     }
+    for p in &mut problems {
+        let open = withdrawing.iter().find(|(id, (agency, dataset, _))| {
+            p.upload_id.as_deref() == Some(id.as_str())
+                || (p.upload_id.is_none() && *agency == p.agency && *dataset == p.dataset)
+        });
+        if let Some((id, (_, _, time))) = open {
+            p.reason = format!(
+                "lineage accounts for {} records, the store holds {}: the withdrawal of upload \
+                 {id} started at {time} and has not completed: in progress, or interrupted \
+                 (withdrawing the upload again completes it)",
+                p.expected, p.found
+            );
+        }
+    }
     if problems.is_empty() {
         Ok(Reconciled {
             records: total,
@@ -427,6 +460,35 @@ mod tests {
         );
         *counts.get_mut(&group("u2", "a", "d")).expect("u2") -= 1;
         assert!(reconcile(&old, &counts).is_err());
+    }
+
+    #[test]
+    fn an_unfinished_withdrawal_is_named_and_its_completion_reconciles() {
+        let mut log = lineage();
+        log.push(
+            json!({"type": "withdrawal_started", "upload_id": "u3", "agency": "b",
+                        "dataset": "d", "records": 5, "time": "2026-12-01T00:00:00Z"}),
+        );
+        // Cut short after 2 of u3's 5 records went.
+        let mut counts = store();
+        counts.insert(group("u3", "b", "d"), 3);
+        let problems = reconcile(&log, &counts).expect_err("records are missing");
+        assert!(!problems.is_empty());
+        for p in &problems {
+            assert!(
+                p.reason.contains("withdrawal of upload u3") && p.reason.contains("interrupted"),
+                "{}",
+                p.reason
+            );
+        }
+        // The retry removes the other 3 and closes it with the count found
+        // before the first delete.
+        counts.remove(&group("u3", "b", "d"));
+        log.push(
+            json!({"type": "withdrawn", "upload_id": "u3", "agency": "b", "dataset": "d",
+                        "records_removed": 5}),
+        );
+        reconcile(&log, &counts).expect("reconciles");
     }
 
     #[test]

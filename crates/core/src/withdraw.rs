@@ -24,14 +24,19 @@
 //! counts (never a record, person or token), and reconciliation takes that
 //! upload's live records to be 0 from then on. Everything but the outputs
 //! is one store session: in SQLite one transaction under the write lock,
-//! so a killed withdrawal leaves the store as it was.
+//! so a killed withdrawal leaves the store as it was. A store that removes
+//! as it goes (DynamoDB) gets a `withdrawal_started` event before the first
+//! delete, with the upload's live records as found then: a withdrawal cut
+//! short and run again completes what is left, and its `withdrawn` event
+//! counts the records the first attempt found, so lineage still accounts
+//! for every record.
 //!
 //! The removed bytes stay in the body file and in free database pages until
 //! `agencylink compact` rewrites them.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::events::{LineageEvent, UploadEvent, WithdrawnEvent};
+use crate::events::{LineageEvent, UploadEvent, WithdrawalStartedEvent, WithdrawnEvent};
 use crate::lineage;
 use crate::ports::{ChainLog, ObjectStore, RecordStore, StoreError, StoredRecord, WriteBatch};
 
@@ -114,6 +119,29 @@ pub fn upload_state(
     (found, withdrawn)
 }
 
+/// The `withdrawal_started` event of a withdrawal of `upload_id` that has
+/// not completed (none after the upload's latest closing event, or after a
+/// `withdrawn` one).
+pub fn started_withdrawal(
+    entries: &[serde_json::Value],
+    upload_id: &str,
+) -> Option<WithdrawalStartedEvent> {
+    let mut started = None;
+    for e in entries {
+        match LineageEvent::from_entry(e) {
+            LineageEvent::WithdrawalStarted(w) if w.upload_id == upload_id => started = Some(w),
+            LineageEvent::Withdrawn(w) if w.upload_id == upload_id => started = None,
+            LineageEvent::Ingest(u) | LineageEvent::UploadFailure(u)
+                if u.upload_id == upload_id =>
+            {
+                started = None;
+            }
+            _ => {}
+        }
+    }
+    started
+}
+
 /// A withdrawal done: the event, and the lineage entry as appended (with
 /// its `seq` and hashes, for a WORM copy).
 #[derive(Debug, Clone, PartialEq)]
@@ -158,7 +186,8 @@ fn withdraw_in(
     time: &str,
 ) -> Result<Withdrawn, WithdrawError> {
     // The upload's own events, not the log.
-    let (upload, withdrawn) = upload_state(&lineage_log.upload_entries(upload_id)?, upload_id);
+    let entries = lineage_log.upload_entries(upload_id)?;
+    let (upload, withdrawn) = upload_state(&entries, upload_id);
     let upload = upload.ok_or(WithdrawError::UnknownUpload)?;
     if let Some(seq) = withdrawn {
         return Err(WithdrawError::AlreadyWithdrawn { seq });
@@ -169,13 +198,33 @@ fn withdraw_in(
         doomed.add(r);
         true
     })?;
+    // What a store that removes as it goes takes: fixed before its first
+    // delete, by this attempt or by an earlier one cut short.
+    let planned = match started_withdrawal(&entries, upload_id) {
+        Some(earlier) => Some(earlier.records),
+        None if records.writes_through() => {
+            let n = doomed.ids.len() as u64;
+            lineage::append_event(
+                lineage_log,
+                &LineageEvent::WithdrawalStarted(WithdrawalStartedEvent {
+                    upload_id: upload_id.to_owned(),
+                    agency: upload.agency.clone(),
+                    dataset: upload.dataset.clone(),
+                    records: n,
+                    time: time.to_owned(),
+                }),
+            )?;
+            Some(n)
+        }
+        None => None,
+    };
     let (gone, _) = doomed.remove(records)?;
     let event = WithdrawnEvent {
         upload_id: upload_id.to_owned(),
         agency: upload.agency,
         dataset: upload.dataset,
         reason,
-        records_removed: gone.records_removed,
+        records_removed: planned.unwrap_or(gone.records_removed),
         people_removed: gone.people_removed,
         people_kept: gone.people_kept,
         people_split: gone.people_split,

@@ -1371,6 +1371,7 @@ pub(crate) fn quality(ctx: &Ctx<'_>, notes: &mut Vec<Note>, caveats: &mut Vec<St
             ),
             LineageEvent::IngestStarted(_)
             | LineageEvent::LinkTrain(_)
+            | LineageEvent::WithdrawalStarted(_)
             | LineageEvent::Withdrawn(_)
             | LineageEvent::Expired(_)
             | LineageEvent::KeyRotate(_)

@@ -348,7 +348,9 @@ pub fn openlineage_lifecycle_event(event: &Value) -> Option<Value> {
                 })
                 .collect(),
         ),
+        // A withdrawal's start is told by its `withdrawn` event.
         LineageEvent::IngestStarted(_)
+        | LineageEvent::WithdrawalStarted(_)
         | LineageEvent::Ingest(_)
         | LineageEvent::UploadFailure(_)
         | LineageEvent::Failure(_)
