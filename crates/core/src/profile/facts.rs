@@ -11,8 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::Value;
-
+use super::body::BodyView;
 use super::dates::parse_day;
 use crate::geography::BOROUGHS;
 use crate::ports::{BodyError, StoredRecord};
@@ -476,7 +475,7 @@ impl Collected {
             self.bad_dates += 1;
             return Ok(());
         };
-        let body = r.body.parse()?;
+        let body = BodyView::parse(r.body.as_str()).ok_or(BodyError)?;
         // Borrow the parts separately: the plan is read while the
         // interners grow, and nothing is copied per record.
         let Collected {
@@ -498,13 +497,9 @@ impl Collected {
             // membership comes from it. Its crime links tie it to the
             // people of those crimes in the profile's investigation
             // sections instead.
-            let fields = body.get("fields").and_then(Value::as_object);
             let get = |concept: &str| -> Option<&str> {
                 let name = plan.case_fields.get(concept)?;
-                fields?
-                    .get(name)
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
+                body.field_str(name).filter(|s| !s.is_empty())
             };
             let code = |codes: &mut Interner, concept: &str| {
                 get(concept).map_or(NONE, |s| codes.intern(s))
@@ -528,30 +523,21 @@ impl Collected {
             self.case_rows.push((plan_idx, day));
             return Ok(());
         }
-        let empty = serde_json::Map::new();
-        let fields = body
-            .get("fields")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
         let borough = body
-            .get("borough")
-            .and_then(Value::as_str)
+            .borough()
             .and_then(|b| BOROUGHS.iter().position(|x| x.name == b))
             .map_or(NO_BOROUGH, |i| i as u8);
-        let derived = body.get("derived");
         let sector = plan
             .sector
             .as_deref()
-            .and_then(|k| derived.and_then(|d| d.get(k)))
-            .and_then(Value::as_str)
+            .and_then(|k| body.derived_str(k))
             .filter(|s| !s.is_empty())
             .map_or(NONE, |s| codes.intern(s));
         if plan.family == Family::Disruption {
             // An activity at a place, not a person: no fact.
             let code = |codes: &mut Interner, name: &Option<String>| {
                 name.as_deref()
-                    .and_then(|n| fields.get(n))
-                    .and_then(Value::as_str)
+                    .and_then(|n| body.field_str(n))
                     .filter(|s| !s.is_empty())
                     .map_or(NONE, |s| codes.intern(s))
             };
@@ -566,12 +552,7 @@ impl Collected {
             self.case_rows.push((plan_idx, day));
             return Ok(());
         }
-        let field = |n: &str| -> Option<&str> {
-            fields
-                .get(n)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
+        let field = |n: &str| -> Option<&str> { body.field_str(n).filter(|s| !s.is_empty()) };
         let text = |name: &Option<String>| name.as_deref().and_then(field);
         let role = match text(&plan.role) {
             _ if plan.role.is_none() => Role::Subject,
@@ -592,25 +573,18 @@ impl Collected {
         let cse = plan
             .cse_flag
             .as_deref()
-            .and_then(|n| fields.get(n))
-            .and_then(Value::as_bool)
+            .and_then(|n| body.field_bool(n))
             .unwrap_or(false);
         let mut factors = 0u8;
-        if let Some(items) = plan
-            .factors
-            .as_deref()
-            .and_then(|n| fields.get(n))
-            .and_then(Value::as_array)
-        {
-            for item in items.iter().filter_map(Value::as_str) {
+        if let Some(items) = plan.factors.as_deref().and_then(|n| body.field_strs(n)) {
+            for item in items {
                 if let Some(i) = CIN_FACTORS.iter().position(|c| *c == item) {
                     factors |= 1 << i;
                 }
             }
         }
-        let age = derived
-            .and_then(|d| d.get("age"))
-            .and_then(Value::as_u64)
+        let age = body
+            .derived_u64("age")
             .map_or(NO_AGE, |a| a.min(u64::from(NO_AGE - 1)) as u8);
         let mut supplied = 0u8;
         if text(&plan.ethnicity).is_some() {

@@ -26,6 +26,7 @@ pub mod disclosure;
 pub mod table;
 pub mod threat;
 
+mod body;
 mod build;
 pub(crate) mod dates;
 mod facts;
