@@ -75,6 +75,10 @@ pub enum LineageEvent {
     /// `withdrawn`: an upload's records, curated object and reports were
     /// removed from the store.
     Withdrawn(WithdrawnEvent),
+    /// `expiry_started`: a retention run began removing a dataset's
+    /// records from a store whose writes are visible as they are made
+    /// (DynamoDB); its `expired` event closes it.
+    ExpiryStarted(ExpiryStartedEvent),
     /// `expired`: a dataset's records past its retention period were
     /// removed from the store.
     Expired(ExpiredEvent),
@@ -348,7 +352,9 @@ pub struct ExpiredEvent {
     pub retention_days: u32,
     /// Records dated before this day (`YYYY-MM-DD`) were removed.
     pub cutoff: String,
-    /// Records removed.
+    /// Records removed (on a store that removes as it goes, as its
+    /// `expiry_started` event found them before the first delete; the
+    /// people, key and review counts are then the completing run's).
     pub records_removed: u64,
     /// Records removed by the upload that last wrote them (what
     /// reconciliation takes off each upload's live records).
@@ -363,6 +369,29 @@ pub struct ExpiredEvent {
     pub keys_removed: u64,
     /// Clerical-review items that named a removed record.
     pub reviews_removed: u64,
+    /// When, RFC 3339.
+    pub time: String,
+}
+
+/// `expiry_started`: written before a retention run's first delete of a
+/// dataset's records on a store that removes as it goes, as
+/// `withdrawal_started` is for a withdrawal: what the run takes, by upload,
+/// as found before anything was removed. A run cut short is completed, with
+/// its own cutoff, by the next run, whose `expired` event carries these
+/// counts. Counts only, never a record, person or token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExpiryStartedEvent {
+    /// The dataset.
+    pub dataset: String,
+    /// Its retention period, days.
+    pub retention_days: u32,
+    /// Records dated before this day (`YYYY-MM-DD`) are removed.
+    pub cutoff: String,
+    /// Records the run removes.
+    pub records_removed: u64,
+    /// The same, by the upload that last wrote them.
+    pub records_removed_from: BTreeMap<String, u64>,
     /// When, RFC 3339.
     pub time: String,
 }
@@ -526,6 +555,9 @@ impl LineageEvent {
                 WithdrawalStartedEvent::deserialize(entry).map(LineageEvent::WithdrawalStarted)
             }
             Some("withdrawn") => WithdrawnEvent::deserialize(entry).map(LineageEvent::Withdrawn),
+            Some("expiry_started") => {
+                ExpiryStartedEvent::deserialize(entry).map(LineageEvent::ExpiryStarted)
+            }
             Some("expired") => ExpiredEvent::deserialize(entry).map(LineageEvent::Expired),
             Some("key_rotate") => KeyRotateEvent::deserialize(entry).map(LineageEvent::KeyRotate),
             Some("key_migrate") => {
@@ -548,6 +580,7 @@ impl LineageEvent {
             LineageEvent::LinkTrain(_) => "link_train",
             LineageEvent::WithdrawalStarted(_) => "withdrawal_started",
             LineageEvent::Withdrawn(_) => "withdrawn",
+            LineageEvent::ExpiryStarted(_) => "expiry_started",
             LineageEvent::Expired(_) => "expired",
             LineageEvent::KeyRotate(_) => "key_rotate",
             LineageEvent::KeyMigrate(_) => "key_migrate",
@@ -575,6 +608,7 @@ impl Event for LineageEvent {
             LineageEvent::LinkTrain(e) => tagged("link_train", e),
             LineageEvent::WithdrawalStarted(e) => tagged("withdrawal_started", e),
             LineageEvent::Withdrawn(e) => tagged("withdrawn", e),
+            LineageEvent::ExpiryStarted(e) => tagged("expiry_started", e),
             LineageEvent::Expired(e) => tagged("expired", e),
             LineageEvent::KeyRotate(e) => tagged("key_rotate", e),
             LineageEvent::KeyMigrate(e) => tagged("key_migrate", e),

@@ -109,6 +109,9 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
     // Withdrawals that began removing (`withdrawal_started`) and have not
     // closed: the upload, its agency and dataset, and when.
     let mut withdrawing: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+    // Retention expiries begun and not closed: the dataset, its cutoff and
+    // when.
+    let mut expiring: BTreeMap<String, (String, String)> = BTreeMap::new();
     for e in entries {
         let event = LineageEvent::from_entry(e);
         if let LineageEvent::IngestStarted(st) = &event {
@@ -143,7 +146,12 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
             }
             continue;
         }
+        if let LineageEvent::ExpiryStarted(x) = &event {
+            expiring.insert(x.dataset.clone(), (x.cutoff.clone(), x.time.clone()));
+            continue;
+        }
         if let LineageEvent::Expired(x) = &event {
+            expiring.remove(&x.dataset);
             // Records past retention left their uploads and their agency
             // and dataset's total, like versions a later upload replaced.
             for (upload, n) in &x.records_removed_from {
@@ -303,6 +311,13 @@ pub fn reconcile(entries: &[Value], counts: &RecordCounts) -> Result<Reconciled,
                  {id} started at {time} and has not completed: in progress, or interrupted \
                  (withdrawing the upload again completes it)",
                 p.expected, p.found
+            );
+        } else if let Some((cutoff, time)) = expiring.get(&p.dataset) {
+            p.reason = format!(
+                "lineage accounts for {} records, the store holds {}: the retention expiry of \
+                 {} before {cutoff} started at {time} and has not completed: in progress, or \
+                 interrupted (the next `retention apply` completes it)",
+                p.expected, p.found, p.dataset
             );
         }
     }
@@ -487,6 +502,35 @@ mod tests {
         log.push(
             json!({"type": "withdrawn", "upload_id": "u3", "agency": "b", "dataset": "d",
                         "records_removed": 5}),
+        );
+        reconcile(&log, &counts).expect("reconciles");
+    }
+
+    #[test]
+    fn an_unfinished_expiry_is_named_and_its_completion_reconciles() {
+        let mut log = lineage();
+        log.push(
+            json!({"type": "expiry_started", "dataset": "d", "retention_days": 30,
+                        "cutoff": "2026-01-01", "records_removed": 4,
+                        "records_removed_from": {"u1": 3, "u3": 1}, "time": "t"}),
+        );
+        // Cut short after 1 of u1's records went.
+        let mut counts = store();
+        counts.insert(group("u1", "a", "d"), 6);
+        let problems = reconcile(&log, &counts).expect_err("a record is missing");
+        for p in &problems {
+            assert!(
+                p.reason.contains("retention expiry of d") && p.reason.contains("interrupted"),
+                "{}",
+                p.reason
+            );
+        }
+        counts.insert(group("u1", "a", "d"), 4);
+        counts.insert(group("u3", "b", "d"), 4);
+        log.push(
+            json!({"type": "expired", "dataset": "d", "retention_days": 30,
+                        "cutoff": "2026-01-01", "records_removed": 4,
+                        "records_removed_from": {"u1": 3, "u3": 1}}),
         );
         reconcile(&log, &counts).expect("reconciles");
     }

@@ -8,10 +8,16 @@
 //! against the DynamoDB store. A dataset without the annotation keeps its
 //! records until they are withdrawn. Each dataset is one store session: in
 //! SQLite one transaction under the write lock, the lineage event inside
-//! it, so a killed run leaves that dataset as it was. The removed bytes stay
-//! in the body file until `agencylink compact`.
+//! it, so a killed run leaves that dataset as it was. A store that removes
+//! as it goes (DynamoDB) gets an `expiry_started` event before the first
+//! delete, with what the run takes by upload; the next run completes an
+//! expiry cut short, with its own cutoff, and closes it with those counts
+//! before it expires anything newer. The removed bytes stay in the body
+//! file until `agencylink compact`.
 
-use crate::events::{ExpiredEvent, LineageEvent};
+use std::collections::BTreeMap;
+
+use crate::events::{ExpiredEvent, ExpiryStartedEvent, LineageEvent};
 use crate::lineage;
 use crate::ports::{ChainLog, RecordStore, StoreError};
 use crate::schema::Dataset;
@@ -63,8 +69,35 @@ pub fn apply(
     today: &str,
     time: &str,
 ) -> Result<Vec<DatasetRun>, RetentionError> {
+    // Expiries an earlier run began and did not close, by dataset (only a
+    // store that removes as it goes leaves any).
+    let mut unfinished = if records.writes_through() {
+        unfinished_expiries(&lineage_log.entries()?)
+    } else {
+        BTreeMap::new()
+    };
     let mut runs = Vec::new();
     for ds in datasets {
+        if let Some(started) = unfinished.remove(&ds.id) {
+            let done = in_session(records, || {
+                expire_in(
+                    records,
+                    lineage_log,
+                    &ds.id,
+                    started.retention_days,
+                    &started.cutoff,
+                    time,
+                    Some(&started),
+                )
+            })?;
+            runs.push(DatasetRun {
+                dataset: ds.id.clone(),
+                retention_days: Some(started.retention_days),
+                cutoff: Some(started.cutoff.clone()),
+                event: done.as_ref().map(|(e, _)| e.clone()),
+                entry: done.map(|(_, entry)| entry),
+            });
+        }
         let Some(days) = ds.retention_days else {
             runs.push(DatasetRun {
                 dataset: ds.id.clone(),
@@ -77,7 +110,7 @@ pub fn apply(
         };
         let cut = cutoff(today, days).ok_or(RetentionError::Date(today.chars().count()))?;
         let done = in_session(records, || {
-            expire_in(records, lineage_log, &ds.id, days, &cut, time)
+            expire_in(records, lineage_log, &ds.id, days, &cut, time, None)
         })?;
         runs.push(DatasetRun {
             dataset: ds.id.clone(),
@@ -90,6 +123,27 @@ pub fn apply(
     Ok(runs)
 }
 
+/// The `expiry_started` events no `expired` event of the same dataset
+/// followed, by dataset.
+fn unfinished_expiries(entries: &[serde_json::Value]) -> BTreeMap<String, ExpiryStartedEvent> {
+    let mut open = BTreeMap::new();
+    for e in entries {
+        match LineageEvent::from_entry(e) {
+            LineageEvent::ExpiryStarted(x) => {
+                open.insert(x.dataset.clone(), x);
+            }
+            LineageEvent::Expired(x) => {
+                open.remove(&x.dataset);
+            }
+            _ => {}
+        }
+    }
+    open
+}
+
+/// Remove `dataset`'s records dated before `cut`; `resumed`: the start of
+/// an expiry cut short, which this one completes and whose counts it
+/// closes with.
 fn expire_in(
     records: &dyn RecordStore,
     lineage_log: &dyn ChainLog,
@@ -97,6 +151,7 @@ fn expire_in(
     days: u32,
     cut: &str,
     time: &str,
+    resumed: Option<&ExpiryStartedEvent>,
 ) -> Result<Option<(ExpiredEvent, serde_json::Value)>, StoreError> {
     // The day before the cutoff is the last one that goes: a record dated
     // on the cutoff has been kept exactly `days` days.
@@ -112,16 +167,39 @@ fn expire_in(
         }
         true
     })?;
-    if doomed.is_empty() {
+    if doomed.is_empty() && resumed.is_none() {
         return Ok(None);
     }
+    // What a store that removes as it goes takes: fixed before its first
+    // delete, by this run or by the one cut short.
+    let planned = match resumed {
+        Some(started) => Some((
+            started.records_removed,
+            started.records_removed_from.clone(),
+        )),
+        None if records.writes_through() => {
+            let (n, from) = doomed.counts();
+            let started = ExpiryStartedEvent {
+                dataset: dataset.to_owned(),
+                retention_days: days,
+                cutoff: cut.to_owned(),
+                records_removed: n,
+                records_removed_from: from.clone(),
+                time: time.to_owned(),
+            };
+            lineage::append_event(lineage_log, &LineageEvent::ExpiryStarted(started.clone()))?;
+            Some((started.records_removed, started.records_removed_from))
+        }
+        None => None,
+    };
     let (gone, from) = doomed.remove(records)?;
+    let (records_removed, records_removed_from) = planned.unwrap_or((gone.records_removed, from));
     let event = ExpiredEvent {
         dataset: dataset.to_owned(),
         retention_days: days,
         cutoff: cut.to_owned(),
-        records_removed: gone.records_removed,
-        records_removed_from: from,
+        records_removed,
+        records_removed_from,
         people_removed: gone.people_removed,
         people_kept: gone.people_kept,
         people_split: gone.people_split,

@@ -295,6 +295,12 @@ impl Doomed {
         self.ids.is_empty()
     }
 
+    /// How many records were taken, and how many of them each upload last
+    /// wrote.
+    pub fn counts(&self) -> (u64, &BTreeMap<String, u64>) {
+        (self.ids.len() as u64, &self.by_upload)
+    }
+
     /// Remove them inside an open session ([`remove_and_relink`]); what
     /// went, and how many from each upload that last wrote them.
     pub fn remove(

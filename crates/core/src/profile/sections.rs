@@ -1373,6 +1373,7 @@ pub(crate) fn quality(ctx: &Ctx<'_>, notes: &mut Vec<Note>, caveats: &mut Vec<St
             | LineageEvent::LinkTrain(_)
             | LineageEvent::WithdrawalStarted(_)
             | LineageEvent::Withdrawn(_)
+            | LineageEvent::ExpiryStarted(_)
             | LineageEvent::Expired(_)
             | LineageEvent::KeyRotate(_)
             | LineageEvent::KeyMigrate(_)

@@ -348,9 +348,10 @@ pub fn openlineage_lifecycle_event(event: &Value) -> Option<Value> {
                 })
                 .collect(),
         ),
-        // A withdrawal's start is told by its `withdrawn` event.
+        // A withdrawal's or expiry's start is told by its closing event.
         LineageEvent::IngestStarted(_)
         | LineageEvent::WithdrawalStarted(_)
+        | LineageEvent::ExpiryStarted(_)
         | LineageEvent::Ingest(_)
         | LineageEvent::UploadFailure(_)
         | LineageEvent::Failure(_)
