@@ -26,9 +26,6 @@
 //! sample (a long run against moto).
 
 use std::collections::BTreeMap;
-use std::io::{BufReader, Write};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,14 +33,7 @@ use agencylink_aws::dynamo::{MAX_ATTEMPTS, client_config};
 use agencylink_aws::sdk::dynamodb;
 use agencylink_aws::testing::{Moto, moto, rt};
 use agencylink_aws::{AgencyPolicy, AwsBackend};
-use agencylink_core::ingest::{IngestMode, Sinks, UploadInfo, ingest};
-use agencylink_core::memory::MemoryObjectStore;
 use agencylink_core::ports::{ChainLog, RecordStore, RecordStoreExt, TranslationStore};
-use agencylink_core::pseudo::Pseudonymiser;
-use agencylink_core::pseudo::key::Key;
-use agencylink_core::read::InputFormat;
-use agencylink_core::schema::{Catalog, Dataset};
-use agencylink_synth::{SynthOptions, World, write_csv_with_world};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
@@ -54,8 +44,6 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use serde_json::{Value, json};
-
-const DS: &str = "council.missing_episode";
 
 /// The client's attempt timeout here (production's is 10 s): an injected
 /// timeout hangs a little longer than this.
@@ -332,225 +320,9 @@ fn faulty_backend(m: &Moto, base: &AwsBackend, plan: &Arc<Mutex<Plan>>, name: &s
     )
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    /// Ingest file `i` (0: council-a's, 1: council-b's, 2: council-a's corrected).
-    Ingest(usize),
-    /// Withdraw council-b's upload.
-    Withdraw,
-    /// Open a key rotation from k1 to k2.
-    Rotate,
-    /// council-a sends its file again while the rotation is open.
-    Resend,
-    /// Migrate the store to k2.
-    Migrate,
-    /// A retention run on a day when about half the records are past the
-    /// dataset's period.
-    Expire,
-}
-
-const STEPS: [Step; 8] = [
-    Step::Ingest(0),
-    Step::Ingest(1),
-    Step::Ingest(2),
-    Step::Withdraw,
-    Step::Rotate,
-    Step::Resend,
-    Step::Migrate,
-    Step::Expire,
-];
-
-fn pseudo(kid: &str, key: &str) -> Pseudonymiser {
-    Pseudonymiser::new(Key::from_base64(kid, key).expect("a published test key"))
-}
-
-/// Three extracts (two councils sharing people, then the first one's
-/// correction) and the keys.
-struct Extracts {
-    dir: PathBuf,
-    files: Vec<(String, PathBuf, String)>,
-    ds: Arc<Dataset>,
-    pseudo: Pseudonymiser,
-    next: Pseudonymiser,
-}
-
-impl Extracts {
-    fn new() -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "agencylink-dynamo-faults-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let ds = Catalog::embedded()
-            .expect("catalog")
-            .get(DS)
-            .expect("dataset")
-            .clone();
-        let world = World::new(3, Default::default()).expect("world");
-        let mut files = Vec::new();
-        for (i, agency) in ["council-a", "council-b"].into_iter().enumerate() {
-            let path = dir.join(format!("{agency}.csv"));
-            let mut out = std::fs::File::create(&path).expect("create");
-            write_csv_with_world(
-                &world,
-                &ds,
-                &SynthOptions::new(10 + i as u64, 30),
-                &mut out,
-                None,
-            )
-            .expect("synth");
-            out.flush().expect("flush");
-            files.push((agency.to_owned(), path, format!("sha-{agency}")));
-        }
-        // The correction: the first file again, its first rows' interview
-        // offer flipped and its last 3 rows left out.
-        let mut reader = csv::Reader::from_path(&files[0].1).expect("a");
-        let header = reader.headers().expect("header").clone();
-        let col = header
-            .iter()
-            .position(|h| h == "return_interview_offered")
-            .expect("column");
-        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
-        let corrected = dir.join("council-a-corrected.csv");
-        let mut out = csv::Writer::from_path(&corrected).expect("create");
-        out.write_record(&header).expect("header");
-        for (i, row) in rows[..rows.len() - 3].iter().enumerate() {
-            let mut fields: Vec<String> = row.iter().map(str::to_owned).collect();
-            if i < 6 {
-                fields[col] = match fields[col].as_str() {
-                    "true" => "false".into(),
-                    "false" => "true".into(),
-                    other => other.to_owned(),
-                };
-            }
-            out.write_record(&fields).expect("row");
-        }
-        out.flush().expect("flush");
-        files.push(("council-a".into(), corrected, "sha-council-a-2".into()));
-        Extracts {
-            dir,
-            files,
-            ds,
-            pseudo: pseudo("k1", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
-            next: pseudo("k2", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="),
-        }
-    }
-
-    fn info(&self, agency: &str, sha: &str) -> UploadInfo {
-        UploadInfo {
-            agency: agency.to_owned(),
-            sha256: sha.to_owned(),
-            source: format!("landing/{agency}/{DS}/x.csv"),
-            format: InputFormat::Csv,
-            time: "2026-11-29T00:00:00Z".into(),
-            outputs: vec![],
-            mode: IngestMode::Incremental,
-        }
-    }
-
-    fn run(
-        &self,
-        step: Step,
-        records: &dyn RecordStore,
-        log: &dyn ChainLog,
-        uploads: &mut Vec<String>,
-    ) -> Result<(), String> {
-        let text = |e: &dyn std::fmt::Display| e.to_string();
-        match step {
-            Step::Rotate => agencylink_core::rotation::open(
-                records,
-                log,
-                self.pseudo.kid(),
-                self.next.kid(),
-                "2026-11-30T01:00:00Z",
-            )
-            .map(|_| ())
-            .map_err(|e| text(&e)),
-            Step::Migrate => agencylink_core::rotation::migrate(
-                records,
-                log,
-                agencylink_core::rotation::Scope::Store,
-                false,
-                "2026-11-30T02:00:00Z",
-            )
-            .map(|_| ())
-            .map_err(|e| text(&e)),
-            Step::Resend => {
-                let (agency, path, sha) = &self.files[0];
-                let mut input = BufReader::new(std::fs::File::open(path).expect("open"));
-                agencylink_core::rotation::before_ingest(
-                    records,
-                    log,
-                    &self.ds,
-                    &self.pseudo,
-                    &self.next,
-                    &self.info(agency, sha),
-                    &mut input,
-                )
-                .map_err(|e| text(&e))?;
-                self.run(Step::Ingest(0), records, log, uploads)
-            }
-            Step::Ingest(i) => {
-                let (agency, path, sha) = &self.files[i];
-                let (mut c, mut rj, mut rc) = (std::io::sink(), std::io::sink(), std::io::sink());
-                let mut input = BufReader::new(std::fs::File::open(path).expect("open"));
-                let s = ingest(
-                    &self.ds,
-                    &self.pseudo,
-                    records,
-                    log,
-                    &self.info(agency, sha),
-                    &mut input,
-                    Sinks {
-                        curated: &mut c,
-                        report_json: &mut rj,
-                        report_csv: &mut rc,
-                    },
-                    |_| {},
-                )
-                .map_err(|e| text(&e))?;
-                uploads.push(s.upload_id);
-                Ok(())
-            }
-            Step::Expire => agencylink_core::retention::apply(
-                records,
-                log,
-                &[&self.ds],
-                // Seven years (the dataset's period) after mid-2025, the
-                // middle of the synthetic extracts' dates.
-                "2032-07-01",
-                "2032-07-01T00:00:00Z",
-            )
-            .map(|runs| {
-                assert!(
-                    runs.iter()
-                        .any(|r| r.event.as_ref().is_some_and(|e| e.records_removed > 0)),
-                    "records expired"
-                );
-            })
-            .map_err(|e| text(&e)),
-            Step::Withdraw => agencylink_core::withdraw::withdraw(
-                records,
-                log,
-                &MemoryObjectStore::default(),
-                &uploads[1],
-                "sent in error",
-                "2026-11-30T00:00:00Z",
-            )
-            .map(|_| ())
-            .map_err(|e| text(&e)),
-        }
-    }
-}
-
-impl Drop for Extracts {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+#[path = "../../../tests/support/lifecycle.rs"]
+mod lifecycle;
+use lifecycle::{Lifecycle, STEPS};
 
 /// What the store holds, canonically: each record's resolved person and
 /// body, the lineage events' kinds in order, the review queue's size, and
@@ -620,7 +392,7 @@ fn snapshot(b: &AwsBackend) -> Snapshot {
 /// that fails is retried with the plan disarmed (as a redelivery would
 /// run it). Returns the end state, the plan (with its counts), and how
 /// many steps failed.
-fn run_with(m: &Moto, x: &Extracts, plan: Plan, name: &str) -> (Snapshot, Plan, usize) {
+fn run_with(m: &Moto, x: &Lifecycle, plan: Plan, name: &str) -> (Snapshot, Plan, usize) {
     let base = m.backend(m.settings(name, AgencyPolicy::default()));
     let plan = Arc::new(Mutex::new(plan));
     let b = faulty_backend(m, &base, &plan, name);
@@ -673,7 +445,7 @@ fn same(got: &Snapshot, want: &Snapshot, what: &str) {
 
 /// The reference (no fault), and how many DynamoDB calls it had made by
 /// the end of each step.
-fn reference(m: &Moto, x: &Extracts) -> (Snapshot, Vec<u64>) {
+fn reference(m: &Moto, x: &Lifecycle) -> (Snapshot, Vec<u64>) {
     let (snap, plan, failed) = run_with(
         m,
         x,
@@ -687,7 +459,7 @@ fn reference(m: &Moto, x: &Extracts) -> (Snapshot, Vec<u64>) {
 #[test]
 fn single_faults_are_absorbed_by_the_sdks_retries() {
     let Some(m) = moto() else { return };
-    let x = Extracts::new();
+    let x = Lifecycle::new("dynamo-faults", 30);
     let (want, ends) = reference(&m, &x);
     let calls = ends.last().copied().unwrap_or(0);
     eprintln!(
@@ -739,7 +511,7 @@ fn single_faults_are_absorbed_by_the_sdks_retries() {
 #[test]
 fn partial_batches_are_finished_by_the_store() {
     let Some(m) = moto() else { return };
-    let x = Extracts::new();
+    let x = Lifecycle::new("dynamo-faults", 30);
     let (want, _) = reference(&m, &x);
     // Every batch call, every attempt, processes half of what it is sent.
     let (got, plan, failed) = run_with(
@@ -760,7 +532,7 @@ fn partial_batches_are_finished_by_the_store() {
 #[test]
 fn a_call_that_fails_past_its_retries_fails_the_step_and_a_retry_converges() {
     let Some(m) = moto() else { return };
-    let x = Extracts::new();
+    let x = Lifecycle::new("dynamo-faults", 30);
     let (want, ends) = reference(&m, &x);
     let calls = ends.last().copied().unwrap_or(0);
     let full = std::env::var("AGENCYLINK_FAULT_SWEEP").as_deref() == Ok("full");

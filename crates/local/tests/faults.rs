@@ -3,7 +3,8 @@
 //! second sweep, its Nth read), for every N, across a first upload, an
 //! overlapping upload from another agency (linkage), a correction (the
 //! first agency's file again with rows changed), a withdrawal, and a key
-//! rotation (opened, a file re-sent under both keys, the store migrated). After
+//! rotation (opened, a file re-sent under both keys, the store migrated)
+//! and a retention run (the scenario is `tests/support/lifecycle.rs`). After
 //! each failure: the store is exactly as before the step (nothing merged
 //! that lineage does not account for, lineage verifies and reconciles);
 //! after a retry without faults: exactly as a run that never failed.
@@ -12,23 +13,14 @@
 //! batches) are `crates/aws/tests/dynamo_faults.rs`'s.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufReader, Write};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use agencylink_core::ingest::{IngestMode, Sinks, UploadInfo, ingest};
 use agencylink_core::linkage::{LinkModel, ReviewItem};
-use agencylink_core::memory::MemoryObjectStore;
 use agencylink_core::ports::{
     ChainLog, LinkageStore, RecordStore, RecordStoreExt, SignatureEntry, StoreError, StoreResult,
     StoredRecord, StoredSignature, TranslationStore, WriteBatch,
 };
-use agencylink_core::pseudo::Pseudonymiser;
-use agencylink_core::pseudo::key::Key;
-use agencylink_core::read::InputFormat;
-use agencylink_core::schema::{Catalog, Dataset};
 use agencylink_local::SqliteStore;
-use agencylink_synth::{SynthOptions, World, write_csv_with_world};
 
 /// Which call fails: the Nth write or the Nth read (1-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,209 +283,17 @@ impl<L: ChainLog> ChainLog for FaultyLog<'_, L> {
     }
 }
 
-const DS: &str = "council.missing_episode";
+#[path = "../../../tests/support/lifecycle.rs"]
+mod lifecycle;
+use lifecycle::{Lifecycle, STEPS};
 
-/// One step of the scenario.
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    /// Ingest file `i` (0: council-a's, 1: council-b's, 2: council-a's corrected).
-    Ingest(usize),
-    /// Withdraw council-b's upload.
-    Withdraw,
-    /// Open a key rotation from k1 to k2.
-    Rotate,
-    /// council-a sends its file again while the rotation is open (a
-    /// duplicate, read under both keys for translations).
-    Resend,
-    /// Migrate the store to k2.
-    Migrate,
-}
-
-struct World2 {
-    dir: PathBuf,
-    files: Vec<(String, PathBuf, String)>,
-    ds: std::sync::Arc<Dataset>,
-    pseudo: Pseudonymiser,
-    next: Pseudonymiser,
-}
-
-fn pseudo() -> Pseudonymiser {
-    Pseudonymiser::new(
-        Key::from_base64("k1", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").expect("test key"),
-    )
-}
-
-fn next_pseudo() -> Pseudonymiser {
-    Pseudonymiser::new(
-        Key::from_base64("k2", "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=").expect("test key"),
-    )
-}
-
-impl World2 {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("agencylink-faults-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let cat = Catalog::embedded().expect("catalog");
-        let ds = cat.get(DS).expect("dataset").clone();
-        let world = World::new(3, Default::default()).expect("world");
-        let mut files = Vec::new();
-        for (i, agency) in ["council-a", "council-b"].into_iter().enumerate() {
-            let path = dir.join(format!("{agency}.csv"));
-            let mut out = std::fs::File::create(&path).expect("create");
-            write_csv_with_world(
-                &world,
-                &ds,
-                &SynthOptions::new(10 + i as u64, 40),
-                &mut out,
-                None,
-            )
-            .expect("synth");
-            out.flush().expect("flush");
-            files.push((agency.to_owned(), path, format!("sha-{agency}")));
-        }
-        // The correction: council-a's file again, its first rows' interview
-        // offer flipped (replacing those records) and its last 3 rows left
-        // out (an incremental upload keeps them).
-        let mut reader = csv::Reader::from_path(&files[0].1).expect("a");
-        let header = reader.headers().expect("header").clone();
-        let col = header
-            .iter()
-            .position(|h| h == "return_interview_offered")
-            .expect("column");
-        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
-        let corrected = dir.join("council-a-corrected.csv");
-        let mut out = csv::Writer::from_path(&corrected).expect("create");
-        out.write_record(&header).expect("header");
-        for (i, row) in rows[..rows.len() - 3].iter().enumerate() {
-            let mut fields: Vec<String> = row.iter().map(str::to_owned).collect();
-            if i < 8 {
-                fields[col] = match fields[col].as_str() {
-                    "true" => "false".into(),
-                    "false" => "true".into(),
-                    "Y" => "N".into(),
-                    "N" => "Y".into(),
-                    other => other.to_owned(),
-                };
-            }
-            out.write_record(&fields).expect("row");
-        }
-        out.flush().expect("flush");
-        files.push((
-            "council-a".to_owned(),
-            corrected,
-            "sha-council-a-2".to_owned(),
-        ));
-        World2 {
-            dir,
-            files,
-            ds,
-            pseudo: pseudo(),
-            next: next_pseudo(),
-        }
+/// A fresh SQLite store named `name` in the scenario's directory.
+fn sqlite_store(w: &Lifecycle, name: &str) -> SqliteStore {
+    let path = w.dir.join(format!("{name}.db"));
+    for ext in ["", "-wal", "-shm", "-bodies"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
     }
-
-    fn store(&self, name: &str) -> SqliteStore {
-        let path = self.dir.join(format!("{name}.db"));
-        for ext in ["", "-wal", "-shm", "-bodies"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
-        }
-        SqliteStore::open(&path).expect("db")
-    }
-
-    fn info(&self, agency: &str, sha: &str) -> UploadInfo {
-        UploadInfo {
-            agency: agency.to_owned(),
-            sha256: sha.to_owned(),
-            source: format!("landing/{agency}/{DS}/x.csv"),
-            format: InputFormat::Csv,
-            time: "2026-11-29T00:00:00Z".into(),
-            outputs: vec![],
-            mode: IngestMode::Incremental,
-        }
-    }
-
-    fn run(
-        &self,
-        step: Step,
-        records: &dyn RecordStore,
-        log: &dyn ChainLog,
-        uploads: &mut Vec<String>,
-    ) -> Result<(), String> {
-        match step {
-            Step::Rotate => agencylink_core::rotation::open(
-                records,
-                log,
-                self.pseudo.kid(),
-                self.next.kid(),
-                "2026-11-30T01:00:00Z",
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-            Step::Migrate => agencylink_core::rotation::migrate(
-                records,
-                log,
-                agencylink_core::rotation::Scope::Store,
-                false,
-                "2026-11-30T02:00:00Z",
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-            Step::Resend => {
-                let (agency, path, sha) = &self.files[0];
-                let info = self.info(agency, sha);
-                let mut input = BufReader::new(std::fs::File::open(path).expect("open"));
-                agencylink_core::rotation::before_ingest(
-                    records,
-                    log,
-                    &self.ds,
-                    &self.pseudo,
-                    &self.next,
-                    &info,
-                    &mut input,
-                )
-                .map_err(|e| e.to_string())?;
-                self.run(Step::Ingest(0), records, log, uploads)
-            }
-            Step::Ingest(i) => {
-                let (agency, path, sha) = &self.files[i];
-                let info = self.info(agency, sha);
-                let (mut c, mut rj, mut rc) = (std::io::sink(), std::io::sink(), std::io::sink());
-                let mut input = BufReader::new(std::fs::File::open(path).expect("open"));
-                let s = ingest(
-                    &self.ds,
-                    &self.pseudo,
-                    records,
-                    log,
-                    &info,
-                    &mut input,
-                    Sinks {
-                        curated: &mut c,
-                        report_json: &mut rj,
-                        report_csv: &mut rc,
-                    },
-                    |_| {},
-                )
-                .map_err(|e| e.to_string())?;
-                uploads.push(s.upload_id);
-                Ok(())
-            }
-            Step::Withdraw => {
-                let objects = MemoryObjectStore::default();
-                agencylink_core::withdraw::withdraw(
-                    records,
-                    log,
-                    &objects,
-                    &uploads[1],
-                    "sent in error",
-                    "2026-11-30T00:00:00Z",
-                )
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-            }
-        }
-    }
+    SqliteStore::open(&path).expect("db")
 }
 
 /// What the store holds, canonically.
@@ -566,23 +366,13 @@ fn snapshot(store: &SqliteStore) -> Snapshot {
     (records, kinds, reviews, rotation)
 }
 
-const STEPS: [Step; 7] = [
-    Step::Ingest(0),
-    Step::Ingest(1),
-    Step::Ingest(2),
-    Step::Withdraw,
-    Step::Rotate,
-    Step::Resend,
-    Step::Migrate,
-];
-
 /// For each step and every N: fail the Nth call of the kind `make` picks,
 /// check the store is as before the step, retry, check it is as a run that
 /// never failed. Returns how many faults fired.
 fn sweep(name: &str, make: fn(u64) -> Fault) -> u64 {
-    let w = World2::new(name);
+    let w = Lifecycle::new(&format!("faults-{name}"), 40);
     // The reference: every step, no faults, a snapshot after each.
-    let reference = w.store("reference");
+    let reference = sqlite_store(&w, "reference");
     let mut uploads = Vec::new();
     let mut after = Vec::new();
     for step in STEPS {
@@ -593,7 +383,7 @@ fn sweep(name: &str, make: fn(u64) -> Fault) -> u64 {
     let mut fired = 0;
     for (i, step) in STEPS.into_iter().enumerate() {
         for n in 1.. {
-            let store = w.store("faulty");
+            let store = sqlite_store(&w, "faulty");
             let mut uploads = Vec::new();
             for earlier in &STEPS[..i] {
                 w.run(*earlier, &store, &store.lineage(), &mut uploads)
@@ -651,7 +441,6 @@ fn sweep(name: &str, make: fn(u64) -> Fault) -> u64 {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&w.dir);
     eprintln!("{name}: {fired} injected failures, each rolled back and retried");
     fired
 }
