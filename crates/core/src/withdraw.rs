@@ -122,7 +122,7 @@ pub fn upload_state(
 /// The `withdrawal_started` event of a withdrawal of `upload_id` that has
 /// not completed (none after the upload's latest closing event, or after a
 /// `withdrawn` one).
-pub fn started_withdrawal(
+fn started_withdrawal(
     entries: &[serde_json::Value],
     upload_id: &str,
 ) -> Option<WithdrawalStartedEvent> {
