@@ -9,12 +9,13 @@
 //! `infra/template.yaml`'s API events and the committed `docs/openapi.json`
 //! to it. Errors are RFC 9457 problem documents ([`Problem`]).
 //!
-//! This crate knows no AWS and no store: `functions/api` serves these
-//! routes through `lambda_http`, and a local server can host the same
-//! table.
+//! The handlers ([`router`]) are written once too, over core's ports: this
+//! crate knows no AWS and no concrete store. `functions/api` serves them
+//! through `lambda_http`, and `agencylink serve` over the embedded store.
 
 pub mod openapi;
 mod problem;
+pub mod router;
 
 pub use problem::{PROBLEM_CONTENT_TYPE, Problem};
 

@@ -41,13 +41,14 @@ use std::time::Duration;
 
 use agencylink_aws::AwsBackend;
 use agencylink_aws::exports::{self, Flat};
-use agencylink_core::audit::{ACCESS_LOG, LINEAGE, LogSpec, verify_log};
-use agencylink_core::linkage::{self, Decision, ReviewStatus};
-use agencylink_core::ports::{ChainLog, ObjectStoreExt, PutMode, StoreError};
-use agencylink_core::query::{self, NetworkLimits, QueryError, Read};
+use agencylink_core::audit::{LogSpec, verify_log};
+use agencylink_core::ports::{ChainLog, ObjectStoreExt, PutMode, RecordStore, StoreError};
+use agencylink_core::query::{self, QueryError};
 use agencylink_core::schema::Catalog;
-use agencylink_http::{Miss, Op, Problem};
-use lambda_http::{Body, Request, RequestExt, Response};
+use agencylink_http::Problem;
+use agencylink_http::router::{self, Call, Caller, Host, Response};
+use agencylink_http::{Op, RoleKind};
+use lambda_http::{Body, Request, RequestExt};
 use serde_json::{Value, json};
 
 pub mod auth;
@@ -95,78 +96,127 @@ impl Api {
     }
 }
 
-fn respond(status: u16, body: &Value) -> Response<Body> {
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
-    let mut resp = Response::new(Body::from(text));
-    *resp.status_mut() = lambda_http::http::StatusCode::from_u16(status)
-        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        "content-type",
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
-    resp.headers_mut().insert(
-        "cache-control",
-        lambda_http::http::HeaderValue::from_static("no-store"),
-    );
-    resp
-}
-
-/// An RFC 9457 problem document (`application/problem+json`).
-fn problem(p: &Problem) -> Response<Body> {
-    let mut resp = respond(p.status, &p.to_json());
-    let headers = resp.headers_mut();
-    headers.insert(
-        "content-type",
-        lambda_http::http::HeaderValue::from_static(agencylink_http::PROBLEM_CONTENT_TYPE),
-    );
-    if !p.allow.is_empty()
-        && let Ok(allow) = lambda_http::http::HeaderValue::from_str(&p.allow.join(", "))
-    {
-        headers.insert("allow", allow);
+/// The AWS deployment as the shared handlers' host: DynamoDB's records and
+/// logs, the WORM audit bucket's copies, and the routes whose answers are
+/// S3 objects behind presigned links or jobs for the profile function.
+impl Host for Api {
+    fn records(&self) -> &dyn RecordStore {
+        &self.backend.records
     }
-    resp
-}
 
-/// An error answer: a problem document with this status and detail.
-fn error(status: u16, message: &str) -> Response<Body> {
-    problem(&Problem::new(status, message))
-}
+    fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
 
-fn store_failure(e: &StoreError) -> Response<Body> {
-    if e.is_retryable() {
-        error(503, "the store is unavailable; try again")
-    } else {
-        error(500, "the store failed")
+    fn lineage(&self) -> &dyn ChainLog {
+        &self.backend.lineage
+    }
+
+    fn access_log(&self) -> &dyn ChainLog {
+        &self.backend.access_log
+    }
+
+    fn now(&self) -> String {
+        agencylink_aws::now_rfc3339()
+    }
+
+    /// The chained log is in a table the stack's own roles can rewrite, so
+    /// the WORM copy is what makes a read impossible to hide.
+    fn archive_access(&self, entry: &Value) -> Result<(), StoreError> {
+        let Some(archive) = self.backend.archive.as_ref() else {
+            return Ok(());
+        };
+        archive.archive("access-log", entry).map(|_| ()).inspect_err(|e| {
+            lambda_http::tracing::error!(error = %e, "access-log entry not archived; nothing returned");
+        })
+    }
+
+    fn verify(&self, spec: LogSpec, entries: &[Value]) -> Result<Value, StoreError> {
+        verify_log(spec, entries, &self.backend.audit_copies(), None, None).map(|v| v.to_json())
+    }
+
+    fn own(&self, call: &Call<'_>) -> Option<Response> {
+        let who = call.caller;
+        let body = call.request.body;
+        Some(match call.route.op {
+            Op::UploadCreate | Op::UploadList | Op::UploadShow => {
+                let (RoleKind::Agency, Some(agency)) = (who.role, &who.agency) else {
+                    return Some(error(403, "uploads are for agency uploaders"));
+                };
+                match call.route.op {
+                    Op::UploadCreate => uploads::create(self, agency, body),
+                    Op::UploadList => {
+                        uploads::list(self, agency, call.query("after"), call.query("limit"))
+                    }
+                    _ => uploads::show(self, agency, call.id()),
+                }
+            }
+            Op::ProfileList => profiles::list(self, who, call.query("after"), call.query("limit")),
+            Op::ProfileShow => profiles::fetch(self, who, call.id(), call.query("purpose")),
+            Op::ProfileRequest => profiles::request_build(self, who, body),
+            Op::PersonNetwork => network_chart(self, call),
+            Op::Export => export(
+                self,
+                who,
+                call.query("purpose"),
+                call.query("dataset"),
+                call.query("format"),
+            ),
+            Op::ExportJob => export_job(self, who, body),
+            Op::ExportStatus => export_status(self, who, call.id(), call.query("purpose")),
+            _ => return None,
+        })
     }
 }
 
-pub(crate) fn query_failure(e: &QueryError) -> Response<Body> {
-    match e {
-        QueryError::NotAPersonId | QueryError::Reader(_) => error(400, &e.to_string()),
-        QueryError::UnknownPerson(_)
-        | QueryError::UnknownReviewItem(_)
-        | QueryError::UnknownDataset(_) => error(404, &e.to_string()),
-        QueryError::Store(s) => store_failure(s),
-        _ => error(500, "the read failed"),
-    }
+fn respond(status: u16, body: &Value) -> Response {
+    Response::json(status, body)
 }
+
+fn error(status: u16, message: &str) -> Response {
+    Response::error(status, message)
+}
+
+fn problem(p: &Problem) -> Response {
+    Response::problem(p)
+}
+
+fn store_failure(e: &StoreError) -> Response {
+    Response::store_failure(e)
+}
+
+pub(crate) fn query_failure(e: &QueryError) -> Response {
+    Response::query_failure(e)
+}
+
+pub(crate) use router::{analyst_read, log_request};
 
 /// Handle one request (all store work runs on a blocking thread).
-pub async fn handle(api: Arc<Api>, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+pub async fn handle(
+    api: Arc<Api>,
+    req: Request,
+) -> Result<lambda_http::Response<Body>, lambda_http::Error> {
     let resp = tokio::task::spawn_blocking(move || route(&api, &req))
         .await
-        .unwrap_or_else(|_| error(500, "the request failed"));
+        .unwrap_or_else(|_| to_lambda(&error(500, "the request failed")));
     Ok(resp)
 }
 
-/// Route a request (synchronous; off the runtime's worker threads). The
-/// routes, their roles and their query limits are `agencylink_http`'s
-/// table: a route the table does not hold is a 404, a role it does not
-/// list a 403, a query outside its limits a 400, before anything is read.
-pub fn route(api: &Api, req: &Request) -> Response<Body> {
+/// Route a request (synchronous; off the runtime's worker threads): the
+/// caller from the verified token, then `agencylink_http`'s shared
+/// handlers.
+pub fn route(api: &Api, req: &Request) -> lambda_http::Response<Body> {
     let who = match principal(req) {
         Ok(who) => who,
-        Err(denied) => return error(403, &denied.to_string()),
+        Err(denied) => return to_lambda(&error(403, &denied.to_string())),
+    };
+    let caller = Caller {
+        role: who.role.kind(),
+        agency: match &who.role {
+            Role::Agency { agency } => Some(agency.clone()),
+            _ => None,
+        },
+        actor: who.actor,
     };
     // The path as the client sent it, without an API Gateway stage prefix.
     let path = match req.raw_http_path() {
@@ -174,200 +224,57 @@ pub fn route(api: &Api, req: &Request) -> Response<Body> {
         raw => raw,
     }
     .to_owned();
-    let matched = match agencylink_http::find(req.method().as_str(), &path) {
-        Ok(m) => m,
-        Err(Miss::NotFound) => return error(404, "no such route"),
-        Err(Miss::MethodNotAllowed(allow)) => {
-            return problem(&Problem::method_not_allowed(&allow));
-        }
-    };
-    let route = matched.route;
-    if !route.allows(who.role.kind()) {
-        return error(403, &format!("{} is for {}", route.path, route.who()));
-    }
     let params = req.query_string_parameters();
-    let param = |k: &str| params.first(k).map(str::to_owned);
-    if let Err(p) = agencylink_http::check_query(route, &param) {
-        return problem(&p);
-    }
-    let id = || matched.param("id").unwrap_or_default();
-    match route.op {
-        Op::OpenApi => respond(200, &agencylink_http::openapi::document()),
-        Op::UploadCreate | Op::UploadList | Op::UploadShow => {
-            let Role::Agency { agency } = &who.role else {
-                return error(403, "uploads are for agency uploaders");
-            };
-            match route.op {
-                Op::UploadCreate => uploads::create(api, agency, req),
-                Op::UploadList => uploads::list(api, agency, param("after"), param("limit")),
-                _ => uploads::show(api, agency, id()),
-            }
-        }
-        Op::ProfileList => profiles::list(api, &who, param("after"), param("limit")),
-        Op::ProfileShow => profiles::fetch(api, &who, id(), param("purpose")),
-        Op::ProfileRequest => profiles::request_build(api, &who, req),
-        Op::ReviewDecision => review_decision(api, &who, id(), req),
-        Op::ReviewList => review_list(api, &who, &param),
-        Op::ReviewShow => analyst_read(
-            api,
-            &who,
-            param("purpose"),
-            "review_show",
-            id(),
-            |store, _| {
-                let linkage = linkage_of(store)?;
-                match linkage.get_review(id())? {
-                    Some(item) => Ok((1, linkage::review_detail(store, &item)?)),
-                    None => Err(QueryError::UnknownReviewItem(id().to_owned())),
-                }
-            },
-        ),
-        Op::PersonTimeline => analyst_read(
-            api,
-            &who,
-            param("purpose"),
-            "query_person",
-            id(),
-            |store, catalog| {
-                let t = query::person_timeline(store, catalog, id())?;
-                Ok((
-                    t.timeline.len() as u64,
-                    serde_json::to_value(&t).unwrap_or_default(),
-                ))
-            },
-        ),
-        Op::PersonNetwork => network(api, &who, id(), &param),
-        Op::Export => export(
-            api,
-            &who,
-            param("purpose"),
-            param("dataset"),
-            param("format"),
-        ),
-        Op::ExportJob => export_job(api, &who, req),
-        Op::ExportStatus => export_status(api, &who, id(), param("purpose")),
-        Op::LineagePage => list_page(
-            &api.backend.lineage,
-            "events",
-            param("after"),
-            param("limit"),
-        ),
-        Op::LineageVerify => verify(api, LINEAGE),
-        Op::LineageUpload => {
-            let upload = matched.param("upload_id").unwrap_or_default();
-            match api.backend.lineage.entries_by(upload) {
-                Ok(entries) if entries.is_empty() => error(404, "no lineage event for that upload"),
-                Ok(entries) => respond(200, &json!({ "events": entries })),
-                Err(e) => store_failure(&e),
-            }
-        }
-        Op::AccessLogPage => list_page(
-            &api.backend.access_log,
-            "entries",
-            param("after"),
-            param("limit"),
-        ),
-        Op::AccessLogVerify => verify(api, ACCESS_LOG),
-        _ => error(500, "this route has no handler"),
-    }
+    let query = |k: &str| params.first(k).map(str::to_owned);
+    let request = router::Request {
+        method: req.method().as_str(),
+        path: &path,
+        query: &query,
+        body: req.body().as_ref(),
+    };
+    to_lambda(&router::handle(api, &caller, &request))
 }
 
-/// `GET /review`: the queue, most probable first, a page at a time. The
-/// cursor (`next`, passed back as `after`) is the last item's place in
-/// that order, so items decided between pages do not shift the next page.
-fn review_list(
-    api: &Api,
-    who: &Principal,
-    param: &dyn Fn(&str) -> Option<String>,
-) -> Response<Body> {
-    let which = param("status").unwrap_or_else(|| "waiting".into());
-    let limit = param("limit")
-        .and_then(|l| l.trim().parse::<usize>().ok())
-        .unwrap_or(agencylink_http::PAGE_LIMIT as usize);
-    let after = match param("after").map(|a| review_cursor(&a)) {
-        None => None,
-        Some(Some(c)) => Some(c),
-        Some(None) => return error(400, "after must be the `next` of the previous page"),
+/// The shared handlers' answer as `lambda_http` sends it; never cached.
+fn to_lambda(r: &Response) -> lambda_http::Response<Body> {
+    use lambda_http::http::{HeaderValue, StatusCode};
+    let mut resp = lambda_http::Response::new(Body::from(r.body.clone()));
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = resp.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static(r.content_type));
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    if let Some(allow) = r
+        .allow
+        .as_deref()
+        .and_then(|a| HeaderValue::from_str(a).ok())
+    {
+        headers.insert("allow", allow);
+    }
+    resp
+}
+
+/// The most entries one lineage or access-log listing returns (and the
+/// default): well inside Lambda's 6 MB response limit, which a whole log
+/// outgrows.
+pub const PAGE_LIMIT: usize = agencylink_http::LOG_PAGE_LIMIT as usize;
+
+/// `GET /people/{id}/network?format=graphml|i2`: the chart to S3, a
+/// short-lived link back.
+fn network_chart(api: &Api, call: &Call<'_>) -> Response {
+    let chart = match call.query("format").as_deref() {
+        Some("i2") => Chart::I2,
+        _ => Chart::Graphml,
     };
-    let target = format!("review_queue:{which}");
+    let limits = router::network_limits(call);
+    let id = call.id();
     analyst_read(
         api,
-        who,
-        param("purpose"),
-        "review_list",
-        &target,
-        |store, _| {
-            let linkage = linkage_of(store)?;
-            let mut items: Vec<_> = linkage
-                .review_items()?
-                .into_iter()
-                .filter(|i| match which.as_str() {
-                    "waiting" => i.status.is_pending(),
-                    "decided" => !i.status.is_pending(),
-                    _ => true,
-                })
-                .collect();
-            // Most probable first; the id breaks ties.
-            let order =
-                |p: f64, id: &str, q: f64, other: &str| q.total_cmp(&p).then_with(|| id.cmp(other));
-            items.sort_by(|a, b| order(a.probability, &a.id, b.probability, &b.id));
-            if let Some((p, id)) = &after {
-                items.retain(|i| order(*p, id, i.probability, &i.id).is_lt());
-            }
-            let more = items.len() > limit;
-            items.truncate(limit);
-            let next = more
-                .then(|| {
-                    items
-                        .last()
-                        .map(|i| format!("{}_{}", i.probability.to_bits(), i.id))
-                })
-                .flatten();
-            Ok((items.len() as u64, json!({ "items": items, "next": next })))
-        },
-    )
-}
-
-/// A review cursor, `<probability's bits>_<id>`.
-fn review_cursor(text: &str) -> Option<(f64, String)> {
-    let (bits, id) = text.split_once('_')?;
-    let p = f64::from_bits(bits.parse().ok()?);
-    (!id.is_empty() && p.is_finite()).then(|| (p, id.to_owned()))
-}
-
-/// `GET /people/{id}/network`, within the caps the route's query allows.
-fn network(
-    api: &Api,
-    who: &Principal,
-    id: &str,
-    param: &dyn Fn(&str) -> Option<String>,
-) -> Response<Body> {
-    let chart = match param("format").as_deref() {
-        Some("graphml") => Some(Chart::Graphml),
-        Some("i2") => Some(Chart::I2),
-        _ => None,
-    };
-    let mut limits = NetworkLimits::default();
-    if let Some(d) = param("max_depth").and_then(|v| v.trim().parse().ok()) {
-        limits.max_depth = d;
-    }
-    if let Some(p) = param("max_people").and_then(|v| v.trim().parse().ok()) {
-        limits.max_people = p;
-    }
-    analyst_read(
-        api,
-        who,
-        param("purpose"),
+        call.caller,
+        call.query("purpose"),
         "query_network",
         id,
         |store, catalog| {
-            let Some(chart) = chart else {
-                let n = query::person_network(store, catalog, id, limits)?;
-                return Ok((
-                    n.people.len() as u64,
-                    serde_json::to_value(&n).unwrap_or_default(),
-                ));
-            };
             let (n, graph) = query::network_graph(store, catalog, id, limits)?;
             let from = query::GraphSource {
                 source: "network".into(),
@@ -382,263 +289,15 @@ fn network(
     )
 }
 
-/// The most entries one lineage or access-log listing returns (and the
-/// default): well inside Lambda's 6 MB response limit, which a whole log
-/// outgrows.
-pub const PAGE_LIMIT: usize = agencylink_http::LOG_PAGE_LIMIT as usize;
-
-/// `GET /lineage` and `GET /access-log`: one page, `?after=SEQ` (0, the
-/// start, by default) and `?limit=N` (at most [`PAGE_LIMIT`]), with `next`,
-/// the `after` of the next page, or null at the head.
-fn list_page(
-    log: &dyn ChainLog,
-    name: &str,
-    after: Option<String>,
-    limit: Option<String>,
-) -> Response<Body> {
-    let number = |v: Option<String>, default: u64| match v {
-        None => Some(default),
-        Some(v) => v.trim().parse::<u64>().ok(),
-    };
-    let Some(after) = number(after, 0) else {
-        return error(
-            400,
-            "after must be a whole number: the seq the page starts after",
-        );
-    };
-    let limit = match number(limit, PAGE_LIMIT as u64) {
-        Some(n) if (1..=PAGE_LIMIT as u64).contains(&n) => n as usize,
-        _ => return error(400, &format!("limit must be 1 to {PAGE_LIMIT}")),
-    };
-    match log.page(after, limit) {
-        Ok(page) => {
-            let next = (page.len() == limit)
-                .then(|| page.last().map(agencylink_core::ports::entry_seq))
-                .flatten();
-            let mut body = json!({ "next": next });
-            body[name] = Value::Array(page);
-            respond(200, &body)
-        }
-        Err(e) => store_failure(&e),
-    }
-}
-
-/// `GET /lineage/verify` and `GET /access-log/verify`: what the CLI's
-/// `lineage verify` and `access-log --verify` check, in the same JSON: the
-/// chain, the WORM archive's copies and the latest checkpoint. Not the
-/// reconciliation with the record store: that reads every record item, far
-/// past an API request's time limit on a real store, so it stays the
-/// CLI's. A broken log is a finding (200, `"ok": false`), not a failed
-/// request.
-fn verify(api: &Api, spec: LogSpec) -> Response<Body> {
-    let b = &api.backend;
-    let log: &dyn ChainLog = if spec.log == LINEAGE.log {
-        &b.lineage
-    } else {
-        &b.access_log
-    };
-    let entries = match log.entries() {
-        Ok(entries) => entries,
-        Err(e) => return store_failure(&e),
-    };
-    match verify_log(spec, &entries, &b.audit_copies(), None, None) {
-        Ok(v) => respond(200, &v.to_json()),
-        Err(StoreError::Invalid(_)) => error(500, "checkpoint verification is not configured"),
-        Err(e) => store_failure(&e),
-    }
-}
-
-fn linkage_of(
-    store: &dyn agencylink_core::ports::RecordStore,
-) -> Result<&dyn agencylink_core::ports::LinkageStore, QueryError> {
-    store.linkage().ok_or_else(|| {
-        QueryError::Store(StoreError::Invalid(
-            "this store keeps no probabilistic-linkage index".into(),
-        ))
-    })
-}
-
-/// `POST /review/{id}/decision`: the decision goes to the access log (and
-/// its WORM copy) first; only then is it applied. The reviewer's reason is
-/// kept with the item, not in the permanent log.
-fn review_decision(api: &Api, who: &Principal, id: &str, req: &Request) -> Response<Body> {
-    let body: Value = match serde_json::from_slice(req.body().as_ref()) {
-        Ok(v) => v,
-        Err(_) => return error(400, "the body must be a JSON object"),
-    };
-    let text = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim()
-            .to_owned()
-    };
-    let (decision, reason, purpose) = (text("decision"), text("reason"), text("purpose"));
-    let status = match decision.as_str() {
-        "match" => ReviewStatus::Match,
-        "non-match" => ReviewStatus::NonMatch,
-        "unsure" => ReviewStatus::Unsure,
-        _ => return error(400, "decision must be match, non-match or unsure"),
-    };
-    if reason.is_empty() || reason.chars().any(char::is_control) || reason.chars().count() > 500 {
-        return error(
-            400,
-            "reason must say why, on one line of at most 500 characters",
-        );
-    }
-    if let Err(e) = query::check_reader(&who.actor, &purpose) {
-        return query_failure(&e);
-    }
-    let store = &api.backend.records;
-    let linkage = match linkage_of(store) {
-        Ok(l) => l,
-        Err(e) => return query_failure(&e),
-    };
-    match linkage.get_review(id) {
-        Ok(Some(_)) => {}
-        Ok(None) => return error(404, "no such review item"),
-        Err(e) => return store_failure(&e),
-    }
-    let time = agencylink_aws::now_rfc3339();
-    let entry = match query::log_review_decision(
-        &api.backend.access_log,
-        &who.actor,
-        &purpose,
-        id,
-        &decision,
-        &time,
-    ) {
-        Ok(entry) => entry,
-        Err(e) => return query_failure(&e),
-    };
-    if let Some(refused) = archive_access(api, &entry) {
-        return refused;
-    }
-    match linkage::decide(
-        store,
-        linkage,
-        id,
-        Decision {
-            status,
-            analyst: who.actor.clone(),
-            reason,
-            purpose,
-            time,
-        },
-    ) {
-        Ok(item) => respond(200, &json!({ "item": item })),
-        Err(e) => store_failure(&e),
-    }
-}
-
-/// Write the WORM copy of an access-log entry. Its failure answers like a
-/// failed table write (nothing returned, nothing applied): the chained log
-/// is in a table the stack's own roles can rewrite, so a read whose
-/// write-once copy is missing would be a read an insider could hide. The
-/// entry stays in the table, so an auditor still sees the attempt.
-/// `None` when the copy is written (or no archive is configured), else the
-/// error response to send instead of the data.
-pub(crate) fn archive_access(api: &Api, entry: &Value) -> Option<Response<Body>> {
-    let archive = api.backend.archive.as_ref()?;
-    archive.archive("access-log", entry).err().map(|e| {
-        lambda_http::tracing::error!(error = %e, "access-log entry not archived; nothing returned");
-        if e.is_retryable() {
-            error(
-                503,
-                "the audit archive is unavailable; nothing was returned; try again",
-            )
-        } else {
-            error(500, "the audit archive failed; nothing was returned")
-        }
-    })
-}
-
-/// Log an analyst's request for work that reads data later (a profile
-/// build, an export job) in the access log and its WORM copy, before it
-/// is queued. `None` when logged; else the error response to send, and
-/// nothing is queued.
-pub(crate) fn log_request(
-    api: &Api,
-    who: &Principal,
-    purpose: &str,
-    action: &str,
-    target: &str,
-    time: &str,
-) -> Option<Response<Body>> {
-    let logged = query::log_read(
-        &api.backend.access_log,
-        &Read {
-            analyst: &who.actor,
-            purpose,
-            action,
-            target,
-            rows_returned: 0,
-            time,
-        },
-    );
-    match logged {
-        Ok(entry) => archive_access(api, &entry),
-        Err(e) => Some(query_failure(&e)),
-    }
-}
-
-/// Run an analyst read, log it (with the purpose), and only then answer. A
-/// search that finds nobody is logged too (with no rows): auditors need to
-/// see searches as well as finds. A malformed request reads nothing.
-pub(crate) fn analyst_read(
-    api: &Api,
-    who: &Principal,
-    purpose: Option<String>,
-    action: &str,
-    target: &str,
-    read: impl FnOnce(
-        &dyn agencylink_core::ports::RecordStore,
-        &Catalog,
-    ) -> Result<(u64, Value), QueryError>,
-) -> Response<Body> {
-    let purpose = purpose.unwrap_or_default();
-    if let Err(e) = query::check_reader(&who.actor, &purpose) {
-        return query_failure(&e);
-    }
-    let (rows, answer) = match read(&api.backend.records, &api.catalog) {
-        Ok((rows, body)) => (rows, Ok(body)),
-        Err(e @ (QueryError::UnknownPerson(_) | QueryError::UnknownReviewItem(_))) => (0, Err(e)),
-        Err(e) => return query_failure(&e),
-    };
-    let time = agencylink_aws::now_rfc3339();
-    let logged = query::log_read(
-        &api.backend.access_log,
-        &Read {
-            analyst: &who.actor,
-            purpose: &purpose,
-            action,
-            target,
-            rows_returned: rows,
-            time: &time,
-        },
-    );
-    let entry = match logged {
-        Ok(entry) => entry,
-        Err(e) => return query_failure(&e),
-    };
-    if let Some(refused) = archive_access(api, &entry) {
-        return refused;
-    }
-    match answer {
-        Ok(body) => respond(200, &body),
-        Err(e) => query_failure(&e),
-    }
-}
-
 /// Export flat rows to `exports/…` in the data bucket and return a
 /// short-lived download link (exports are too large for a response body).
 fn export(
     api: &Api,
-    who: &Principal,
+    who: &Caller,
     purpose: Option<String>,
     dataset: Option<String>,
     format: Option<String>,
-) -> Response<Body> {
+) -> Response {
     let csv = match format.as_deref() {
         None | Some("csv") => true,
         Some("ndjson") => false,
@@ -705,8 +364,8 @@ pub const SYNC_EXPORT_ROWS: u64 = 50_000;
 /// `POST /exports`: queue a flat export as a job. The request is in the
 /// access log (with its purpose) before it is queued; the data is handed
 /// out, and logged again with its rows, by `GET /exports/{id}`.
-fn export_job(api: &Api, who: &Principal, req: &Request) -> Response<Body> {
-    let body: Value = match serde_json::from_slice(req.body().as_ref()) {
+fn export_job(api: &Api, who: &Caller, body: &[u8]) -> Response {
+    let body: Value = match serde_json::from_slice(body) {
         Ok(v @ Value::Object(_)) => v,
         _ => return error(400, "the body must be a JSON object: {\"purpose\": \"…\"}"),
     };
@@ -763,7 +422,7 @@ fn export_job(api: &Api, who: &Principal, req: &Request) -> Response<Body> {
 
 /// `GET /exports/{id}`: the caller's own job: queued, failed, or done with
 /// a download link (an analyst read: logged with its rows first).
-fn export_status(api: &Api, who: &Principal, id: &str, purpose: Option<String>) -> Response<Body> {
+fn export_status(api: &Api, who: &Caller, id: &str, purpose: Option<String>) -> Response {
     let status = match exports::status(&api.backend.objects, id) {
         Ok(s) => s,
         Err(e) => return store_failure(&e),
@@ -818,11 +477,11 @@ enum Chart {
 /// the exported datasets, charted; logged as `export` with the records read.
 fn export_chart(
     api: &Api,
-    who: &Principal,
+    who: &Caller,
     purpose: Option<String>,
     dataset: Option<String>,
     chart: Chart,
-) -> Response<Body> {
+) -> Response {
     let target = dataset.clone().unwrap_or_else(|| "all".into());
     analyst_read(api, who, purpose, "export", &target, |store, catalog| {
         let plan = query::plan_export(store, catalog, dataset.as_deref())?;

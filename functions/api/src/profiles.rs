@@ -20,12 +20,11 @@ use std::time::Duration;
 use agencylink_aws::profiles::{self, Request as BuildRequest};
 use agencylink_core::profile::Edition;
 use agencylink_core::query::{self, QueryError};
-use lambda_http::{Body, Request, Response};
+use agencylink_http::router::{Caller, Response};
 use serde_json::{Value, json};
 
 use crate::{
-    Api, PRESIGN_SECONDS, Principal, Role, analyst_read, error, log_request, query_failure,
-    respond, store_failure,
+    Api, PRESIGN_SECONDS, analyst_read, error, log_request, query_failure, respond, store_failure,
 };
 
 /// `GET /profiles`: the stored editions the caller may fetch, newest
@@ -33,11 +32,11 @@ use crate::{
 /// profile id).
 pub(crate) fn list(
     api: &Api,
-    who: &Principal,
+    who: &Caller,
     after: Option<String>,
     limit: Option<String>,
-) -> Response<Body> {
-    let analyst = who.role == Role::Analyst;
+) -> Response {
+    let analyst = who.role == agencylink_http::RoleKind::Analyst;
     let limit = limit
         .and_then(|l| l.trim().parse::<usize>().ok())
         .unwrap_or(agencylink_http::PAGE_LIMIT as usize);
@@ -59,12 +58,7 @@ pub(crate) fn list(
 }
 
 /// `GET /profiles/{id}`: download links for every file of the edition.
-pub(crate) fn fetch(
-    api: &Api,
-    who: &Principal,
-    id: &str,
-    purpose: Option<String>,
-) -> Response<Body> {
+pub(crate) fn fetch(api: &Api, who: &Caller, id: &str, purpose: Option<String>) -> Response {
     let objects = &api.backend.objects;
     let links = |edition: Edition, files: &[agencylink_core::ports::ObjectMeta]| {
         let mut out = Vec::new();
@@ -86,7 +80,7 @@ pub(crate) fn fetch(
             "expires_in": PRESIGN_SECONDS,
         }))
     };
-    if who.role != Role::Analyst {
+    if who.role != agencylink_http::RoleKind::Analyst {
         // An agency: the partner edition only, unlogged (see the module doc).
         return match profiles::files_of(objects, id) {
             Ok(Some((Edition::Partner, files))) => match links(Edition::Partner, &files) {
@@ -113,8 +107,8 @@ pub(crate) fn fetch(
 
 /// `POST /profiles`: log the request, then queue it for the profile
 /// function.
-pub(crate) fn request_build(api: &Api, who: &Principal, req: &Request) -> Response<Body> {
-    let body: Value = match req.body().as_ref() {
+pub(crate) fn request_build(api: &Api, who: &Caller, body: &[u8]) -> Response {
+    let body: Value = match body {
         [] => json!({}),
         bytes => match serde_json::from_slice(bytes) {
             Ok(v @ Value::Object(_)) => v,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use agencylink_aws::uploads::{UploadTicket, new_upload_id, valid_upload_id};
 use agencylink_core::ports::{ObjectStore, StoreError};
-use lambda_http::{Body, Request, Response};
+use agencylink_http::router::Response;
 use serde_json::{Value, json};
 
 use crate::{Api, error, respond, store_failure};
@@ -68,14 +68,14 @@ pub const PAGE_LIMIT: usize = agencylink_http::PAGE_LIMIT as usize;
 pub const REPORT_ERRORS_MAX: usize = 1000;
 
 /// `POST /uploads`: a ticket and a presigned form for the agency's prefix.
-pub(crate) fn create(api: &Api, agency: &str, req: &Request) -> Response<Body> {
+pub(crate) fn create(api: &Api, agency: &str, body: &[u8]) -> Response {
     let Some(config) = api.uploads.as_ref() else {
         return error(
             500,
             "this deployment signs no uploads (AGENCYLINK_UPLOAD_KMS_KEY_ID)",
         );
     };
-    let body: Value = match serde_json::from_slice(req.body().as_ref()) {
+    let body: Value = match serde_json::from_slice(body) {
         Ok(v @ Value::Object(_)) => v,
         _ => return error(400, "the body must be a JSON object: {\"dataset\": \"…\"}"),
     };
@@ -147,7 +147,7 @@ pub(crate) fn list(
     agency: &str,
     after: Option<String>,
     limit: Option<String>,
-) -> Response<Body> {
+) -> Response {
     if after.as_deref().is_some_and(|a| !valid_upload_id(a)) {
         return error(
             400,
@@ -171,7 +171,7 @@ pub(crate) fn list(
 }
 
 /// `GET /uploads/{id}`: one of the agency's uploads.
-pub(crate) fn show(api: &Api, agency: &str, id: &str) -> Response<Body> {
+pub(crate) fn show(api: &Api, agency: &str, id: &str) -> Response {
     if !valid_upload_id(id) {
         return error(404, "no such upload");
     }
