@@ -19,6 +19,7 @@ mod pseudonymise;
 mod raw;
 mod rotation;
 mod schemas;
+mod serve;
 mod synth_errors;
 mod util;
 mod validate;

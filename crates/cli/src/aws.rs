@@ -32,6 +32,9 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
             Some("key init and key id (on AWS the key lives in Secrets Manager)")
         }
         Command::Compact => Some("compact (the embedded store's body file and database)"),
+        Command::Serve(_) | Command::User(_) => Some(
+            "serve and user (on AWS the API functions behind API Gateway serve the API, to the Cognito user pool's users)",
+        ),
         _ => None,
     };
     if let Some(name) = unsupported {

@@ -75,7 +75,7 @@ impl Checkpoints for LocalCk {
 pub(crate) use agencylink_core::audit::{ACCESS_LOG, LINEAGE, LogSpec};
 
 /// A backend's [`Checkpoints`] as core's verification sees them.
-struct Copies<'a>(&'a dyn Checkpoints);
+pub(crate) struct Copies<'a>(pub(crate) &'a dyn Checkpoints);
 
 impl AuditCopies for Copies<'_> {
     type Error = anyhow::Error;

@@ -30,6 +30,7 @@ mod lifecycle_cmd;
 mod linkage_cmd;
 mod profile_cmd;
 mod progress;
+mod serve_cmd;
 mod upload_cmd;
 
 // Row shaping allocates many small strings; mimalloc halves that cost.
@@ -201,6 +202,14 @@ enum Command {
     /// without --allow-invalid-rows; or rejected at ingest), 2 not sent or
     /// not ingested (a file-level problem, a refusal, no answer in time).
     Upload(upload_cmd::UploadArgs),
+    /// Serve the API (the routes, roles and JSON of the AWS deployment's)
+    /// over this data directory, to users added with `user add`; loopback
+    /// only unless --listen says otherwise. Every analyst read is in the
+    /// access log, with a signed checkpoint after it, before it is answered.
+    Serve(serve_cmd::ServeArgs),
+    /// The users `serve` lets in, each with a role and a bearer token.
+    #[command(subcommand)]
+    User(serve_cmd::UserCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -474,6 +483,8 @@ fn run_local(catalog: &Catalog, cli: Cli) -> Result<ExitCode> {
         Command::Retention(cmd) => lifecycle_cmd::retention_cmd(catalog, &cli.data_dir, &cmd),
         Command::Language(cmd) => language_cmd::language_cmd(cmd),
         Command::Upload(args) => upload_cmd::run(catalog, args),
+        Command::Serve(args) => serve_cmd::serve(catalog, &cli.data_dir, &args),
+        Command::User(cmd) => serve_cmd::user_cmd(&cli.data_dir, cmd),
     }
 }
 

@@ -7,6 +7,7 @@ mod dir;
 pub mod fsafe;
 mod keyfile;
 mod sqlite;
+pub mod users;
 
 pub use dir::DirObjectStore;
 pub use keyfile::{KEY_FILE, LocalKeyProvider};

@@ -1,0 +1,351 @@
+//! `agencylink serve` and `agencylink user`: the API over the embedded store,
+//! for a partnership that runs on one machine.
+//!
+//! The routes, their roles, query limits, access-log rule and JSON are
+//! `agencylink_http`'s, the same handlers the AWS deployment's API function
+//! runs; this module only authenticates (a bearer token of a user in
+//! `DATA_DIR/users.json`, see [`agencylink_local::users`]), turns HTTP into
+//! the handlers' requests and back, and keeps a signed checkpoint of the
+//! access log after every read it logs.
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use agencylink_core::audit::{LogSpec, verify_log};
+use agencylink_core::ports::{ChainLog, RecordStore, StoreError};
+use agencylink_core::schema::Catalog;
+use agencylink_http::RoleKind;
+use agencylink_http::router::{self, Call, Caller, Host, Response};
+use agencylink_local::users::{UserRole, Users};
+use agencylink_local::{SqliteChainLog, SqliteStore};
+use anyhow::{Result, bail};
+use serde_json::{Value, json};
+
+use crate::checkpoint_cmd::{Copies, LocalCk, after_append};
+
+/// `agencylink serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address and port to listen on. Loopback by default: anything else
+    /// carries tokens and data in clear unless a TLS proxy is in front.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Requests handled at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+}
+
+/// `agencylink user …`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add a user of `serve` and print `{"name","role","token"}` once: only
+    /// a hash of the token is kept (DATA_DIR/users.json, mode 0600), so a
+    /// lost token is replaced by removing and adding the user again.
+    Add {
+        /// The name, recorded in the access log with every read.
+        name: String,
+        /// What they may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// An agency uploader's agency id.
+        #[arg(long, value_name = "ID")]
+        agency: Option<String>,
+    },
+    /// List the users (names, roles, agencies; never a token).
+    List,
+    /// Remove a user: their token stops working at once.
+    Remove {
+        /// The name.
+        name: String,
+    },
+}
+
+/// The roles a local user can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RoleArg {
+    /// Reads merged, pseudonymised data; every read is in the access log.
+    Analyst,
+    /// Reads lineage and the access log.
+    Auditor,
+    /// An agency's uploader.
+    Agency,
+}
+
+/// The most a request body may hold (review decisions and job requests
+/// are a few hundred bytes).
+const MAX_BODY: u64 = 64 * 1024;
+
+pub(crate) fn user_cmd(data_dir: &Path, cmd: UserCommand) -> Result<ExitCode> {
+    crate::commands::prepare_data_dir(data_dir)?;
+    let mut users = Users::load(data_dir)?;
+    match cmd {
+        UserCommand::Add { name, role, agency } => {
+            let role = match role {
+                RoleArg::Analyst => UserRole::Analyst,
+                RoleArg::Auditor => UserRole::Auditor,
+                RoleArg::Agency => UserRole::Agency,
+            };
+            let now = crate::commands::now_rfc3339();
+            let token = users.add(&name, role, agency.as_deref(), &now)?;
+            println!(
+                "{}",
+                json!({ "name": name, "role": role.name(), "token": token })
+            );
+            eprintln!(
+                "added {name} ({}); the token is shown only now: hand it to them over a private channel",
+                role.name()
+            );
+        }
+        UserCommand::List => {
+            for u in users.list() {
+                println!(
+                    "{}",
+                    json!({ "name": u.name, "role": u.role.name(), "agency": u.agency, "created": u.created })
+                );
+            }
+        }
+        UserCommand::Remove { name } => {
+            users.remove(&name)?;
+            eprintln!("removed {name}: their token no longer works");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The embedded store as the shared handlers' host. It keeps no
+/// write-once copy of the logs: signed checkpoints (taken after every
+/// logged read) are what an auditor verifies it against.
+struct LocalHost<'c> {
+    store: SqliteStore,
+    lineage: SqliteChainLog,
+    access_log: SqliteChainLog,
+    catalog: &'c Catalog,
+    checkpoints: LocalCk,
+    /// Checkpoints are signed one at a time.
+    signing: std::sync::Mutex<()>,
+}
+
+impl Host for LocalHost<'_> {
+    fn records(&self) -> &dyn RecordStore {
+        &self.store
+    }
+    fn catalog(&self) -> &Catalog {
+        self.catalog
+    }
+    fn lineage(&self) -> &dyn ChainLog {
+        &self.lineage
+    }
+    fn access_log(&self) -> &dyn ChainLog {
+        &self.access_log
+    }
+    fn now(&self) -> String {
+        crate::commands::now_rfc3339()
+    }
+    fn archive_access(&self, _entry: &Value) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn verify(&self, spec: LogSpec, entries: &[Value]) -> Result<Value, StoreError> {
+        verify_log(spec, entries, &Copies(&self.checkpoints), None, None)
+            .map(|v| v.to_json())
+            .map_err(|e| StoreError::Backend {
+                message: format!("verifying against the checkpoints: {e:#}"),
+                source: None,
+            })
+    }
+    fn own(&self, _call: &Call<'_>) -> Option<Response> {
+        None
+    }
+}
+
+pub(crate) fn serve(catalog: &Catalog, data_dir: &Path, args: &ServeArgs) -> Result<ExitCode> {
+    let store = crate::commands::open_existing_store(data_dir)?;
+    let users = Users::load(data_dir)?;
+    if users.list().is_empty() {
+        bail!(
+            "no users in {}: add one with `agencylink user add NAME --role analyst|auditor|agency`",
+            data_dir.join(agencylink_local::users::USERS_FILE).display()
+        );
+    }
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {}, beyond this machine, without TLS: tokens and pseudonymised data cross the network in clear unless a TLS proxy is in front",
+            args.listen
+        );
+    }
+    let server = tiny_http::Server::http(args.listen)
+        .map_err(|e| anyhow::anyhow!("listening on {}: {e}", args.listen))?;
+    let host = LocalHost {
+        lineage: store.lineage(),
+        access_log: store.access_log(),
+        store,
+        catalog,
+        checkpoints: LocalCk::new(data_dir),
+        signing: std::sync::Mutex::new(()),
+    };
+    let addr = server
+        .server_addr()
+        .to_ip()
+        .map_or_else(|| args.listen.to_string(), |a| a.to_string());
+    eprintln!(
+        "agencylink serve: http://{addr}/ ({} users; every request needs `Authorization: Bearer TOKEN`)",
+        users.list().len()
+    );
+    std::thread::scope(|scope| {
+        for _ in 0..args.threads {
+            scope.spawn(|| {
+                for request in server.incoming_requests() {
+                    answer(request, &host, data_dir);
+                }
+            });
+        }
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Answer one request; a client gone before the answer is not an error.
+fn answer(mut request: tiny_http::Request, host: &LocalHost<'_>, data_dir: &Path) {
+    let head = || host.access_log.head().ok().flatten();
+    let before = head();
+    let response = respond(&mut request, host, data_dir);
+    if head() != before {
+        // Sign the access log as it now stands, so a later rewrite of the
+        // database shows; the read is logged either way, so a failure here
+        // is reported, not turned into a refusal.
+        let _one_at_a_time = host
+            .signing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = after_append(&host.store, &host.checkpoints) {
+            eprintln!(
+                "error: signing a checkpoint of the logs in {}: {e:#}",
+                data_dir.display()
+            );
+        }
+    }
+    let mut out = tiny_http::Response::from_data(response.body).with_status_code(response.status);
+    let mut header = |name: &str, value: &str| {
+        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            out.add_header(h);
+        }
+    };
+    header("Content-Type", response.content_type);
+    header("Cache-Control", "no-store");
+    header("X-Content-Type-Options", "nosniff");
+    if let Some(allow) = &response.allow {
+        header("Allow", allow);
+    }
+    if response.status == 401 {
+        header("WWW-Authenticate", "Bearer realm=\"agencylink\"");
+    }
+    let _ = request.respond(out);
+}
+
+fn respond(request: &mut tiny_http::Request, host: &LocalHost<'_>, data_dir: &Path) -> Response {
+    // Read for every request, so a user removed is locked out at once.
+    let users = match Users::load(data_dir) {
+        Ok(users) => users,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Response::error(500, "the users file could not be read");
+        }
+    };
+    let token = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(user) = token.and_then(|t| users.authenticate(t)) else {
+        return Response::error(
+            401,
+            "send `Authorization: Bearer TOKEN` with a token from `agencylink user add`",
+        );
+    };
+    let caller = Caller {
+        actor: user.name.clone(),
+        role: match user.role {
+            UserRole::Analyst => RoleKind::Analyst,
+            UserRole::Auditor => RoleKind::Auditor,
+            UserRole::Agency => RoleKind::Agency,
+        },
+        agency: user.agency.clone(),
+    };
+    if request.body_length().is_some_and(|n| n as u64 > MAX_BODY) {
+        return Response::error(413, "the body is larger than 64 KiB");
+    }
+    let mut body = Vec::new();
+    if request
+        .as_reader()
+        .take(MAX_BODY + 1)
+        .read_to_end(&mut body)
+        .is_err()
+    {
+        return Response::error(400, "the body could not be read");
+    }
+    if body.len() as u64 > MAX_BODY {
+        return Response::error(413, "the body is larger than 64 KiB");
+    }
+    let url = request.url().to_owned();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let param = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let Some(path) = percent_decoded(path) else {
+        return Response::error(400, "the path is not valid percent-encoded UTF-8");
+    };
+    let method = request.method().as_str().to_owned();
+    router::handle(
+        host,
+        &caller,
+        &router::Request {
+            method: &method,
+            path: &path,
+            query: &param,
+            body: &body,
+        },
+    )
+}
+
+/// A path with its `%XX` escapes decoded (a `+` stays a `+` in a path).
+fn percent_decoded(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decoded;
+
+    #[test]
+    fn paths_are_percent_decoded_and_bad_escapes_refused() {
+        assert_eq!(
+            percent_decoded("/people/p_AB%43").as_deref(),
+            Some("/people/p_ABC")
+        );
+        assert_eq!(percent_decoded("/a+b").as_deref(), Some("/a+b"));
+        assert_eq!(percent_decoded("/x%2"), None);
+        assert_eq!(percent_decoded("/x%zz"), None);
+        assert_eq!(percent_decoded("/x%ff"), None);
+    }
+}

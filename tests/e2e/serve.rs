@@ -1,0 +1,459 @@
+//! `agencylink serve` and `agencylink user`: the API over the embedded store,
+//! as an analyst's browser or script and an auditor reach it, through the
+//! real binary listening on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agencylink_http::{Method, ROUTES, RoleKind};
+use serde_json::Value;
+
+use crate::util::{Scratch, bin, run_in};
+
+const PURPOSE: &str = "Op Kestrel: safeguarding review";
+
+/// A running `agencylink serve`, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(s: &Scratch) -> Server {
+        let mut child = Command::new(bin())
+            .args([
+                "serve",
+                "--data-dir",
+                "d",
+                "--listen",
+                "127.0.0.1:0",
+                "--threads",
+                "2",
+            ])
+            .current_dir(&s.dir)
+            .env_remove("AGENCYLINK_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start agencylink serve");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut seen = String::new();
+        let base = loop {
+            let line = match lines.next() {
+                Some(Ok(line)) => line,
+                _ => panic!("serve stopped before listening:\n{seen}"),
+            };
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(rest) = line.split("agencylink serve: ").nth(1) {
+                let url = rest.split_whitespace().next().expect("the address");
+                break url.trim_end_matches('/').to_owned();
+            }
+        };
+        let stderr = Arc::new(Mutex::new(seen));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut s = sink.lock().expect("stderr sink");
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Server {
+            child,
+            base,
+            stderr,
+        }
+    }
+
+    /// `METHOD path` with this bearer token (or none): the status, the
+    /// headers asked for, and the body as JSON (null when it is not JSON).
+    fn call(&self, method: Method, path: &str, token: Option<&str>, body: &str) -> Answer {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let url = format!("{}{path}", self.base);
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let resp = match method {
+            Method::Get => {
+                let mut r = agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            Method::Post => {
+                let mut r = agent.post(&url).header("Content-Type", "application/json");
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send(body)
+            }
+        }
+        .unwrap_or_else(|e| panic!("{} {url}: {e}", method.as_str()));
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header("content-type");
+        let authenticate = header("www-authenticate");
+        let cache = header("cache-control");
+        let text = resp.into_body().read_to_string().expect("the body");
+        Answer {
+            status,
+            content_type,
+            authenticate,
+            cache,
+            json: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+
+    fn get(&self, path: &str, token: &str) -> Answer {
+        self.call(Method::Get, path, Some(token), "")
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    content_type: Option<String>,
+    authenticate: Option<String>,
+    cache: Option<String>,
+    json: Value,
+}
+
+/// A demo store and three users; their tokens as `user add` printed them.
+fn store_with_users(name: &str) -> (Scratch, [String; 3]) {
+    let s = Scratch::new(name);
+    run_in(&s.dir, &["demo", "--data-dir", "d", "--rows", "300"]).expect_code(0);
+    let add = |args: &[&str]| {
+        let mut all = vec!["user", "add"];
+        all.extend_from_slice(args);
+        all.extend(["--data-dir", "d"]);
+        let out = run_in(&s.dir, &all).expect_code(0).json();
+        assert_eq!(out["name"], args[0]);
+        out["token"].as_str().expect("a token").to_owned()
+    };
+    let analyst = add(&["a.analyst", "--role", "analyst"]);
+    let auditor = add(&["an.auditor", "--role", "auditor"]);
+    let agency = add(&[
+        "west-uploader",
+        "--role",
+        "agency",
+        "--agency",
+        "west-council",
+    ]);
+    (s, [analyst, auditor, agency])
+}
+
+fn query(path: &str) -> String {
+    let purpose: String = PURPOSE
+        .bytes()
+        .map(|b| match b {
+            b' ' => "+".to_owned(),
+            b':' => "%3A".to_owned(),
+            b => (b as char).to_string(),
+        })
+        .collect();
+    format!("{path}?purpose={purpose}")
+}
+
+fn access_log(s: &Scratch) -> Vec<Value> {
+    run_in(&s.dir, &["access-log", "--data-dir", "d"])
+        .expect_code(0)
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("access log line is JSON"))
+        .collect()
+}
+
+#[test]
+fn user_add_keeps_only_a_hash_of_the_token_in_a_private_file() {
+    let (s, tokens) = store_with_users("serve-users");
+    let file = s.path("d/users.json");
+    let mode = std::fs::metadata(&file)
+        .expect("users file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the users file is private");
+    let text = std::fs::read_to_string(&file).expect("users file");
+    for t in &tokens {
+        assert!(t.starts_with("alk_") && t.len() > 60);
+        assert!(!text.contains(t.as_str()), "no token is stored");
+    }
+    let listed = run_in(&s.dir, &["user", "list", "--data-dir", "d"]).expect_code(0);
+    assert_eq!(listed.stdout.lines().count(), 3);
+    assert!(tokens.iter().all(|t| !listed.stdout.contains(t.as_str())));
+
+    // An uploader needs an agency; others must not have one; names are unique.
+    let refused = run_in(
+        &s.dir,
+        &["user", "add", "x", "--role", "agency", "--data-dir", "d"],
+    );
+    assert!(refused.expect_code(2).stderr.contains("--agency"));
+    run_in(
+        &s.dir,
+        &[
+            "user",
+            "add",
+            "y",
+            "--role",
+            "analyst",
+            "--agency",
+            "west",
+            "--data-dir",
+            "d",
+        ],
+    )
+    .expect_code(2);
+    run_in(
+        &s.dir,
+        &[
+            "user",
+            "add",
+            "a.analyst",
+            "--role",
+            "auditor",
+            "--data-dir",
+            "d",
+        ],
+    )
+    .expect_code(2);
+    run_in(
+        &s.dir,
+        &[
+            "user",
+            "add",
+            "bad name",
+            "--role",
+            "auditor",
+            "--data-dir",
+            "d",
+        ],
+    )
+    .expect_code(2);
+}
+
+#[test]
+fn serve_refuses_to_start_with_no_users() {
+    let s = Scratch::new("serve-nousers");
+    run_in(&s.dir, &["demo", "--data-dir", "d", "--rows", "50"]).expect_code(0);
+    let run = run_in(
+        &s.dir,
+        &["serve", "--data-dir", "d", "--listen", "127.0.0.1:0"],
+    );
+    assert!(run.expect_code(2).stderr.contains("user add"));
+}
+
+#[test]
+fn serve_answers_as_the_cli_does_and_logs_every_read_before_answering() {
+    let (s, [analyst, auditor, agency]) = store_with_users("serve-reads");
+    let person = run_in(
+        &s.dir,
+        &[
+            "export",
+            "--format",
+            "ndjson",
+            "--data-dir",
+            "d",
+            "--analyst",
+            "cli",
+            "--purpose",
+            PURPOSE,
+        ],
+    )
+    .expect_code(0)
+    .stdout
+    .lines()
+    .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
+    .find_map(|r| r["person_id"].as_str().map(str::to_owned))
+    .expect("a person");
+    let server = Server::start(&s);
+
+    // No token, a wrong one: 401 with a Bearer challenge, nothing read.
+    let before = access_log(&s).len();
+    for token in [None, Some("alk_not-a-token")] {
+        let a = server.call(Method::Get, &query(&format!("/people/{person}")), token, "");
+        assert_eq!(a.status, 401, "{a:?}");
+        assert!(
+            a.authenticate
+                .as_deref()
+                .is_some_and(|h| h.starts_with("Bearer"))
+        );
+        assert_eq!(a.content_type.as_deref(), Some("application/problem+json"));
+    }
+    assert_eq!(
+        access_log(&s).len(),
+        before,
+        "an unauthenticated call reads nothing"
+    );
+
+    // The timeline and the network: the CLI's JSON, logged under the user.
+    let timeline = server.get(&query(&format!("/people/{person}")), &analyst);
+    assert_eq!(timeline.status, 200, "{timeline:?}");
+    assert_eq!(timeline.cache.as_deref(), Some("no-store"));
+    let cli = run_in(
+        &s.dir,
+        &[
+            "query",
+            "person",
+            &person,
+            "--data-dir",
+            "d",
+            "--analyst",
+            "cli",
+            "--purpose",
+            PURPOSE,
+        ],
+    )
+    .expect_code(0)
+    .json();
+    assert_eq!(timeline.json, cli);
+    let network = server.get(&query(&format!("/people/{person}/network")), &analyst);
+    assert_eq!(network.status, 200, "{network:?}");
+    assert_eq!(
+        network.json["people"]
+            .as_array()
+            .map(Vec::len)
+            .map(|n| n > 0),
+        Some(true)
+    );
+
+    let log = access_log(&s);
+    let mine: Vec<&Value> = log.iter().filter(|e| e["analyst"] == "a.analyst").collect();
+    assert_eq!(mine.len(), 2, "both reads are logged: {mine:?}");
+    assert_eq!(mine[0]["action"], "query_person");
+    assert_eq!(mine[0]["target"], person.as_str());
+    assert_eq!(mine[0]["purpose"], PURPOSE);
+    assert_eq!(mine[1]["action"], "query_network");
+
+    // A read with no purpose is refused before anything is read.
+    let bare = server.get(&format!("/people/{person}"), &analyst);
+    assert_eq!(bare.status, 400, "{bare:?}");
+    // An unknown person is a 404 and still a logged search.
+    let miss = server.get(&query("/people/p_zzzzzzzz"), &analyst);
+    assert_eq!(miss.status, 404, "{miss:?}");
+    assert_eq!(access_log(&s).len(), log.len() + 1);
+
+    // The auditor: lineage and the access log, verified, never records.
+    assert_eq!(
+        server
+            .get(&query(&format!("/people/{person}")), &auditor)
+            .status,
+        403
+    );
+    let page = server.get("/access-log?limit=2", &auditor);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(page.json["entries"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page.json["next"], 2);
+    for path in ["/access-log/verify", "/lineage/verify"] {
+        let v = server.get(path, &auditor);
+        assert_eq!(v.status, 200, "{path}: {v:?}");
+        assert_eq!(v.json["ok"], true, "{path}: {v:?}");
+    }
+    // The server signs a checkpoint after every read it logs: the log as
+    // it now stands is what the latest checkpoint covers.
+    let verified = server.get("/access-log/verify", &auditor).json;
+    assert_eq!(
+        verified["checkpoint"]["size"],
+        access_log(&s).len() as u64,
+        "{verified}"
+    );
+    let lineage = server.get("/lineage?limit=1", &auditor).json;
+    let upload = lineage["events"][0]["upload_id"]
+        .as_str()
+        .expect("an upload id");
+    let events = server.get(&format!("/lineage/uploads/{upload}"), &auditor);
+    assert_eq!(events.status, 200, "{events:?}");
+    assert!(
+        events.json["events"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    );
+
+    // The OpenAPI document is the committed one.
+    let doc = server.get("/openapi.json", &agency);
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/openapi.json"
+        ))
+        .expect("docs/openapi.json"),
+    )
+    .expect("JSON");
+    assert_eq!(doc.json, committed);
+
+    // Routes whose answers are S3 links or queued jobs are the AWS
+    // deployment's: a clear 501, not a silent empty answer.
+    let export = server.get(&query("/export"), &analyst);
+    assert_eq!(export.status, 501, "{export:?}");
+
+    // A removed user is locked out at once, with the server still running.
+    run_in(&s.dir, &["user", "remove", "a.analyst", "--data-dir", "d"]).expect_code(0);
+    assert_eq!(
+        server
+            .get(&query(&format!("/people/{person}")), &analyst)
+            .status,
+        401
+    );
+
+    let printed = server.stderr.lock().expect("stderr").clone();
+    for secret in [&analyst, &auditor, &agency] {
+        assert!(!printed.contains(secret.as_str()), "a token was printed");
+    }
+}
+
+#[test]
+fn every_route_answers_each_role_as_the_route_table_says() {
+    let (s, [analyst, auditor, agency]) = store_with_users("serve-matrix");
+    let server = Server::start(&s);
+    let before = access_log(&s).len();
+    for route in ROUTES {
+        for (role, token) in [
+            (RoleKind::Analyst, &analyst),
+            (RoleKind::Auditor, &auditor),
+            (RoleKind::Agency, &agency),
+        ] {
+            // No purpose and an empty body: an allowed call is refused for
+            // its input or served, never for its role.
+            let a = server.call(route.method, &route.example_path(), Some(token), "{}");
+            let what = format!(
+                "{} {} as {}: {a:?}",
+                route.method.as_str(),
+                route.path,
+                role.name()
+            );
+            if route.allows(role) {
+                assert!(![401, 403, 405].contains(&a.status), "{what}");
+                assert_ne!(a.json["detail"], "no such route", "{what}");
+            } else {
+                assert_eq!(a.status, 403, "{what}");
+            }
+        }
+    }
+    assert_eq!(
+        access_log(&s).len(),
+        before,
+        "no call without a purpose read anything"
+    );
+    let wrong = server.call(Method::Post, "/people/x1", Some(&analyst), "{}");
+    assert_eq!(wrong.status, 405, "{wrong:?}");
+    assert_eq!(server.get("/nowhere", &analyst).status, 404);
+}
