@@ -40,7 +40,7 @@ fn read(s: &Scratch, args: &[&str]) -> Run {
     run_in(&s.dir, &all)
 }
 
-fn access_log(s: &Scratch, dir: &str) -> Vec<Value> {
+pub(crate) fn access_log(s: &Scratch, dir: &str) -> Vec<Value> {
     run_in(&s.dir, &["access-log", "--data-dir", dir])
         .expect_code(0)
         .stdout

@@ -81,6 +81,24 @@ impl Server {
     /// `METHOD path` with this bearer token (or none): the status, the
     /// headers asked for, and the body as JSON (null when it is not JSON).
     fn call(&self, method: Method, path: &str, token: Option<&str>, body: &str) -> Answer {
+        self.fetch(method, path, token, body).0
+    }
+
+    /// A download link's bytes, as `token`'s user.
+    fn download(&self, link: &Value, token: &str) -> (u16, String) {
+        let url = link.as_str().expect("a link");
+        assert!(url.starts_with("/downloads/"), "{url}");
+        let (answer, text) = self.fetch(Method::Get, url, Some(token), "");
+        (answer.status, text)
+    }
+
+    fn fetch(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (Answer, String) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
@@ -115,14 +133,24 @@ impl Server {
         let content_type = header("content-type");
         let authenticate = header("www-authenticate");
         let cache = header("cache-control");
-        let text = resp.into_body().read_to_string().expect("the body");
-        Answer {
+        let text = resp
+            .into_body()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .expect("the body");
+        let answer = Answer {
             status,
             content_type,
             authenticate,
             cache,
             json: serde_json::from_str(&text).unwrap_or(Value::Null),
-        }
+        };
+        (answer, text)
+    }
+
+    fn post(&self, path: &str, token: &str, body: &Value) -> Answer {
+        self.call(Method::Post, path, Some(token), &body.to_string())
     }
 
     fn get(&self, path: &str, token: &str) -> Answer {
@@ -176,12 +204,28 @@ fn query(path: &str) -> String {
 }
 
 fn access_log(s: &Scratch) -> Vec<Value> {
-    run_in(&s.dir, &["access-log", "--data-dir", "d"])
-        .expect_code(0)
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("access log line is JSON"))
-        .collect()
+    crate::analyst::access_log(s, "d")
+}
+
+/// `agencylink ARGS` as the analyst `cli`, whose reads the server's
+/// users' are told apart from.
+fn cli_read(s: &Scratch, args: &[&str]) -> crate::util::Run {
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", "d", "--analyst", "cli", "--purpose", PURPOSE]);
+    run_in(&s.dir, &all).expect_code(0)
+}
+
+/// Every record as NDJSON, as `agencylink export` writes it.
+fn cli_export(s: &Scratch) -> String {
+    cli_read(s, &["export", "--format", "ndjson"]).stdout
+}
+
+/// The first person id in an NDJSON export.
+fn first_person(rows: &str) -> String {
+    rows.lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
+        .find_map(|r| r["person_id"].as_str().map(str::to_owned))
+        .expect("a person")
 }
 
 #[test]
@@ -202,53 +246,23 @@ fn user_add_keeps_only_a_hash_of_the_token_in_a_private_file() {
     assert_eq!(listed.stdout.lines().count(), 3);
     assert!(tokens.iter().all(|t| !listed.stdout.contains(t.as_str())));
 
-    // An uploader needs an agency; others must not have one; names are unique.
-    let refused = run_in(
-        &s.dir,
-        &["user", "add", "x", "--role", "agency", "--data-dir", "d"],
-    );
-    assert!(refused.expect_code(2).stderr.contains("--agency"));
-    run_in(
-        &s.dir,
-        &[
-            "user",
-            "add",
-            "y",
-            "--role",
-            "analyst",
-            "--agency",
-            "west",
-            "--data-dir",
-            "d",
-        ],
-    )
-    .expect_code(2);
-    run_in(
-        &s.dir,
-        &[
-            "user",
-            "add",
-            "a.analyst",
-            "--role",
-            "auditor",
-            "--data-dir",
-            "d",
-        ],
-    )
-    .expect_code(2);
-    run_in(
-        &s.dir,
-        &[
-            "user",
-            "add",
-            "bad name",
-            "--role",
-            "auditor",
-            "--data-dir",
-            "d",
-        ],
-    )
-    .expect_code(2);
+    // An uploader needs an agency; others must not have one; names are
+    // unique and plain.
+    for (refused, why) in [
+        (&["x", "--role", "agency"][..], "--agency"),
+        (
+            &["y", "--role", "analyst", "--agency", "west"][..],
+            "agency uploaders only",
+        ),
+        (&["a.analyst", "--role", "auditor"][..], "already a user"),
+        (&["bad name", "--role", "auditor"][..], "user name"),
+    ] {
+        let mut args = vec!["user", "add"];
+        args.extend_from_slice(refused);
+        args.extend(["--data-dir", "d"]);
+        let run = run_in(&s.dir, &args).expect_code(2);
+        assert!(run.stderr.contains(why), "{refused:?}: {}", run.stderr);
+    }
 }
 
 #[test]
@@ -265,26 +279,7 @@ fn serve_refuses_to_start_with_no_users() {
 #[test]
 fn serve_answers_as_the_cli_does_and_logs_every_read_before_answering() {
     let (s, [analyst, auditor, agency]) = store_with_users("serve-reads");
-    let person = run_in(
-        &s.dir,
-        &[
-            "export",
-            "--format",
-            "ndjson",
-            "--data-dir",
-            "d",
-            "--analyst",
-            "cli",
-            "--purpose",
-            PURPOSE,
-        ],
-    )
-    .expect_code(0)
-    .stdout
-    .lines()
-    .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
-    .find_map(|r| r["person_id"].as_str().map(str::to_owned))
-    .expect("a person");
+    let person = first_person(&cli_export(&s));
     let server = Server::start(&s);
 
     // No token, a wrong one: 401 with a Bearer challenge, nothing read.
@@ -309,22 +304,7 @@ fn serve_answers_as_the_cli_does_and_logs_every_read_before_answering() {
     let timeline = server.get(&query(&format!("/people/{person}")), &analyst);
     assert_eq!(timeline.status, 200, "{timeline:?}");
     assert_eq!(timeline.cache.as_deref(), Some("no-store"));
-    let cli = run_in(
-        &s.dir,
-        &[
-            "query",
-            "person",
-            &person,
-            "--data-dir",
-            "d",
-            "--analyst",
-            "cli",
-            "--purpose",
-            PURPOSE,
-        ],
-    )
-    .expect_code(0)
-    .json();
+    let cli = cli_read(&s, &["query", "person", &person]).json();
     assert_eq!(timeline.json, cli);
     let network = server.get(&query(&format!("/people/{person}/network")), &analyst);
     assert_eq!(network.status, 200, "{network:?}");
@@ -400,10 +380,10 @@ fn serve_answers_as_the_cli_does_and_logs_every_read_before_answering() {
     .expect("JSON");
     assert_eq!(doc.json, committed);
 
-    // Routes whose answers are S3 links or queued jobs are the AWS
-    // deployment's: a clear 501, not a silent empty answer.
-    let export = server.get(&query("/export"), &analyst);
-    assert_eq!(export.status, 501, "{export:?}");
+    // Agency uploads are the AWS deployment's (here, `agencylink ingest`):
+    // a clear 501, not a silent empty answer.
+    let uploads = server.get("/uploads", &agency);
+    assert_eq!(uploads.status, 501, "{uploads:?}");
 
     // A removed user is locked out at once, with the server still running.
     run_in(&s.dir, &["user", "remove", "a.analyst", "--data-dir", "d"]).expect_code(0);
@@ -456,4 +436,150 @@ fn every_route_answers_each_role_as_the_route_table_says() {
     let wrong = server.call(Method::Post, "/people/x1", Some(&analyst), "{}");
     assert_eq!(wrong.status, 405, "{wrong:?}");
     assert_eq!(server.get("/nowhere", &analyst).status, 404);
+}
+
+#[test]
+fn exports_charts_jobs_and_profiles_come_as_links_only_their_reader_opens() {
+    let (s, [analyst, auditor, agency]) = store_with_users("serve-files");
+    let cli_rows = cli_export(&s);
+    let person = first_person(&cli_rows);
+    let server = Server::start(&s);
+
+    // A flat export: the CLI's rows, behind a link for the analyst alone.
+    let before = access_log(&s).len();
+    let export = server.get(&format!("{}&format=ndjson", query("/export")), &analyst);
+    assert_eq!(export.status, 200, "{export:?}");
+    assert_eq!(export.json["rows"], cli_rows.lines().count() as u64);
+    assert_eq!(export.json["expires_in"], 900);
+    let log = access_log(&s);
+    assert_eq!(log.len(), before + 1, "the export is logged");
+    assert_eq!(log[before]["action"], "export");
+    assert_eq!(log[before]["analyst"], "a.analyst");
+    let (status, text) = server.download(&export.json["url"], &analyst);
+    assert_eq!(status, 200);
+    assert_eq!(text, cli_rows, "the download is the CLI's export");
+    // Another user's token opens nothing, nor does a made-up link.
+    assert_eq!(server.download(&export.json["url"], &auditor).0, 404);
+    assert_eq!(
+        server.download(&Value::from("/downloads/00ff"), &analyst).0,
+        404
+    );
+    let file = s.path("d").join(export.json["key"].as_str().expect("key"));
+    let mode = std::fs::metadata(&file)
+        .expect("the export file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "exports are private to the server's user");
+
+    // A chart of one network, as GraphML that parses.
+    let chart = server.get(
+        &format!(
+            "{}&format=graphml",
+            query(&format!("/people/{person}/network"))
+        ),
+        &analyst,
+    );
+    assert_eq!(chart.status, 200, "{chart:?}");
+    let (status, graphml) = server.download(&chart.json["url"], &analyst);
+    assert_eq!(status, 200);
+    let doc = roxmltree::Document::parse(&graphml).expect("GraphML parses");
+    let nodes = doc.descendants().filter(|n| n.has_tag_name("node")).count();
+    assert_eq!(nodes as u64, chart.json["nodes"].as_u64().expect("nodes"));
+
+    // An export job: queued, then done, its link handed only to its analyst.
+    let job = server.post(
+        "/exports",
+        &analyst,
+        &serde_json::json!({ "purpose": PURPOSE, "format": "csv" }),
+    );
+    assert_eq!(job.status, 202, "{job:?}");
+    let id = job.json["id"].as_str().expect("a job id");
+    let status = server.get(&query(&format!("/exports/{id}")), &analyst);
+    assert_eq!(status.json["status"], "done", "{status:?}");
+    let (code, csv) = server.download(&status.json["url"], &analyst);
+    assert_eq!(code, 200);
+    assert_eq!(
+        csv.lines().count() as u64,
+        status.json["rows"].as_u64().expect("rows") + 1
+    );
+
+    // Profiles: built on request (both editions), listed by role, fetched
+    // as files behind links; the analyst edition only for analysts.
+    let asked = server.post(
+        "/profiles",
+        &analyst,
+        &serde_json::json!({ "purpose": PURPOSE }),
+    );
+    assert_eq!(asked.status, 202, "{asked:?}");
+    let listed = server.get("/profiles", &analyst);
+    let editions: Vec<&str> = listed.json["profiles"]
+        .as_array()
+        .expect("profiles")
+        .iter()
+        .map(|p| p["edition"].as_str().expect("edition"))
+        .collect();
+    assert_eq!(editions.len(), 2, "{listed:?}");
+    let partner_only = server.get("/profiles", &agency);
+    assert_eq!(
+        partner_only.json["profiles"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let partner_id = partner_only.json["profiles"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert!(partner_id.ends_with("_partner"));
+    let analyst_id = partner_id.replace("_partner", "_analyst");
+    assert_eq!(
+        server
+            .get(&format!("/profiles/{analyst_id}"), &agency)
+            .status,
+        403
+    );
+    let files = server.get(&query(&format!("/profiles/{analyst_id}")), &analyst);
+    assert_eq!(files.status, 200, "{files:?}");
+    let json_file = files.json["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["name"] == "profile.json")
+        .expect("profile.json");
+    let (code, profile) = server.download(&json_file["url"], &analyst);
+    assert_eq!(code, 200);
+    let profile: Value = serde_json::from_str(&profile).expect("profile.json");
+    assert_eq!(profile["edition"], "analyst");
+    let history = run_in(&s.dir, &["profile", "history", "--data-dir", "d"]).expect_code(0);
+    assert!(
+        history
+            .stdout
+            .lines()
+            .filter(|l| l.contains("\"trigger\":\"request\""))
+            .count()
+            == 2,
+        "both builds are in lineage: {}",
+        history.stdout
+    );
+
+    // A withdrawal takes the stored profiles and exports with it.
+    drop(server);
+    let upload = run_in(&s.dir, &["lineage", "list", "--data-dir", "d"])
+        .expect_code(0)
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("u_"))
+        .expect("an upload id")
+        .to_owned();
+    run_in(
+        &s.dir,
+        &[
+            "withdraw",
+            &upload,
+            "--reason",
+            "sent in error",
+            "--data-dir",
+            "d",
+        ],
+    )
+    .expect_code(0);
+    assert!(!s.path("d/profiles").exists() && !s.path("d/exports").exists());
 }

@@ -20,11 +20,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use agencylink_aws::testing::{moto, rt};
-use agencylink_aws::{AgencyPolicy, pipeline, profiles};
+use agencylink_aws::{AgencyPolicy, pipeline};
 use agencylink_core::ports::{KeyProvider, ObjectStoreExt, PutMode};
 use agencylink_core::profile::{Edition, Settings};
 use agencylink_core::pseudo::Pseudonymiser;
 use agencylink_core::schema::Catalog;
+use agencylink_http::profiles;
 use agencylink_synth::{SynthOptions, write_csv};
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -156,7 +157,12 @@ fn main() {
 
     let t = Instant::now();
     let stored = profiles::build_and_store(
-        &backend,
+        profiles::Stores {
+            objects: &backend.objects,
+            records: &backend.records,
+            lineage: &backend.lineage,
+            archive_lineage: &|e| backend.archive_lineage(e),
+        },
         &catalog,
         &Settings {
             generated_at: "2026-12-01T04:00:00Z".into(),

@@ -28,6 +28,15 @@ impl AwsBackend {
             key: self.checkpoint_key.as_ref(),
         }
     }
+
+    /// Write the WORM copy of a lineage entry (nothing when no archive is
+    /// configured).
+    pub fn archive_lineage(&self, entry: &Value) -> StoreResult<()> {
+        match &self.archive {
+            Some(a) => a.archive("lineage", entry).map(|_| ()),
+            None => Ok(()),
+        }
+    }
 }
 
 impl AuditCopies for AwsAuditCopies<'_> {

@@ -126,9 +126,10 @@ pub(crate) fn retention_cmd(
     retention(catalog, &store, &lineage, &|_| Ok(()), cmd)
 }
 
-/// The folder `demo` writes the problem profile to: built from every
-/// upload, so it holds what a withdrawal removes.
-const DEMO_PROFILE: &str = "profile";
+/// The folders of the data directory built from every upload, so holding
+/// what a withdrawal removes: the profile `demo` writes, and the profiles
+/// and exports `serve` keeps for its download links.
+const BUILT_FROM_ALL: [&str; 3] = ["profile", "profiles", "exports"];
 
 pub(crate) fn withdraw_cmd(data_dir: &Path, args: WithdrawArgs) -> Result<ExitCode> {
     let store = open_existing_store(data_dir)?;
@@ -144,14 +145,16 @@ pub(crate) fn withdraw_cmd(data_dir: &Path, args: WithdrawArgs) -> Result<ExitCo
     )?;
     // The event as lineage stores it, with its seq and hash.
     println!("{}", serde_json::to_string(&done.entry)?);
-    let profile = data_dir.join(DEMO_PROFILE);
-    if std::fs::symlink_metadata(&profile).is_ok_and(|m| m.is_dir()) {
-        std::fs::remove_dir_all(&profile)
-            .with_context(|| format!("removing {}", profile.display()))?;
-        eprintln!(
-            "removed {}: it was built from the withdrawn records; build it again with `agencylink profile --out DIR`",
-            profile.display()
-        );
+    for name in BUILT_FROM_ALL {
+        let built = data_dir.join(name);
+        if std::fs::symlink_metadata(&built).is_ok_and(|m| m.is_dir()) {
+            std::fs::remove_dir_all(&built)
+                .with_context(|| format!("removing {}", built.display()))?;
+            eprintln!(
+                "removed {}: it was built from the withdrawn records; build it again (`agencylink profile --out DIR`, or through `serve`)",
+                built.display()
+            );
+        }
     }
     eprintln!(
         "withdrawn; its records' bytes stay in the body file and free database pages until `agencylink compact`"

@@ -8,18 +8,22 @@
 //! the handlers' requests and back, and keeps a signed checkpoint of the
 //! access log after every read it logs.
 
+use std::collections::HashMap;
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use agencylink_core::audit::{LogSpec, verify_log};
-use agencylink_core::ports::{ChainLog, RecordStore, StoreError};
+use agencylink_core::ports::{ChainLog, ObjectStore, RecordStore, StoreError};
+use agencylink_core::profile::{Edition, Settings};
 use agencylink_core::schema::Catalog;
-use agencylink_http::RoleKind;
-use agencylink_http::router::{self, Call, Caller, Host, Response};
-use agencylink_local::users::{UserRole, Users};
-use agencylink_local::{SqliteChainLog, SqliteStore};
+use agencylink_http::router::{self, Call, Caller, Host, LINK_SECONDS, Response};
+use agencylink_http::{RoleKind, exports, profiles};
+use agencylink_local::users::{User, UserRole, Users};
+use agencylink_local::{DirObjectStore, SqliteChainLog, SqliteStore};
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
@@ -124,8 +128,32 @@ struct LocalHost<'c> {
     catalog: &'c Catalog,
     checkpoints: LocalCk,
     /// Checkpoints are signed one at a time.
-    signing: std::sync::Mutex<()>,
+    signing: Mutex<()>,
+    /// Exports, charts, export jobs and stored profiles, under the data
+    /// directory (`exports/`, `export-requests/`, `profiles/`,
+    /// `profile-requests/`), 0600 as every file there.
+    objects: DirObjectStore,
+    /// The download links handed out, by token.
+    links: Mutex<HashMap<String, Link>>,
+    /// Profile builds and export jobs run one at a time: each reads the
+    /// whole store.
+    working: Mutex<()>,
 }
+
+/// A download link: the object, whose it is, until when.
+struct Link {
+    key: String,
+    actor: String,
+    until: Instant,
+}
+
+/// Where download links live: `GET /downloads/TOKEN`, with the bearer
+/// token of the user it was made for.
+const DOWNLOADS: &str = "/downloads/";
+
+/// How long a file under `exports/` is kept, as the AWS deployment's
+/// bucket lifecycle rule keeps it.
+const EXPORT_DAYS: u64 = 7;
 
 impl Host for LocalHost<'_> {
     fn records(&self) -> &dyn RecordStore {
@@ -154,8 +182,146 @@ impl Host for LocalHost<'_> {
                 source: None,
             })
     }
+    fn objects(&self) -> &dyn ObjectStore {
+        &self.objects
+    }
+
+    /// A link that only `caller`'s own token opens, unlike a presigned URL:
+    /// on one machine there is no bucket to sign for, and a link copied to
+    /// someone else opens nothing.
+    fn link(&self, caller: &Caller, key: &str) -> Result<String, StoreError> {
+        self.expire_exports();
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random).map_err(|e| StoreError::Backend {
+            message: format!("OS randomness: {e}"),
+            source: None,
+        })?;
+        let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        links.retain(|_, l| l.until > now);
+        links.insert(
+            token.clone(),
+            Link {
+                key: key.to_owned(),
+                actor: caller.actor.clone(),
+                until: now + Duration::from_secs(LINK_SECONDS),
+            },
+        );
+        Ok(format!("{DOWNLOADS}{token}"))
+    }
+
+    /// No worker here: the job runs now, in the request that queued it, so
+    /// its 202 is followed by a done status at once.
+    fn queued(&self, key: &str) {
+        let _one = self.working.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = self.now();
+        let outcome = if key.starts_with(exports::REQUESTS) {
+            exports::run(&self.objects, &self.store, self.catalog, key, &now)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else if key.starts_with(profiles::REQUESTS) {
+            self.build_profiles(key, &now)
+        } else {
+            Err("not a request this host runs".to_owned())
+        };
+        if let Err(e) = outcome {
+            eprintln!("error: the queued work at {key} failed: {e}");
+        }
+    }
+
     fn own(&self, _call: &Call<'_>) -> Option<Response> {
         None
+    }
+}
+
+impl LocalHost<'_> {
+    /// Build both editions a request asks for, as the AWS deployment's
+    /// profile function does, then drop the request.
+    fn build_profiles(&self, key: &str, now: &str) -> Result<(), String> {
+        let req = match profiles::read_request(&self.objects, key) {
+            Ok(Some(req)) => req,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                let _ = self.objects.delete(key);
+                return Err(e.to_string());
+            }
+        };
+        let settings = Settings {
+            from: req.from.clone(),
+            to: req.to.clone(),
+            generated_at: now.to_owned(),
+            ..Settings::default()
+        };
+        let built = profiles::build_and_store(
+            profiles::Stores {
+                objects: &self.objects,
+                records: &self.store,
+                lineage: &self.lineage,
+                archive_lineage: &|_| Ok(()),
+            },
+            self.catalog,
+            &settings,
+            &[Edition::Analyst, Edition::Partner],
+            "request",
+            req.requested_by.as_deref(),
+            now,
+        );
+        // A request that cannot be built is dropped too: it never will be.
+        let _ = self.objects.delete(key);
+        built.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Remove exports older than [`EXPORT_DAYS`].
+    fn expire_exports(&self) {
+        let dir = self.objects.root().join("exports");
+        let max = Duration::from_secs(EXPORT_DAYS * 24 * 3600);
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(meta) = e.path().symlink_metadata() else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    stack.push(e.path());
+                } else if meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age > max)
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// Stream a download link's file to the user it was made for.
+    fn download(
+        &self,
+        token: &str,
+        user: &str,
+    ) -> Result<(String, Box<dyn std::io::Read + Send>), Response> {
+        let key = {
+            let links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+            match links.get(token) {
+                Some(l) if l.actor == user && l.until > Instant::now() => l.key.clone(),
+                _ => {
+                    return Err(Response::error(
+                        404,
+                        "no such download, or its link has expired",
+                    ));
+                }
+            }
+        };
+        match self.objects.get(&key) {
+            Ok(reader) => Ok((key, reader)),
+            Err(StoreError::NotFound(_)) => Err(Response::error(404, "the file is gone")),
+            Err(e) => Err(Response::store_failure(&e)),
+        }
     }
 }
 
@@ -182,8 +348,12 @@ pub(crate) fn serve(catalog: &Catalog, data_dir: &Path, args: &ServeArgs) -> Res
         store,
         catalog,
         checkpoints: LocalCk::new(data_dir),
-        signing: std::sync::Mutex::new(()),
+        signing: Mutex::new(()),
+        objects: DirObjectStore::new(data_dir),
+        links: Mutex::new(HashMap::new()),
+        working: Mutex::new(()),
     };
+    host.expire_exports();
     let addr = server
         .server_addr()
         .to_ip()
@@ -204,19 +374,42 @@ pub(crate) fn serve(catalog: &Catalog, data_dir: &Path, args: &ServeArgs) -> Res
     Ok(ExitCode::SUCCESS)
 }
 
+/// What goes back: a JSON answer, or a download's bytes.
+enum Reply {
+    Json(Response),
+    File(String, Box<dyn std::io::Read + Send>),
+}
+
 /// Answer one request; a client gone before the answer is not an error.
 fn answer(mut request: tiny_http::Request, host: &LocalHost<'_>, data_dir: &Path) {
-    let head = || host.access_log.head().ok().flatten();
-    let before = head();
-    let response = respond(&mut request, host, data_dir);
-    if head() != before {
-        // Sign the access log as it now stands, so a later rewrite of the
+    let heads = || {
+        (
+            host.access_log.head().ok().flatten(),
+            host.lineage.head().ok().flatten(),
+        )
+    };
+    let before = heads();
+    let reply = match authenticate(&request, data_dir) {
+        Err(refused) => Reply::Json(refused),
+        Ok(user) => {
+            let download = (*request.method() == tiny_http::Method::Get)
+                .then(|| request.url().strip_prefix(DOWNLOADS))
+                .flatten()
+                .map(str::to_owned);
+            match download {
+                Some(token) => match host.download(&token, &user.name) {
+                    Ok((key, reader)) => Reply::File(key, reader),
+                    Err(refused) => Reply::Json(refused),
+                },
+                None => Reply::Json(respond(&mut request, host, &user)),
+            }
+        }
+    };
+    if heads() != before {
+        // Sign the logs as they now stand, so a later rewrite of the
         // database shows; the read is logged either way, so a failure here
         // is reported, not turned into a refusal.
-        let _one_at_a_time = host
-            .signing
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one_at_a_time = host.signing.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = after_append(&host.store, &host.checkpoints) {
             eprintln!(
                 "error: signing a checkpoint of the logs in {}: {e:#}",
@@ -224,45 +417,86 @@ fn answer(mut request: tiny_http::Request, host: &LocalHost<'_>, data_dir: &Path
             );
         }
     }
-    let mut out = tiny_http::Response::from_data(response.body).with_status_code(response.status);
-    let mut header = |name: &str, value: &str| {
+    let mut headers = vec![
+        ("Cache-Control", "no-store".to_owned()),
+        ("X-Content-Type-Options", "nosniff".to_owned()),
+    ];
+    let out = match reply {
+        Reply::Json(response) => {
+            headers.push(("Content-Type", response.content_type.to_owned()));
+            if let Some(allow) = &response.allow {
+                headers.push(("Allow", allow.clone()));
+            }
+            if response.status == 401 {
+                headers.push(("WWW-Authenticate", "Bearer realm=\"agencylink\"".to_owned()));
+            }
+            let len = response.body.len();
+            tiny_http::Response::new(
+                response.status.into(),
+                Vec::new(),
+                Box::new(std::io::Cursor::new(response.body)) as Box<dyn std::io::Read + Send>,
+                Some(len),
+                None,
+            )
+        }
+        Reply::File(key, reader) => {
+            let name = key.rsplit('/').next().unwrap_or("download").to_owned();
+            headers.push(("Content-Type", content_type(&name).to_owned()));
+            // Always a download, never a page of this origin: a profile's
+            // HTML is opened from disk, not rendered beside the API.
+            headers.push((
+                "Content-Disposition",
+                format!("attachment; filename=\"{name}\""),
+            ));
+            tiny_http::Response::new(200.into(), Vec::new(), reader, None, None)
+        }
+    };
+    let mut out = out;
+    for (name, value) in headers {
         if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
             out.add_header(h);
         }
-    };
-    header("Content-Type", response.content_type);
-    header("Cache-Control", "no-store");
-    header("X-Content-Type-Options", "nosniff");
-    if let Some(allow) = &response.allow {
-        header("Allow", allow);
-    }
-    if response.status == 401 {
-        header("WWW-Authenticate", "Bearer realm=\"agencylink\"");
     }
     let _ = request.respond(out);
 }
 
-fn respond(request: &mut tiny_http::Request, host: &LocalHost<'_>, data_dir: &Path) -> Response {
-    // Read for every request, so a user removed is locked out at once.
-    let users = match Users::load(data_dir) {
-        Ok(users) => users,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Response::error(500, "the users file could not be read");
-        }
-    };
+/// A download's media type, by its name.
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("csv") => "text/csv; charset=utf-8",
+        Some("ndjson") => "application/x-ndjson",
+        Some("json") => "application/json",
+        Some("graphml") => "application/graphml+xml",
+        Some("html") => "text/html; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The user whose bearer token the request carries. The users file is
+/// read for every request, so a user removed is locked out at once.
+fn authenticate(request: &tiny_http::Request, data_dir: &Path) -> Result<User, Response> {
+    let users = Users::load(data_dir).map_err(|e| {
+        eprintln!("error: {e}");
+        Response::error(500, "the users file could not be read")
+    })?;
     let token = request
         .headers()
         .iter()
         .find(|h| h.field.equiv("Authorization"))
         .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(user) = token.and_then(|t| users.authenticate(t)) else {
-        return Response::error(
-            401,
-            "send `Authorization: Bearer TOKEN` with a token from `agencylink user add`",
-        );
-    };
+    token
+        .and_then(|t| users.authenticate(t))
+        .cloned()
+        .ok_or_else(|| {
+            Response::error(
+                401,
+                "send `Authorization: Bearer TOKEN` with a token from `agencylink user add`",
+            )
+        })
+}
+
+fn respond(request: &mut tiny_http::Request, host: &LocalHost<'_>, user: &User) -> Response {
     let caller = Caller {
         actor: user.name.clone(),
         role: match user.role {

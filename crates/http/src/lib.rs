@@ -13,8 +13,10 @@
 //! crate knows no AWS and no concrete store. `functions/api` serves them
 //! through `lambda_http`, and `agencylink serve` over the embedded store.
 
+pub mod exports;
 pub mod openapi;
 mod problem;
+pub mod profiles;
 pub mod router;
 
 pub use problem::{PROBLEM_CONTENT_TYPE, Problem};
@@ -86,7 +88,7 @@ pub enum Op {
     PersonTimeline,
     /// The network around a person.
     PersonNetwork,
-    /// Flat rows or a chart, to S3.
+    /// Flat rows or a chart, behind a download link.
     Export,
     /// A large export, queued as a job.
     ExportJob,
@@ -373,7 +375,7 @@ pub static ROUTES: &[Route] = &[
         op: Op::Export,
         roles: ANALYST,
         lane: Lane::Analyst,
-        summary: "Merged, pseudonymised records to S3",
+        summary: "Merged, pseudonymised records, behind a download link",
         about: "Flat rows (CSV, NDJSON) or a chart (i2, GraphML) of one dataset or all, stored for 15 minutes behind a download link. Flat exports of more than 50,000 rows are refused with 413: POST /exports runs them as a job.",
         query: &[
             PURPOSE,
@@ -402,7 +404,7 @@ pub static ROUTES: &[Route] = &[
         roles: ANALYST,
         lane: Lane::Analyst,
         summary: "Queue a large flat export as a job",
-        about: "The request is in the access log before it is queued; the profile function writes the export, and GET /exports/{id} gives its link to the analyst who asked.",
+        about: "The request is in the access log before it is queued; the profile function (on AWS) or the server itself (`agencylink serve`) writes the export, and GET /exports/{id} gives its link to the analyst who asked.",
         query: &[],
         body: Some(r#"{"purpose": text, "dataset": text, "format": "csv" | "ndjson"}"#),
         ok: 202,
@@ -629,7 +631,7 @@ pub static ROUTES: &[Route] = &[
         roles: ANALYST,
         lane: Lane::Profiles,
         summary: "Ask for a profile build now",
-        about: "The profile function builds both editions; the request is in the access log before it is queued.",
+        about: "The profile function (on AWS) or the server itself (`agencylink serve`) builds both editions; the request is in the access log before it is queued.",
         query: &[],
         body: Some(r#"{"purpose": text, "from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}"#),
         ok: 202,

@@ -11,9 +11,14 @@
 //! check, query limits, the access-log rule (a read that cannot be logged,
 //! and on AWS archived, returns nothing), and the JSON of every answer.
 
+mod exports;
+mod profiles;
+
 use agencylink_core::audit::{ACCESS_LOG, LINEAGE, LogSpec};
 use agencylink_core::linkage::{self, Decision, ReviewStatus};
-use agencylink_core::ports::{ChainLog, LinkageStore, RecordStore, StoreError, entry_seq};
+use agencylink_core::ports::{
+    ChainLog, LinkageStore, ObjectStore, RecordStore, StoreError, entry_seq,
+};
 use agencylink_core::query::{self, NetworkLimits, QueryError, Read};
 use agencylink_core::schema::Catalog;
 use serde_json::{Value, json};
@@ -135,11 +140,29 @@ pub trait Host: Sync {
     /// Verify a whole log (the chain, the host's copies, its latest
     /// checkpoint): the verification's JSON.
     fn verify(&self, spec: LogSpec, entries: &[Value]) -> Result<Value, StoreError>;
-    /// Serve a route whose answer is the host's own (uploads, stored
-    /// profiles, exports to download, charts); `None` when this host does
-    /// not serve it.
+    /// Where exports, charts, export jobs and stored profiles are kept.
+    fn objects(&self) -> &dyn ObjectStore;
+    /// A link to the object at `key` that works for [`LINK_SECONDS`], for
+    /// `caller` only where the host can bind it to them.
+    fn link(&self, caller: &Caller, key: &str) -> Result<String, StoreError>;
+    /// Work was queued at `key` (an export job, a profile build): run it
+    /// now, or leave it to the worker that the store's events wake.
+    fn queued(&self, key: &str);
+    /// The most rows `GET /export` writes within a request; more is a job.
+    fn sync_export_rows(&self) -> u64 {
+        SYNC_EXPORT_ROWS
+    }
+    /// Serve a route whose answer is the host's own (on AWS, agency
+    /// uploads); `None` when this host does not serve it.
     fn own(&self, call: &Call<'_>) -> Option<Response>;
 }
+
+/// How long a download link works: 15 minutes.
+pub const LINK_SECONDS: u64 = 900;
+
+/// The most rows `GET /export` writes within a request (API Gateway gives
+/// it 29 s); a larger export is a job (`POST /exports`).
+pub const SYNC_EXPORT_ROWS: u64 = 50_000;
 
 /// A request matched, checked and ready for its handler.
 #[derive(Debug)]
@@ -215,9 +238,22 @@ pub fn handle(host: &dyn Host, caller: &Caller, request: &Request<'_>) -> Respon
                 ))
             },
         ),
-        Op::PersonNetwork if matches!(call.query("format").as_deref(), None | Some("json")) => {
-            network(host, &call)
-        }
+        Op::PersonNetwork => match call.query("format").as_deref() {
+            None | Some("json") => network(host, &call),
+            Some(_) => exports::network_chart(host, &call),
+        },
+        Op::Export => exports::export(
+            host,
+            caller,
+            call.query("purpose"),
+            call.query("dataset"),
+            call.query("format"),
+        ),
+        Op::ExportJob => exports::export_job(host, caller, request.body),
+        Op::ExportStatus => exports::export_status(host, caller, id, call.query("purpose")),
+        Op::ProfileList => profiles::list(host, caller, call.query("after"), call.query("limit")),
+        Op::ProfileShow => profiles::fetch(host, caller, id, call.query("purpose")),
+        Op::ProfileRequest => profiles::request_build(host, caller, request.body),
         Op::ReviewList => review_list(host, &call),
         Op::ReviewShow => analyst_read(
             host,
@@ -249,7 +285,7 @@ pub fn handle(host: &dyn Host, caller: &Caller, request: &Request<'_>) -> Respon
             Response::error(
                 501,
                 &format!(
-                    "{} {} is not served here (the AWS deployment serves it)",
+                    "{} {} is not served here: it is the AWS deployment's",
                     route.method.as_str(),
                     route.path
                 ),

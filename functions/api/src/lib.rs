@@ -14,18 +14,21 @@
 //! | `GET /review?purpose=…[&status=waiting\|decided\|all][&after=&limit=]` | analyst | the clerical review queue of probabilistic linkage, most probable first, a page at a time |
 //! | `GET /review/{id}?purpose=…` | analyst | one pair: agreement levels, weights, both records' pseudonymised attributes |
 //! | `POST /review/{id}/decision` `{"decision":"match\|non-match\|unsure","reason","purpose"}` | analyst | decide a pair (in the access log before it takes effect) |
-//! | `GET /profiles`, `GET /profiles/{id}?purpose=…`, `POST /profiles` | analyst (agency: the partner edition) | the stored problem profiles, their files' download links, and a build on demand ([`profiles`]) |
+//! | `GET /profiles`, `GET /profiles/{id}?purpose=…`, `POST /profiles` | analyst (agency: the partner edition) | the stored problem profiles, their files' download links, and a build on demand (`agencylink_http::profiles`) |
 //! | `POST /uploads`, `GET /uploads`, `GET /uploads/{id}` | agency | a presigned upload into the agency's own landing prefix, and its own uploads' status, counts and rejection report ([`uploads`]) |
 //! | `GET /openapi.json` | every role | the OpenAPI 3.1 document of all of this |
 //!
 //! The routes, who may call each, their query parameters and limits (a
 //! network at most 6 hops and 2,000 people; pages of at most 500 log
 //! entries or 100 items, `?after=` the previous page's `next`) are one
-//! table, `agencylink_http::ROUTES`: this handler dispatches on it, refuses
-//! a role it does not list (403) and a query outside its limits (400)
-//! before reading anything, and serves the OpenAPI document generated from
-//! it (`docs/openapi.json` is the committed copy). Every error is an RFC
-//! 9457 problem document (`application/problem+json`).
+//! table, `agencylink_http::ROUTES`, and their handlers are
+//! `agencylink_http::router`'s, shared with `agencylink serve`: they refuse
+//! a role the table does not list (403) and a query outside its limits
+//! (400) before reading anything, and serve the OpenAPI document generated
+//! from it (`docs/openapi.json` is the committed copy). Every error is an
+//! RFC 9457 problem document (`application/problem+json`). This function
+//! adds what only AWS has: the caller from the Cognito token, the WORM
+//! copies, presigned S3 links, and agency uploads ([`uploads`]).
 //!
 //! The role comes only from the Cognito user pool's groups in the verified
 //! token (`cognito:groups`, see [`auth`]) and the reader's identity from its
@@ -40,19 +43,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agencylink_aws::AwsBackend;
-use agencylink_aws::exports::{self, Flat};
 use agencylink_core::audit::{LogSpec, verify_log};
-use agencylink_core::ports::{ChainLog, ObjectStoreExt, PutMode, RecordStore, StoreError};
-use agencylink_core::query::{self, QueryError};
+use agencylink_core::ports::{ChainLog, ObjectStore, RecordStore, StoreError};
 use agencylink_core::schema::Catalog;
-use agencylink_http::Problem;
-use agencylink_http::router::{self, Call, Caller, Host, Response};
+use agencylink_http::router::{self, Call, Caller, Host, LINK_SECONDS, Response, SYNC_EXPORT_ROWS};
 use agencylink_http::{Op, RoleKind};
 use lambda_http::{Body, Request, RequestExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub mod auth;
-pub mod profiles;
 pub mod uploads;
 
 pub use auth::{Denied, Principal, Role, principal};
@@ -135,6 +134,26 @@ impl Host for Api {
         verify_log(spec, entries, &self.backend.audit_copies(), None, None).map(|v| v.to_json())
     }
 
+    fn objects(&self) -> &dyn ObjectStore {
+        &self.backend.objects
+    }
+
+    /// A presigned GET: whoever holds it may fetch the object until it
+    /// expires, so it goes out only in a logged read's answer.
+    fn link(&self, _caller: &Caller, key: &str) -> Result<String, StoreError> {
+        self.backend
+            .objects
+            .presign_get(key, Duration::from_secs(LINK_SECONDS))
+    }
+
+    /// The profile function runs it: S3 announces the request object
+    /// through EventBridge.
+    fn queued(&self, _key: &str) {}
+
+    fn sync_export_rows(&self) -> u64 {
+        self.sync_export_rows
+    }
+
     fn own(&self, call: &Call<'_>) -> Option<Response> {
         let who = call.caller;
         let body = call.request.body;
@@ -151,19 +170,6 @@ impl Host for Api {
                     _ => uploads::show(self, agency, call.id()),
                 }
             }
-            Op::ProfileList => profiles::list(self, who, call.query("after"), call.query("limit")),
-            Op::ProfileShow => profiles::fetch(self, who, call.id(), call.query("purpose")),
-            Op::ProfileRequest => profiles::request_build(self, who, body),
-            Op::PersonNetwork => network_chart(self, call),
-            Op::Export => export(
-                self,
-                who,
-                call.query("purpose"),
-                call.query("dataset"),
-                call.query("format"),
-            ),
-            Op::ExportJob => export_job(self, who, body),
-            Op::ExportStatus => export_status(self, who, call.id(), call.query("purpose")),
             _ => return None,
         })
     }
@@ -177,19 +183,9 @@ fn error(status: u16, message: &str) -> Response {
     Response::error(status, message)
 }
 
-fn problem(p: &Problem) -> Response {
-    Response::problem(p)
-}
-
 fn store_failure(e: &StoreError) -> Response {
     Response::store_failure(e)
 }
-
-pub(crate) fn query_failure(e: &QueryError) -> Response {
-    Response::query_failure(e)
-}
-
-pub(crate) use router::{analyst_read, log_request};
 
 /// Handle one request (all store work runs on a blocking thread).
 pub async fn handle(
@@ -258,302 +254,3 @@ fn to_lambda(r: &Response) -> lambda_http::Response<Body> {
 /// default): well inside Lambda's 6 MB response limit, which a whole log
 /// outgrows.
 pub const PAGE_LIMIT: usize = agencylink_http::LOG_PAGE_LIMIT as usize;
-
-/// `GET /people/{id}/network?format=graphml|i2`: the chart to S3, a
-/// short-lived link back.
-fn network_chart(api: &Api, call: &Call<'_>) -> Response {
-    let chart = match call.query("format").as_deref() {
-        Some("i2") => Chart::I2,
-        _ => Chart::Graphml,
-    };
-    let limits = router::network_limits(call);
-    let id = call.id();
-    analyst_read(
-        api,
-        call.caller,
-        call.query("purpose"),
-        "query_network",
-        id,
-        |store, catalog| {
-            let (n, graph) = query::network_graph(store, catalog, id, limits)?;
-            let from = query::GraphSource {
-                source: "network".into(),
-                target: id.to_owned(),
-                network_id: n.network_id.clone(),
-                group_based: Some(n.group_based),
-                truncated: Some(n.truncated),
-            };
-            let body = put_chart(&api.backend, &graph, &from, chart)?;
-            Ok((n.people.len() as u64, body))
-        },
-    )
-}
-
-/// Export flat rows to `exports/…` in the data bucket and return a
-/// short-lived download link (exports are too large for a response body).
-fn export(
-    api: &Api,
-    who: &Caller,
-    purpose: Option<String>,
-    dataset: Option<String>,
-    format: Option<String>,
-) -> Response {
-    let csv = match format.as_deref() {
-        None | Some("csv") => true,
-        Some("ndjson") => false,
-        Some("i2") => return export_chart(api, who, purpose, dataset, Chart::I2),
-        Some("graphml") => return export_chart(api, who, purpose, dataset, Chart::Graphml),
-        Some(_) => return error(400, "format must be csv, ndjson, i2 or graphml"),
-    };
-    let format = if csv { Flat::Csv } else { Flat::Ndjson };
-    let backend = api.backend.clone();
-    let target = dataset.clone().unwrap_or_else(|| "all".into());
-    let too_large = std::cell::Cell::new(false);
-    let answer = analyst_read(api, who, purpose, "export", &target, |store, catalog| {
-        let key = format!(
-            "exports/{}-{}.{}",
-            agencylink_aws::now_rfc3339().replace(':', ""),
-            fastrand_suffix(),
-            format.ext()
-        );
-        let written = exports::write_flat(
-            &backend.objects,
-            store,
-            catalog,
-            dataset.as_deref(),
-            format,
-            &key,
-            api.sync_export_rows,
-        )?;
-        let exports::Written::Done { rows, datasets } = written else {
-            // Nothing was stored or returned: not a read to log.
-            too_large.set(true);
-            return Err(QueryError::Store(StoreError::Invalid("too large".into())));
-        };
-        let url = backend
-            .objects
-            .presign_get(&key, Duration::from_secs(PRESIGN_SECONDS))
-            .map_err(QueryError::Store)?;
-        Ok((
-            rows,
-            json!({
-                "key": key,
-                "rows": rows,
-                "datasets": datasets,
-                "url": url,
-                "expires_in": PRESIGN_SECONDS,
-            }),
-        ))
-    });
-    if too_large.get() {
-        return problem(&Problem::new(
-            413,
-            format!(
-                "the export has more than {} rows, more than the API writes within a request: POST /exports runs it as a job, and GET /exports/{{id}} gives its link when it is done",
-                api.sync_export_rows
-            ),
-        ));
-    }
-    answer
-}
-
-/// The most rows `GET /export` writes within a request (API Gateway gives
-/// it 29 s); a larger export is a job (`POST /exports`).
-pub const SYNC_EXPORT_ROWS: u64 = 50_000;
-
-/// `POST /exports`: queue a flat export as a job. The request is in the
-/// access log (with its purpose) before it is queued; the data is handed
-/// out, and logged again with its rows, by `GET /exports/{id}`.
-fn export_job(api: &Api, who: &Caller, body: &[u8]) -> Response {
-    let body: Value = match serde_json::from_slice(body) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => return error(400, "the body must be a JSON object: {\"purpose\": \"…\"}"),
-    };
-    let text = |k: &str| {
-        body.get(k)
-            .and_then(Value::as_str)
-            .map(|v| v.trim().to_owned())
-    };
-    let purpose = text("purpose").unwrap_or_default();
-    if let Err(e) = query::check_reader(&who.actor, &purpose) {
-        return query_failure(&e);
-    }
-    let format = match text("format").as_deref() {
-        None | Some("csv") => Flat::Csv,
-        Some("ndjson") => Flat::Ndjson,
-        Some(_) => {
-            return error(
-                400,
-                "format must be csv or ndjson (charts are answered straight away by GET /export)",
-            );
-        }
-    };
-    let dataset = text("dataset").filter(|d| !d.is_empty());
-    if let Some(d) = &dataset
-        && api.catalog.get(d).is_none()
-    {
-        return error(404, "no such dataset");
-    }
-    let time = agencylink_aws::now_rfc3339();
-    let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    let job = exports::ExportRequest {
-        id: id.clone(),
-        analyst: who.actor.clone(),
-        purpose: purpose.clone(),
-        dataset: dataset.clone(),
-        format,
-        requested_at: time.clone(),
-    };
-    if let Some(refused) = log_request(
-        api,
-        who,
-        &purpose,
-        "export_request",
-        dataset.as_deref().unwrap_or("all"),
-        &time,
-    ) {
-        return refused;
-    }
-    match exports::submit(&api.backend.objects, &job) {
-        Ok(()) => respond(202, &json!({ "id": id, "status": "queued" })),
-        Err(e) => store_failure(&e),
-    }
-}
-
-/// `GET /exports/{id}`: the caller's own job: queued, failed, or done with
-/// a download link (an analyst read: logged with its rows first).
-fn export_status(api: &Api, who: &Caller, id: &str, purpose: Option<String>) -> Response {
-    let status = match exports::status(&api.backend.objects, id) {
-        Ok(s) => s,
-        Err(e) => return store_failure(&e),
-    };
-    // Another analyst's job is as unknown as a made-up id.
-    let mine = |analyst: &str| analyst == who.actor;
-    match status {
-        exports::Status::Queued(r) if mine(&r.analyst) => respond(
-            200,
-            &json!({ "id": id, "status": "queued", "requested_at": r.requested_at }),
-        ),
-        exports::Status::Failed { analyst, reason } if mine(&analyst) => respond(
-            200,
-            &json!({ "id": id, "status": "failed", "reason": reason }),
-        ),
-        exports::Status::Done(m) if mine(&m.analyst) => {
-            analyst_read(api, who, purpose, "export", id, |_, _| {
-                let url = api
-                    .backend
-                    .objects
-                    .presign_get(&m.key, Duration::from_secs(PRESIGN_SECONDS))
-                    .map_err(QueryError::Store)?;
-                Ok((
-                    m.rows,
-                    json!({
-                        "id": id,
-                        "status": "done",
-                        "key": m.key,
-                        "rows": m.rows,
-                        "datasets": m.datasets,
-                        "url": url,
-                        "expires_in": PRESIGN_SECONDS,
-                    }),
-                ))
-            })
-        }
-        _ => error(404, "no such export job"),
-    }
-}
-
-pub(crate) const PRESIGN_SECONDS: u64 = 900;
-
-/// The charting formats: GraphML for Gephi and yEd, an entity-link CSV for
-/// i2 Analyst's Notebook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chart {
-    Graphml,
-    I2,
-}
-
-/// `GET /export?format=i2|graphml`: every person with a linking value in
-/// the exported datasets, charted; logged as `export` with the records read.
-fn export_chart(
-    api: &Api,
-    who: &Caller,
-    purpose: Option<String>,
-    dataset: Option<String>,
-    chart: Chart,
-) -> Response {
-    let target = dataset.clone().unwrap_or_else(|| "all".into());
-    analyst_read(api, who, purpose, "export", &target, |store, catalog| {
-        let plan = query::plan_export(store, catalog, dataset.as_deref())?;
-        let graph = query::export_graph(store, catalog, &plan)?;
-        let from = query::GraphSource {
-            source: "export".into(),
-            target: target.clone(),
-            ..query::GraphSource::default()
-        };
-        let mut body = put_chart(&api.backend, &graph, &from, chart)?;
-        body["datasets"] = json!(plan.datasets);
-        Ok((graph.records, body))
-    })
-}
-
-/// Put a chart under `exports/` like the flat exports (the i2 CSV with its
-/// import specification beside it, `….import-spec.json`) and describe it
-/// with short-lived download links. Runs inside [`analyst_read`], so the
-/// links go out only once the read is logged.
-fn put_chart(
-    backend: &AwsBackend,
-    graph: &query::Graph,
-    from: &query::GraphSource,
-    chart: Chart,
-) -> Result<Value, QueryError> {
-    let stem = format!(
-        "exports/{}-{}",
-        agencylink_aws::now_rfc3339().replace(':', ""),
-        fastrand_suffix()
-    );
-    let put = |key: &str, bytes: &[u8]| -> Result<String, QueryError> {
-        backend
-            .objects
-            .put(key, bytes, PutMode::Create)
-            .map_err(QueryError::Store)?;
-        backend
-            .objects
-            .presign_get(key, Duration::from_secs(PRESIGN_SECONDS))
-            .map_err(QueryError::Store)
-    };
-    let mut body = json!({
-        "nodes": graph.nodes.len(),
-        "edges": graph.edges.len(),
-        "records": graph.records,
-        "expires_in": PRESIGN_SECONDS,
-    });
-    match chart {
-        Chart::Graphml => {
-            let key = format!("{stem}.graphml");
-            body["url"] = json!(put(&key, query::to_graphml(graph, from).as_bytes())?);
-            body["key"] = json!(key);
-        }
-        Chart::I2 => {
-            // Cells are neutralised by core; here they are only quoted.
-            let mut text = String::new();
-            for row in std::iter::once(query::i2_header()).chain(query::i2_rows(graph)) {
-                let line: Vec<String> = row.iter().map(|c| exports::csv_field(c)).collect();
-                text.push_str(&line.join(","));
-                text.push('\n');
-            }
-            let key = format!("{stem}.csv");
-            let spec_key = format!("{stem}.import-spec.json");
-            let spec = serde_json::to_vec_pretty(&query::i2_import_spec()).unwrap_or_default();
-            body["url"] = json!(put(&key, text.as_bytes())?);
-            body["key"] = json!(key);
-            body["spec_url"] = json!(put(&spec_key, &spec)?);
-            body["spec_key"] = json!(spec_key);
-        }
-    }
-    Ok(body)
-}
-
-fn fastrand_suffix() -> String {
-    format!("{:016x}", fastrand::u64(..))
-}

@@ -1059,15 +1059,21 @@ fn profiles_are_listed_fetched_and_requested_by_role() {
         "profile-requests/{}",
         queued["request"].as_str().expect("request")
     );
-    let req = agencylink_aws::profiles::read_request(&api.backend().objects, &request_key)
+    let req = agencylink_http::profiles::read_request(&api.backend().objects, &request_key)
         .expect("read")
         .expect("queued");
     assert_eq!(req.from.as_deref(), Some("2024-01-01"));
     assert_eq!(req.requested_by.as_deref(), Some("a-1"));
 
     // The profile function's build (tested on its own in functions/profile).
-    agencylink_aws::profiles::build_and_store(
-        api.backend(),
+    let b = api.backend();
+    agencylink_http::profiles::build_and_store(
+        agencylink_http::profiles::Stores {
+            objects: &b.objects,
+            records: &b.records,
+            lineage: &b.lineage,
+            archive_lineage: &|e| b.archive_lineage(e),
+        },
         &Catalog::embedded().expect("catalog"),
         &Settings {
             from: req.from,
@@ -1315,17 +1321,17 @@ fn large_exports_run_as_jobs_for_the_analyst_who_asked() {
 
     // The profile function's step (functions/profile calls exactly this).
     let b = api.backend();
-    let done = agencylink_aws::exports::run(
+    let done = agencylink_http::exports::run(
         &b.objects,
         &b.records,
         &Catalog::embedded().expect("catalog"),
-        &format!("{}{id}.json", agencylink_aws::exports::REQUESTS),
+        &format!("{}{id}.json", agencylink_http::exports::REQUESTS),
         "2026-03-03T10:00:00Z",
     )
     .expect("the job runs");
     assert!(matches!(
         done,
-        Some(agencylink_aws::exports::Status::Done(_))
+        Some(agencylink_http::exports::Status::Done(_))
     ));
     let mut records = 0;
     b.records

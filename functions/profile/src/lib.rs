@@ -1,5 +1,5 @@
 //! The profile Lambda: builds the CSE problem profile, both editions from
-//! one read of the store, into the data bucket (`agencylink_aws::profiles`
+//! one read of the store, into the data bucket (`agencylink_http::profiles`
 //! has the layout). Two kinds of event:
 //!
 //! - the schedule's fixed input, `{"agencylink_task": "profile"}` (monthly
@@ -11,7 +11,7 @@
 //!   event. The request object is deleted once built, so a second
 //!   delivery of the same event finds it gone and does nothing;
 //! - the same for an analyst's large flat export under `export-requests/`
-//!   (written by `POST /exports`; `agencylink_aws::exports`): the export
+//!   (written by `POST /exports`; `agencylink_http::exports`): the export
 //!   and its manifest go under `exports/jobs/`.
 //!
 //! The function runs one at a time (reserved concurrency 1), so two builds
@@ -25,12 +25,12 @@
 use std::sync::Arc;
 
 use agencylink_aws::AwsBackend;
-use agencylink_aws::exports;
-use agencylink_aws::profiles::{self, ProfileTaskError, Request};
 use agencylink_core::ports::ObjectStore;
 use agencylink_core::profile::{Edition, Settings};
 use agencylink_core::query::QueryError;
 use agencylink_core::schema::Catalog;
+use agencylink_http::exports;
+use agencylink_http::profiles::{self, ProfileTaskError, Request};
 use lambda_runtime::tracing::{error, info, warn};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
@@ -145,7 +145,7 @@ fn dispatch(profiler: &Profiler, payload: &Value) -> Result<Value, HandlerError>
 }
 
 /// An analyst's export job (`POST /exports`): write it, its manifest, and
-/// delete the request (`agencylink_aws::exports::run`). The analyst's
+/// delete the request (`agencylink_http::exports::run`). The analyst's
 /// read was logged when they asked, and is logged again with its rows
 /// when they fetch the link.
 fn export(profiler: &Profiler, key: &str) -> Result<Value, HandlerError> {
@@ -236,8 +236,14 @@ fn build(
         generated_at: now.to_owned(),
         ..Settings::default()
     };
+    let b = &profiler.backend;
     profiles::build_and_store(
-        &profiler.backend,
+        profiles::Stores {
+            objects: &b.objects,
+            records: &b.records,
+            lineage: &b.lineage,
+            archive_lineage: &|e| b.archive_lineage(e),
+        },
         &profiler.catalog,
         &settings,
         &EDITIONS,

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use agencylink_aws::profiles::{self, Request};
 use agencylink_aws::testing::{Moto, moto, rt};
 use agencylink_aws::{AgencyPolicy, AwsBackend, pipeline};
 use agencylink_core::lineage;
@@ -13,6 +12,7 @@ use agencylink_core::ports::{ChainLog, KeyProvider, ObjectStore, ObjectStoreExt,
 use agencylink_core::pseudo::Pseudonymiser;
 use agencylink_core::schema::Catalog;
 use agencylink_fn_profile::{Profiler, handle};
+use agencylink_http::profiles::{self, Request};
 use agencylink_synth::{SynthOptions, write_csv};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
@@ -306,7 +306,7 @@ fn an_analysts_request_is_built_once_and_a_bad_one_is_dropped() {
 /// manifest, the request consumed; an unknown dataset is a failed job.
 #[test]
 fn an_export_job_is_written_once_and_an_impossible_one_fails() {
-    use agencylink_aws::exports::{self, ExportRequest, Flat, Status};
+    use agencylink_http::exports::{self, ExportRequest, Flat, Status};
     let Some(m) = moto() else { return };
     let w = World::loaded(&m, "prof-export");
     let job = |id: &str, dataset: Option<&str>| ExportRequest {

@@ -1,5 +1,6 @@
 //! The CSE problem profile through the API (built by the profile function,
-//! `functions/profile`; stored as `agencylink_aws::profiles` lays out):
+//! `functions/profile` on AWS, by `agencylink serve` itself locally; stored
+//! as [`crate::profiles`] lays out):
 //!
 //! | route | role | what |
 //! |---|---|---|
@@ -15,32 +16,27 @@
 //! partnership publishes to its members) is not a read of anyone's data
 //! and is not logged. A build request is logged before it is queued.
 
-use std::time::Duration;
-
-use agencylink_aws::profiles::{self, Request as BuildRequest};
 use agencylink_core::profile::Edition;
 use agencylink_core::query::{self, QueryError};
-use agencylink_http::router::{Caller, Response};
 use serde_json::{Value, json};
 
-use crate::{
-    Api, PRESIGN_SECONDS, analyst_read, error, log_request, query_failure, respond, store_failure,
-};
+use super::{Caller, Host, LINK_SECONDS, Response, analyst_read, log_request};
+use crate::profiles::{self, Request as BuildRequest};
 
 /// `GET /profiles`: the stored editions the caller may fetch, newest
 /// period first, a page at a time (`after`: the previous page's `next`, a
 /// profile id).
-pub(crate) fn list(
-    api: &Api,
+pub(super) fn list(
+    host: &dyn Host,
     who: &Caller,
     after: Option<String>,
     limit: Option<String>,
 ) -> Response {
-    let analyst = who.role == agencylink_http::RoleKind::Analyst;
+    let analyst = who.role == crate::RoleKind::Analyst;
     let limit = limit
         .and_then(|l| l.trim().parse::<usize>().ok())
-        .unwrap_or(agencylink_http::PAGE_LIMIT as usize);
-    let mut listed = match profiles::list(&api.backend.objects, analyst) {
+        .unwrap_or(crate::PAGE_LIMIT as usize);
+    let mut listed = match profiles::list(host.objects(), analyst) {
         Ok(listed) => listed,
         Err(e) => return store_failure(&e),
     };
@@ -58,12 +54,12 @@ pub(crate) fn list(
 }
 
 /// `GET /profiles/{id}`: download links for every file of the edition.
-pub(crate) fn fetch(api: &Api, who: &Caller, id: &str, purpose: Option<String>) -> Response {
-    let objects = &api.backend.objects;
+pub(super) fn fetch(host: &dyn Host, who: &Caller, id: &str, purpose: Option<String>) -> Response {
+    let objects = host.objects();
     let links = |edition: Edition, files: &[agencylink_core::ports::ObjectMeta]| {
         let mut out = Vec::new();
         for f in files {
-            let url = objects.presign_get(&f.key, Duration::from_secs(PRESIGN_SECONDS))?;
+            let url = host.link(who, &f.key)?;
             out.push(json!({
                 "name": f.key.rsplit('/').next().unwrap_or_default(),
                 "size": f.size,
@@ -77,10 +73,10 @@ pub(crate) fn fetch(api: &Api, who: &Caller, id: &str, purpose: Option<String>) 
             "from": from,
             "to": to,
             "files": out,
-            "expires_in": PRESIGN_SECONDS,
+            "expires_in": LINK_SECONDS,
         }))
     };
-    if who.role != agencylink_http::RoleKind::Analyst {
+    if who.role != crate::RoleKind::Analyst {
         // An agency: the partner edition only, unlogged (see the module doc).
         return match profiles::files_of(objects, id) {
             Ok(Some((Edition::Partner, files))) => match links(Edition::Partner, &files) {
@@ -99,7 +95,7 @@ pub(crate) fn fetch(api: &Api, who: &Caller, id: &str, purpose: Option<String>) 
         Ok(None) => return error(404, "no such profile"),
         Err(e) => return store_failure(&e),
     };
-    analyst_read(api, who, purpose, "profile_fetch", id, |_, _| {
+    analyst_read(host, who, purpose, "profile_fetch", id, |_, _| {
         let body = links(edition, &files).map_err(QueryError::Store)?;
         Ok((files.len() as u64, body))
     })
@@ -107,7 +103,7 @@ pub(crate) fn fetch(api: &Api, who: &Caller, id: &str, purpose: Option<String>) 
 
 /// `POST /profiles`: log the request, then queue it for the profile
 /// function.
-pub(crate) fn request_build(api: &Api, who: &Caller, body: &[u8]) -> Response {
+pub(super) fn request_build(host: &dyn Host, who: &Caller, body: &[u8]) -> Response {
     let body: Value = match body {
         [] => json!({}),
         bytes => match serde_json::from_slice(bytes) {
@@ -136,7 +132,7 @@ pub(crate) fn request_build(api: &Api, who: &Caller, body: &[u8]) -> Response {
     if let Err(e) = query::check_reader(&who.actor, &purpose) {
         return query_failure(&e);
     }
-    let time = agencylink_aws::now_rfc3339();
+    let time = host.now();
     let build = BuildRequest {
         from,
         to,
@@ -151,19 +147,38 @@ pub(crate) fn request_build(api: &Api, who: &Caller, body: &[u8]) -> Response {
         build.from.as_deref().unwrap_or("default"),
         build.to.as_deref().unwrap_or("default")
     );
-    if let Some(refused) = log_request(api, who, &purpose, "profile_request", &target, &time) {
+    if let Some(refused) = log_request(host, who, &purpose, "profile_request", &target, &time) {
         return refused;
     }
-    match profiles::submit(&api.backend.objects, &build) {
-        Ok(key) => respond(
-            202,
-            &json!({
-                "status": "queued",
-                "request": key.rsplit('/').next().unwrap_or_default(),
-                "from": build.from,
-                "to": build.to,
-            }),
-        ),
+    match profiles::submit(host.objects(), &build) {
+        Ok(key) => {
+            host.queued(&key);
+            respond(
+                202,
+                &json!({
+                    "status": "queued",
+                    "request": key.rsplit('/').next().unwrap_or_default(),
+                    "from": build.from,
+                    "to": build.to,
+                }),
+            )
+        }
         Err(e) => store_failure(&e),
     }
+}
+
+fn respond(status: u16, body: &Value) -> Response {
+    Response::json(status, body)
+}
+
+fn error(status: u16, detail: &str) -> Response {
+    Response::error(status, detail)
+}
+
+fn store_failure(e: &agencylink_core::ports::StoreError) -> Response {
+    Response::store_failure(e)
+}
+
+fn query_failure(e: &QueryError) -> Response {
+    Response::query_failure(e)
 }

@@ -1,8 +1,9 @@
-//! The CSE problem profile on AWS: built by the profile function (on its
-//! schedule, or when an analyst asks through `POST /profiles`), stored in
-//! the data bucket, listed and fetched through the API.
+//! Stored CSE problem profiles: built (on AWS by the profile function, on
+//! its schedule or when an analyst asks through `POST /profiles`; under
+//! `agencylink serve` when an analyst asks), kept in an object store (the
+//! data bucket, or the data directory), listed and fetched through the API.
 //!
-//! Layout, in the data bucket:
+//! Layout, in the object store:
 //! - `profiles/<from>_<to>/<edition>/` holds one edition for one period:
 //!   `profile.json` (written last: its presence means the rest is there),
 //!   `profile.html` and one CSV per table. A rebuild of the same period
@@ -20,13 +21,13 @@
 
 use agencylink_core::events::LineageEvent;
 use agencylink_core::lineage;
-use agencylink_core::ports::{ChainLog, ObjectStore, ObjectStoreExt, PutMode, StoreError};
+use agencylink_core::ports::{
+    ChainLog, ObjectStore, ObjectStoreExt, PutMode, RecordStore, StoreError,
+};
 use agencylink_core::profile::{self, Edition, ProfileError, Settings};
 use agencylink_core::schema::Catalog;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use crate::AwsBackend;
 
 /// Where profiles are kept in the data bucket.
 pub const PREFIX: &str = "profiles/";
@@ -84,8 +85,9 @@ pub fn edition_prefix(from: &str, to: &str, edition: Edition) -> String {
 /// prefix; append a `profile_build` lineage event for each (`trigger`:
 /// `schedule`, `request` or `cli`; `built_by`: the requester, if any).
 /// `now` is RFC 3339.
+#[allow(clippy::too_many_arguments)]
 pub fn build_and_store(
-    backend: &AwsBackend,
+    stores: Stores<'_>,
     catalog: &Catalog,
     settings: &Settings,
     editions: &[Edition],
@@ -93,14 +95,14 @@ pub fn build_and_store(
     built_by: Option<&str>,
     now: &str,
 ) -> Result<Vec<Stored>, ProfileTaskError> {
-    let lineage_seq = backend.lineage.head()?.map_or(0, |(seq, _)| seq);
-    let built = match profile::build_editions(
-        catalog,
-        &backend.records,
-        &backend.lineage,
-        settings,
-        editions,
-    ) {
+    let Stores {
+        objects,
+        records,
+        lineage: lineage_log,
+        archive_lineage,
+    } = stores;
+    let lineage_seq = lineage_log.head()?.map_or(0, |(seq, _)| seq);
+    let built = match profile::build_editions(catalog, records, lineage_log, settings, editions) {
         Err(e @ (ProfileError::BadDate(_) | ProfileError::EmptyPeriod { .. })) => {
             return Err(ProfileTaskError::BadRequest(e.to_string()));
         }
@@ -117,28 +119,19 @@ pub fn build_and_store(
             .map(|f| format!("{prefix}{}", f.name))
             .collect();
         let json_key = format!("{prefix}profile.json");
-        let old: Vec<String> = backend
-            .objects
-            .list(&prefix)?
-            .into_iter()
-            .map(|m| m.key)
-            .collect();
+        let old: Vec<String> = objects.list(&prefix)?.into_iter().map(|m| m.key).collect();
         if old.contains(&json_key) {
-            backend.objects.delete(&json_key)?;
+            objects.delete(&json_key)?;
         }
         for key in old.iter().filter(|k| !keep.contains(*k)) {
-            backend.objects.delete(key)?;
+            objects.delete(key)?;
         }
         for f in &files {
-            backend
-                .objects
-                .put(&format!("{prefix}{}", f.name), &f.bytes, PutMode::Overwrite)?;
+            objects.put(&format!("{prefix}{}", f.name), &f.bytes, PutMode::Overwrite)?;
         }
         let event = profile::build_event(p, &files, lineage_seq, trigger, built_by, &prefix, now);
-        let entry = lineage::append_event(&backend.lineage, &LineageEvent::ProfileBuild(event))?;
-        if let Some(a) = &backend.archive {
-            a.archive("lineage", &entry)?;
-        }
+        let entry = lineage::append_event(lineage_log, &LineageEvent::ProfileBuild(event))?;
+        archive_lineage(&entry)?;
         out.push(Stored {
             id: profile::profile_id(&p.period.from, &p.period.to, p.edition.as_str()),
             edition: p.edition.as_str().to_owned(),
@@ -148,6 +141,26 @@ pub fn build_and_store(
         });
     }
     Ok(out)
+}
+
+/// What a build reads and writes.
+#[derive(Clone, Copy)]
+pub struct Stores<'a> {
+    /// Where the editions are kept.
+    pub objects: &'a dyn ObjectStore,
+    /// The records the profile is built from.
+    pub records: &'a dyn RecordStore,
+    /// The lineage log the build is recorded in.
+    pub lineage: &'a dyn ChainLog,
+    /// Write the write-once copy of a lineage entry (nothing, where the
+    /// host keeps none).
+    pub archive_lineage: &'a dyn Fn(&Value) -> Result<(), StoreError>,
+}
+
+impl std::fmt::Debug for Stores<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
 }
 
 /// A stored profile edition, as `GET /profiles` lists it.

@@ -128,15 +128,16 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::backend("reading an export job", e))
 }
 
-/// Queue a job (its id must be [`valid_id`]).
-pub fn submit(objects: &dyn ObjectStore, req: &ExportRequest) -> Result<(), StoreError> {
+/// Queue a job (its id must be [`valid_id`]); the request's key.
+pub fn submit(objects: &dyn ObjectStore, req: &ExportRequest) -> Result<String, StoreError> {
     if !valid_id(&req.id) {
         return Err(StoreError::Invalid(
             "an export job id is 32 hex digits".into(),
         ));
     }
-    objects.put(&request_key(&req.id), &encode(req)?, PutMode::Create)?;
-    Ok(())
+    let key = request_key(&req.id);
+    objects.put(&key, &encode(req)?, PutMode::Create)?;
+    Ok(key)
 }
 
 /// The job id a request object's key names, if it is one.
