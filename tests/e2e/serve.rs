@@ -324,6 +324,54 @@ fn serve_answers_as_the_cli_does_and_logs_every_read_before_answering() {
     assert_eq!(mine[0]["purpose"], PURPOSE);
     assert_eq!(mine[1]["action"], "query_network");
 
+    // The clerical review queue: a page, one pair, and a decision, which
+    // is in the access log before it takes effect.
+    let queue = server.get(&format!("{}&limit=1", query("/review")), &analyst);
+    assert_eq!(queue.status, 200, "{queue:?}");
+    assert_eq!(
+        queue.json["items"].as_array().map(Vec::len),
+        Some(1),
+        "{queue:?}"
+    );
+    assert!(
+        queue.json["next"].is_string(),
+        "a demo has more than one pair"
+    );
+    let pair = queue.json["items"][0]["id"]
+        .as_str()
+        .expect("a pair id")
+        .to_owned();
+    let shown = server.get(&query(&format!("/review/{pair}")), &analyst);
+    assert_eq!(shown.status, 200, "{shown:?}");
+    let decided = server.post(
+        &format!("/review/{pair}/decision"),
+        &analyst,
+        &serde_json::json!({
+            "decision": "non-match",
+            "reason": "different dates of birth on the source records",
+            "purpose": PURPOSE,
+        }),
+    );
+    assert_eq!(decided.status, 200, "{decided:?}");
+    let decided_list = cli_read(&s, &["review", "list", "--status", "decided"]).stdout;
+    assert!(decided_list.contains(&pair), "the decision took effect");
+    let log = access_log(&s);
+    let actions: Vec<&str> = log
+        .iter()
+        .filter(|e| e["analyst"] == "a.analyst")
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "query_person",
+            "query_network",
+            "review_list",
+            "review_show",
+            "review_decide"
+        ]
+    );
+
     // A read with no purpose is refused before anything is read.
     let bare = server.get(&format!("/people/{person}"), &analyst);
     assert_eq!(bare.status, 400, "{bare:?}");
