@@ -27,13 +27,14 @@ stop_fuzz_build() {
 }
 trap stop_fuzz_build EXIT
 
-# The profile's HTML test opens the page in headless Chromium (Debian's
-# package); with CI set, that test fails rather than skips without it.
-if ! command -v chromium >/dev/null 2>&1; then
-    echo "== installing chromium (headless browser for the profile HTML test)" >&2
+# The profile's HTML test opens the page in headless Chromium, and the
+# workbench test drives the browser UI through chromedriver (Debian's
+# packages); with CI set, those tests fail rather than skip without them.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "== installing chromium and chromedriver (headless browser tests)" >&2
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
-    $SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium
+    $SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium chromium-driver
 fi
 
 echo "== cargo fmt --check" >&2

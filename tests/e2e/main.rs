@@ -23,3 +23,4 @@ mod serve;
 mod synth_errors;
 mod util;
 mod validate;
+mod workbench;

@@ -13,12 +13,12 @@ use serde_json::Value;
 
 use crate::util::{Scratch, bin, run_in};
 
-const PURPOSE: &str = "Op Kestrel: safeguarding review";
+pub(crate) const PURPOSE: &str = "Op Kestrel: safeguarding review";
 
 /// A running `agencylink serve`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -30,7 +30,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(s: &Scratch) -> Server {
+    pub(crate) fn start(s: &Scratch) -> Server {
         let mut child = Command::new(bin())
             .args([
                 "serve",
@@ -168,7 +168,7 @@ struct Answer {
 }
 
 /// A demo store and three users; their tokens as `user add` printed them.
-fn store_with_users(name: &str) -> (Scratch, [String; 3]) {
+pub(crate) fn store_with_users(name: &str) -> (Scratch, [String; 3]) {
     let s = Scratch::new(name);
     run_in(&s.dir, &["demo", "--data-dir", "d", "--rows", "300"]).expect_code(0);
     let add = |args: &[&str]| {
@@ -203,7 +203,7 @@ fn query(path: &str) -> String {
     format!("{path}?purpose={purpose}")
 }
 
-fn access_log(s: &Scratch) -> Vec<Value> {
+pub(crate) fn access_log(s: &Scratch) -> Vec<Value> {
     crate::analyst::access_log(s, "d")
 }
 

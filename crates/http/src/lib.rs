@@ -18,6 +18,7 @@ pub mod openapi;
 mod problem;
 pub mod profiles;
 pub mod router;
+pub mod ui;
 
 pub use problem::{PROBLEM_CONTENT_TYPE, Problem};
 
@@ -84,6 +85,8 @@ impl Method {
 pub enum Op {
     /// This document.
     OpenApi,
+    /// Who the caller is.
+    Me,
     /// A person's timeline.
     PersonTimeline,
     /// The network around a person.
@@ -309,6 +312,20 @@ pub static ROUTES: &[Route] = &[
         lane: Lane::Analyst,
         summary: "This OpenAPI document",
         about: "The routes, roles, parameters and answers of this API, generated from the code that serves them.",
+        query: &[],
+        body: None,
+        ok: 200,
+        list: None,
+        logged: false,
+    },
+    Route {
+        method: Method::Get,
+        path: "/me",
+        op: Op::Me,
+        roles: &RoleKind::ALL,
+        lane: Lane::Analyst,
+        summary: "Who the caller is",
+        about: "The caller's identity (as the access log records it), role and, for an agency uploader, agency: what a client shows and which views it offers. Reads no data.",
         query: &[],
         body: None,
         ok: 200,

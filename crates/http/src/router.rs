@@ -224,6 +224,14 @@ pub fn handle(host: &dyn Host, caller: &Caller, request: &Request<'_>) -> Respon
     let id = call.id();
     match route.op {
         Op::OpenApi => Response::json(200, &crate::openapi::document()),
+        Op::Me => Response::json(
+            200,
+            &json!({
+                "actor": caller.actor,
+                "role": caller.role.name(),
+                "agency": caller.agency,
+            }),
+        ),
         Op::PersonTimeline => analyst_read(
             host,
             caller,
