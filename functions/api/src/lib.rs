@@ -17,6 +17,7 @@
 //! | `GET /profiles`, `GET /profiles/{id}?purpose=…`, `POST /profiles` | analyst (agency: the partner edition) | the stored problem profiles, their files' download links, and a build on demand (`agencylink_http::profiles`) |
 //! | `POST /uploads`, `GET /uploads`, `GET /uploads/{id}` | agency | a presigned upload into the agency's own landing prefix, and its own uploads' status, counts and rejection report ([`uploads`]) |
 //! | `GET /openapi.json` | every role | the OpenAPI 3.1 document of all of this |
+//! | `GET /me` | every role | who the caller is: `{"actor","role","agency"}` |
 //!
 //! The routes, who may call each, their query parameters and limits (a
 //! network at most 6 hops and 2,000 people; pages of at most 500 log
