@@ -553,54 +553,18 @@ fn respond(request: &mut tiny_http::Request, host: &LocalHost<'_>, user: &User) 
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let Some(path) = percent_decoded(path) else {
-        return Response::error(400, "the path is not valid percent-encoded UTF-8");
-    };
+    // The path as sent, not percent-decoded, as API Gateway hands the
+    // Lambda host its raw path: ids are plain ASCII, and an encoded `/`
+    // must not become a segment boundary.
     let method = request.method().as_str().to_owned();
     router::handle(
         host,
         &caller,
         &router::Request {
             method: &method,
-            path: &path,
+            path,
             query: &param,
             body: &body,
         },
     )
-}
-
-/// A path with its `%XX` escapes decoded (a `+` stays a `+` in a path).
-fn percent_decoded(path: &str) -> Option<String> {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decoded;
-
-    #[test]
-    fn paths_are_percent_decoded_and_bad_escapes_refused() {
-        assert_eq!(
-            percent_decoded("/people/p_AB%43").as_deref(),
-            Some("/people/p_ABC")
-        );
-        assert_eq!(percent_decoded("/a+b").as_deref(), Some("/a+b"));
-        assert_eq!(percent_decoded("/x%2"), None);
-        assert_eq!(percent_decoded("/x%zz"), None);
-        assert_eq!(percent_decoded("/x%ff"), None);
-    }
 }

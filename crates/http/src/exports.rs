@@ -273,7 +273,7 @@ pub fn write_flat(
     let io = |e: std::io::Error| QueryError::Store(StoreError::backend("writing the export", e));
     let csv = format == Flat::Csv;
     let result = (|| -> Result<Option<u64>, QueryError> {
-        let mut out = BufWriter::new(File::create(&tmp).map_err(io)?);
+        let mut out = BufWriter::new(private_file(&tmp).map_err(io)?);
         let mut failed: Option<QueryError> = None;
         let mut too_large = false;
         if csv {
@@ -341,6 +341,18 @@ pub fn write_flat(
     stored
 }
 
+/// A new file only its owner can read: the staging copy holds
+/// pseudonymised rows, and the temporary directory may be shared with
+/// other users (on one machine; on Lambda it is the function's own).
+/// `create_new`, so a file planted at the name is never written through.
+fn private_file(path: &std::path::Path) -> std::io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
+}
+
 /// A CSV field, quoted when it holds a comma, quote or line break.
 pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -353,6 +365,22 @@ pub fn csv_field(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_staging_file_is_private_and_never_an_existing_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!(
+            "agencylink-export-test-{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let f = private_file(&path).expect("created");
+        let mode = f.metadata().expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(private_file(&path).is_err(), "an existing file is refused");
+        std::fs::remove_file(&path).expect("removed");
+    }
 
     #[test]
     fn job_ids_and_request_keys() {

@@ -12,8 +12,8 @@ use super::{Call, Caller, Host, LINK_SECONDS, Response, analyst_read, log_reques
 use crate::Problem;
 use crate::exports::{self, Flat};
 
-/// `GET /people/{id}/network?format=graphml|i2`: the chart to S3, a
-/// short-lived link back.
+/// `GET /people/{id}/network?format=graphml|i2`: the chart stored in the
+/// host's object store, a short-lived link back.
 pub(super) fn network_chart(host: &dyn Host, call: &Call<'_>) -> Response {
     let chart = match call.query("format").as_deref() {
         Some("i2") => Chart::I2,
@@ -42,7 +42,7 @@ pub(super) fn network_chart(host: &dyn Host, call: &Call<'_>) -> Response {
     )
 }
 
-/// Export flat rows to `exports/…` in the data bucket and return a
+/// Export flat rows to `exports/…` in the host's object store and return a
 /// short-lived download link (exports are too large for a response body).
 pub(super) fn export(
     host: &dyn Host,
