@@ -138,6 +138,8 @@ struct LocalHost<'c> {
     /// Profile builds and export jobs run one at a time: each reads the
     /// whole store.
     working: Mutex<()>,
+    /// When `exports/` was last swept of expired files.
+    swept: Mutex<Option<Instant>>,
 }
 
 /// A download link: the object, whose it is, until when.
@@ -272,8 +274,16 @@ impl LocalHost<'_> {
         built.map(|_| ()).map_err(|e| e.to_string())
     }
 
-    /// Remove exports older than [`EXPORT_DAYS`].
+    /// Remove exports older than [`EXPORT_DAYS`]: at start, then at most
+    /// once an hour (a profile's links are made many at a time).
     fn expire_exports(&self) {
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(PoisonError::into_inner);
+            if swept.is_some_and(|t| t.elapsed() < Duration::from_secs(3600)) {
+                return;
+            }
+            *swept = Some(Instant::now());
+        }
         let dir = self.objects.root().join("exports");
         let max = Duration::from_secs(EXPORT_DAYS * 24 * 3600);
         let mut stack = vec![dir];
@@ -352,6 +362,7 @@ pub(crate) fn serve(catalog: &Catalog, data_dir: &Path, args: &ServeArgs) -> Res
         objects: DirObjectStore::new(data_dir),
         links: Mutex::new(HashMap::new()),
         working: Mutex::new(()),
+        swept: Mutex::new(None),
     };
     host.expire_exports();
     let addr = server

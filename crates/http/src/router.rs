@@ -19,7 +19,7 @@ use agencylink_core::linkage::{self, Decision, ReviewStatus};
 use agencylink_core::ports::{
     ChainLog, LinkageStore, ObjectStore, RecordStore, StoreError, entry_seq,
 };
-use agencylink_core::query::{self, NetworkLimits, QueryError, Read};
+use agencylink_core::query::{self, QueryError, Read};
 use agencylink_core::schema::Catalog;
 use serde_json::{Value, json};
 
@@ -246,10 +246,7 @@ pub fn handle(host: &dyn Host, caller: &Caller, request: &Request<'_>) -> Respon
                 ))
             },
         ),
-        Op::PersonNetwork => match call.query("format").as_deref() {
-            None | Some("json") => network(host, &call),
-            Some(_) => exports::network_chart(host, &call),
-        },
+        Op::PersonNetwork => exports::network(host, &call),
         Op::Export => exports::export(
             host,
             caller,
@@ -391,39 +388,6 @@ fn archive_access(host: &dyn Host, entry: &Value) -> Option<Response> {
             Response::error(500, "the audit archive failed; nothing was returned")
         }
     })
-}
-
-/// `GET /people/{id}/network` as JSON, within the caps the route's query
-/// allows.
-fn network(host: &dyn Host, call: &Call<'_>) -> Response {
-    let limits = network_limits(call);
-    let id = call.id();
-    analyst_read(
-        host,
-        call.caller,
-        call.query("purpose"),
-        "query_network",
-        id,
-        |store, catalog| {
-            let n = query::person_network(store, catalog, id, limits)?;
-            Ok((
-                n.people.len() as u64,
-                serde_json::to_value(&n).unwrap_or_default(),
-            ))
-        },
-    )
-}
-
-/// The network limits a request asks for (the defaults where it names none).
-pub fn network_limits(call: &Call<'_>) -> NetworkLimits {
-    let mut limits = NetworkLimits::default();
-    if let Some(d) = call.query("max_depth").and_then(|v| v.trim().parse().ok()) {
-        limits.max_depth = d;
-    }
-    if let Some(p) = call.query("max_people").and_then(|v| v.trim().parse().ok()) {
-        limits.max_people = p;
-    }
-    limits
 }
 
 /// `GET /review`: the queue, most probable first, a page at a time. The

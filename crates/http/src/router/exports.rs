@@ -5,21 +5,29 @@
 //! to the caller under `agencylink serve`), only once the read is logged.
 
 use agencylink_core::ports::{ObjectStoreExt, PutMode, StoreError};
-use agencylink_core::query::{self, QueryError};
+use agencylink_core::query::{self, NetworkLimits, QueryError};
 use serde_json::{Value, json};
 
 use super::{Call, Caller, Host, LINK_SECONDS, Response, analyst_read, log_request};
 use crate::Problem;
 use crate::exports::{self, Flat};
 
-/// `GET /people/{id}/network?format=graphml|i2`: the chart stored in the
-/// host's object store, a short-lived link back.
-pub(super) fn network_chart(host: &dyn Host, call: &Call<'_>) -> Response {
+/// `GET /people/{id}/network`, within the caps the route's query allows:
+/// as JSON in the body (the default), or as a GraphML or i2 chart stored
+/// in the host's object store with a short-lived link back.
+pub(super) fn network(host: &dyn Host, call: &Call<'_>) -> Response {
     let chart = match call.query("format").as_deref() {
-        Some("i2") => Chart::I2,
-        _ => Chart::Graphml,
+        None | Some("json") => None,
+        Some("i2") => Some(Chart::I2),
+        Some(_) => Some(Chart::Graphml),
     };
-    let limits = super::network_limits(call);
+    let mut limits = NetworkLimits::default();
+    if let Some(d) = call.query("max_depth").and_then(|v| v.trim().parse().ok()) {
+        limits.max_depth = d;
+    }
+    if let Some(p) = call.query("max_people").and_then(|v| v.trim().parse().ok()) {
+        limits.max_people = p;
+    }
     let id = call.id();
     analyst_read(
         host,
@@ -28,6 +36,13 @@ pub(super) fn network_chart(host: &dyn Host, call: &Call<'_>) -> Response {
         "query_network",
         id,
         |store, catalog| {
+            let Some(chart) = chart else {
+                let n = query::person_network(store, catalog, id, limits)?;
+                return Ok((
+                    n.people.len() as u64,
+                    serde_json::to_value(&n).unwrap_or_default(),
+                ));
+            };
             let (n, graph) = query::network_graph(store, catalog, id, limits)?;
             let from = query::GraphSource {
                 source: "network".into(),
