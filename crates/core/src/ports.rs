@@ -212,6 +212,22 @@ impl RecordBody {
         }
     }
 
+    /// Text a store has just read back as it wrote it: its checksum, kept
+    /// apart from the text, matched. A store only ever writes the text of a
+    /// body, so the syntax check [`RecordBody::from_text`] makes (a full
+    /// pass over every byte: half a second of a profile of 1,000,000
+    /// records) is not repeated; only the outer braces are checked.
+    /// Readers parse with errors, never panics, so bytes rewritten together
+    /// with their checksum are a read error, as any corruption is.
+    pub fn from_checked(text: String) -> Result<Self, BodyError> {
+        let t = text.trim_ascii();
+        if t.starts_with('{') && t.ends_with('}') {
+            Ok(RecordBody(text))
+        } else {
+            Err(BodyError)
+        }
+    }
+
     /// The body of an object value.
     pub fn from_value(value: &serde_json::Value) -> Result<Self, BodyError> {
         if value.is_object() {
@@ -244,8 +260,9 @@ impl RecordBody {
         }
     }
 
-    /// The body parsed. Construction checked the syntax, so this fails only
-    /// for text another tool wrote with a number out of `f64` range.
+    /// The body parsed. Construction checked the syntax (or the store its
+    /// checksum), so this fails only for text another tool wrote with a
+    /// number out of `f64` range, or for a store's damaged bytes.
     pub fn parse(&self) -> Result<serde_json::Value, BodyError> {
         serde_json::from_str(&self.0).map_err(|_| BodyError)
     }

@@ -329,6 +329,45 @@ fn network_world() -> World {
     w
 }
 
+/// The store is read on one thread and reduced on another: a record whose
+/// stored body is not a body, in the middle of many batches, is an error
+/// naming the store, not a hang or a profile without it; and the facts are
+/// reduced in the store's order, so a large store's profile is the same
+/// whichever thread is ahead.
+#[test]
+fn a_corrupt_body_mid_scan_fails_the_build_and_order_is_kept() {
+    let mut w = World::default();
+    for i in 0..3000 {
+        let day = format!("2026-{:02}-{:02}", 1 + i % 6, 1 + i % 28);
+        w.crime(Inv::new(
+            &format!("p_{}", i % 700),
+            "victim",
+            &format!("c{i}"),
+            &day,
+        ));
+    }
+    let (store, log) = w.store();
+    let s = settings("2025-07-01", "2026-06-30");
+    let first = build(&catalog(), &store, &log, &s).expect("profile");
+    let again = build(&catalog(), &store, &log, &s).expect("profile");
+    assert_eq!(
+        serde_json::to_value(&first).expect("JSON"),
+        serde_json::to_value(&again).expect("JSON")
+    );
+    let mut bad = w.records[1500].clone();
+    // What a store could hand over when bytes were rewritten together with
+    // their checksum: braces outside, not JSON inside.
+    bad.body = RecordBody::from_checked("{\"fields\": {\"ref\": }".into()).expect("braces");
+    store
+        .apply(&WriteBatch {
+            records: vec![bad],
+            ..WriteBatch::default()
+        })
+        .expect("apply");
+    let err = build(&catalog(), &store, &log, &s).expect_err("a corrupt body");
+    assert!(matches!(err, ProfileError::Store(_)), "{err}");
+}
+
 #[test]
 fn group_networks_and_their_tiers_follow_the_formula() {
     let w = network_world();

@@ -316,36 +316,87 @@ fn row_to_record(
     bodies: &Bodies,
 ) -> rusqlite::Result<StoreResult<StoredRecord>> {
     let at = body_at(row, 9)?;
-    match bodies.read(at) {
-        Ok(body) => record_with_body(row, body),
-        Err(_) => Ok(Err(StoreError::Backend {
-            message: format!(
-                "record {}'s body is missing from the record bodies file or damaged",
-                row.get::<_, String>(0)?
-            ),
-            source: None,
-        })),
+    Ok(row_parts(row)?.and_then(|parts| parts.read_body(bodies, at)))
+}
+
+/// A record but its body: the first nine columns of a [`RECORD`] row. A
+/// scan holds a chunk of these, a third of the memory whole records take,
+/// and reads each body only as it hands the record on.
+struct Parts {
+    record_id: String,
+    person_id: String,
+    agency: String,
+    dataset: String,
+    event_date: String,
+    upload_id: String,
+    row: u64,
+    match_keys: Vec<String>,
+    links: Vec<Link>,
+}
+
+impl Parts {
+    fn dataset(&self) -> &str {
+        &self.dataset
+    }
+
+    fn event_date(&self) -> &str {
+        &self.event_date
+    }
+
+    fn record_id(&self) -> &str {
+        &self.record_id
+    }
+
+    /// The record, with its body read from `bodies` at `at`.
+    fn read_body(self, bodies: &Bodies, at: BodyAt) -> StoreResult<StoredRecord> {
+        let Ok(text) = bodies.read(at) else {
+            return Err(StoreError::Backend {
+                message: format!(
+                    "record {}'s body is missing from the record bodies file or damaged",
+                    self.record_id
+                ),
+                source: None,
+            });
+        };
+        // The body file's CRC matched (`Bodies::read`).
+        match RecordBody::from_checked(text) {
+            Ok(body) => Ok(self.with_body(body)),
+            Err(e) => Err(corrupt(&self.record_id, e.into())),
+        }
+    }
+
+    fn with_body(self, body: RecordBody) -> StoredRecord {
+        StoredRecord {
+            record_id: self.record_id,
+            person_id: self.person_id,
+            agency: self.agency,
+            dataset: self.dataset,
+            event_date: self.event_date,
+            upload_id: self.upload_id,
+            row: self.row,
+            match_keys: self.match_keys,
+            links: self.links,
+            body,
+            signature: None,
+        }
     }
 }
 
-/// A record from the first nine columns of a [`RECORD`] row and its body.
-fn record_with_body(
-    row: &rusqlite::Row<'_>,
-    body: String,
-) -> rusqlite::Result<StoreResult<StoredRecord>> {
+fn corrupt(record_id: &str, e: Box<dyn std::error::Error + Send + Sync>) -> StoreError {
+    StoreError::Backend {
+        message: format!("record {record_id} is corrupt"),
+        source: Some(e),
+    }
+}
+
+/// A record but its body from the first nine columns of a [`RECORD`] row.
+fn row_parts(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Parts>> {
     let keys: String = row.get(7)?;
     let links: String = row.get(8)?;
-    type Parsed = (Vec<String>, Vec<Link>, RecordBody);
-    let parse = || -> Result<Parsed, Box<dyn std::error::Error + Send + Sync>> {
-        Ok((
-            serde_json::from_str(&keys)?,
-            serde_json::from_str(&links)?,
-            RecordBody::from_text(body)?,
-        ))
-    };
     let record_id: String = row.get(0)?;
-    Ok(match parse() {
-        Ok((match_keys, links, body)) => Ok(StoredRecord {
+    let parsed = serde_json::from_str(&keys).and_then(|k| Ok((k, serde_json::from_str(&links)?)));
+    Ok(match parsed {
+        Ok((match_keys, links)) => Ok(Parts {
             record_id,
             person_id: row.get(1)?,
             agency: row.get(2)?,
@@ -355,13 +406,8 @@ fn record_with_body(
             row: row.get::<_, i64>(6)?.try_into().unwrap_or(0),
             match_keys,
             links,
-            body,
-            signature: None,
         }),
-        Err(e) => Err(StoreError::Backend {
-            message: format!("record {record_id} is corrupt"),
-            source: Some(e),
-        }),
+        Err(e) => Err(corrupt(&record_id, e.into())),
     })
 }
 
@@ -570,8 +616,12 @@ fn upgrade(conn: &mut Connection, bodies: &mut Bodies) -> StoreResult<()> {
                 .map_err(db_err("upgrading the records table"))?;
             while let Some(row) = rows.next().map_err(db_err("upgrading the records table"))? {
                 let body: String = row.get(9).map_err(db_err("upgrading the records table"))?;
-                let rec = record_with_body(row, body)
-                    .map_err(db_err("upgrading the records table"))??;
+                let parts = row_parts(row).map_err(db_err("upgrading the records table"))??;
+                // From a table, not the body file: no checksum vouches for it.
+                let rec = match RecordBody::from_text(body) {
+                    Ok(body) => parts.with_body(body),
+                    Err(e) => return Err(corrupt(&parts.record_id, e.into())),
+                };
                 let rid: i64 = row.get(10).map_err(db_err("upgrading the records table"))?;
                 records::insert(&tx, bodies, Some(rid), &rec)?;
             }
