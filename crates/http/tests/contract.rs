@@ -1,9 +1,10 @@
 //! The route table held to what is deployed and published:
 //! `infra/template.yaml`'s API events serve each route from the function
-//! its lane names, and no other path; `docs/openapi.json` is the document
-//! the code generates (`AGENCYLINK_WRITE_OPENAPI=1` rewrites it).
+//! its lane names, and no other path; the workbench's files, and only
+//! they, are routed past the authorizer; `docs/openapi.json` is the
+//! document the code generates (`AGENCYLINK_WRITE_OPENAPI=1` rewrites it).
 
-use agencylink_http::{ROUTES, openapi};
+use agencylink_http::{ROUTES, openapi, ui};
 use serde_yaml::Value;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -25,8 +26,17 @@ fn covers(pattern: &str, path: &str) -> bool {
     pat.len() == got.len()
 }
 
-/// Every HttpApi event of the template: (function, method, path).
-fn api_events() -> Vec<(String, String, String)> {
+/// An HttpApi event of the template.
+struct Event {
+    function: String,
+    method: String,
+    path: String,
+    /// `Auth: Authorizer: NONE`: API Gateway lets anyone through.
+    open: bool,
+}
+
+/// Every HttpApi event of the template.
+fn api_events() -> Vec<Event> {
     let text = std::fs::read_to_string(format!("{ROOT}/infra/template.yaml")).expect("template");
     let t: Value = serde_yaml::from_str(&text).expect("YAML");
     let mut out = Vec::new();
@@ -39,14 +49,22 @@ fn api_events() -> Vec<(String, String, String)> {
         };
         for e in events.values() {
             if e["Type"].as_str() == Some("HttpApi") {
-                out.push((
-                    name.as_str().expect("a name").to_owned(),
-                    e["Properties"]["Method"]
+                let auth = &e["Properties"]["Auth"];
+                out.push(Event {
+                    function: name.as_str().expect("a name").to_owned(),
+                    method: e["Properties"]["Method"]
                         .as_str()
                         .expect("a method")
                         .to_uppercase(),
-                    e["Properties"]["Path"].as_str().expect("a path").to_owned(),
-                ));
+                    path: e["Properties"]["Path"].as_str().expect("a path").to_owned(),
+                    open: auth["Authorizer"].as_str() == Some("NONE"),
+                });
+                // Any other Auth would be a second way in: only NONE, on
+                // the workbench's files, is expected.
+                assert!(
+                    auth.is_null() || auth.as_mapping().is_some_and(|m| m.len() == 1),
+                    "{name:?}: an event's Auth may only be Authorizer: NONE"
+                );
             }
         }
     }
@@ -56,13 +74,14 @@ fn api_events() -> Vec<(String, String, String)> {
 #[test]
 fn the_template_serves_every_route_from_its_lane_and_nothing_else() {
     let events = api_events();
-    assert!(!events.is_empty());
+    let (open, guarded): (Vec<&Event>, Vec<&Event>) = events.iter().partition(|e| e.open);
+    assert!(!guarded.is_empty());
     for r in ROUTES {
         let path = r.example_path();
         let serving: Vec<&str> = events
             .iter()
-            .filter(|(_, m, p)| m == r.method.as_str() && covers(p, &path))
-            .map(|(f, _, _)| f.as_str())
+            .filter(|e| e.method == r.method.as_str() && covers(&e.path, &path))
+            .map(|e| e.function.as_str())
             .collect();
         assert_eq!(
             serving,
@@ -71,15 +90,63 @@ fn the_template_serves_every_route_from_its_lane_and_nothing_else() {
             r.method.as_str(),
             r.path
         );
+        assert!(
+            !open
+                .iter()
+                .any(|e| e.method == r.method.as_str() && covers(&e.path, &path)),
+            "{}: a data route behind no authorizer",
+            r.path
+        );
     }
-    for (function, method, pattern) in &events {
+    for e in &guarded {
         assert!(
             ROUTES
                 .iter()
-                .any(|r| r.method.as_str() == method && covers(pattern, &r.example_path())),
-            "{function}: {method} {pattern} serves no route of the table"
+                .any(|r| r.method.as_str() == e.method && covers(&e.path, &r.example_path())),
+            "{}: {} {} serves no route of the table",
+            e.function,
+            e.method,
+            e.path
         );
     }
+}
+
+/// The workbench's files load with no caller from the function that
+/// answers them (the analyst lane's: the page is theirs), and the routes
+/// without an authorizer cover those files and nothing else: an API path
+/// under one would reach the function with no verified caller.
+#[test]
+fn the_template_opens_the_workbench_s_files_and_nothing_more() {
+    let events = api_events();
+    let open: Vec<&Event> = events.iter().filter(|e| e.open).collect();
+    for path in ui::PATHS {
+        let serving: Vec<&str> = events
+            .iter()
+            .filter(|e| e.method == "GET" && covers(&e.path, path))
+            .map(|e| e.function.as_str())
+            .collect();
+        assert_eq!(serving, ["ApiFunction"], "GET {path}: served once");
+        assert!(
+            open.iter().any(|e| covers(&e.path, path)),
+            "GET {path}: behind the authorizer, so the page cannot load"
+        );
+    }
+    for e in &open {
+        assert_eq!(e.method, "GET", "{}", e.path);
+        assert!(
+            !e.path.contains('+'),
+            "{}: a greedy path opens more than the files",
+            e.path
+        );
+        assert!(
+            ui::PATHS.iter().any(|p| covers(&e.path, p)),
+            "{}: open, but no file of the workbench",
+            e.path
+        );
+    }
+    // What an open `{file}` segment lets through is the page's only: it
+    // answers its own files and 404s the rest (crates/http/src/ui.rs).
+    assert!(!ROUTES.iter().any(|r| r.path.starts_with("/ui/")));
 }
 
 #[test]
