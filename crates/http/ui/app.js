@@ -241,11 +241,12 @@ async function finishOAuth(params) {
   if (!resp.ok || !tokens || typeof tokens.id_token !== 'string') {
     return 'The sign-in was refused (' + resp.status + '): sign in again.';
   }
-  // The ID token is the bearer: API Gateway's JWT authorizer checks its
-  // aud against the app client, and Cognito puts aud (and cognito:groups,
-  // the role) in ID tokens only; its access tokens name the client in
-  // client_id instead, have no aud, and would be refused. The access and
-  // refresh tokens are not kept: the page has no use for them.
+  // The ID token is the bearer: its aud is this app client, which the
+  // JWT authorizer's audience lists, and it carries cognito:groups, the
+  // role. (A Cognito access token has no aud, only client_id, which API
+  // Gateway falls back to; the ID token's aud is the claim the audience
+  // is defined by.) The access and refresh tokens are not kept: the page
+  // has no use for them.
   store.setItem('token', tokens.id_token);
   return null;
 }
