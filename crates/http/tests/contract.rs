@@ -175,3 +175,48 @@ fn api_gateway_paths_cover_as_api_gateway_does() {
     assert!(!covers("/review/{id}/decision", "/review/x1"));
     assert!(!covers("/uploads", "/uploads/x1"));
 }
+
+/// The workbench's app client signs in a browser page: a public client
+/// (no secret a page could keep), the code flow only (no implicit flow
+/// that puts tokens in the address), `openid` only, no password flow of
+/// its own, and tokens that last an hour at most.
+#[test]
+fn the_workbench_s_app_client_is_a_public_code_flow_client() {
+    let text = std::fs::read_to_string(format!("{ROOT}/infra/template.yaml")).expect("template");
+    let t: Value = serde_yaml::from_str(&text).expect("YAML");
+    let c = &t["Resources"]["UiClient"];
+    assert_eq!(c["Type"].as_str(), Some("AWS::Cognito::UserPoolClient"));
+    let p = &c["Properties"];
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(p["GenerateSecret"].as_bool(), Some(false));
+    assert_eq!(p["AllowedOAuthFlowsUserPoolClient"].as_bool(), Some(true));
+    assert_eq!(strings(&p["AllowedOAuthFlows"]), ["code"]);
+    assert_eq!(strings(&p["AllowedOAuthScopes"]), ["openid"]);
+    assert_eq!(strings(&p["SupportedIdentityProviders"]), ["COGNITO"]);
+    assert_eq!(
+        strings(&p["ExplicitAuthFlows"]),
+        ["ALLOW_REFRESH_TOKEN_AUTH"]
+    );
+    for (validity, unit) in [
+        ("IdTokenValidity", "IdToken"),
+        ("AccessTokenValidity", "AccessToken"),
+        ("RefreshTokenValidity", "RefreshToken"),
+    ] {
+        assert_eq!(
+            p["TokenValidityUnits"][unit].as_str(),
+            Some("minutes"),
+            "{unit}"
+        );
+        assert!(
+            p[validity].as_u64().is_some_and(|m| m <= 60),
+            "{validity}: at most an hour"
+        );
+    }
+    assert_eq!(c["Condition"].as_str(), Some("UiSignIn"));
+}
