@@ -84,6 +84,10 @@ pub struct OAuth {
     origin: String,
     client_id: String,
     redirect_uri: String,
+    /// The origin of the host's download links (presigned S3 URLs), which
+    /// the page fetches to show a profile and to save a file: the data
+    /// bucket's own endpoint, added to `connect-src` beside the domain.
+    downloads: Option<String>,
 }
 
 /// Why a hosted UI's settings cannot be used.
@@ -100,6 +104,39 @@ pub enum ConfigError {
     /// The page's own address is not an https URL.
     #[error("the workbench's redirect URL must be an https URL without spaces or quotes")]
     RedirectUri,
+    /// The download links' origin is not `https://HOST[:PORT]` (or plain
+    /// http to a loopback address, as a local S3 stand-in serves).
+    #[error("the download links' origin must be https:// and a host name only")]
+    Downloads,
+}
+
+/// `scheme://host[:port]` of an absolute http(s) URL, lower-cased, if that
+/// is all a policy source would name: a host of letters, digits, dots and
+/// hyphens (with an optional numeric port), and https unless the host is a
+/// loopback address. `None` for anything else (a relative link, user info,
+/// an IP literal in brackets, a quote or space that could widen a policy).
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority.as_str(), None),
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let loopback = host == "localhost" || host == "127.0.0.1";
+    let scheme_ok = scheme == "https" || (scheme == "http" && loopback);
+    (host_ok && port_ok && scheme_ok && (host.contains('.') || loopback))
+        .then(|| format!("{scheme}://{authority}"))
 }
 
 impl OAuth {
@@ -143,7 +180,22 @@ impl OAuth {
             origin: domain.to_owned(),
             client_id: client_id.to_owned(),
             redirect_uri: redirect_uri.to_owned(),
+            downloads: None,
         })
+    }
+
+    /// Let the page fetch the host's download links, which are on `link`'s
+    /// origin ([`origin_of`]; pass a link the host made, so the policy
+    /// names exactly where its links point).
+    pub fn with_downloads_from(mut self, link: &str) -> Result<Self, ConfigError> {
+        self.downloads = Some(origin_of(link).ok_or(ConfigError::Downloads)?);
+        Ok(self)
+    }
+
+    /// The origin the policy lets the page fetch download links from, if
+    /// any.
+    pub fn downloads(&self) -> Option<&str> {
+        self.downloads.as_deref()
     }
 }
 
@@ -167,17 +219,23 @@ impl SignIn {
     }
 
     /// The policy sent with every asset: [`CSP`], and with a hosted UI its
-    /// origin in `connect-src` only, for the token request. Going to its
-    /// sign-in and sign-out pages is a navigation, which `connect-src`
-    /// and `form-action` do not govern, so nothing else opens.
+    /// origin in `connect-src` only, for the token request, and the
+    /// download links' origin when the host has one
+    /// ([`OAuth::with_downloads_from`]), for the profile view and saved
+    /// files. Going to the hosted UI's sign-in and sign-out pages is a
+    /// navigation, which `connect-src` and `form-action` do not govern, so
+    /// nothing else opens.
     pub fn csp(&self) -> Cow<'static, str> {
         match self {
             SignIn::Token => Cow::Borrowed(CSP),
-            SignIn::OAuth(o) => Cow::Owned(CSP.replacen(
-                "connect-src 'self'",
-                &format!("connect-src 'self' {}", o.origin),
-                1,
-            )),
+            SignIn::OAuth(o) => {
+                let mut connect = format!("connect-src 'self' {}", o.origin);
+                if let Some(d) = &o.downloads {
+                    connect.push(' ');
+                    connect.push_str(d);
+                }
+                Cow::Owned(CSP.replacen("connect-src 'self'", &connect, 1))
+            }
         }
     }
 }
@@ -282,6 +340,59 @@ mod tests {
             ),
             CSP
         );
+    }
+
+    #[test]
+    fn the_download_links_origin_is_added_beside_the_hosted_ui() {
+        let SignIn::OAuth(o) = cognito() else {
+            unreachable!()
+        };
+        let link = "https://agencylink-data-123.s3.eu-west-2.amazonaws.com/profiles/x/profile.json?X-Amz-Signature=ab";
+        let o = o.with_downloads_from(link).expect("an S3 link");
+        assert_eq!(
+            o.downloads(),
+            Some("https://agencylink-data-123.s3.eu-west-2.amazonaws.com")
+        );
+        let csp = SignIn::OAuth(o).csp();
+        let connect = csp
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("connect-src"))
+            .expect("connect-src");
+        assert_eq!(
+            connect,
+            "connect-src 'self' https://agencylink-test.auth.eu-west-2.amazoncognito.com https://agencylink-data-123.s3.eu-west-2.amazonaws.com"
+        );
+        assert_eq!(
+            csp.replace(
+                " https://agencylink-test.auth.eu-west-2.amazoncognito.com https://agencylink-data-123.s3.eu-west-2.amazonaws.com",
+                ""
+            ),
+            CSP
+        );
+        // Path-style links, and a local stand-in over plain http.
+        assert_eq!(
+            origin_of("https://s3.eu-west-2.amazonaws.com/bucket/k?a=b").as_deref(),
+            Some("https://s3.eu-west-2.amazonaws.com")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:5112/bucket/k").as_deref(),
+            Some("http://127.0.0.1:5112")
+        );
+        for bad in [
+            "/downloads/abc",
+            "http://s3.example.org/k",
+            "https://a.example:x/k",
+            "https://user@a.example/k",
+            "https://a.example k",
+            "https://a.example;script-src",
+            "https://*.example/k",
+            "https://[::1]/k",
+            "https:///k",
+            "https://nodot/k",
+        ] {
+            assert_eq!(origin_of(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub mod uploads;
 pub use auth::{Denied, Principal, Role, principal};
 pub use uploads::UploadConfig;
 
+/// The key [`Api::with_sign_in`] presigns (signing needs no network, and
+/// the link is dropped unused) to learn the origin of the download links:
+/// under `exports/`, in the data bucket with every other linked file.
+pub const DOWNLOADS_PROBE_KEY: &str = "exports/origin-probe";
+
 /// What the handler needs, built once per cold start.
 #[derive(Debug)]
 pub struct Api {
@@ -111,10 +116,34 @@ impl Api {
         }
     }
 
-    /// The workbench signs in this way ([`sign_in_from`]).
-    pub fn with_sign_in(mut self, sign_in: SignIn) -> Self {
-        self.sign_in = sign_in;
-        self
+    /// The workbench signs in this way ([`sign_in_from`]). With a hosted
+    /// UI, the page's policy also lets it fetch this host's download links
+    /// (the profile view reads `profile.json` through one, and every saved
+    /// file comes through one): their origin is taken from a link made
+    /// exactly as [`Host::link`] makes them, for a key that is never
+    /// fetched ([`DOWNLOADS_PROBE_KEY`]), so it is the data bucket's own
+    /// endpoint however the SDK forms it (virtual-hosted
+    /// `https://BUCKET.s3.REGION.amazonaws.com`, or path-style). The
+    /// stack's CORS rule on that bucket admits the page's origin only when
+    /// the hosted UI is configured, hence only then. Fails when no link can
+    /// be made or its origin is not one a policy may name.
+    pub fn with_sign_in(mut self, sign_in: SignIn) -> Result<Self, lambda_http::Error> {
+        self.sign_in = match sign_in {
+            SignIn::OAuth(o) => {
+                let link = self.presign(DOWNLOADS_PROBE_KEY)?;
+                SignIn::OAuth(o.with_downloads_from(&link)?)
+            }
+            token => token,
+        };
+        Ok(self)
+    }
+
+    /// A 15-minute presigned GET of `key`: every download link this host
+    /// hands out.
+    fn presign(&self, key: &str) -> Result<String, StoreError> {
+        self.backend
+            .objects
+            .presign_get(key, Duration::from_secs(LINK_SECONDS))
     }
 
     /// Write at most `rows` rows in `GET /export` (tests use few).
@@ -181,9 +210,7 @@ impl Host for Api {
     /// A presigned GET: whoever holds it may fetch the object until it
     /// expires, so it goes out only in a logged read's answer.
     fn link(&self, _caller: &Caller, key: &str) -> Result<String, StoreError> {
-        self.backend
-            .objects
-            .presign_get(key, Duration::from_secs(LINK_SECONDS))
+        self.presign(key)
     }
 
     /// The profile function runs it: S3 announces the request object

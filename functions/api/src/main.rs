@@ -26,7 +26,8 @@ async fn main() -> Result<(), Error> {
     }
     // A half-configured hosted UI stops the cold start: better no API than
     // a workbench whose sign-in fails for everyone in a way nobody sees.
-    api = api.with_sign_in(sign_in_from(|name| std::env::var(name).ok())?);
+    // With it, the page may fetch the data bucket's presigned links.
+    api = api.with_sign_in(sign_in_from(|name| std::env::var(name).ok())?)?;
     let api = Arc::new(api);
     run(service_fn(move |req| handle(api.clone(), req))).await
 }

@@ -1262,8 +1262,9 @@ fn body_bytes(resp: &lambda_http::Response<lambda_http::Body>) -> Vec<u8> {
 
 /// The workbench's files need no caller (the template routes only them
 /// past its authorizer) and carry the policy `agencylink serve` sends;
-/// with a hosted UI configured, its origin is in `connect-src` and nowhere
-/// else, and the config tells the page how to sign in. Nothing else is
+/// with a hosted UI configured, its origin and the origin of the download
+/// links the function makes are in `connect-src` and nowhere else, and the
+/// config tells the page how to sign in. Nothing else is
 /// answered without a caller.
 #[test]
 fn the_workbench_loads_without_a_caller_and_data_does_not() {
@@ -1282,7 +1283,37 @@ fn the_workbench_loads_without_a_caller_and_data_does_not() {
     };
     let sign_in = agencylink_fn_api::sign_in_from(env).expect("valid settings");
     let catalog = || Catalog::embedded().expect("catalog");
-    let oauth = Arc::new(Api::new(backend("api-ui-oauth"), catalog()).with_sign_in(sign_in));
+    let oauth = Arc::new(
+        Api::new(seeded_backend(&m, "api-ui-oauth"), catalog())
+            .with_sign_in(sign_in)
+            .expect("a link origin"),
+    );
+    // Where the download links this function hands out point (moto's
+    // endpoint here, the data bucket's own on AWS): taken from a real
+    // answer, not from the settings.
+    let (s, e) = call(
+        &oauth,
+        http_api(
+            "GET",
+            "/export",
+            &[
+                ("purpose", "workbench policy check"),
+                ("dataset", "police.cse_crime"),
+            ],
+            "analyst",
+            "an-1",
+        ),
+    );
+    assert_eq!(s, 200, "{e}");
+    let link = e["url"].as_str().expect("a download link");
+    assert!(link.contains("X-Amz-Signature"), "{link}");
+    let link_origin = agencylink_http::ui::origin_of(link).expect("an absolute link");
+    let logged = oauth.backend().access_log.entries().expect("log").len();
+    assert_eq!(logged, 1, "the export was logged");
+    assert!(
+        link.starts_with(&format!("{link_origin}/")),
+        "{link_origin} {link}"
+    );
     let token = Arc::new(Api::new(backend("api-ui-token"), catalog()));
 
     for (api, hosted) in [(&token, false), (&oauth, true)] {
@@ -1310,12 +1341,18 @@ fn the_workbench_loads_without_a_caller_and_data_does_not() {
             let csp = header(&resp, "content-security-policy").expect("a policy");
             assert!(csp.starts_with("default-src 'none'"), "{path}: {csp}");
             assert_eq!(csp.contains(domain), hosted, "{path}: {csp}");
+            assert_eq!(csp.contains(&link_origin), hosted, "{path}: {csp}");
             if hosted {
+                // The hosted UI for the token request, and exactly the
+                // origin of the links the page fetches: nothing else.
                 assert!(
-                    csp.contains(&format!("connect-src 'self' {domain};")),
+                    csp.contains(&format!("connect-src 'self' {domain} {link_origin};")),
                     "{csp}"
                 );
-                assert_eq!(csp.matches("https://").count(), 1, "{csp}");
+                assert_eq!(
+                    csp.replace(&format!(" {domain} {link_origin}"), ""),
+                    agencylink_http::ui::CSP
+                );
             } else {
                 assert_eq!(csp, agencylink_http::ui::CSP);
             }
@@ -1384,14 +1421,10 @@ fn the_workbench_loads_without_a_caller_and_data_does_not() {
         let resp = call_raw(&oauth, anonymous("GET", path));
         assert_eq!(resp.status().as_u16(), 403, "{path}");
     }
-    assert!(
-        oauth
-            .backend()
-            .access_log
-            .entries()
-            .expect("log")
-            .is_empty(),
-        "nothing was read"
+    assert_eq!(
+        oauth.backend().access_log.entries().expect("log").len(),
+        logged,
+        "nothing was read but the export above"
     );
 }
 
