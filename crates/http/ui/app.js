@@ -74,10 +74,16 @@ async function api(method, path, body) {
   return { status: resp.status, json };
 }
 
-// A download link opens only with the user's own token, so the file is
-// fetched here and handed to the browser as a local object.
+// A download link is fetched here and handed to the browser as a local
+// object. On this page's own origin (`agencylink serve`'s /downloads/…) it
+// opens only with the user's own token; anywhere else (a presigned S3 link
+// on AWS, which carries its own signature) the token is never sent, nor
+// any cookie.
 async function download(link, name) {
-  const resp = await fetch(link, { headers: { Authorization: 'Bearer ' + store.getItem('token') } });
+  const own = new URL(link, location.href).origin === location.origin;
+  const resp = await fetch(link, own
+    ? { headers: { Authorization: 'Bearer ' + store.getItem('token') } }
+    : { credentials: 'omit' });
   if (!resp.ok) throw new Error('the download failed (' + resp.status + ')');
   if (name === undefined) return resp.text();
   const blob = await resp.blob();
