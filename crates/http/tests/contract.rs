@@ -220,3 +220,69 @@ fn the_workbench_s_app_client_is_a_public_code_flow_client() {
     }
     assert_eq!(c["Condition"].as_str(), Some("UiSignIn"));
 }
+
+/// The data bucket lets the workbench read the presigned links the API
+/// hands it, and nothing more: one CORS rule, only with the hosted UI
+/// (`UiSignIn`, the sign-in whose page policy names the bucket), GET only,
+/// the origin of `UiUrl` (the page's own) and no other, no wildcard, no
+/// request or exposed headers, and a short preflight cache. No other bucket
+/// answers a browser at all.
+#[test]
+fn the_data_bucket_lets_only_the_workbench_read_its_links() {
+    let text = std::fs::read_to_string(format!("{ROOT}/infra/template.yaml")).expect("template");
+    let t: Value = serde_yaml::from_str(&text).expect("YAML");
+    let tagged = |v: &Value, tag: &str| -> Value {
+        match v {
+            Value::Tagged(t) if t.tag == tag => t.value.clone(),
+            other => panic!("expected !{tag}: {other:?}"),
+        }
+    };
+    for (name, r) in t["Resources"].as_mapping().expect("resources") {
+        if r["Type"].as_str() == Some("AWS::S3::Bucket") && name.as_str() != Some("DataBucket") {
+            assert!(
+                r["Properties"]["CorsConfiguration"].is_null(),
+                "{name:?} answers browsers"
+            );
+        }
+    }
+    let cors = &t["Resources"]["DataBucket"]["Properties"]["CorsConfiguration"];
+    let branches = tagged(cors, "If");
+    let branches = branches.as_sequence().expect("!If [c, a, b]");
+    assert_eq!(branches.len(), 3);
+    assert_eq!(branches[0].as_str(), Some("UiSignIn"));
+    assert_eq!(
+        tagged(&branches[2], "Ref").as_str(),
+        Some("AWS::NoValue"),
+        "no rule without the hosted UI"
+    );
+    let rules = branches[1]["CorsRules"].as_sequence().expect("CorsRules");
+    assert_eq!(rules.len(), 1, "one rule");
+    let rule = rules[0].as_mapping().expect("a rule");
+    let keys: Vec<&str> = rule.keys().filter_map(Value::as_str).collect();
+    assert_eq!(
+        keys,
+        ["Id", "AllowedMethods", "AllowedOrigins", "MaxAge"],
+        "no AllowedHeaders or ExposedHeaders: the page sends and reads none"
+    );
+    let rule = &rules[0];
+    assert_eq!(
+        rule["AllowedMethods"].as_sequence().expect("methods"),
+        &[Value::from("GET")]
+    );
+    assert!(rule["MaxAge"].as_u64().is_some_and(|s| s <= 3600));
+    let origins = rule["AllowedOrigins"].as_sequence().expect("origins");
+    assert_eq!(origins.len(), 1, "the workbench's origin only");
+    assert!(!serde_yaml::to_string(origins).expect("YAML").contains('*'));
+    // !Sub [https://${Host}, {Host: !Select [2, !Split ["/", !Ref UiUrl]]}]:
+    // "https:", "", then the host of UiUrl.
+    let sub = tagged(&origins[0], "Sub");
+    let sub = sub.as_sequence().expect("!Sub [text, vars]");
+    assert_eq!(sub[0].as_str(), Some("https://${Host}"));
+    let select = tagged(&sub[1]["Host"], "Select");
+    let select = select.as_sequence().expect("!Select [i, list]");
+    assert_eq!(select[0].as_u64(), Some(2));
+    let split = tagged(&select[1], "Split");
+    let split = split.as_sequence().expect("!Split [sep, text]");
+    assert_eq!(split[0].as_str(), Some("/"));
+    assert_eq!(tagged(&split[1], "Ref").as_str(), Some("UiUrl"));
+}
