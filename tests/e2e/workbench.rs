@@ -7,8 +7,10 @@
 //! and request nothing from any other host. The AWS deployment's sign-in
 //! (Cognito hosted UI, code flow with PKCE) runs against loopback
 //! stand-ins: a hosted UI that checks the verifier against the challenge,
-//! and a pass-through to `serve` that answers `/ui/config.json` and the
-//! policy as the Lambda does.
+//! a pass-through to `serve` that answers `/ui/config.json` and the
+//! policy as the Lambda does and points download links into a bucket, and
+//! that bucket on a third origin (the page's profile must come from it
+//! with no token sent).
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -529,15 +531,18 @@ fn hosted_ui(
 }
 
 /// `serve` as the AWS host would present it with a hosted UI configured:
-/// every request passed through, but `/ui/config.json` says `oauth` and
-/// the policy adds the hosted UI's origin to `connect-src`, as the Lambda
-/// does (its own tests hold it to that). Test-only: `serve` has no such
-/// setting, so the product gains no way to point its page elsewhere.
+/// every request passed through, but `/ui/config.json` says `oauth`, the
+/// policy adds the hosted UI's origin and the bucket's to `connect-src`,
+/// as the Lambda does (its own tests hold it to that), and download links
+/// in JSON answers point into the bucket stand-in (`bucket`), as presigned
+/// S3 links do. Test-only: `serve` has no such setting, so the product
+/// gains no way to point its page elsewhere.
 fn as_aws_host(
     listener: tiny_http::Server,
     serve: String,
     config: Value,
     idp_origin: &str,
+    bucket: &str,
 ) -> Loopback {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -545,9 +550,10 @@ fn as_aws_host(
         .into();
     let csp = agencylink_http::ui::CSP.replacen(
         "connect-src 'self'",
-        &format!("connect-src 'self' {idp_origin}"),
+        &format!("connect-src 'self' {idp_origin} {bucket}"),
         1,
     );
+    let linked = format!("\"{bucket}/downloads/");
     Loopback::start(listener, move |mut request| {
         let url = request.url().to_owned();
         if url == agencylink_http::ui::CONFIG {
@@ -600,16 +606,94 @@ fn as_aws_host(
                 (n.as_str().to_owned(), v)
             })
             .collect();
+        let mut bytes = answer
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap_or_default();
+        if headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v.starts_with("application/json"))
+        {
+            bytes = String::from_utf8_lossy(&bytes)
+                .replace("\"/downloads/", &linked)
+                .into_bytes();
+        }
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        respond(request, status, &headers, bytes);
+    })
+}
+
+/// One request the bucket stand-in answered: its method, and whether it
+/// carried an `Authorization` header or a cookie, and its `Origin`.
+#[derive(Debug)]
+struct Fetched {
+    method: String,
+    authorization: bool,
+    cookie: bool,
+    origin: Option<String>,
+}
+
+/// A stand-in for the data bucket behind presigned links: it answers
+/// `GET /downloads/TOKEN` with `serve`'s file (fetched with `bearer`, the
+/// stand-in's own grant, as a presigned link's signature is), and, like
+/// the stack's CORS rule, names `page` in `Access-Control-Allow-Origin`
+/// only when the request comes from it. A preflight (the page would need
+/// one only if it added a header) is refused, as the rule allows no
+/// request headers.
+fn bucket(
+    listener: tiny_http::Server,
+    serve: String,
+    page: String,
+    bearer: String,
+    fetched: Arc<Mutex<Vec<Fetched>>>,
+) -> Loopback {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    Loopback::start(listener, move |request| {
+        let header = |name: &str| {
+            request
+                .headers()
+                .iter()
+                .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+                .map(|h| h.value.as_str().to_owned())
+        };
+        let origin = header("Origin");
+        fetched.lock().expect("lock").push(Fetched {
+            method: request.method().as_str().to_owned(),
+            authorization: header("Authorization").is_some(),
+            cookie: header("Cookie").is_some(),
+            origin: origin.clone(),
+        });
+        let url = request.url().to_owned();
+        if request.method() != &tiny_http::Method::Get || !url.starts_with("/downloads/") {
+            return respond(request, 403, &[], Vec::new());
+        }
+        let Ok(mut answer) = agent
+            .get(format!("{serve}{url}"))
+            .header("Authorization", format!("Bearer {bearer}"))
+            .call()
+        else {
+            return respond(request, 502, &[], Vec::new());
+        };
+        let status = answer.status().as_u16();
         let bytes = answer
             .body_mut()
             .with_config()
             .limit(64 << 20)
             .read_to_vec()
             .unwrap_or_default();
-        let headers: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let mut headers = vec![("Content-Type", "application/octet-stream")];
+        if origin.as_deref() == Some(page.as_str()) {
+            headers.push(("Access-Control-Allow-Origin", page.as_str()));
+            headers.push(("Vary", "Origin"));
+        }
         respond(request, status, &headers, bytes);
     })
 }
@@ -635,9 +719,18 @@ fn the_workbench_signs_in_through_a_hosted_ui_with_pkce() {
     let (s, [analyst, _auditor, _agency]) = store_with_users("workbench-pkce");
     let server = Server::start(&s);
     let seen = Arc::new(Mutex::new(Seen::default()));
-    // Each needs the other's origin: both listen before either answers.
-    let (idp_listener, page_listener) = (listen(), listen());
+    // Each needs the other's origin: all listen before any answers.
+    let (idp_listener, page_listener, bucket_listener) = (listen(), listen(), listen());
     let (idp_origin, page) = (idp_listener.1.clone(), page_listener.1.clone());
+    let bucket_origin = bucket_listener.1.clone();
+    let fetched = Arc::new(Mutex::new(Vec::new()));
+    let _bucket = bucket(
+        bucket_listener.0,
+        server.base.clone(),
+        page.clone(),
+        analyst.clone(),
+        fetched.clone(),
+    );
     let redirect = format!("{page}/");
     let _idp = hosted_ui(
         idp_listener.0,
@@ -655,7 +748,13 @@ fn the_workbench_signs_in_through_a_hosted_ui_with_pkce() {
         "redirect_uri": redirect,
         "scope": "openid",
     });
-    let _host = as_aws_host(page_listener.0, server.base.clone(), config, &idp_origin);
+    let _host = as_aws_host(
+        page_listener.0,
+        server.base.clone(),
+        config,
+        &idp_origin,
+        &bucket_origin,
+    );
     let browser = Browser::start(&s.path("chromium-profile"));
 
     // Sign in: the purpose first, then to the hosted UI and back.
@@ -695,14 +794,36 @@ fn the_workbench_signs_in_through_a_hosted_ui_with_pkce() {
             .any(|e| e["analyst"] == "a.analyst" && e["purpose"] == PURPOSE)
     );
 
-    // Only this page's host and the hosted UI's token endpoint were asked
-    // for anything.
+    // The profile view reads profile.json through a link into the bucket
+    // (another origin, which the policy names and which names the page):
+    // fetched with no token and no cookie, and with no preflight.
+    let analyst_edition = browser
+        .all("a.profile-link")
+        .into_iter()
+        .find(|e| browser.text(e).contains("analyst edition"))
+        .expect("the analyst edition is listed");
+    browser.click(&analyst_edition);
+    browser.wait("#table-tracker tbody tr");
+    {
+        let fetched = fetched.lock().expect("lock");
+        assert!(!fetched.is_empty(), "the profile came from the bucket");
+        for f in fetched.iter() {
+            assert_eq!(f.method, "GET", "{f:?}");
+            assert!(!f.authorization && !f.cookie, "{f:?}");
+            assert_eq!(f.origin.as_deref(), Some(page.as_str()), "{f:?}");
+        }
+    }
+
+    // Only this page's host, the hosted UI's token endpoint and the
+    // bucket's links were asked for anything.
     let requested =
         browser.script("return performance.getEntriesByType('resource').map(e => e.name)");
     for url in requested.as_array().expect("resource URLs") {
         let url = url.as_str().unwrap_or_default();
         assert!(
-            url.starts_with(&format!("{page}/")) || url == format!("{idp_origin}/oauth2/token"),
+            url.starts_with(&format!("{page}/"))
+                || url == format!("{idp_origin}/oauth2/token")
+                || url.starts_with(&format!("{bucket_origin}/downloads/")),
             "the page requested {url}"
         );
     }
