@@ -401,19 +401,14 @@ fn answer(mut request: tiny_http::Request, host: &LocalHost<'_>, data_dir: &Path
     };
     let before = heads();
     // The workbench's own files hold no data: served to anyone who asks,
-    // with a policy that lets the page talk to this server only.
+    // with a policy that lets the page talk to this server only. Its
+    // sign-in is always a pasted token here (users.json's users).
+    let path = request.url().split('?').next().unwrap_or_default();
     if *request.method() == tiny_http::Method::Get
-        && let Some(asset) = agencylink_http::ui::asset(request.url())
+        && let Some(page) = agencylink_http::ui::page(path, &agencylink_http::ui::SignIn::Token)
     {
-        let mut out = tiny_http::Response::from_data(asset.body);
-        for (name, value) in [
-            ("Content-Type", asset.content_type),
-            ("Content-Security-Policy", agencylink_http::ui::CSP),
-            ("X-Content-Type-Options", "nosniff"),
-            ("X-Frame-Options", "DENY"),
-            ("Referrer-Policy", "no-referrer"),
-            ("Cache-Control", "no-cache"),
-        ] {
+        let mut out = tiny_http::Response::from_data(page.body);
+        for (name, value) in &page.headers {
             if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
                 out.add_header(h);
             }

@@ -1,13 +1,18 @@
 // The analyst workbench: a page of the API's own, talking only to the API
-// that served it (the Content-Security-Policy allows nothing else). Every
+// that served it (the Content-Security-Policy allows nothing else, but the
+// token endpoint of the Cognito domain when the host signs in there). Every
 // value from the API goes into the page as text, never as markup. The
 // token and the purpose live in this tab's sessionStorage only: closing the
 // tab signs out, and the purpose is asked once per session and sent with
-// every read.
+// every read. How to sign in comes from /ui/config.json: a pasted token
+// (agencylink serve), or the Cognito hosted UI with the authorization code
+// flow and PKCE (the AWS deployment).
 'use strict';
 
 const store = window.sessionStorage;
 const main = document.getElementById('main');
+// How this host signs in (/ui/config.json); a pasted token until it says.
+let config = { sign_in: 'token' };
 
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -54,7 +59,11 @@ async function api(method, path, body) {
     return { status: 0, json: { detail: 'the server could not be reached' } };
   }
   if (resp.status === 401) {
-    signOut('Your token was not accepted: sign in again.');
+    signOut(config.sign_in === 'oauth'
+      ? 'Your session has ended (it lasts an hour) or was not accepted: sign in again.'
+      : 'Your token was not accepted: sign in again.');
+    // Never settles: the view that asked must not draw over the sign-in.
+    return new Promise(() => {});
   }
   let json = null;
   try {
@@ -65,10 +74,16 @@ async function api(method, path, body) {
   return { status: resp.status, json };
 }
 
-// A download link opens only with the user's own token, so the file is
-// fetched here and handed to the browser as a local object.
+// A download link is fetched here and handed to the browser as a local
+// object. On this page's own origin (`agencylink serve`'s /downloads/…) it
+// opens only with the user's own token; anywhere else (a presigned S3 link
+// on AWS, which carries its own signature) the token is never sent, nor
+// any cookie.
 async function download(link, name) {
-  const resp = await fetch(link, { headers: { Authorization: 'Bearer ' + store.getItem('token') } });
+  const own = new URL(link, location.href).origin === location.origin;
+  const resp = await fetch(link, own
+    ? { headers: { Authorization: 'Bearer ' + store.getItem('token') } }
+    : { credentials: 'omit' });
   if (!resp.ok) throw new Error('the download failed (' + resp.status + ')');
   if (name === undefined) return resp.text();
   const blob = await resp.blob();
@@ -88,15 +103,43 @@ const VIEWS = {
   auditor: ['audit'],
 };
 
+// With a message (a refused token), back to this page's sign-in; from the
+// button, on the hosted UI, to Cognito's sign-out too, which ends its own
+// session so the next sign-in asks for the password again.
 function signOut(message) {
   store.clear();
-  location.hash = '#/signin';
+  if (config.sign_in === 'oauth' && message === undefined) {
+    location.assign(config.logout + '?' + new URLSearchParams({
+      client_id: config.client_id, logout_uri: config.redirect_uri,
+    }));
+    return;
+  }
+  // Not through location.hash: its hashchange would route to a second,
+  // blank sign-in form over this one and its message.
+  history.replaceState(null, '', location.pathname + '#/signin');
   signIn(message);
+}
+
+// Who the token belongs to, which decides the views; a refusal other than
+// 401 (which signs out) is shown on the sign-in form.
+async function whoAmI() {
+  const me = await api('GET', '/me');
+  if (me.status !== 200) {
+    const detail = me.json && me.json.detail ? me.json.detail : 'the server answered ' + me.status;
+    store.removeItem('token');
+    signIn('Signed in, but refused: ' + detail);
+    return;
+  }
+  store.setItem('role', me.json.role);
+  store.setItem('actor', me.json.actor);
+  location.hash = '#/' + HOME[me.json.role];
+  route();
 }
 
 function signIn(message) {
   document.getElementById('nav').hidden = true;
   document.getElementById('purpose-line').hidden = true;
+  if (config.sign_in === 'oauth') return signInOAuth(message);
   const token = el('input', { id: 'token', type: 'password', autocomplete: 'off', required: true });
   const purpose = el('input', { id: 'purpose', placeholder: 'e.g. Op Kestrel: safeguarding review' });
   const form = el('form', { class: 'stack', id: 'signin' },
@@ -109,14 +152,109 @@ function signIn(message) {
     ev.preventDefault();
     store.setItem('token', token.value.trim());
     store.setItem('purpose', purpose.value.trim());
-    const me = await api('GET', '/me');
-    if (me.status !== 200) return;
-    store.setItem('role', me.json.role);
-    store.setItem('actor', me.json.actor);
-    location.hash = '#/' + HOME[me.json.role];
-    route();
+    await whoAmI();
   });
   show(form);
+}
+
+// The purpose is asked here, before leaving for the hosted UI: this tab's
+// sessionStorage is still there when Cognito sends the browser back.
+function signInOAuth(message) {
+  const purpose = el('input', { id: 'purpose', placeholder: 'e.g. Op Kestrel: safeguarding review' });
+  const form = el('form', { class: 'stack', id: 'signin' },
+    el('h1', {}, 'Sign in'),
+    message ? el('p', { class: 'error', role: 'alert' }, message) : null,
+    el('label', { for: 'purpose' }, 'Purpose of this session (analysts: recorded with every read)'), purpose,
+    el('button', { type: 'submit', id: 'signin-go' }, 'Sign in with your partnership account'));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    store.setItem('purpose', purpose.value.trim());
+    startOAuth().catch((e) => signIn('Sign-in could not start: ' + e.message));
+  });
+  show(form);
+}
+
+// PKCE (RFC 7636): base64url without padding.
+function base64url(bytes) {
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+// 32 random bytes: a 43-character verifier or state.
+function randomToken() {
+  const a = new Uint8Array(32);
+  crypto.getRandomValues(a);
+  return base64url(a);
+}
+
+async function pkceChallenge(verifier) {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
+  return base64url(new Uint8Array(digest));
+}
+
+// To the hosted UI. The verifier never leaves this tab until the token
+// request; the state ties the answer to this tab's request, so a code
+// planted by another site's link is refused.
+async function startOAuth() {
+  const verifier = randomToken();
+  const state = randomToken();
+  store.setItem('oauth_verifier', verifier);
+  store.setItem('oauth_state', state);
+  location.assign(config.authorize + '?' + new URLSearchParams({
+    response_type: 'code', client_id: config.client_id, redirect_uri: config.redirect_uri,
+    scope: config.scope, state, code_challenge: await pkceChallenge(verifier), code_challenge_method: 'S256',
+  }));
+}
+
+// Back from the hosted UI with ?code=&state= (or ?error=): the code is
+// taken out of the address at once, so it is not left in the history or
+// the tab, and exchanged for tokens; null when signed in, else why not.
+async function finishOAuth(params) {
+  const code = params.get('code');
+  const state = params.get('state');
+  const error = params.get('error');
+  const expected = store.getItem('oauth_state');
+  const verifier = store.getItem('oauth_verifier');
+  store.removeItem('oauth_state');
+  store.removeItem('oauth_verifier');
+  history.replaceState(null, '', location.pathname);
+  if (error) return 'Sign-in was not completed (' + error.slice(0, 80) + ').';
+  if (!code || !state || !expected || !verifier || state !== expected) {
+    return 'That sign-in answer was not for this tab: sign in again.';
+  }
+  let resp;
+  try {
+    resp = await fetch(config.token, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code', client_id: config.client_id, code,
+        redirect_uri: config.redirect_uri, code_verifier: verifier,
+      }),
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+  } catch (e) {
+    return 'The sign-in service could not be reached.';
+  }
+  let tokens = null;
+  try {
+    tokens = await resp.json();
+  } catch (e) {
+    tokens = null;
+  }
+  if (!resp.ok || !tokens || typeof tokens.id_token !== 'string') {
+    return 'The sign-in was refused (' + resp.status + '): sign in again.';
+  }
+  // The ID token is the bearer: its aud is this app client, which the
+  // JWT authorizer's audience lists, and it carries cognito:groups, the
+  // role. (A Cognito access token has no aud, only client_id, which API
+  // Gateway falls back to; the ID token's aud is the claim the audience
+  // is defined by.) The access and refresh tokens are not kept: the page
+  // has no use for them.
+  store.setItem('token', tokens.id_token);
+  return null;
 }
 
 function table(columns, rows, rowClass) {
@@ -428,4 +566,21 @@ document.getElementById('find').addEventListener('submit', (ev) => {
   if (id) location.hash = (id.startsWith('n_') ? '#/network/' : '#/person/') + id;
 });
 window.addEventListener('hashchange', route);
-route();
+
+async function start() {
+  try {
+    const resp = await fetch('/ui/config.json', { cache: 'no-store' });
+    if (resp.ok) config = await resp.json();
+  } catch (e) {
+    // The page still signs in with a token, as every host accepts one.
+  }
+  const params = new URLSearchParams(location.search);
+  if (config.sign_in === 'oauth' && (params.has('code') || params.has('error'))) {
+    const problem = await finishOAuth(params);
+    if (problem) return signIn(problem);
+    return whoAmI();
+  }
+  route();
+}
+
+start();

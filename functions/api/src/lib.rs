@@ -18,6 +18,7 @@
 //! | `POST /uploads`, `GET /uploads`, `GET /uploads/{id}` | agency | a presigned upload into the agency's own landing prefix, and its own uploads' status, counts and rejection report ([`uploads`]) |
 //! | `GET /openapi.json` | every role | the OpenAPI 3.1 document of all of this |
 //! | `GET /me` | every role | who the caller is: `{"actor","role","agency"}` |
+//! | `GET /`, `/index.html`, `/favicon.ico`, `/ui/{file}` | nobody needed | the analyst workbench's page, script, style, icon and `/ui/config.json` (how it signs in: [`sign_in_from`]), as `agencylink serve` sends them |
 //!
 //! The routes, who may call each, their query parameters and limits (a
 //! network at most 6 hops and 2,000 people; pages of at most 500 log
@@ -39,6 +40,10 @@
 //! Every analyst read is written to the access log and to its write-once
 //! (WORM) copy, with the stated purpose, before any data is returned; if
 //! either cannot be written, nothing is returned.
+//!
+//! The workbench's files are the one exception to "a verified caller
+//! first": they hold no data, and the page must load before anyone can
+//! sign in. The template routes only their paths past the JWT authorizer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +53,7 @@ use agencylink_core::audit::{LogSpec, verify_log};
 use agencylink_core::ports::{ChainLog, ObjectStore, RecordStore, StoreError};
 use agencylink_core::schema::Catalog;
 use agencylink_http::router::{self, Call, Caller, Host, LINK_SECONDS, Response, SYNC_EXPORT_ROWS};
+use agencylink_http::ui::{self, ConfigError, OAuth, SignIn};
 use agencylink_http::{Op, RoleKind};
 use lambda_http::{Body, Request, RequestExt};
 use serde_json::Value;
@@ -58,6 +64,11 @@ pub mod uploads;
 pub use auth::{Denied, Principal, Role, principal};
 pub use uploads::UploadConfig;
 
+/// The key [`Api::with_sign_in`] presigns (signing needs no network, and
+/// the link is dropped unused) to learn the origin of the download links:
+/// under `exports/`, in the data bucket with every other linked file.
+pub const DOWNLOADS_PROBE_KEY: &str = "exports/origin-probe";
+
 /// What the handler needs, built once per cold start.
 #[derive(Debug)]
 pub struct Api {
@@ -65,6 +76,32 @@ pub struct Api {
     catalog: Arc<Catalog>,
     uploads: Option<UploadConfig>,
     sync_export_rows: u64,
+    sign_in: SignIn,
+}
+
+/// The environment variables that configure the workbench's sign-in
+/// through a Cognito hosted UI (the template sets all three or none).
+pub const UI_ENV: [&str; 3] = [
+    "AGENCYLINK_UI_AUTH_DOMAIN",
+    "AGENCYLINK_UI_CLIENT_ID",
+    "AGENCYLINK_UI_REDIRECT_URI",
+];
+
+/// How the workbench signs in, from [`UI_ENV`] as `var` reads them: all
+/// unset or empty, a pasted token; all set, the hosted UI at the domain
+/// (`https://HOST`) with that app client, coming back to the redirect URL
+/// (the API's own address, as the app client lists it). Some but not all
+/// is a misconfiguration, refused rather than half-working.
+pub fn sign_in_from(var: impl Fn(&str) -> Option<String>) -> Result<SignIn, ConfigError> {
+    let [domain, client, redirect] = UI_ENV.map(|name| {
+        var(name)
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_default()
+    });
+    if domain.is_empty() && client.is_empty() && redirect.is_empty() {
+        return Ok(SignIn::Token);
+    }
+    OAuth::new(&domain, &client, &redirect).map(SignIn::OAuth)
 }
 
 impl Api {
@@ -75,7 +112,38 @@ impl Api {
             catalog: Arc::new(catalog),
             uploads: None,
             sync_export_rows: SYNC_EXPORT_ROWS,
+            sign_in: SignIn::Token,
         }
+    }
+
+    /// The workbench signs in this way ([`sign_in_from`]). With a hosted
+    /// UI, the page's policy also lets it fetch this host's download links
+    /// (the profile view reads `profile.json` through one, and every saved
+    /// file comes through one): their origin is taken from a link made
+    /// exactly as [`Host::link`] makes them, for a key that is never
+    /// fetched ([`DOWNLOADS_PROBE_KEY`]), so it is the data bucket's own
+    /// endpoint however the SDK forms it (virtual-hosted
+    /// `https://BUCKET.s3.REGION.amazonaws.com`, or path-style). The
+    /// stack's CORS rule on that bucket admits the page's origin only when
+    /// the hosted UI is configured, hence only then. Fails when no link can
+    /// be made or its origin is not one a policy may name.
+    pub fn with_sign_in(mut self, sign_in: SignIn) -> Result<Self, lambda_http::Error> {
+        self.sign_in = match sign_in {
+            SignIn::OAuth(o) => {
+                let link = self.presign(DOWNLOADS_PROBE_KEY)?;
+                SignIn::OAuth(o.with_downloads_from(&link)?)
+            }
+            token => token,
+        };
+        Ok(self)
+    }
+
+    /// A 15-minute presigned GET of `key`: every download link this host
+    /// hands out.
+    fn presign(&self, key: &str) -> Result<String, StoreError> {
+        self.backend
+            .objects
+            .presign_get(key, Duration::from_secs(LINK_SECONDS))
     }
 
     /// Write at most `rows` rows in `GET /export` (tests use few).
@@ -142,9 +210,7 @@ impl Host for Api {
     /// A presigned GET: whoever holds it may fetch the object until it
     /// expires, so it goes out only in a logged read's answer.
     fn link(&self, _caller: &Caller, key: &str) -> Result<String, StoreError> {
-        self.backend
-            .objects
-            .presign_get(key, Duration::from_secs(LINK_SECONDS))
+        self.presign(key)
     }
 
     /// The profile function runs it: S3 announces the request object
@@ -203,6 +269,17 @@ pub async fn handle(
 /// caller from the verified token, then `agencylink_http`'s shared
 /// handlers.
 pub fn route(api: &Api, req: &Request) -> lambda_http::Response<Body> {
+    // The path as the client sent it, without an API Gateway stage prefix.
+    let path = match req.raw_http_path() {
+        "" => req.uri().path(),
+        raw => raw,
+    }
+    .to_owned();
+    if req.method() == lambda_http::http::Method::GET
+        && let Some(page) = ui::page(&path, &api.sign_in)
+    {
+        return page_to_lambda(page);
+    }
     let who = match principal(req) {
         Ok(who) => who,
         Err(denied) => return to_lambda(&error(403, &denied.to_string())),
@@ -215,12 +292,6 @@ pub fn route(api: &Api, req: &Request) -> lambda_http::Response<Body> {
         },
         actor: who.actor,
     };
-    // The path as the client sent it, without an API Gateway stage prefix.
-    let path = match req.raw_http_path() {
-        "" => req.uri().path(),
-        raw => raw,
-    }
-    .to_owned();
     let params = req.query_string_parameters();
     let query = |k: &str| params.first(k).map(str::to_owned);
     let request = router::Request {
@@ -251,7 +322,76 @@ fn to_lambda(r: &Response) -> lambda_http::Response<Body> {
     resp
 }
 
+/// A workbench file with the headers `agencylink serve` sends too.
+fn page_to_lambda(page: ui::Page) -> lambda_http::Response<Body> {
+    use lambda_http::http::{HeaderName, HeaderValue};
+    let mut resp = lambda_http::Response::new(match String::from_utf8(page.body.into_owned()) {
+        Ok(text) => Body::Text(text),
+        Err(bytes) => Body::Binary(bytes.into_bytes()),
+    });
+    let headers = resp.headers_mut();
+    for (name, value) in page.headers {
+        // From bytes, not `from_static`: the shared names are capitalised.
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    resp
+}
+
 /// The most entries one lineage or access-log listing returns (and the
 /// default): well inside Lambda's 6 MB response limit, which a whole log
 /// outgrows.
 pub const PAGE_LIMIT: usize = agencylink_http::LOG_PAGE_LIMIT as usize;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn the_hosted_ui_is_all_three_settings_or_none() {
+        assert_eq!(sign_in_from(env(&[])), Ok(SignIn::Token));
+        // The template sets each to "" when the stack has no hosted UI.
+        let blank: Vec<(&str, &str)> = UI_ENV.iter().map(|n| (*n, "")).collect();
+        assert_eq!(sign_in_from(env(&blank)), Ok(SignIn::Token));
+        let all = [
+            (UI_ENV[0], "https://auth.example.org"),
+            (UI_ENV[1], "client1"),
+            (UI_ENV[2], "https://api.example.org/"),
+        ];
+        assert!(matches!(sign_in_from(env(&all)), Ok(SignIn::OAuth(_))));
+        for (missing, name) in UI_ENV.iter().enumerate() {
+            let some: Vec<(&str, &str)> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != missing)
+                .map(|(_, p)| *p)
+                .collect();
+            assert!(sign_in_from(env(&some)).is_err(), "without {name}");
+        }
+        assert_eq!(
+            sign_in_from(env(&[
+                (UI_ENV[0], "https://auth.example.org 'unsafe-inline'"),
+                (UI_ENV[1], "client1"),
+                (UI_ENV[2], "https://api.example.org/"),
+            ])),
+            Err(ConfigError::Domain)
+        );
+    }
+}

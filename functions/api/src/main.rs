@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use agencylink_aws::{AwsBackend, AwsSettings};
 use agencylink_core::schema::Catalog;
-use agencylink_fn_api::{Api, UploadConfig, handle};
+use agencylink_fn_api::{Api, UploadConfig, handle, sign_in_from};
 use lambda_http::{Error, run, service_fn};
 
 #[tokio::main]
@@ -24,6 +24,10 @@ async fn main() -> Result<(), Error> {
     if let Some(uploads) = UploadConfig::from_env()? {
         api = api.with_uploads(uploads);
     }
+    // A half-configured hosted UI stops the cold start: better no API than
+    // a workbench whose sign-in fails for everyone in a way nobody sees.
+    // With it, the page may fetch the data bucket's presigned links.
+    api = api.with_sign_in(sign_in_from(|name| std::env::var(name).ok())?)?;
     let api = Arc::new(api);
     run(service_fn(move |req| handle(api.clone(), req))).await
 }

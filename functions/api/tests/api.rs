@@ -14,7 +14,7 @@ use agencylink_core::schema::Catalog;
 use agencylink_fn_api::Api;
 use agencylink_synth::{SynthOptions, write_csv};
 use serde_json::json;
-use support::{call, http_api, http_api_claims, rest_api, token_claims};
+use support::{anonymous, call, call_raw, http_api, http_api_claims, rest_api, token_claims};
 
 const KEY_B64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
@@ -1246,6 +1246,186 @@ fn the_api_serves_its_openapi_document() {
         assert_eq!(s, 200);
         assert_eq!(body, agencylink_http::openapi::document());
     }
+}
+
+/// The header's value in a response, if it has one.
+fn header(resp: &lambda_http::Response<lambda_http::Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn body_bytes(resp: &lambda_http::Response<lambda_http::Body>) -> Vec<u8> {
+    resp.body().as_ref().to_vec()
+}
+
+/// The workbench's files need no caller (the template routes only them
+/// past its authorizer) and carry the policy `agencylink serve` sends;
+/// with a hosted UI configured, its origin and the origin of the download
+/// links the function makes are in `connect-src` and nowhere else, and the
+/// config tells the page how to sign in. Nothing else is
+/// answered without a caller.
+#[test]
+fn the_workbench_loads_without_a_caller_and_data_does_not() {
+    let Some(m) = moto() else { return };
+    let backend = |name: &str| m.backend(m.settings(name, AgencyPolicy::default()));
+    let domain = "https://agencylink-test.auth.eu-west-2.amazoncognito.com";
+    let env = |name: &str| {
+        Some(match name {
+            "AGENCYLINK_UI_AUTH_DOMAIN" => domain.to_owned(),
+            "AGENCYLINK_UI_CLIENT_ID" => "4uiclient0example".to_owned(),
+            "AGENCYLINK_UI_REDIRECT_URI" => {
+                "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/".to_owned()
+            }
+            _ => return None,
+        })
+    };
+    let sign_in = agencylink_fn_api::sign_in_from(env).expect("valid settings");
+    let catalog = || Catalog::embedded().expect("catalog");
+    let oauth = Arc::new(
+        Api::new(seeded_backend(&m, "api-ui-oauth"), catalog())
+            .with_sign_in(sign_in)
+            .expect("a link origin"),
+    );
+    // Where the download links this function hands out point (moto's
+    // endpoint here, the data bucket's own on AWS): taken from a real
+    // answer, not from the settings.
+    let (s, e) = call(
+        &oauth,
+        http_api(
+            "GET",
+            "/export",
+            &[
+                ("purpose", "workbench policy check"),
+                ("dataset", "police.cse_crime"),
+            ],
+            "analyst",
+            "an-1",
+        ),
+    );
+    assert_eq!(s, 200, "{e}");
+    let link = e["url"].as_str().expect("a download link");
+    assert!(link.contains("X-Amz-Signature"), "{link}");
+    let link_origin = agencylink_http::ui::origin_of(link).expect("an absolute link");
+    let logged = oauth.backend().access_log.entries().expect("log").len();
+    assert_eq!(logged, 1, "the export was logged");
+    assert!(
+        link.starts_with(&format!("{link_origin}/")),
+        "{link_origin} {link}"
+    );
+    let token = Arc::new(Api::new(backend("api-ui-token"), catalog()));
+
+    for (api, hosted) in [(&token, false), (&oauth, true)] {
+        for (path, media, holds) in [
+            ("/", "text/html; charset=utf-8", "/ui/app.js"),
+            ("/index.html", "text/html; charset=utf-8", "/ui/app.css"),
+            (
+                "/ui/app.js",
+                "text/javascript; charset=utf-8",
+                "sessionStorage",
+            ),
+            ("/ui/app.css", "text/css; charset=utf-8", "{"),
+            ("/favicon.ico", "image/svg+xml", "<svg"),
+            ("/ui/config.json", "application/json", "sign_in"),
+        ] {
+            let resp = call_raw(api, anonymous("GET", path));
+            assert_eq!(resp.status().as_u16(), 200, "{path}");
+            assert_eq!(
+                header(&resp, "content-type").as_deref(),
+                Some(media),
+                "{path}"
+            );
+            let body = String::from_utf8(body_bytes(&resp)).expect("UTF-8");
+            assert!(body.contains(holds), "{path}");
+            let csp = header(&resp, "content-security-policy").expect("a policy");
+            assert!(csp.starts_with("default-src 'none'"), "{path}: {csp}");
+            assert_eq!(csp.contains(domain), hosted, "{path}: {csp}");
+            assert_eq!(csp.contains(&link_origin), hosted, "{path}: {csp}");
+            if hosted {
+                // The hosted UI for the token request, and exactly the
+                // origin of the links the page fetches: nothing else.
+                assert!(
+                    csp.contains(&format!("connect-src 'self' {domain} {link_origin};")),
+                    "{csp}"
+                );
+                assert_eq!(
+                    csp.replace(&format!(" {domain} {link_origin}"), ""),
+                    agencylink_http::ui::CSP
+                );
+            } else {
+                assert_eq!(csp, agencylink_http::ui::CSP);
+            }
+            for (name, value) in [
+                ("x-content-type-options", "nosniff"),
+                ("x-frame-options", "DENY"),
+                ("referrer-policy", "no-referrer"),
+                ("cache-control", "no-cache"),
+            ] {
+                assert_eq!(
+                    header(&resp, name).as_deref(),
+                    Some(value),
+                    "{path}: {name}"
+                );
+            }
+        }
+        // The page's shared copy is what both hosts send, byte for byte.
+        let resp = call_raw(api, anonymous("GET", "/ui/app.js"));
+        assert_eq!(
+            body_bytes(&resp),
+            agencylink_http::ui::asset("/ui/app.js")
+                .expect("script")
+                .body
+        );
+    }
+
+    let config = |api: &Arc<Api>| -> serde_json::Value {
+        serde_json::from_slice(&body_bytes(&call_raw(
+            api,
+            anonymous("GET", "/ui/config.json"),
+        )))
+        .expect("JSON")
+    };
+    assert_eq!(config(&token), json!({"sign_in": "token"}));
+    let c = config(&oauth);
+    assert_eq!(c["sign_in"], "oauth");
+    assert_eq!(c["authorize"], format!("{domain}/oauth2/authorize"));
+    assert_eq!(c["token"], format!("{domain}/oauth2/token"));
+    assert_eq!(c["logout"], format!("{domain}/logout"));
+    assert_eq!(c["client_id"], "4uiclient0example");
+    assert_eq!(
+        c["redirect_uri"],
+        "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/"
+    );
+    assert_eq!(c["scope"], "openid");
+
+    // Not a file of the workbench: nothing, and no policy to go with it.
+    for path in ["/ui/x", "/ui/../Cargo.toml", "/ui/", "/ui/app.js/x"] {
+        let resp = call_raw(&oauth, anonymous("GET", path));
+        assert_eq!(resp.status().as_u16(), 403, "{path}: no caller, no route");
+        assert!(header(&resp, "content-security-policy").is_none(), "{path}");
+        let (s, _) = call(&oauth, http_api("GET", path, &[], "analyst", "an-1"));
+        assert_eq!(s, 404, "{path}");
+    }
+    // Only GET: a POST to the page is the router's, and needs a caller.
+    let resp = call_raw(&oauth, anonymous("POST", "/"));
+    assert_eq!(resp.status().as_u16(), 403);
+    // Every data route still needs a verified caller.
+    for path in [
+        "/me",
+        "/openapi.json",
+        "/people/p_x",
+        "/lineage",
+        "/profiles",
+    ] {
+        let resp = call_raw(&oauth, anonymous("GET", path));
+        assert_eq!(resp.status().as_u16(), 403, "{path}");
+    }
+    assert_eq!(
+        oauth.backend().access_log.entries().expect("log").len(),
+        logged,
+        "nothing was read but the export above"
+    );
 }
 
 /// A flat export too large for a request is refused (413, nothing logged,

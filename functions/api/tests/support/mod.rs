@@ -109,3 +109,31 @@ pub fn call(api: &Arc<Api>, req: Request) -> (u16, Value) {
     };
     (status, body)
 }
+
+/// An HTTP API (payload 2.0) request with no caller at all: no token, no
+/// authorizer context, as a route with `Authorizer: NONE` delivers it.
+pub fn anonymous(method: &str, path: &str) -> Request {
+    let mut event: Value = serde_json::from_str(
+        &HTTP_API
+            .replace("{{path}}", path)
+            .replace("{{raw_query}}", "")
+            .replace("{{query}}", "{}")
+            .replace("{{method}}", method)
+            .replace("{{claims}}", "{}"),
+    )
+    .expect("fixture JSON");
+    event["requestContext"]
+        .as_object_mut()
+        .expect("a context")
+        .remove("authorizer");
+    event["headers"]
+        .as_object_mut()
+        .expect("headers")
+        .remove("authorization");
+    lambda_http::request::from_str(&event.to_string()).expect("fixture request")
+}
+
+/// Call the handler as Lambda would; the whole response.
+pub fn call_raw(api: &Arc<Api>, req: Request) -> lambda_http::Response<Body> {
+    rt().block_on(handle(api.clone(), req)).expect("a response")
+}
