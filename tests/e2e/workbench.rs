@@ -245,16 +245,24 @@ fn chromium_binary() -> &'static str {
         .unwrap_or("chromium")
 }
 
+/// Whether chromium and chromedriver are here. In CI a missing browser is
+/// a failure: the check would silently never run. Elsewhere, say why and
+/// skip.
+fn browser_here() -> bool {
+    if installed("chromedriver") && installed(chromium_binary()) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set and chromium or chromedriver is missing: run tests/run-all.sh, which installs them"
+    );
+    eprintln!("SKIPPED: apt-get install -y chromium chromium-driver; set CI to make this fail");
+    false
+}
+
 #[test]
 fn an_analyst_and_an_auditor_use_the_workbench_in_a_browser() {
-    if !installed("chromedriver") || !installed(chromium_binary()) {
-        // In CI a missing browser is a failure: the check would silently
-        // never run. Elsewhere, say why and skip.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set and chromium or chromedriver is missing: run tests/run-all.sh, which installs them"
-        );
-        eprintln!("SKIPPED: apt-get install -y chromium chromium-driver; set CI to make this fail");
+    if !browser_here() {
         return;
     }
     let (s, [analyst, auditor, _agency]) = store_with_users("workbench");
@@ -707,12 +715,7 @@ fn bucket(
 /// out through the hosted UI's sign-out.
 #[test]
 fn the_workbench_signs_in_through_a_hosted_ui_with_pkce() {
-    if !installed("chromedriver") || !installed(chromium_binary()) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set and chromium or chromedriver is missing: run tests/run-all.sh, which installs them"
-        );
-        eprintln!("SKIPPED: apt-get install -y chromium chromium-driver; set CI to make this fail");
+    if !browser_here() {
         return;
     }
     const CLIENT: &str = "4workbench0client";

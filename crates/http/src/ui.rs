@@ -318,16 +318,20 @@ mod tests {
         )
     }
 
+    /// The policy's `connect-src` directive.
+    fn connect_src(csp: &str) -> &str {
+        csp.split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("connect-src"))
+            .expect("connect-src")
+    }
+
     #[test]
     fn the_policy_names_the_hosted_ui_only_when_there_is_one() {
         assert_eq!(SignIn::Token.csp(), CSP);
         assert!(!CSP.contains("https:") && !CSP.contains("http:"));
         let csp = cognito().csp();
-        let connect = csp
-            .split(';')
-            .map(str::trim)
-            .find(|d| d.starts_with("connect-src"))
-            .expect("connect-src");
+        let connect = connect_src(&csp);
         assert_eq!(
             connect,
             "connect-src 'self' https://agencylink-test.auth.eu-west-2.amazoncognito.com"
@@ -354,11 +358,7 @@ mod tests {
             Some("https://agencylink-data-123.s3.eu-west-2.amazonaws.com")
         );
         let csp = SignIn::OAuth(o).csp();
-        let connect = csp
-            .split(';')
-            .map(str::trim)
-            .find(|d| d.starts_with("connect-src"))
-            .expect("connect-src");
+        let connect = connect_src(&csp);
         assert_eq!(
             connect,
             "connect-src 'self' https://agencylink-test.auth.eu-west-2.amazoncognito.com https://agencylink-data-123.s3.eu-west-2.amazonaws.com"
