@@ -101,8 +101,16 @@ pub(crate) fn ndjson(data: &[u8]) {
 
 /// Every identifier kind's canonicaliser and token: the first byte picks
 /// the kind. Canonicalising is idempotent (but for local references, whose
-/// canonical form carries the agency's namespace), and a value's token is
-/// its canonical form's.
+/// canonical form carries the agency's namespace, and for a phone number
+/// whose canonical form begins `0044`), and a value's token is its
+/// canonical form's.
+///
+/// The phone exception is the specification's own: `0044` becomes `0`
+/// after one trunk `0` is dropped, so `0044 0 0444004444` canonicalises to
+/// `00444004444`, which is 11 digits starting `0` and accepted, and which
+/// canonicalises again to `04004444` (too short). Tokens are a byte-exact
+/// contract, so the canonicaliser follows the specification (the fuzzer
+/// found this: `fuzz/regressions/canonical/`).
 pub(crate) fn canonical(data: &[u8]) {
     use agencylink_core::pseudo::Kind;
     let Some((&pick, rest)) = data.split_first() else {
@@ -125,7 +133,7 @@ pub(crate) fn canonical(data: &[u8]) {
         p.token(kind, &canon),
         "a value's token is its canonical form's"
     );
-    if kind != Kind::LocalRef {
+    if kind != Kind::LocalRef && !(kind == Kind::Phone && canon.starts_with("0044")) {
         let again = canonicalise(kind, &canon, "fuzz-agency")
             .map(|c| c.to_string())
             .expect("a canonical value canonicalises");
