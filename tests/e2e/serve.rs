@@ -428,9 +428,9 @@ fn serve_answers_as_the_cli_does_and_logs_every_read_before_answering() {
     .expect("JSON");
     assert_eq!(doc.json, committed);
 
-    // Agency uploads are the AWS deployment's (here, `agencylink ingest`):
+    // Asking to upload is the AWS deployment's (here, `agencylink ingest`):
     // a clear 501, not a silent empty answer.
-    let uploads = server.get("/uploads", &agency);
+    let uploads = server.post("/uploads", &agency, &serde_json::json!({"dataset": "x"}));
     assert_eq!(uploads.status, 501, "{uploads:?}");
 
     // A removed user is locked out at once, with the server still running.
@@ -630,4 +630,212 @@ fn exports_charts_jobs_and_profiles_come_as_links_only_their_reader_opens() {
     )
     .expect_code(0);
     assert!(!s.path("d/profiles").exists() && !s.path("d/exports").exists());
+}
+
+/// `agencylink ingest --agency nhs-gm-icb` of `file`: its summary.
+fn ingest_icb(s: &Scratch, file: &str, code: i32) -> Value {
+    crate::util::ingest_in(
+        &s.dir,
+        "d",
+        "nhs-gm-icb",
+        "health.safeguarding_attendance",
+        file,
+    )
+    .expect_code(code)
+    .json()
+}
+
+/// The ids in a `GET /uploads` answer.
+fn ids(answer: &Answer) -> Vec<String> {
+    answer.json["uploads"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a list: {answer:?}"))
+        .iter()
+        .map(|u| u["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+#[test]
+fn an_agency_sees_its_own_uploads_and_rejection_reports_and_no_one_elses() {
+    let (s, _) = store_with_users("serve-uploads");
+    let add = |name: &str, agency: &str| {
+        run_in(
+            &s.dir,
+            &[
+                "user",
+                "add",
+                name,
+                "--role",
+                "agency",
+                "--agency",
+                agency,
+                "--data-dir",
+                "d",
+            ],
+        )
+        .expect_code(0)
+        .json()["token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    };
+    let icb = add("icb-uploader", "nhs-gm-icb");
+    let police = add("police-uploader", "gmp-police");
+    // One file with a row whose NHS number and name are wrong on purpose,
+    // then a clean one.
+    let with_error = crate::validate::synth(&s, "health.safeguarding_attendance", 6, 9, 0.0).0;
+    let csv = std::fs::read_to_string(&with_error).expect("read");
+    let mut lines: Vec<String> = csv.lines().map(str::to_owned).collect();
+    let mut cells: Vec<String> = lines[2].split(',').map(str::to_owned).collect();
+    cells[1] = "NHSRAW77777".into();
+    cells[2] = "Quillfeather".into();
+    lines[2] = cells.join(",");
+    let raw_values: Vec<String> = lines[1..]
+        .iter()
+        .flat_map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            // record_ref, nhs_number, family_name, given_name, dob, postcode, phone
+            [0, 1, 2, 3, 4, 12, 13].map(|i| c[i].to_owned())
+        })
+        .filter(|v| v.len() >= 5)
+        .collect();
+    std::fs::write(&with_error, lines.join("\n") + "\n").expect("write");
+    let clean = crate::validate::synth(&s, "health.safeguarding_attendance", 4, 10, 0.0).0;
+
+    let server = Server::start(&s);
+    let before = ids(&server.get("/uploads", &icb));
+    let first = ingest_icb(&s, with_error.to_str().expect("path"), 1);
+    assert_eq!(first["rows_rejected"], 1, "{first}");
+    let second = ingest_icb(&s, clean.to_str().expect("path"), 0);
+    let (first_id, second_id) = (
+        first["upload_id"].as_str().expect("id"),
+        second["upload_id"].as_str().expect("id"),
+    );
+
+    // Newest first, the agency's only, with lineage's counts.
+    let listed = server.get("/uploads", &icb);
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let all = ids(&listed);
+    assert_eq!(all.len(), before.len() + 2, "{listed:?}");
+    assert_eq!(&all[..2], [second_id, first_id], "{listed:?}");
+    assert_eq!(all[2..], before[..]);
+    assert_eq!(listed.json["next"], Value::Null);
+    for u in listed.json["uploads"].as_array().expect("list") {
+        assert_eq!(u["agency"], "nhs-gm-icb", "{u}");
+        assert_eq!(u["id"], u["upload_id"], "{u}");
+    }
+    let with_errors = &listed.json["uploads"][1];
+    assert_eq!(with_errors["status"], "ingested", "{with_errors}");
+    assert_eq!(with_errors["dataset"], "health.safeguarding_attendance");
+    for n in [
+        "rows_in",
+        "rows_accepted",
+        "rows_rejected",
+        "records_inserted",
+    ] {
+        assert_eq!(with_errors["result"][n], first[n], "{n}: {with_errors}");
+    }
+
+    // A page at a time: limit=1 and `next` walk the same list.
+    let mut walked = Vec::new();
+    let mut path = "/uploads?limit=1".to_owned();
+    loop {
+        let page = server.get(&path, &icb);
+        assert_eq!(page.status, 200, "{page:?}");
+        let got = ids(&page);
+        assert_eq!(got.len(), 1, "{page:?}");
+        walked.extend(got);
+        match page.json["next"].as_str() {
+            Some(next) => path = format!("/uploads?limit=1&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, all);
+    for bad in [
+        "/uploads?limit=0",
+        "/uploads?limit=101",
+        "/uploads?after=../../etc",
+    ] {
+        assert_eq!(server.get(bad, &icb).status, 400, "{bad}");
+    }
+
+    // The report: rows, fields and codes, never the values.
+    let shown = server.fetch(Method::Get, &format!("/uploads/{first_id}"), Some(&icb), "");
+    assert_eq!(shown.0.status, 200, "{shown:?}");
+    let report = &shown.0.json["report"];
+    assert_eq!(shown.0.json["upload"]["id"], first_id);
+    assert_eq!(report["errors_total"], 1, "{report}");
+    assert_eq!(report["errors_truncated"], false, "{report}");
+    let error = &report["errors"][0];
+    assert_eq!(error["row"], 2, "{error}");
+    assert_eq!(error["field"], "nhs_number", "{error}");
+    assert_eq!(error["code"], "identifier", "{error}");
+    for raw in ["NHSRAW77777", "Quillfeather"]
+        .iter()
+        .map(|v| v.to_string())
+        .chain(raw_values)
+    {
+        assert!(!shown.1.contains(&raw), "{raw} in {}", shown.1);
+    }
+    let clean_shown = server.get(&format!("/uploads/{second_id}"), &icb).json;
+    assert_eq!(clean_shown["report"]["errors_total"], 0, "{clean_shown}");
+
+    // Another agency's upload is a 404, word for word an unknown one's,
+    // and is not in its list.
+    let theirs = server.get(&format!("/uploads/{first_id}"), &police);
+    let unknown = server.get("/uploads/u_aaaaaaaaaaaaaaaa", &police);
+    assert_eq!(theirs.status, 404, "{theirs:?}");
+    assert_eq!(theirs.json, unknown.json);
+    let police_list = server.get("/uploads", &police);
+    assert_eq!(police_list.status, 200, "{police_list:?}");
+    let police_ids = ids(&police_list);
+    assert!(!police_ids.is_empty(), "the demo's police uploads");
+    assert!(
+        police_ids.iter().all(|id| !all.contains(id)),
+        "{police_list:?}"
+    );
+    let after_theirs = server.get(&format!("/uploads?after={first_id}"), &police);
+    assert_eq!(after_theirs.status, 400, "{after_theirs:?}");
+
+    // Ids that are not an upload id's shape are refused as unknown.
+    for bad in [
+        "..%2F..%2Fusers.json",
+        "u_..",
+        "u_AAAAAAAAAAAAAAAA",
+        "users.json",
+    ] {
+        let a = server.get(&format!("/uploads/{bad}"), &icb);
+        assert_eq!(a.status, 404, "{bad}: {a:?}");
+        assert_eq!(a.json, unknown.json, "{bad}");
+    }
+
+    // Withdrawn: said so, and the report went with the upload.
+    run_in(
+        &s.dir,
+        &[
+            "withdraw",
+            first_id,
+            "--reason",
+            "sent in error",
+            "--data-dir",
+            "d",
+        ],
+    )
+    .expect_code(0);
+    let gone = server.get(&format!("/uploads/{first_id}"), &icb).json;
+    assert_eq!(gone["upload"]["status"], "withdrawn", "{gone}");
+    assert_eq!(gone["report"], Value::Null, "{gone}");
+    assert_eq!(ids(&server.get("/uploads", &icb)), all);
+
+    // Nothing to upload through: the command to use instead.
+    let post = server.post(
+        "/uploads",
+        &icb,
+        &serde_json::json!({"dataset": "health.safeguarding_attendance"}),
+    );
+    assert_eq!(post.status, 501, "{post:?}");
+    let detail = post.json["detail"].as_str().expect("a detail");
+    assert!(detail.contains("agencylink ingest"), "{detail}");
+    let printed = server.stderr.lock().expect("stderr").clone();
+    assert!(!printed.contains("NHSRAW77777"), "{printed}");
 }

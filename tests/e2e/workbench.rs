@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 use crate::serve::{PURPOSE, Server, access_log, store_with_users};
+use crate::util::run_in;
 
 /// The WebDriver element key (W3C).
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -357,6 +358,59 @@ fn an_analyst_and_an_auditor_use_the_workbench_in_a_browser() {
     }
     browser.wait("table tbody tr");
     browser.screenshot("workbench-audit");
+    assert_eq!(browser.console(), Vec::<String>::new(), "console messages");
+
+    // An agency: its own uploads, and one's rejection report. The demo's
+    // council uploads reject some rows.
+    let out = run_in(
+        &s.dir,
+        &[
+            "user",
+            "add",
+            "bolton-uploader",
+            "--role",
+            "agency",
+            "--agency",
+            "bolton-council",
+            "--data-dir",
+            "d",
+        ],
+    )
+    .expect_code(0)
+    .json();
+    let uploader = out["token"].as_str().expect("a token").to_owned();
+    browser.click(&browser.wait("#signout"));
+    browser.sign_in(&base, &uploader, "");
+    browser.go(&format!("{base}/#/uploads"));
+    let links = {
+        browser.wait("a.upload-link");
+        browser.all("a.upload-link")
+    };
+    assert!(!links.is_empty());
+    // The first upload whose report lists rejected rows.
+    let mut shown = false;
+    for i in 0..links.len() {
+        browser.go(&format!("{base}/#/uploads"));
+        browser.wait("a.upload-link");
+        let link = browser.all("a.upload-link")[i].clone();
+        browser.click(&link);
+        let report = browser.text(&browser.wait("#upload-report"));
+        let status = browser.text(&browser.wait("#upload-status"));
+        assert!(status.contains("ingested"), "{status}");
+        if report.contains("Rejected rows") {
+            assert!(
+                report.contains("Field") && report.contains("Rule"),
+                "{report}"
+            );
+            shown = true;
+            break;
+        }
+    }
+    assert!(
+        shown,
+        "no upload of bolton-council showed a rejection report"
+    );
+    browser.screenshot("workbench-agency-upload");
     assert_eq!(browser.console(), Vec::<String>::new(), "console messages");
 }
 

@@ -31,6 +31,7 @@ mod linkage_cmd;
 mod profile_cmd;
 mod progress;
 mod serve_cmd;
+mod serve_uploads;
 mod upload_cmd;
 
 // Row shaping allocates many small strings; mimalloc halves that cost.

@@ -21,7 +21,7 @@ use agencylink_core::ports::{ChainLog, ObjectStore, RecordStore, StoreError};
 use agencylink_core::profile::{Edition, Settings};
 use agencylink_core::schema::Catalog;
 use agencylink_http::router::{self, Call, Caller, Host, LINK_SECONDS, Response};
-use agencylink_http::{RoleKind, exports, profiles};
+use agencylink_http::{Op, RoleKind, exports, profiles};
 use agencylink_local::users::{User, UserRole, Users};
 use agencylink_local::{DirObjectStore, SqliteChainLog, SqliteStore};
 use anyhow::{Result, bail};
@@ -232,8 +232,34 @@ impl Host for LocalHost<'_> {
         }
     }
 
-    fn own(&self, _call: &Call<'_>) -> Option<Response> {
-        None
+    /// Agency uploads: the two reads, from lineage and the reports
+    /// `agencylink ingest` wrote (see [`crate::serve_uploads`]); nothing is
+    /// uploaded through the API here.
+    fn own(&self, call: &Call<'_>) -> Option<Response> {
+        let op = call.route.op;
+        if !matches!(op, Op::UploadCreate | Op::UploadList | Op::UploadShow) {
+            return None;
+        }
+        // The route table lets only agency users this far; an agency user
+        // always has an agency (`user add` refuses one without).
+        let (RoleKind::Agency, Some(agency)) = (call.caller.role, &call.caller.agency) else {
+            return Some(Response::error(403, "uploads are for agency uploaders"));
+        };
+        Some(match op {
+            Op::UploadList => crate::serve_uploads::list(
+                &self.lineage,
+                agency,
+                call.query("after"),
+                call.query("limit"),
+            ),
+            Op::UploadShow => {
+                crate::serve_uploads::show(&self.lineage, &self.objects, agency, call.id())
+            }
+            _ => Response::error(
+                501,
+                "POST /uploads is not served here: on one machine an agency's file is ingested with `agencylink ingest --agency ID --dataset D FILE` by whoever runs this store, not uploaded through the API; GET /uploads lists what was ingested",
+            ),
+        })
     }
 }
 

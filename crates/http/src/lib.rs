@@ -259,6 +259,26 @@ impl Route {
 pub const LOG_PAGE_LIMIT: u64 = 500;
 /// The most uploads, review items or profiles one page returns.
 pub const PAGE_LIMIT: u64 = 100;
+/// The most errors an upload's rejection report carries in an answer
+/// (`GET /uploads/{id}`): the rest are counted, see [`cap_report`].
+pub const REPORT_ERRORS_MAX: usize = 1000;
+
+/// Cap a JSON rejection report's `errors` at [`REPORT_ERRORS_MAX`] (an
+/// answer must stay far inside API Gateway's limits), saying how many
+/// there were (`errors_total`) and whether some were left out
+/// (`errors_truncated`). A report without an `errors` array is left as it is.
+pub fn cap_report(report: &mut serde_json::Value) {
+    if let Some(errors) = report
+        .get_mut("errors")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        let total = errors.len();
+        errors.truncate(REPORT_ERRORS_MAX);
+        report["errors_total"] = serde_json::json!(total);
+        report["errors_truncated"] = serde_json::json!(total > REPORT_ERRORS_MAX);
+    }
+}
+
 /// The deepest a network query walks (hops).
 pub const MAX_NETWORK_DEPTH: u64 = 6;
 /// The most people a network answer holds.

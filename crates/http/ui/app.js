@@ -99,7 +99,7 @@ async function download(link, name) {
 const HOME = { analyst: 'profiles', agency: 'profiles', auditor: 'audit' };
 const VIEWS = {
   analyst: ['profiles', 'profile', 'person', 'network', 'review', 'export'],
-  agency: ['profiles', 'profile', 'uploads'],
+  agency: ['profiles', 'profile', 'uploads', 'upload'],
   auditor: ['audit'],
 };
 
@@ -534,8 +534,35 @@ function exportView() {
 async function uploadsView() {
   const answer = await api('GET', '/uploads');
   if (answer.status !== 200) return show(el('h1', {}, 'Uploads'), failure(answer));
+  const open = (id) => el('a', { href: '#/upload/' + encodeURIComponent(id), class: 'upload-link' }, id);
   show(el('h1', {}, 'Your uploads'), table([
-    { label: 'Upload', key: 'id' }, { label: 'Dataset', key: 'dataset' }, { label: 'Status', key: 'status' }], answer.json.uploads));
+    { label: 'Upload', key: 'id', cell: (r) => open(r.id) }, { label: 'Dataset', key: 'dataset' },
+    { label: 'Status', key: 'status' }, { label: 'When', key: 'created' }], answer.json.uploads));
+}
+
+// One upload: its status and counts, and its rejection report (row, field,
+// code and message only: the report never holds an identifier's value).
+async function uploadView(id) {
+  const answer = await api('GET', '/uploads/' + encodeURIComponent(id || ''));
+  if (answer.status !== 200) return show(el('h1', {}, 'Upload'), failure(answer));
+  const u = answer.json.upload;
+  const result = u.result && typeof u.result === 'object'
+    ? table([{ label: 'Count', key: 'k' }, { label: 'Value', key: 'v' }],
+      Object.entries(u.result).map(([k, v]) => ({ k, v })))
+    : null;
+  const report = answer.json.report;
+  let errors = el('p', { id: 'upload-report' }, 'No rejection report for this upload.');
+  if (report && Array.isArray(report.errors)) {
+    const total = report.errors_total === undefined ? report.errors.length : report.errors_total;
+    errors = el('section', { id: 'upload-report' },
+      el('h2', {}, 'Rejected rows'),
+      el('p', {}, (total === 1 ? '1 error' : total + ' errors') + (report.errors_truncated ? ', the first ' + report.errors.length + ' shown' : '')),
+      table([{ label: 'Row', key: 'row' }, { label: 'Line', key: 'line' }, { label: 'Field', key: 'field' },
+        { label: 'Rule', key: 'code' }, { label: 'Message', key: 'message' }], report.errors));
+  }
+  show(el('h1', {}, 'Upload ' + u.id),
+    el('p', { id: 'upload-status' }, u.dataset + ': ' + u.status), result, errors,
+    el('p', {}, el('a', { href: '#/uploads' }, 'All uploads')));
 }
 
 function route() {
@@ -555,6 +582,7 @@ function route() {
   const views = {
     profiles: profilesView, profile: () => profileView(id), person: () => personView(id),
     network: () => networkView(id), review: reviewView, audit: auditView, export: exportView, uploads: uploadsView,
+    upload: () => uploadView(id),
   };
   views[view]();
 }

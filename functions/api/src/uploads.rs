@@ -65,7 +65,7 @@ pub const PAGE_LIMIT: usize = agencylink_http::PAGE_LIMIT as usize;
 
 /// The most report errors a status answer carries: the rest are counted
 /// (`errors_total`) and in the CSV report the CLI's `validate` makes too.
-pub const REPORT_ERRORS_MAX: usize = 1000;
+pub const REPORT_ERRORS_MAX: usize = agencylink_http::REPORT_ERRORS_MAX;
 
 /// `POST /uploads`: a ticket and a presigned form for the agency's prefix.
 pub(crate) fn create(api: &Api, agency: &str, body: &[u8]) -> Response {
@@ -200,11 +200,6 @@ fn report(api: &Api, key: &str) -> Result<Value, StoreError> {
     let mut reader = api.backend.objects.get(key)?;
     let mut v: Value = serde_json::from_reader(&mut reader)
         .map_err(|e| StoreError::backend("reading a rejection report", e))?;
-    if let Some(errors) = v.get_mut("errors").and_then(Value::as_array_mut) {
-        let total = errors.len();
-        errors.truncate(REPORT_ERRORS_MAX);
-        v["errors_total"] = json!(total);
-        v["errors_truncated"] = json!(total > REPORT_ERRORS_MAX);
-    }
+    agencylink_http::cap_report(&mut v);
     Ok(v)
 }
