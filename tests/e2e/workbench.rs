@@ -228,6 +228,18 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), bytes).expect("write screenshot");
     }
 
+    /// From the list of profiles, open the analyst edition and wait for
+    /// its tracker.
+    fn open_analyst_edition(&self) {
+        let edition = self
+            .all("a.profile-link")
+            .into_iter()
+            .find(|e| self.text(e).contains("analyst edition"))
+            .expect("the analyst edition is listed");
+        self.click(&edition);
+        self.wait("#table-tracker tbody tr");
+    }
+
     fn sign_in(&self, base: &str, token: &str, purpose: &str) {
         self.go(&format!("{base}/"));
         let field = self.wait("#token");
@@ -275,13 +287,7 @@ fn an_analyst_and_an_auditor_use_the_workbench_in_a_browser() {
     browser.sign_in(&base, &analyst, PURPOSE);
     browser.click(&browser.wait("#build"));
     browser.wait("a.profile-link");
-    let analyst_edition = browser
-        .all("a.profile-link")
-        .into_iter()
-        .find(|e| browser.text(e).contains("analyst edition"))
-        .expect("the analyst edition is listed");
-    browser.click(&analyst_edition);
-    browser.wait("#table-tracker tbody tr");
+    browser.open_analyst_edition();
     browser.screenshot("workbench-profile");
 
     // The tracker leads to a network, drawn as a graph; a person in it
@@ -854,13 +860,7 @@ fn the_workbench_signs_in_through_a_hosted_ui_with_pkce() {
     // The profile view reads profile.json through a link into the bucket
     // (another origin, which the policy names and which names the page):
     // fetched with no token and no cookie, and with no preflight.
-    let analyst_edition = browser
-        .all("a.profile-link")
-        .into_iter()
-        .find(|e| browser.text(e).contains("analyst edition"))
-        .expect("the analyst edition is listed");
-    browser.click(&analyst_edition);
-    browser.wait("#table-tracker tbody tr");
+    browser.open_analyst_edition();
     {
         let fetched = fetched.lock().expect("lock");
         assert!(!fetched.is_empty(), "the profile came from the bucket");

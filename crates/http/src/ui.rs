@@ -110,6 +110,19 @@ pub enum ConfigError {
     Downloads,
 }
 
+/// A lower-case DNS host name: labels of letters, digits and hyphens (not
+/// at a label's ends), at most 253 bytes; nothing a policy could widen.
+fn plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+}
+
 /// `scheme://host[:port]` of an absolute http(s) URL, lower-cased, if that
 /// is all a policy source would name: a host of letters, digits, dots and
 /// hyphens (with an optional numeric port), and https unless the host is a
@@ -123,14 +136,7 @@ pub fn origin_of(url: &str) -> Option<String> {
         Some((h, p)) => (h, Some(p)),
         None => (authority.as_str(), None),
     };
-    let host_ok = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .split('.')
-            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let host_ok = plain_host(host);
     let port_ok =
         port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     let loopback = host == "localhost" || host == "127.0.0.1";
@@ -146,16 +152,7 @@ impl OAuth {
     pub fn new(domain: &str, client_id: &str, redirect_uri: &str) -> Result<Self, ConfigError> {
         let domain = domain.trim().trim_end_matches('/');
         let host = domain.strip_prefix("https://").ok_or(ConfigError::Domain)?;
-        let host_ok = !host.is_empty()
-            && host.len() <= 253
-            && host.contains('.')
-            && host
-                .split('.')
-                .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
-        if !host_ok {
+        if !(plain_host(host) && host.contains('.')) {
             return Err(ConfigError::Domain);
         }
         let client_id = client_id.trim();
