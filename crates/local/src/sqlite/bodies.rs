@@ -254,6 +254,19 @@ impl Bodies {
         Ok(())
     }
 
+    /// Write everything appended, and return another handle on the file
+    /// to sync it with (`None` in memory), for a sync on another thread.
+    pub(super) fn write_out(&mut self) -> StoreResult<Option<File>> {
+        self.write_pending()?;
+        match &self.backing {
+            Backing::File { file, .. } => read_lock(file)
+                .try_clone()
+                .map(Some)
+                .map_err(io_err("opening another handle on")),
+            Backing::Memory(_) => Ok(None),
+        }
+    }
+
     /// Write and sync everything appended, before the rows that point at it
     /// are committed; the new committed length.
     pub(super) fn sync(&mut self, committed: u64) -> StoreResult<u64> {
