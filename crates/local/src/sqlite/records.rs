@@ -86,39 +86,16 @@ impl Db {
                 ));
             }
         };
-        let outcome =
-            if !keep {
-                Ok(())
-            } else if failed {
-                Err(StoreError::Backend {
-                    message: "a write of this upload failed, so none of it was kept".into(),
-                    source: None,
-                })
-            } else {
-                // The bodies are on disk before the rows that point at them:
-                // synced while the index is built (see `writeback`), and once
-                // more (little left by then) after it.
-                self.bodies
-                    .write_out()
-                    .and_then(|handle| {
-                        let db = self.conn.path().map(std::path::Path::new);
-                        let conn = &self.conn;
-                        let up = self.upload.as_mut();
-                        let (built, synced) = super::writeback::while_syncing(handle, db, || {
-                            up.map_or(Ok(()), |up| flush_rows(conn, up))
-                        });
-                        built.and(synced.map_err(|e| {
-                            StoreError::backend("syncing (the record bodies file)", e)
-                        }))
-                    })
-                    .and_then(|()| self.bodies.sync(bodies_from))
-                    .and_then(|end| set_bodies_end(&self.conn, end))
-                    .and_then(|()| {
-                        self.conn
-                            .execute_batch("COMMIT")
-                            .map_err(db_err("publishing an upload"))
-                    })
-            };
+        let outcome = if !keep {
+            Ok(())
+        } else if failed {
+            Err(StoreError::Backend {
+                message: "a write of this upload failed, so none of it was kept".into(),
+                source: None,
+            })
+        } else {
+            self.publish(bodies_from)
+        };
         if !self.conn.is_autocommit() {
             // While the write lock is still held: the next writer appends
             // from the committed length.
@@ -127,6 +104,27 @@ impl Db {
         }
         self.upload = None;
         outcome
+    }
+
+    /// Index the open upload's rows, make its bodies durable and commit.
+    fn publish(&mut self, bodies_from: u64) -> StoreResult<()> {
+        // The bodies are on disk before the rows that point at them:
+        // synced while the index is built (see `writeback`), and once more
+        // (little left by then) after it.
+        let handle = self.bodies.write_out()?;
+        let db = self.conn.path().map(std::path::Path::new);
+        let conn = &self.conn;
+        let up = self.upload.as_mut();
+        let (built, synced) = super::writeback::while_syncing(handle, db, || {
+            up.map_or(Ok(()), |up| flush_rows(conn, up))
+        });
+        built?;
+        synced.map_err(|e| StoreError::backend("syncing (the record bodies file)", e))?;
+        let end = self.bodies.sync(bodies_from)?;
+        set_bodies_end(&self.conn, end)?;
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(db_err("publishing an upload"))
     }
 }
 
