@@ -602,10 +602,46 @@ fn an_upload_is_withdrawn_on_aws() {
             .collect()
     };
     assert_eq!(outputs.len(), 1, "{outputs:?}");
+    // What the profile function keeps, built from every upload: a stored
+    // profile (its JSON written twice, so two versions) and an export job;
+    // and an analyst's request, which holds no record.
+    let built = [
+        "profiles/2025-01-01_2025-12-31/analyst/profile.json",
+        "profiles/2025-01-01_2025-12-31/analyst/networks.csv",
+        "exports/jobs/j1.csv",
+        "exports/jobs/j1.manifest.json",
+    ];
+    let request = "profile-requests/2026-01-01T00-00-00Z-ab12.json";
+    {
+        use agencylink_core::ports::{ObjectStoreExt, PutMode};
+        for key in built.iter().chain([&built[0], &request]) {
+            b.objects.put(key, b"{}", PutMode::Overwrite).expect("put");
+        }
+    }
+    // Versions and delete markers of every key under `prefix`.
+    let versions_under = |prefix: &str| {
+        let v = agencylink_aws::testing::rt()
+            .block_on(
+                b.objects
+                    .client()
+                    .list_object_versions()
+                    .bucket(&d.settings.data_bucket)
+                    .prefix(prefix)
+                    .send(),
+            )
+            .expect("list versions");
+        v.versions().len() + v.delete_markers().len()
+    };
+    assert_eq!(versions_under("profiles/"), 3);
 
     let unknown = d.run(&["withdraw", "u_nosuchupload000000", "--reason", "wrong file"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no upload with that id"));
+    assert_eq!(
+        versions_under("profiles/") + versions_under("exports/"),
+        5,
+        "a refused withdrawal removes nothing"
+    );
 
     let out = d.run(&[
         "withdraw",
@@ -634,21 +670,18 @@ fn an_upload_is_withdrawn_on_aws() {
     // Erased, not hidden: the data bucket is versioned, and no version of
     // a withdrawn output (not even a delete marker) is left.
     for key in &outputs {
-        let versions = agencylink_aws::testing::rt()
-            .block_on(
-                b.objects
-                    .client()
-                    .list_object_versions()
-                    .bucket(&d.settings.data_bucket)
-                    .prefix(key.as_str())
-                    .send(),
-            )
-            .expect("list versions");
-        assert!(
-            versions.versions().is_empty() && versions.delete_markers().is_empty(),
-            "{key} has versions left"
-        );
+        assert_eq!(versions_under(key), 0, "{key} has versions left");
     }
+    // The stored profile and the export job are erased with every
+    // version; the request stays, to be built again from what remains.
+    assert_eq!(versions_under("profiles/"), 0, "stored profiles erased");
+    assert_eq!(versions_under("exports/"), 0, "export jobs erased");
+    assert_eq!(versions_under("profile-requests/"), 1);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("removed 4 stored profile and export files"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let again = d.run(&["withdraw", upload, "--reason", "again"]);
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already withdrawn"));

@@ -106,6 +106,19 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
             // The event goes to the WORM archive as an ingest's does.
             worm(&backend, "lineage")(&done.entry)?;
             println!("{}", serde_json::to_string(&done.entry)?);
+            // What was built from the withdrawn records goes too, as on the
+            // embedded store; after the event, so that a mistyped upload id
+            // removes nothing.
+            let removed = agencylink_http::profiles::remove_built_from_all(&backend.objects)
+                .context(
+                    "the upload is withdrawn, but removing the stored profiles and exports built from its records failed; delete what is left under profiles/ and exports/jobs/ in the data bucket",
+                )?;
+            if !removed.is_empty() {
+                eprintln!(
+                    "removed {} stored profile and export files from the data bucket: they were built from the withdrawn records; the profile function builds profiles again on its schedule or when an analyst asks",
+                    removed.len()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Retention(cmd) => crate::lifecycle_cmd::retention(

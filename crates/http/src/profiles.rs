@@ -76,6 +76,27 @@ pub struct Stored {
     pub tables: usize,
 }
 
+/// Where what is built from every upload is kept: the stored profiles and
+/// the analysts' export jobs. A withdrawal takes all of it away, as it
+/// takes the embedded store's `profiles` and `exports` folders: each was
+/// built from records that are no longer there. Requests waiting under
+/// `profile-requests/` and `export-requests/` hold no record and stay, so
+/// what was asked for is built again from what remains.
+pub const BUILT_FROM_ALL: [&str; 2] = [PREFIX, crate::exports::JOBS];
+
+/// Delete every object under [`BUILT_FROM_ALL`] (every version, where the
+/// store keeps versions) and return their keys.
+pub fn remove_built_from_all(objects: &dyn ObjectStore) -> Result<Vec<String>, StoreError> {
+    let mut removed = Vec::new();
+    for prefix in BUILT_FROM_ALL {
+        for meta in objects.list(prefix)? {
+            objects.delete(&meta.key)?;
+            removed.push(meta.key);
+        }
+    }
+    Ok(removed)
+}
+
 /// The object prefix of one edition for one period.
 pub fn edition_prefix(from: &str, to: &str, edition: Edition) -> String {
     format!("{PREFIX}{from}_{to}/{}/", edition.as_str())
