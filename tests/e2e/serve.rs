@@ -265,6 +265,62 @@ fn user_add_keeps_only_a_hash_of_the_token_in_a_private_file() {
     }
 }
 
+/// Every answer, the page's files, the API's and a refusal, says the
+/// connection closes after it. tiny_http keeps an open connection on a
+/// thread of its own, and a browser's burst of new connections could
+/// queue behind threads held by idle kept-alive ones (the workbench's
+/// audit view once waited more than 30 s for its answers).
+#[test]
+fn every_answer_closes_its_connection() {
+    use std::io::{Read, Write};
+    let (s, [_, auditor, _]) = store_with_users("serve-close");
+    let server = Server::start(&s);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    for (path, token, status) in [
+        ("/ui/config.json", None, "200"),
+        ("/lineage/verify", Some(auditor.as_str()), "200"),
+        ("/lineage/verify", None, "401"),
+    ] {
+        let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n").expect("send");
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf).expect("the answer");
+            assert!(n > 0, "{path}: closed before the head ended");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&answer);
+        let head = text.split("\r\n\r\n").next().unwrap_or_default();
+        let mut lines = head.split("\r\n");
+        assert_eq!(
+            lines.next(),
+            Some(
+                format!(
+                    "HTTP/1.1 {status} {}",
+                    if status == "200" {
+                        "OK"
+                    } else {
+                        "Unauthorized"
+                    }
+                )
+                .as_str()
+            ),
+            "{path}: {head}"
+        );
+        assert_eq!(
+            lines
+                .filter(|l| l.eq_ignore_ascii_case("connection: close"))
+                .count(),
+            1,
+            "{path}: {head}"
+        );
+    }
+}
+
 #[test]
 fn serve_refuses_to_start_with_no_users() {
     let s = Scratch::new("serve-nousers");

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::Read as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -439,7 +440,7 @@ fn answer(mut request: tiny_http::Request, host: &LocalHost<'_>, data_dir: &Path
                 out.add_header(h);
             }
         }
-        let _ = request.respond(out);
+        send(request, out);
         return;
     }
     let reply = match authenticate(&request, data_dir) {
@@ -510,7 +511,58 @@ fn answer(mut request: tiny_http::Request, host: &LocalHost<'_>, data_dir: &Path
             out.add_header(h);
         }
     }
-    let _ = request.respond(out);
+    send(request, out);
+}
+
+/// Answer `request` with `response`, saying the connection closes after
+/// it. tiny_http 0.12 keeps each connection on a thread of its own,
+/// waiting for its next request, and its thread pool can leave a new
+/// connection queued behind threads that wait on idle kept-alive ones:
+/// a browser's burst of requests (a workbench view asks for three at
+/// once) then waits until the browser drops an idle connection, which
+/// was seen as the workbench's audit view not answered in 30 s. Once the
+/// client has closed, the connection's thread is free for the next one.
+/// tiny_http drops a `Connection` header set on a response, so it is
+/// written into the head here, after the status line. A client gone
+/// before the answer is not an error.
+fn send<R: std::io::Read>(request: tiny_http::Request, response: tiny_http::Response<R>) {
+    let version = request.http_version().clone();
+    let head_only = *request.method() == tiny_http::Method::Head;
+    let headers = request.headers().to_vec();
+    let mut out = CloseAfter {
+        inner: request.into_writer(),
+        status_line_written: false,
+    };
+    let _ = response
+        .raw_print(&mut out, version, &headers, head_only, None)
+        .and_then(|()| out.flush());
+}
+
+/// A response writer that adds `Connection: close` after the status line.
+struct CloseAfter<W> {
+    inner: W,
+    status_line_written: bool,
+}
+
+impl<W: std::io::Write> std::io::Write for CloseAfter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.status_line_written {
+            return self.inner.write(buf);
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            None => self.inner.write(buf),
+            Some(end) => {
+                self.inner.write_all(&buf[..=end])?;
+                self.inner.write_all(b"Connection: close\r\n")?;
+                self.status_line_written = true;
+                Ok(end + 1)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A download's media type, by its name.
