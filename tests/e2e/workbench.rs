@@ -248,6 +248,9 @@ impl Browser {
             self.type_in(&self.wait("#purpose"), purpose);
         }
         self.click(&self.wait("#signin-go"));
+        // Signed in once the page says who: until then, a page opened now
+        // would be replaced by the role's home when the sign-in lands.
+        self.wait("#purpose-line:not([hidden])");
     }
 }
 
@@ -287,6 +290,12 @@ fn an_analyst_and_an_auditor_use_the_workbench_in_a_browser() {
     browser.sign_in(&base, &analyst, PURPOSE);
     browser.click(&browser.wait("#build"));
     browser.wait("a.profile-link");
+    // A part a view leaves out is not written as the word "null".
+    let page = browser.script("return document.querySelector('main').innerText");
+    assert!(
+        !page.as_str().unwrap_or_default().contains("null"),
+        "{page}"
+    );
     browser.open_analyst_edition();
     browser.screenshot("workbench-profile");
 

@@ -30,9 +30,15 @@ function el(tag, attrs, ...kids) {
   return e;
 }
 
+// An optional part left out is `null`, which replaceChildren would write
+// out as the text "null".
 function show(...nodes) {
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
 }
+
+// Counts routes: an answer that arrives after the user has moved on is for
+// a view no longer shown, and must not draw over the one that is.
+let routed = 0;
 
 function failure(answer) {
   const detail = answer.json && answer.json.detail ? answer.json.detail : 'the server answered ' + answer.status;
@@ -41,6 +47,8 @@ function failure(answer) {
 
 // One API call with the bearer token; the purpose goes with every read.
 async function api(method, path, body) {
+  // Who the user is decides the routes, so it is asked for before any.
+  const asked = path === '/me' ? null : routed;
   const headers = { Authorization: 'Bearer ' + store.getItem('token') };
   let url = path;
   const purpose = store.getItem('purpose') || '';
@@ -71,6 +79,9 @@ async function api(method, path, body) {
   } catch (e) {
     json = null;
   }
+  // Never settles for a view the user has left (a slow list answered
+  // after a click elsewhere), as for one whose token was refused.
+  if (asked !== null && asked !== routed) return new Promise(() => {});
   return { status: resp.status, json };
 }
 
@@ -132,8 +143,11 @@ async function whoAmI() {
   }
   store.setItem('role', me.json.role);
   store.setItem('actor', me.json.actor);
-  location.hash = '#/' + HOME[me.json.role];
-  route();
+  // One route: a changed hash routes through hashchange, so routing here
+  // too would ask for the view twice.
+  const home = '#/' + HOME[me.json.role];
+  if (location.hash === home) route();
+  else location.hash = home;
 }
 
 function signIn(message) {
@@ -566,6 +580,7 @@ async function uploadView(id) {
 }
 
 function route() {
+  routed += 1;
   const role = store.getItem('role');
   if (!store.getItem('token') || !VIEWS[role]) return signIn();
   const allowed = VIEWS[role];
