@@ -602,12 +602,14 @@ fn an_upload_is_withdrawn_on_aws() {
             .collect()
     };
     assert_eq!(outputs.len(), 1, "{outputs:?}");
-    // What the profile function keeps, built from every upload: a stored
-    // profile (its JSON written twice, so two versions) and an export job;
-    // and an analyst's request, which holds no record.
+    // What is kept built from every upload: a stored profile (its JSON
+    // written twice, so two versions), an export the API wrote in the
+    // request and an export job; and an analyst's request, which holds no
+    // record.
     let built = [
         "profiles/2025-01-01_2025-12-31/analyst/profile.json",
         "profiles/2025-01-01_2025-12-31/analyst/networks.csv",
+        "exports/an-7-1a2b.csv",
         "exports/jobs/j1.csv",
         "exports/jobs/j1.manifest.json",
     ];
@@ -639,7 +641,7 @@ fn an_upload_is_withdrawn_on_aws() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no upload with that id"));
     assert_eq!(
         versions_under("profiles/") + versions_under("exports/"),
-        5,
+        6,
         "a refused withdrawal removes nothing"
     );
 
@@ -672,13 +674,13 @@ fn an_upload_is_withdrawn_on_aws() {
     for key in &outputs {
         assert_eq!(versions_under(key), 0, "{key} has versions left");
     }
-    // The stored profile and the export job are erased with every
+    // The stored profile and the exports are erased with every
     // version; the request stays, to be built again from what remains.
     assert_eq!(versions_under("profiles/"), 0, "stored profiles erased");
-    assert_eq!(versions_under("exports/"), 0, "export jobs erased");
+    assert_eq!(versions_under("exports/"), 0, "exports erased");
     assert_eq!(versions_under("profile-requests/"), 1);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("removed 4 stored profile and export files"),
+        String::from_utf8_lossy(&out.stderr).contains("removed 5 stored profile and export files"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -111,7 +111,7 @@ pub(crate) fn run(catalog: &Catalog, command: Command) -> Result<ExitCode> {
             // removes nothing.
             let removed = agencylink_http::profiles::remove_built_from_all(&backend.objects)
                 .context(
-                    "the upload is withdrawn, but removing the stored profiles and exports built from its records failed; delete what is left under profiles/ and exports/jobs/ in the data bucket",
+                    "the upload is withdrawn, but removing the stored profiles and exports built from its records failed; delete what is left under profiles/ and exports/ in the data bucket",
                 )?;
             if !removed.is_empty() {
                 eprintln!(

@@ -27,6 +27,9 @@ use serde_json::Value;
 
 /// Where requests wait for the profile function.
 pub const REQUESTS: &str = "export-requests/";
+/// Where every export is kept for its download link: those the API
+/// writes in the request (flat files, charts) and jobs'.
+pub const PREFIX: &str = "exports/";
 /// Where jobs' exports and manifests go.
 pub const JOBS: &str = "exports/jobs/";
 

@@ -77,12 +77,12 @@ pub struct Stored {
 }
 
 /// Where what is built from every upload is kept: the stored profiles and
-/// the analysts' export jobs. A withdrawal takes all of it away, as it
+/// the analysts' exports and charts. A withdrawal takes all of it away, as it
 /// takes the embedded store's `profiles` and `exports` folders: each was
 /// built from records that are no longer there. Requests waiting under
 /// `profile-requests/` and `export-requests/` hold no record and stay, so
 /// what was asked for is built again from what remains.
-pub const BUILT_FROM_ALL: [&str; 2] = [PREFIX, crate::exports::JOBS];
+pub const BUILT_FROM_ALL: [&str; 2] = [PREFIX, crate::exports::PREFIX];
 
 /// Delete every object under [`BUILT_FROM_ALL`] (every version, where the
 /// store keeps versions) and return their keys.
