@@ -675,8 +675,13 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
     let mut out = BufWriter::new(io::stdout().lock());
     let mut report = JsonReportWriter::start(BufWriter::new(io::stderr().lock()), &ds.id)?;
     let mut summary = agencylink_core::report::Summary::new(&ds.id);
+    // Only the curated line goes back to this thread: the rest of the
+    // record is freed where it was made, while it is still in that
+    // core's cache.
     let work = |row: &Row, scratch: &mut CurateScratch, errors: &mut Vec<RowError>| {
-        curator.check_and_curate(&validator, row, errors, scratch)
+        curator
+            .check_and_curate(&validator, row, errors, scratch)
+            .map(|rec| rec.body)
     };
     // Rows are checked and curated on every core, written in source order.
     let end = each_row_in_order(
@@ -684,9 +689,9 @@ fn pseudonymise(catalog: &Catalog, data_dir: &Path, args: PseudonymiseArgs) -> R
         available_threads(),
         &work,
         &mut |rec, errors| -> io::Result<bool> {
-            if let Some(rec) = rec {
+            if let Some(body) = rec {
                 // Written, not kept: the worker that made it frees it.
-                out.write_all(rec.body.as_str().as_bytes())?;
+                out.write_all(body.as_str().as_bytes())?;
                 out.write_all(b"\n")?;
             }
             for e in errors {

@@ -20,12 +20,20 @@ use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, mpsc};
 
-use crate::read::{FileError, RawRecord, Row, RowSource, SplitRows};
+use crate::read::{FileError, RawRecords, Row, RowSource, SplitRows};
 use crate::validate::RowError;
 
 /// Rows per chunk handed to a worker: enough that channel traffic is
 /// noise next to the work, few enough that the rows in flight stay small.
 const CHUNK: usize = 256;
+
+/// Bytes of cells past which a chunk takes no more rows, so rows in flight
+/// stay small when the rows are long: 256 rows of nearly [`MAX_ROW_BYTES`]
+/// a chunk held 840 MiB in flight on two cores, where one thread holds
+/// 30 MiB. Usual rows (100 to 500 bytes) fill a chunk by count first.
+///
+/// [`MAX_ROW_BYTES`]: crate::read::MAX_ROW_BYTES
+const CHUNK_BYTES: usize = 128 << 10;
 
 /// Chunks in flight per worker. The reader waits beyond this, so memory
 /// stays flat however fast it reads; more than one keeps every worker fed
@@ -64,7 +72,7 @@ type Worked<T> = Result<(Option<T>, Vec<RowError>), FileError>;
 
 /// Rows for a worker: raw records to shape, or rows already shaped.
 enum Chunk {
-    Raw(Vec<RawRecord>),
+    Raw(RawRecords),
     Rows(Vec<Row>),
 }
 
@@ -88,34 +96,34 @@ enum Feed<'r> {
 }
 
 impl Feed<'_> {
-    /// Fill `chunk` (emptied) up to [`CHUNK`] rows, reusing what it holds:
-    /// false once the stream has ended (a file error goes to `end`).
+    /// Fill `chunk` (emptied) up to [`CHUNK`] rows or [`CHUNK_BYTES`],
+    /// reusing its buffers: false once the stream has ended (a file error
+    /// goes to `end`).
     fn fill(&mut self, chunk: &mut Chunk, end: &mut Option<FileError>) -> bool {
         match (self, chunk) {
             (Feed::Split(split), Chunk::Raw(raws)) => {
-                // Records past the reused ones' count get new buffers.
-                let mut n = 0;
-                while n < CHUNK {
-                    if n == raws.len() {
-                        raws.push(RawRecord::default());
-                    }
-                    match split.next_raw(&mut raws[n]) {
-                        Some(Ok(())) => n += 1,
+                raws.clear();
+                while raws.len() < CHUNK && raws.byte_len() < CHUNK_BYTES {
+                    match split.next_raw(raws) {
+                        Some(Ok(())) => {}
                         Some(Err(e)) => {
                             *end = Some(e);
-                            break;
+                            return false;
                         }
-                        None => break,
+                        None => return false,
                     }
                 }
-                raws.truncate(n);
-                n == CHUNK
+                true
             }
             (Feed::Rows(source), Chunk::Rows(rows)) => {
                 rows.clear();
-                while rows.len() < CHUNK {
+                let mut bytes = 0;
+                while rows.len() < CHUNK && bytes < CHUNK_BYTES {
                     match source.next_row() {
-                        Some(Ok(row)) => rows.push(row.clone()),
+                        Some(Ok(row)) => {
+                            bytes += approx_bytes(&row.value);
+                            rows.push(row.clone());
+                        }
                         Some(Err(e)) => {
                             *end = Some(e);
                             return false;
@@ -131,7 +139,7 @@ impl Feed<'_> {
 
     fn empty(&self) -> Chunk {
         match self {
-            Feed::Split(_) => Chunk::Raw(Vec::new()),
+            Feed::Split(_) => Chunk::Raw(RawRecords::default()),
             Feed::Rows(_) => Chunk::Rows(Vec::with_capacity(CHUNK)),
         }
     }
@@ -160,7 +168,7 @@ where
     if threads <= 1 {
         return in_this_thread(rows, work, each);
     }
-    let mut first = Chunk::Raw(Vec::new());
+    let mut first = Chunk::Raw(RawRecords::default());
     let mut read_end = None;
     let (mut feed, mut more) = match rows.split() {
         Some(split) => {
@@ -217,9 +225,8 @@ where
                             Ok((out, std::mem::take(&mut errors)))
                         };
                         match (&chunk, shaper.as_mut()) {
-                            (Chunk::Raw(raws), Some(shaper)) => raws
-                                .iter()
-                                .map(|raw| shaper.shape(raw).and_then(&mut one))
+                            (Chunk::Raw(raws), Some(shaper)) => (0..raws.len())
+                                .map(|i| shaper.shape(raws, i).and_then(&mut one))
                                 .collect(),
                             (Chunk::Rows(rows), _) => rows.iter().map(one).collect(),
                             (Chunk::Raw(_), None) => {
@@ -286,6 +293,18 @@ where
         }
         Ok(read_end.map_or(End::Read, End::FileError))
     })
+}
+
+/// About how many bytes a row's value holds: its text, and a word for
+/// anything else.
+fn approx_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.len(),
+        Value::Array(items) => items.iter().map(approx_bytes).sum(),
+        Value::Object(map) => map.iter().map(|(k, v)| k.len() + approx_bytes(v)).sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+    }
 }
 
 /// One thread: the rows as the reader lends them, no copy.

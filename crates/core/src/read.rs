@@ -324,24 +324,137 @@ struct CsvShape {
     current: Row,
 }
 
-/// One CSV record as read, before it is shaped into a row: what a reader
-/// on one thread hands to a [`Shaper`] on another. Reused, buffers and all.
+/// CSV records as read, before they are shaped into rows: what a reader
+/// on one thread hands to [`Shaper`]s on others. The records' bytes sit
+/// end to end in one buffer, so a batch knows its size as it fills (the
+/// row workers cap a batch by bytes as well as rows) and reuses one buffer
+/// rather than one per record.
 #[derive(Clone, Default)]
-pub struct RawRecord {
-    row: u64,
-    line: u64,
-    cells: csv::ByteRecord,
+pub struct RawRecords {
+    bytes: Vec<u8>,
+    /// Each record's cell ends, from where the record starts.
+    ends: Vec<usize>,
+    records: Vec<RawAt>,
 }
 
-/// Where the record is and how many cells it has, never what they say:
-/// the cells are an extract's raw identifiers.
-impl std::fmt::Debug for RawRecord {
+/// Where one record of [`RawRecords`] is, and its place in the file.
+#[derive(Clone, Copy)]
+struct RawAt {
+    row: u64,
+    line: u64,
+    /// Its first byte in `bytes` and its first cell end in `ends`.
+    start: usize,
+    first_end: usize,
+}
+
+impl RawRecords {
+    /// How many records it holds.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The bytes of its records' cells.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Empty it, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+        self.records.clear();
+    }
+
+    fn push(&mut self, row: u64, line: u64, record: &csv::ByteRecord) {
+        self.records.push(RawAt {
+            row,
+            line,
+            start: self.bytes.len(),
+            first_end: self.ends.len(),
+        });
+        self.bytes.extend_from_slice(record.as_slice());
+        self.ends
+            .extend((0..record.len()).map(|i| record.range(i).map_or(0, |r| r.end)));
+    }
+
+    /// Record `i`: its row number, its line and its cells.
+    fn get(&self, i: usize) -> Option<(u64, u64, PackedRecord<'_>)> {
+        let at = self.records.get(i)?;
+        let (end, last_end) = match self.records.get(i + 1) {
+            Some(next) => (next.start, next.first_end),
+            None => (self.bytes.len(), self.ends.len()),
+        };
+        Some((
+            at.row,
+            at.line,
+            PackedRecord {
+                bytes: self.bytes.get(at.start..end)?,
+                ends: self.ends.get(at.first_end..last_end)?,
+            },
+        ))
+    }
+}
+
+/// How many records and bytes it holds, never what they say: the cells
+/// are an extract's raw identifiers.
+impl std::fmt::Debug for RawRecords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawRecord")
-            .field("row", &self.row)
-            .field("line", &self.line)
-            .field("cells", &self.cells.len())
+        f.debug_struct("RawRecords")
+            .field("records", &self.records.len())
+            .field("bytes", &self.bytes.len())
+            .field("first_line", &self.records.first().map(|r| r.line))
             .finish()
+    }
+}
+
+/// A CSV record's cells, as the reader holds them or packed in
+/// [`RawRecords`].
+trait Cells {
+    /// Every cell's bytes, end to end.
+    fn all_bytes(&self) -> &[u8];
+    /// How many cells.
+    fn cells(&self) -> usize;
+    /// Where cell `i` is in [`Cells::all_bytes`].
+    fn cell_range(&self, i: usize) -> Option<std::ops::Range<usize>>;
+}
+
+impl Cells for csv::ByteRecord {
+    fn all_bytes(&self) -> &[u8] {
+        self.as_slice()
+    }
+    fn cells(&self) -> usize {
+        self.len()
+    }
+    fn cell_range(&self, i: usize) -> Option<std::ops::Range<usize>> {
+        self.range(i)
+    }
+}
+
+/// One record of [`RawRecords`].
+struct PackedRecord<'a> {
+    bytes: &'a [u8],
+    ends: &'a [usize],
+}
+
+impl Cells for PackedRecord<'_> {
+    fn all_bytes(&self) -> &[u8] {
+        self.bytes
+    }
+    fn cells(&self) -> usize {
+        self.ends.len()
+    }
+    fn cell_range(&self, i: usize) -> Option<std::ops::Range<usize>> {
+        let end = *self.ends.get(i)?;
+        let start = match i.checked_sub(1) {
+            Some(before) => *self.ends.get(before)?,
+            None => 0,
+        };
+        Some(start..end)
     }
 }
 
@@ -349,16 +462,16 @@ impl std::fmt::Debug for RawRecord {
 pub trait Shaper: Send {
     /// The row `raw` holds, or the file error it is (after which the
     /// stream ends: not UTF-8, binary).
-    fn shape(&mut self, raw: &RawRecord) -> Result<&Row, FileError>;
+    fn shape(&mut self, raws: &RawRecords, i: usize) -> Result<&Row, FileError>;
 }
 
 /// A reader whose records can be shaped on other threads: the reading
 /// (finding where each record ends, which only reading in order can do)
 /// stays with the reader, the shaping goes to [`Shaper`]s.
 pub trait SplitRows {
-    /// Read the next record into `raw`, reusing its buffers: `None` at the
-    /// end, or a file error (after which the stream ends).
-    fn next_raw(&mut self, raw: &mut RawRecord) -> Option<Result<(), FileError>>;
+    /// Read the next record onto the end of `into`: `None` at the end, or
+    /// a file error (after which the stream ends).
+    fn next_raw(&mut self, into: &mut RawRecords) -> Option<Result<(), FileError>>;
 
     /// A shaper for this file's records, once a record has been read (the
     /// header decides how cells become values); `None` before.
@@ -563,14 +676,14 @@ impl<'a, R: BufRead> CsvRows<'a, R> {
 /// The record as text, checked once: no NUL byte and valid UTF-8, with
 /// every cell boundary on a character boundary (a cell cut mid-character
 /// is as broken as an invalid byte).
-fn record_text(record: &csv::ByteRecord, line: u64) -> Result<&str, FileError> {
-    let bytes = record.as_slice();
+fn record_text(record: &impl Cells, line: u64) -> Result<&str, FileError> {
+    let bytes = record.all_bytes();
     if bytes.contains(&0) {
         return Err(FileError::Binary { line });
     }
     let text = std::str::from_utf8(bytes).map_err(|_| FileError::NotUtf8 { line })?;
     if !text.is_ascii()
-        && (0..record.len()).any(|i| record.range(i).and_then(|r| text.get(r)).is_none())
+        && (0..record.cells()).any(|i| record.cell_range(i).and_then(|r| text.get(r)).is_none())
     {
         return Err(FileError::NotUtf8 { line });
     }
@@ -591,12 +704,7 @@ impl CsvShape {
 
     /// Shape `record` (data row `number`, starting on `line`) into the
     /// reused row.
-    fn shape(
-        &mut self,
-        record: &csv::ByteRecord,
-        number: u64,
-        line: u64,
-    ) -> Result<&Row, FileError> {
+    fn shape(&mut self, record: &impl Cells, number: u64, line: u64) -> Result<&Row, FileError> {
         let text = record_text(record, line)?;
         let row = &mut self.current;
         row.row = number;
@@ -610,13 +718,13 @@ impl CsvShape {
         let Value::Object(map) = &mut row.value else {
             return Ok(&self.current);
         };
-        if record.len() != self.columns.len() {
+        if record.cells() != self.columns.len() {
             map.clear();
             row.fields.clear();
             self.order.clear();
             self.pos_of.fill(None);
             row.problem = Some(RowShapeProblem::Cells {
-                found: record.len(),
+                found: record.cells(),
                 expected: self.columns.len(),
             });
             return Ok(&self.current);
@@ -625,7 +733,7 @@ impl CsvShape {
         let cell_at = |i: usize| {
             trim_cell(
                 record
-                    .range(i)
+                    .cell_range(i)
                     .and_then(|r| text.get(r))
                     .unwrap_or_default(),
             )
@@ -665,19 +773,18 @@ impl CsvShape {
 }
 
 impl Shaper for CsvShape {
-    fn shape(&mut self, raw: &RawRecord) -> Result<&Row, FileError> {
-        CsvShape::shape(self, &raw.cells, raw.row, raw.line)
+    fn shape(&mut self, raws: &RawRecords, i: usize) -> Result<&Row, FileError> {
+        let Some((row, line, cells)) = raws.get(i) else {
+            unreachable!("a shaper is asked for a record its chunk holds");
+        };
+        CsvShape::shape(self, &cells, row, line)
     }
 }
 
 impl<R: BufRead> SplitRows for CsvRows<'_, R> {
-    fn next_raw(&mut self, raw: &mut RawRecord) -> Option<Result<(), FileError>> {
+    fn next_raw(&mut self, into: &mut RawRecords) -> Option<Result<(), FileError>> {
         let step = self.step(Self::advance)?;
-        Some(step.map(|()| {
-            raw.row = self.rows;
-            raw.line = self.line();
-            std::mem::swap(&mut raw.cells, &mut self.record);
-        }))
+        Some(step.map(|()| into.push(self.rows, self.line(), &self.record)))
     }
 
     fn shaper(&self) -> Option<Box<dyn Shaper>> {
@@ -875,10 +982,10 @@ mod tests {
         let Some(split) = rows.split() else {
             panic!("a CSV reader splits");
         };
-        let mut raw = RawRecord::default();
+        let mut raw = RawRecords::default();
         assert!(matches!(split.next_raw(&mut raw), Some(Ok(()))));
         let shown = format!("{raw:?}");
-        assert!(shown.contains("line: 2"), "{shown}");
+        assert!(shown.contains("first_line: Some(2)"), "{shown}");
         assert!(
             !shown.contains("SECRET") && !shown.contains("2011"),
             "{shown}"

@@ -230,3 +230,125 @@ fn a_panic_in_the_work_reaches_the_caller() {
         .unwrap_or_default();
     assert!(message.contains("planted bug"), "{message}");
 }
+
+/// An extract of `rows` copies of a synthetic row whose first cell is
+/// `cell` bytes long, made as it is read.
+struct LongRows {
+    format: InputFormat,
+    header: Vec<String>,
+    template: Vec<String>,
+    rows: usize,
+    cell: usize,
+    next: usize,
+    line: Vec<u8>,
+    at: usize,
+}
+
+impl LongRows {
+    fn new(ds: &Dataset, format: InputFormat, rows: usize, cell: usize) -> Self {
+        let csv = String::from_utf8(extract_clean(ds)).expect("utf-8");
+        let mut lines = csv.lines();
+        let split = |l: Option<&str>| -> Vec<String> {
+            l.expect("a line").split(',').map(str::to_owned).collect()
+        };
+        let (header, template) = (split(lines.next()), split(lines.next()));
+        let line = match format {
+            InputFormat::Csv => format!("{}\n", header.join(",")).into_bytes(),
+            InputFormat::Ndjson => Vec::new(),
+        };
+        LongRows {
+            format,
+            header,
+            template,
+            rows,
+            cell,
+            next: 0,
+            line,
+            at: 0,
+        }
+    }
+}
+
+/// One synthetic row with no mistake in it, under its header.
+fn extract_clean(ds: &Dataset) -> Vec<u8> {
+    let mut csv = Vec::new();
+    write_csv(ds, &SynthOptions::new(3, 1), &mut csv, None).expect("synth");
+    csv
+}
+
+impl std::io::Read for LongRows {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.line.len() {
+            if self.next == self.rows {
+                return Ok(0);
+            }
+            self.next += 1;
+            let mut cells = self.template.clone();
+            cells[0] = "x".repeat(self.cell);
+            self.line = match self.format {
+                InputFormat::Csv => format!("{}\n", cells.join(",")).into_bytes(),
+                InputFormat::Ndjson => {
+                    let row: serde_json::Map<String, serde_json::Value> = self
+                        .header
+                        .iter()
+                        .zip(cells)
+                        .filter(|(_, v)| !v.is_empty())
+                        .map(|(k, v)| (k.clone(), serde_json::Value::String(v)))
+                        .collect();
+                    let mut line = serde_json::to_vec(&row).expect("json");
+                    line.push(b'\n');
+                    line
+                }
+            };
+            self.at = 0;
+        }
+        let n = buf.len().min(self.line.len() - self.at);
+        buf[..n].copy_from_slice(&self.line[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Long rows are handed to workers a few at a time, not a chunk of 256:
+/// on two threads 256-row chunks of rows near the row limit held 840 MiB
+/// in flight.
+#[test]
+fn long_rows_are_in_flight_a_few_at_a_time() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let cat = Catalog::embedded().expect("schemas");
+    let ds = cat.get("police.cse_crime").expect("dataset");
+    for format in [InputFormat::Csv, InputFormat::Ndjson] {
+        for (cell, most) in [(100, 256 * 6), (100 << 10, 12)] {
+            // Rows a worker has done that the caller has not yet taken.
+            let (done, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+            let work = |row: &Row, _: &mut (), _: &mut Vec<RowError>| {
+                let now = done.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                Some(row.row)
+            };
+            let input = std::io::BufReader::new(LongRows::new(ds, format, 400, cell));
+            let mut src = read::open(format, input, ds);
+            let mut seen = 0;
+            let end =
+                each_row_in_order(src.as_mut(), 2, &work, &mut |row, _| -> Result<bool, ()> {
+                    done.fetch_sub(1, Ordering::SeqCst);
+                    seen += 1;
+                    assert_eq!(row.take(), Some(seen), "in order");
+                    Ok(true)
+                })
+                .expect("no error");
+            assert!(matches!(end, End::Read), "{format:?}: {end:?}");
+            assert_eq!(seen, 400, "{format:?}");
+            let peak = peak.load(Ordering::SeqCst);
+            assert!(
+                peak <= most,
+                "{format:?}, {cell}-byte cells: {peak} rows in flight, at most {most} expected"
+            );
+            if cell == 100 {
+                // Short rows still go in full chunks (the bound above is
+                // not met by handing rows over one at a time).
+                assert!(peak > 12, "{format:?}: {peak} rows in flight");
+            }
+        }
+    }
+}
